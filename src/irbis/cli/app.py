@@ -1,0 +1,487 @@
+"""``irbis``: the command line. Each command is a thin layer over the library.
+
+Every command that a script may read takes ``--json`` and then prints exactly
+one JSON document on stdout; progress bars and messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from irbis import __version__
+from irbis.core.errors import IrbisError
+
+app = typer.Typer(
+    name="irbis",
+    help="Census snow leopards with camera traps: ingest cards, check effort, estimate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+registry_app = typer.Typer(help="Stations, cameras and deployments.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+
+err = Console(stderr=True)
+out = Console()
+
+ProjectArg = Annotated[Path, typer.Argument(help="Project folder.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _emit_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[file]}"),
+        console=err,
+        transient=False,
+    )
+
+
+def _open(project: Path):
+    from irbis.store import Project
+
+    return Project.open(project)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Show the version.")] = False,
+) -> None:
+    if version:
+        out.print(f"irbis {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Folder for the new project.")],
+    db: Annotated[
+        str | None, typer.Option(help="postgresql://... for a team server; SQLite file by default.")
+    ] = None,
+    storage: Annotated[
+        str, typer.Option(help="copy originals into the project, or reference them in place.")
+    ] = "copy",
+    name: Annotated[str, typer.Option(help="Project name (default: folder name).")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a census project."""
+    from irbis.store import Project
+
+    p = Project.init(path, db_url=db, storage=storage, name=name)
+    if as_json:
+        _emit_json({"root": str(p.root), "database": p.engine.dialect.name, "storage": storage})
+    else:
+        err.print(
+            f"created project [bold]{p.settings.name}[/] in {p.root} ({p.engine.dialect.name})"
+        )
+
+
+@registry_app.command("import")
+def registry_import(
+    project: ProjectArg,
+    table: Annotated[
+        Path, typer.Argument(help="camtrapR camtraps.csv, Camtrap DP deployments.csv or irbis CSV.")
+    ],
+    date_format: Annotated[
+        str | None, typer.Option(help="strptime format of camtrapR dates, e.g. %d/%m/%Y.")
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="Time zone of the stations (IANA name or +HH:MM).")
+    ] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of projected x/y, e.g. EPSG:32646.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import stations and deployments from a table."""
+    from irbis.ingest.registry import import_registry
+
+    opts = {
+        k: v for k, v in {"date_format": date_format, "timezone": timezone, "crs": crs}.items() if v
+    }
+    with _open(project) as p:
+        res = import_registry(p, table, **opts)
+    data = {
+        "stations_new": res.stations_new,
+        "stations_updated": res.stations_updated,
+        "deployments_new": res.deployments_new,
+        "deployments_updated": res.deployments_updated,
+    }
+    if as_json:
+        _emit_json(data)
+    else:
+        err.print(
+            f"{table}: {res.stations_new} new stations, {res.deployments_new} new deployments "
+            f"({res.stations_updated + res.deployments_updated} updated)"
+        )
+
+
+@registry_app.command("list")
+def registry_list(project: ProjectArg, as_json: JsonOpt = False) -> None:
+    """List deployments with their stations, windows and clock corrections."""
+    from irbis.ingest.registry import existing_records
+
+    with _open(project) as p, p.session() as s:
+        stations, deps = existing_records(s)
+    if as_json:
+        _emit_json(
+            {
+                "stations": [
+                    {
+                        "name": st.name,
+                        "x": st.x,
+                        "y": st.y,
+                        "lon": st.lon,
+                        "lat": st.lat,
+                        "crs": st.crs,
+                        "elevation": st.elevation,
+                        "covariates": st.covariates,
+                    }
+                    for st in stations
+                ],
+                "deployments": [
+                    {
+                        "code": d.code,
+                        "station": d.station,
+                        "start": d.start.isoformat(),
+                        "end": d.end.isoformat(),
+                        "timezone": d.timezone,
+                        "clock_offset_s": d.clock_offset_s,
+                        "malfunctions": [
+                            [m.start.isoformat(), m.end.isoformat()] for m in d.malfunctions
+                        ],
+                    }
+                    for d in deps
+                ],
+            }
+        )
+        return
+    table = Table(title="Deployments")
+    for col in ("code", "station", "start", "end", "tz", "clock", "malfunctions"):
+        table.add_column(col)
+    for d in deps:
+        table.add_row(
+            d.code,
+            d.station,
+            str(d.start),
+            str(d.end),
+            d.timezone,
+            f"{d.clock_offset_s:+g} s" if d.clock_offset_s else "",
+            str(len(d.malfunctions)) if d.malfunctions else "",
+        )
+    out.print(table)
+
+
+@app.command()
+def ingest(
+    project: ProjectArg,
+    source: Annotated[Path | None, typer.Argument(help="Card: a folder, a zip or a file.")] = None,
+    deployment: Annotated[
+        str | None, typer.Option(help="Put every file into this deployment.")
+    ] = None,
+    layout: Annotated[
+        str, typer.Option(help="Folder roles, e.g. station, station/species, station/camera.")
+    ] = "station",
+    storage: Annotated[
+        str | None, typer.Option(help="copy or reference (default: the project's).")
+    ] = None,
+    create_stations: Annotated[
+        bool, typer.Option(help="Create unknown stations from folder names.")
+    ] = False,
+    report: Annotated[
+        bool, typer.Option("--report", help="List rejected and flagged files instead.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest a memory card: copy, hash, read times, group bursts. Safe to rerun."""
+    from irbis.ingest.report import ingest_report
+    from irbis.ingest.runner import ingest as run_ingest
+
+    with _open(project) as p:
+        if report or source is None:
+            data = ingest_report(p)
+            if as_json:
+                _emit_json(data)
+            else:
+                _print_report(data)
+            return
+        with _progress() as bar:
+            task = bar.add_task("ingest", total=None, file="")
+
+            def tick(done: int, total: int, rel: str) -> None:
+                bar.update(task, completed=done, total=total, file=rel[-40:])
+
+            try:
+                res = run_ingest(
+                    p,
+                    source,
+                    deployment=deployment,
+                    layout=layout,
+                    storage=storage,
+                    create_stations=create_stations,
+                    progress=tick,
+                )
+            except KeyboardInterrupt:
+                err.print(
+                    "[yellow]interrupted: what was committed is kept; "
+                    "run the same command again to resume[/]"
+                )
+                raise typer.Exit(130) from None
+    if as_json:
+        _emit_json(res.as_dict())
+        return
+    err.print(
+        f"{res.n_new} new, {res.n_duplicate} already in the project, {res.n_rejected} rejected, "
+        f"{res.n_flagged} with an untrusted time "
+        f"({res.bytes_read / 1e6:.1f} MB in {res.seconds:.1f} s)"
+    )
+    for r in res.rejected[:20]:
+        err.print(
+            f"  [red]rejected[/] {r['file']}: {r['reason']}"
+            + (f" ({r['hint']})" if r["hint"] else "")
+        )
+    if res.n_rejected or res.n_flagged:
+        err.print(f"see `irbis ingest {project} --report` for the full list")
+
+
+def _print_report(data: dict) -> None:
+    table = Table(title=f"Rejected files ({len(data['rejected'])})")
+    for col in ("source", "file", "reason", "what to do"):
+        table.add_column(col)
+    for r in data["rejected"]:
+        table.add_row(r["source"], r["file"], r["reason"], r["hint"])
+    out.print(table)
+    table = Table(title=f"Files with an untrusted time ({len(data['flagged'])})")
+    for col in ("deployment", "file", "flag", "camera time", "corrected"):
+        table.add_column(col)
+    for r in data["flagged"]:
+        table.add_row(
+            r["deployment"] or "",
+            r["file"],
+            r["flag"],
+            r["camera_time"] or "",
+            r["corrected"] or "",
+        )
+    out.print(table)
+
+
+@app.command()
+def clock(
+    project: ProjectArg,
+    shift_table: Annotated[
+        Path | None,
+        typer.Option(help="camtrapR time-shift table (Station, camera, timeshift, sign)."),
+    ] = None,
+    deployment: Annotated[str | None, typer.Option(help="Deployment to correct.")] = None,
+    offset: Annotated[
+        float | None, typer.Option(help="Seconds to add to the camera clock.")
+    ] = None,
+    camera_showed: Annotated[
+        str | None, typer.Option(help="Reference photo: what the camera showed (ISO time).")
+    ] = None,
+    true_time: Annotated[
+        str | None, typer.Option(help="Reference photo: the true local time then (ISO).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Correct camera clocks and re-time the files already ingested."""
+    from irbis.ingest.clockfix import apply_offset, apply_shift_table
+
+    with _open(project) as p:
+        if shift_table is not None:
+            res = apply_shift_table(p, shift_table)
+        elif deployment and offset is not None:
+            res = apply_offset(p, deployment, offset)
+        elif deployment and camera_showed and true_time:
+            from irbis.ingest.clock import offset_from_reference
+
+            secs = offset_from_reference(
+                datetime.fromisoformat(camera_showed), datetime.fromisoformat(true_time)
+            )
+            res = apply_offset(p, deployment, secs)
+        else:
+            raise typer.BadParameter(
+                "give --shift-table, or --deployment with --offset, or --deployment with "
+                "--camera-showed and --true-time"
+            )
+    if as_json:
+        _emit_json(res)
+    else:
+        for d in res["deployments"]:
+            err.print(
+                f"{d['deployment']}: shift {d['shift'] or '-'}, offset {d['offset_s']:+g} s, "
+                f"{d['media_changed']} files re-timed"
+            )
+
+
+@app.command()
+def status(project: ProjectArg, as_json: JsonOpt = False) -> None:
+    """What the project holds."""
+    from irbis.store.summary import project_status
+
+    with _open(project) as p:
+        data = project_status(p)
+    if as_json:
+        _emit_json(data)
+        return
+    out.print(f"[bold]{data['project']}[/] ({data['database']}, {data['storage']})")
+    out.print(
+        f"{data['stations']} stations, {data['deployments']} deployments, {data['media']} media "
+        f"({data['bytes'] / 1e6:.1f} MB), {data['sequences']} sequences, {data['events']} events"
+    )
+    if data["flagged"]:
+        out.print("untrusted times: " + ", ".join(f"{k} {v}" for k, v in data["flagged"].items()))
+    if data["rejected"]:
+        out.print(f"{data['rejected']} files rejected (see `irbis ingest --report`)")
+    if data["species_media"]:
+        out.print(
+            "species (media): " + ", ".join(f"{k} {v}" for k, v in data["species_media"].items())
+        )
+
+
+@app.command()
+def effort(
+    project: ProjectArg,
+    cameras_independent: Annotated[
+        bool, typer.Option(help="Two cameras at a station count twice.")
+    ] = True,
+    csv: Annotated[
+        Path | None, typer.Option(help="Write the daily operation matrix as CSV.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Camera effort: operation days and trap-nights per station (camtrapR cameraOperation)."""
+    from irbis.ingest.effort import project_effort
+
+    with _open(project) as p:
+        op = project_effort(p, cameras_independent=cameras_independent)
+    nights = op.trap_nights()
+    if csv is not None:
+        with open(csv, "w") as fh:
+            fh.write("station," + ",".join(d.isoformat() for d in op.days) + "\n")
+            for i, st in enumerate(op.stations):
+                fh.write(
+                    st + "," + ",".join("" if v != v else f"{v:g}" for v in op.values[i]) + "\n"
+                )
+    data = {
+        "stations": [
+            {
+                "station": st,
+                "trap_nights": round(float(nights[i]), 4),
+                "first_day": _first(op, i, first=True),
+                "last_day": _first(op, i, first=False),
+            }
+            for i, st in enumerate(op.stations)
+        ],
+        "total_trap_nights": round(float(nights.sum()), 4),
+        "days": len(op.days),
+    }
+    if as_json:
+        _emit_json(data)
+        return
+    table = Table(title="Camera effort")
+    for col in ("station", "first day", "last day", "trap-nights"):
+        table.add_column(col)
+    for row in data["stations"]:
+        table.add_row(
+            row["station"], row["first_day"] or "", row["last_day"] or "", f"{row['trap_nights']:g}"
+        )
+    out.print(table)
+    out.print(f"total {data['total_trap_nights']:g} trap-nights")
+
+
+def _first(op, i: int, *, first: bool) -> str | None:
+    import numpy as np
+
+    idx = np.flatnonzero(~np.isnan(op.values[i]))
+    if idx.size == 0:
+        return None
+    return op.days[int(idx[0] if first else idx[-1])].isoformat()
+
+
+@app.command()
+def records(
+    project: ProjectArg,
+    gap: Annotated[float, typer.Option(help="Minutes between independent records.")] = 60.0,
+    compared_to: Annotated[
+        str, typer.Option(help="lastRecord or lastIndependentRecord.")
+    ] = "lastRecord",
+    exclude: Annotated[
+        list[str] | None, typer.Option(help="Species to leave out (repeatable).")
+    ] = None,
+    csv: Annotated[Path | None, typer.Option(help="Write the record table as CSV.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Independent species records per station (camtrapR recordTable)."""
+    from irbis.ingest.records import record_table
+
+    if compared_to not in ("lastRecord", "lastIndependentRecord"):
+        raise typer.BadParameter("--compared-to must be lastRecord or lastIndependentRecord")
+    with _open(project) as p:
+        rows = record_table(p, min_delta_min=gap, compared_to=compared_to, exclude=exclude or ())
+    if csv is not None:
+        import csv as csvmod
+
+        with open(csv, "w", newline="") as fh:
+            w = csvmod.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["station"])
+            w.writeheader()
+            w.writerows(rows)
+    if as_json:
+        _emit_json({"records": rows, "count": len(rows)})
+        return
+    table = Table(title=f"{len(rows)} independent records (gap {gap:g} min)")
+    for col in ("station", "species", "time", "delta (h)", "file"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["station"], r["species"], r["time"], f"{r['delta_s'] / 3600:.1f}", r["file"]
+        )
+    out.print(table)
+
+
+@app.command()
+def demo(
+    path: Annotated[
+        Path, typer.Argument(help="Folder for the demo project and its generated cards.")
+    ] = Path("irbis-demo"),
+    seed: Annotated[int, typer.Option(help="Random seed of the simulated survey.")] = 7,
+    stations: Annotated[int, typer.Option(help="Number of camera stations.")] = 12,
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulate a survey, ingest its cards and show what irbis makes of it."""
+    from irbis.demo.run import run_demo
+
+    summary = run_demo(path, seed=seed, n_stations=stations, console=None if as_json else err)
+    if as_json:
+        _emit_json(summary)
+
+
+def main() -> None:
+    """Entry point: one-line errors for the mistakes people make."""
+    try:
+        app()
+    except IrbisError as exc:
+        err.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        sys.exit(2)

@@ -1,0 +1,42 @@
+"""Errors irbis raises on purpose.
+
+Every error meant for a person names the file or row at fault and says what to
+do, in one line: rangers and researchers read these at a field station.
+"""
+
+from __future__ import annotations
+
+
+class IrbisError(Exception):
+    """Base class of every error irbis raises deliberately."""
+
+
+class BadInputError(IrbisError):
+    """An input file or row that irbis cannot use.
+
+    Parameters
+    ----------
+    where:
+        The file path, or ``file:row``, at fault.
+    reason:
+        What is wrong, in a few words.
+    hint:
+        What the user can do about it.
+    """
+
+    def __init__(self, where: str, reason: str, hint: str = "") -> None:
+        self.where = where
+        self.reason = reason
+        self.hint = hint
+        msg = f"{where}: {reason}"
+        if hint:
+            msg += f" ({hint})"
+        super().__init__(msg)
+
+
+class RegistryError(BadInputError):
+    """A station, camera or deployment description that contradicts itself or others."""
+
+
+class ProjectError(IrbisError):
+    """A project folder or database that is missing, locked or of the wrong version."""

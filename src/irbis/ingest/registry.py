@@ -1,0 +1,161 @@
+"""Put stations and deployments from a table into a project, all or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from irbis.core.types import DeploymentRecord, MalfunctionPeriod, StationRecord
+from irbis.ingest.registry_csv import read_registry_csv, validate_registry
+from irbis.ingest.timing import parse_timezone
+from irbis.store.project import Project
+from irbis.store.schema import Camera, Deployment, Malfunction, Site, Station
+
+
+@dataclass
+class RegistryImport:
+    stations_new: int = 0
+    stations_updated: int = 0
+    deployments_new: int = 0
+    deployments_updated: int = 0
+
+
+def existing_records(session: Session) -> tuple[list[StationRecord], list[DeploymentRecord]]:
+    """The project's registry as plain records (for validation and effort)."""
+    stations = [
+        StationRecord(
+            name=s.name,
+            lon=s.lon,
+            lat=s.lat,
+            x=s.x,
+            y=s.y,
+            crs=s.crs,
+            elevation=s.elevation,
+            covariates=dict(s.covariates or {}),
+        )
+        for s in session.scalars(select(Station).order_by(Station.name))
+    ]
+    deps = []
+    q = (
+        select(Deployment)
+        .options(
+            selectinload(Deployment.station),
+            selectinload(Deployment.camera),
+            selectinload(Deployment.malfunctions),
+        )
+        .order_by(Deployment.code)
+    )
+    for d in session.scalars(q):
+        deps.append(
+            DeploymentRecord(
+                code=d.code,
+                station=d.station.name,
+                start=d.start_local,
+                end=d.end_local,
+                timezone=d.timezone,
+                camera_make=d.camera.make if d.camera else None,
+                camera_model=d.camera.model if d.camera else None,
+                camera_serial=(d.camera.serial or None) if d.camera else None,
+                clock_offset_s=d.clock_offset_s,
+                malfunctions=[
+                    MalfunctionPeriod(m.start_local, m.end_local, m.reason) for m in d.malfunctions
+                ],
+                comments=d.comments,
+                source_row=f"project deployment {d.code}",
+            )
+        )
+    return stations, deps
+
+
+def save_registry(
+    project: Project, stations: Sequence[StationRecord], deployments: Sequence[DeploymentRecord]
+) -> RegistryImport:
+    """Validate the records against each other and the project, then store them.
+
+    Records with a known station name or deployment code update that row.
+    Nothing is written when any record is wrong.
+    """
+    result = RegistryImport()
+    for dep in deployments:
+        parse_timezone(dep.timezone)  # fail before writing anything
+    with project.session() as session, session.begin():
+        old_stations, old_deps = existing_records(session)
+        new_codes = {d.code for d in deployments}
+        merged_deps = [d for d in old_deps if d.code not in new_codes] + list(deployments)
+        known = {s.name for s in old_stations} | {s.name for s in stations}
+        validate_registry(list(stations), merged_deps, known_stations=sorted(known))
+
+        by_name = {s.name: s for s in session.scalars(select(Station))}
+        for rec in stations:
+            row = by_name.get(rec.name)
+            if row is None:
+                row = Station(name=rec.name)
+                session.add(row)
+                by_name[rec.name] = row
+                result.stations_new += 1
+            else:
+                result.stations_updated += 1
+            if rec.site:
+                row.site_id = _site(session, rec.site).id
+            for attr in ("lon", "lat", "x", "y", "crs", "elevation"):
+                value = getattr(rec, attr)
+                if value is not None:
+                    setattr(row, attr, value)
+            row.covariates = {**(row.covariates or {}), **rec.covariates}
+        session.flush()
+
+        deps_by_code = {d.code: d for d in session.scalars(select(Deployment))}
+        for rec in deployments:
+            row = deps_by_code.get(rec.code)
+            if row is None:
+                row = Deployment(code=rec.code)
+                session.add(row)
+                result.deployments_new += 1
+            else:
+                result.deployments_updated += 1
+                row.malfunctions.clear()
+            row.station_id = by_name[rec.station].id
+            row.start_local = rec.start
+            row.end_local = rec.end
+            row.timezone = rec.timezone or "UTC"
+            row.clock_offset_s = rec.clock_offset_s or 0.0
+            row.comments = rec.comments or ""
+            if rec.camera_make or rec.camera_model or rec.camera_serial:
+                row.camera_id = _camera(
+                    session, rec.camera_make or "", rec.camera_model or "", rec.camera_serial or ""
+                ).id
+            for m in rec.malfunctions:
+                row.malfunctions.append(
+                    Malfunction(start_local=m.start, end_local=m.end, reason=m.reason)
+                )
+    return result
+
+
+def import_registry(project: Project, path: Path | str, **options) -> RegistryImport:
+    """Read a station/deployment table (camtrapR, Camtrap DP or irbis layout) into ``project``."""
+    stations, deployments = read_registry_csv(Path(path), **options)
+    return save_registry(project, stations, deployments)
+
+
+def _site(session: Session, name: str) -> Site:
+    site = session.scalar(select(Site).where(Site.name == name))
+    if site is None:
+        site = Site(name=name)
+        session.add(site)
+        session.flush()
+    return site
+
+
+def _camera(session: Session, make: str, model: str, serial: str) -> Camera:
+    cam = session.scalar(
+        select(Camera).where(Camera.make == make, Camera.model == model, Camera.serial == serial)
+    )
+    if cam is None:
+        cam = Camera(make=make, model=model, serial=serial)
+        session.add(cam)
+        session.flush()
+    return cam

@@ -1,0 +1,539 @@
+"""Pour one memory card (a folder or a zip) into a project.
+
+The work is split so that a crash or Ctrl-C at any moment leaves the project as
+it was before the last unfinished batch:
+
+* files are read, hashed and parsed by a small thread pool (hashing and file
+  reads release the GIL, so two cores are used);
+* originals are written to the blob store by atomic rename before their rows
+  are committed, so a committed row always points at a complete blob;
+* rows are committed in batches, one transaction each;
+* sequences and events are recomputed per deployment from the stored rows at
+  the end, so a rerun after an interruption converges to the same state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from irbis.core.errors import BadInputError
+from irbis.core.types import MediaMetadata
+from irbis.ingest.blobs import BlobStore
+from irbis.ingest.grouping import regroup_deployments
+from irbis.ingest.layout import fields_from_path, parse_layout
+from irbis.ingest.metadata import media_kind, read_metadata, read_video_metadata
+from irbis.ingest.sources import Rejected, SourceFile, iter_source
+from irbis.ingest.timing import FLAG_NO_DEPLOYMENT, Clock
+from irbis.store.project import Project
+from irbis.store.schema import (
+    Deployment,
+    IngestBatch,
+    Media,
+    Observation,
+    Rejection,
+    Station,
+)
+
+BATCH_SIZE = 64
+CHUNK = 1 << 20
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass
+class IngestResult:
+    """What one ingest run did."""
+
+    batch_id: int
+    source: str
+    n_seen: int = 0
+    n_new: int = 0
+    n_duplicate: int = 0
+    n_rejected: int = 0
+    n_flagged: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    rejected: list[dict] = field(default_factory=list)
+    flagged: list[dict] = field(default_factory=list)
+    deployments: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "batch_id": self.batch_id,
+            "source": self.source,
+            "seen": self.n_seen,
+            "new": self.n_new,
+            "duplicates": self.n_duplicate,
+            "rejected": self.n_rejected,
+            "flagged": self.n_flagged,
+            "bytes_read": self.bytes_read,
+            "seconds": round(self.seconds, 3),
+            "mb_per_s": round(self.bytes_read / 1e6 / self.seconds, 2) if self.seconds else None,
+            "deployments": self.deployments,
+            "rejected_files": self.rejected,
+            "flagged_files": self.flagged,
+        }
+
+
+@dataclass
+class _Read:
+    """A file read, hashed and parsed by a worker thread."""
+
+    source: SourceFile
+    sha256: str = ""
+    size: int = 0
+    meta: MediaMetadata | None = None
+    stored_path: str = ""
+    storage: str = "copy"
+    error: BadInputError | None = None
+
+
+class _DeploymentResolver:
+    """Finds the deployment a file belongs to from its folder and its time."""
+
+    def __init__(self, session: Session, project: Project, fixed: str | None) -> None:
+        self.by_code: dict[str, Deployment] = {
+            d.code: d for d in session.scalars(select(Deployment))
+        }
+        self.by_station: dict[str, list[Deployment]] = {}
+        stations = {s.id: s.name for s in session.scalars(select(Station))}
+        for d in self.by_code.values():
+            self.by_station.setdefault(stations[d.station_id], []).append(d)
+        self.earliest = datetime.fromisoformat(project.settings.earliest_plausible)
+        self.fixed = fixed
+        if fixed is not None and fixed not in self.by_code:
+            raise BadInputError(
+                f"--deployment {fixed}",
+                "unknown deployment",
+                "import the registry first (`irbis registry import`) or check the code",
+            )
+
+    def clock(self, d: Deployment) -> Clock:
+        return Clock(
+            timezone=d.timezone,
+            offset_s=d.clock_offset_s,
+            shift=d.clock_shift,
+            start_local=d.start_local,
+            end_local=d.end_local,
+            earliest=self.earliest,
+        )
+
+    def resolve(self, fields: dict[str, str], raw: datetime | None) -> Deployment | None:
+        if self.fixed is not None:
+            return self.by_code[self.fixed]
+        if "deployment" in fields:
+            return self.by_code.get(fields["deployment"])
+        station = fields.get("station")
+        candidates = self.by_station.get(station or "", [])
+        if "camera" in fields and len(candidates) > 1:
+            cam = fields["camera"]
+            narrowed = [
+                d for d in candidates if d.camera and cam in (d.camera.serial, d.camera.model)
+            ]
+            candidates = narrowed or candidates
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        # Several deployments at the station: the one whose window holds the
+        # corrected time, else the nearest (the time will be flagged).
+        best, best_gap = candidates[0], None
+        for d in candidates:
+            local, _, _, flag = self.clock(d).correct(raw)
+            if local is None:
+                continue
+            if not flag:
+                return d
+            gap = min(
+                abs((local - d.start_local).total_seconds()),
+                abs((local - d.end_local).total_seconds()),
+            )
+            if best_gap is None or gap < best_gap:
+                best, best_gap = d, gap
+        return best
+
+
+def _read_one(sf: SourceFile, store: BlobStore, storage: str, known: set[str]) -> _Read:
+    out = _Read(source=sf)
+    kind = media_kind(sf.relpath)
+    try:
+        if kind == "video":
+            return _read_video(sf, store, storage, known, out)
+        data = sf.read()
+        out.size = len(data)
+        out.sha256 = hashlib.sha256(data).hexdigest()
+        if out.sha256 in known:
+            return out
+        out.meta = read_metadata(data, sf.relpath)
+        if storage == "reference" and sf.local_path is not None:
+            out.storage, out.stored_path = "reference", str(sf.local_path.resolve())
+        else:
+            out.stored_path = store.put_bytes(data, out.sha256, PurePosixPath(sf.relpath).suffix)
+    except BadInputError as exc:
+        out.error = exc
+    except OSError as exc:
+        out.error = BadInputError(
+            sf.relpath, f"unreadable ({exc.strerror or exc})", "copy it off the card again"
+        )
+    return out
+
+
+def _read_video(
+    sf: SourceFile, store: BlobStore, storage: str, known: set[str], out: _Read
+) -> _Read:
+    # Videos can be gigabytes: stream them through the hash into a temp file
+    # instead of holding them in memory.
+    h = hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(dir=store.tmp, prefix="video-")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as dst, sf.open() as src:
+            while chunk := src.read(CHUNK):
+                h.update(chunk)
+                dst.write(chunk)
+                out.size += len(chunk)
+        out.sha256 = h.hexdigest()
+        if out.sha256 in known:
+            tmp.unlink()
+            return out
+        out.meta = read_video_metadata(tmp, sf.relpath)
+        if storage == "reference" and sf.local_path is not None:
+            out.storage, out.stored_path = "reference", str(sf.local_path.resolve())
+            tmp.unlink()
+        else:
+            out.stored_path = store.put_file(tmp, out.sha256, PurePosixPath(sf.relpath).suffix)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _tag_observations(tags: list[str]) -> tuple[list[str], list[str]]:
+    """Species and individuals from XMP HierarchicalSubject tags like ``Species|PBE``."""
+    species, individuals = [], []
+    for tag in tags:
+        parts = [p.strip() for p in tag.split("|")]
+        if len(parts) < 2 or not parts[-1]:
+            continue
+        key = parts[0].lower()
+        if key in ("species", "art", "spp"):
+            species.append(parts[-1])
+        elif key in ("individual", "individuals", "indiv", "id", "individualid"):
+            individuals.append(parts[-1])
+    return species, individuals
+
+
+def _bounded_map(fn, items: list, workers: int) -> Iterator:
+    """Like ``executor.map`` but with at most ``2*workers`` files in memory."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = []
+        it = iter(items)
+        for item in it:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.pop(0).result()
+        for fut in pending:
+            yield fut.result()
+
+
+def ingest(
+    project: Project,
+    source: Path | str,
+    *,
+    deployment: str | None = None,
+    layout: str | None = "station",
+    storage: str | None = None,
+    create_stations: bool = False,
+    progress: ProgressFn | None = None,
+    workers: int | None = None,
+) -> IngestResult:
+    """Ingest every media file of a card into ``project``.
+
+    Parameters
+    ----------
+    project:
+        The open project.
+    source:
+        A folder, a zip file or a single media file.
+    deployment:
+        Put every file into this deployment (code), ignoring folder names.
+    layout:
+        Folder roles of the card, e.g. ``station`` or ``station/species``
+        (see :mod:`irbis.ingest.layout`). Ignored when ``deployment`` is given.
+    storage:
+        ``copy`` or ``reference``; the project's setting by default. Files
+        inside a zip are always copied.
+    create_stations:
+        Create stations and open deployments for unknown station folders
+        instead of refusing the card.
+    progress:
+        Called as ``progress(done, total, relpath)`` after each file.
+
+    Returns
+    -------
+    IngestResult
+        Counts of new, duplicate, rejected and flagged files.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    source = Path(source).resolve()
+    if not source.exists():
+        raise BadInputError(str(source), "no such file or folder", "check the path to the card")
+    storage = storage or project.settings.storage
+    roles = parse_layout(layout) if (layout and deployment is None) else []
+    store = BlobStore(project.blob_dir, project.tmp_dir)
+    store.clear_tmp()
+    workers = workers or min(4, (os.cpu_count() or 2) + 1)
+
+    # Listing a card is cheap next to reading it: list first so unknown
+    # stations stop the run before anything is written.
+    entries = list(iter_source(source))
+    files = [e for e in entries if isinstance(e, SourceFile)]
+    rejected_early = [e for e in entries if isinstance(e, Rejected)]
+
+    with project.session() as session:
+        session.execute(
+            update(IngestBatch).where(IngestBatch.status == "running").values(status="interrupted")
+        )
+        batch = IngestBatch(
+            source=str(source),
+            started_utc=datetime.now(UTC).replace(tzinfo=None),
+            status="running",
+            options={"deployment": deployment, "layout": layout, "storage": storage},
+        )
+        session.add(batch)
+        session.commit()
+        result = IngestResult(batch_id=batch.id, source=str(source))
+
+        if deployment is None:
+            _ensure_stations(project, session, files, roles, create_stations)
+        resolver = _DeploymentResolver(session, project, deployment)
+        known = set(session.scalars(select(Media.sha256)))
+
+        for rej in rejected_early:
+            _reject(session, result, str(source), rej.relpath, rej.reason, rej.hint)
+        session.commit()
+
+        touched: set[int] = set()
+        total = len(files)
+        pending_rows = 0
+        for done, read in enumerate(
+            _bounded_map(lambda f: _read_one(f, store, storage, known), files, workers), 1
+        ):
+            result.n_seen += 1
+            result.bytes_read += read.size
+            rel = read.source.relpath
+            if read.error is not None:
+                _reject(session, result, str(source), rel, read.error.reason, read.error.hint)
+            elif read.sha256 in known:
+                result.n_duplicate += 1
+            else:
+                known.add(read.sha256)
+                dep_id = _add_media(session, result, resolver, roles, read, batch.id)
+                if dep_id is not None:
+                    touched.add(dep_id)
+                result.n_new += 1
+            pending_rows += 1
+            if pending_rows >= BATCH_SIZE:
+                session.commit()
+                pending_rows = 0
+            if progress:
+                progress(done, total, rel)
+        session.commit()
+
+        # Sequences for every deployment that got files, plus any left
+        # ungrouped by an earlier interrupted run.
+        stale = session.scalars(
+            select(Media.deployment_id)
+            .where(
+                Media.sequence_id.is_(None), Media.time_flag == "", Media.deployment_id.is_not(None)
+            )
+            .distinct()
+        )
+        touched |= {d for d in stale if d is not None}
+        if create_stations:
+            _fit_open_deployments(session, touched)
+        regroup_deployments(
+            session,
+            sorted(touched),
+            burst_gap_s=project.settings.burst_gap_s,
+            event_gap_min=project.settings.event_gap_min,
+        )
+        result.deployments = sorted(
+            session.scalars(select(Deployment.code).where(Deployment.id.in_(touched)))
+        )
+        result.seconds = time.perf_counter() - t0
+        batch.status = "done"
+        batch.finished_utc = datetime.now(UTC).replace(tzinfo=None)
+        batch.n_seen, batch.n_new = result.n_seen, result.n_new
+        batch.n_duplicate, batch.n_rejected = result.n_duplicate, result.n_rejected
+        batch.bytes_read = result.bytes_read
+        session.commit()
+    return result
+
+
+def _reject(
+    session: Session, result: IngestResult, source: str, relpath: str, reason: str, hint: str
+) -> None:
+    result.n_rejected += 1
+    result.rejected.append({"file": relpath, "reason": reason, "hint": hint})
+    existing = session.scalar(
+        select(Rejection).where(Rejection.source == source, Rejection.relpath == relpath)
+    )
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if existing is None:
+        session.add(
+            Rejection(
+                batch_id=result.batch_id,
+                source=source,
+                relpath=relpath,
+                reason=reason,
+                hint=hint,
+                created_utc=now,
+            )
+        )
+    else:
+        existing.batch_id, existing.reason, existing.hint = result.batch_id, reason, hint
+
+
+def _add_media(session, result, resolver, roles, read: _Read, batch_id: int) -> int | None:
+    meta = read.meta
+    assert meta is not None
+    rel = read.source.relpath
+    fields = fields_from_path(rel, roles)
+    dep = resolver.resolve(fields, meta.taken)
+    if dep is None:
+        local = utc = offset = None
+        flag = FLAG_NO_DEPLOYMENT
+    else:
+        local, utc, offset, flag = resolver.clock(dep).correct(meta.taken)
+    media = Media(
+        sha256=read.sha256,
+        size=read.size,
+        mediatype=meta.mediatype,
+        mime=meta.mime,
+        storage=read.storage,
+        stored_path=read.stored_path,
+        file_name=PurePosixPath(rel).name,
+        source_relpath=rel,
+        batch_id=batch_id,
+        deployment_id=dep.id if dep else None,
+        width=meta.width,
+        height=meta.height,
+        duration_s=meta.duration_s,
+        make=meta.make,
+        model=meta.model,
+        serial=meta.serial,
+        tags=list(meta.tags),
+        taken_raw=meta.taken,
+        taken_source=meta.taken_source,
+        file_utc_offset_min=meta.utc_offset_min,
+        timestamp_local=local,
+        timestamp_utc=utc,
+        utc_offset_min=offset,
+        time_flag=flag,
+    )
+    session.add(media)
+    session.flush()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if "species" in fields or "individual" in fields:
+        session.add(
+            Observation(
+                media_id=media.id,
+                species=fields.get("species"),
+                individual=fields.get("individual"),
+                source="folder",
+                created_utc=now,
+            )
+        )
+    species, individuals = _tag_observations(meta.tags)
+    for i, sp in enumerate(species or [None]):
+        ind = individuals[i] if i < len(individuals) else None
+        if sp is None and ind is None:
+            continue
+        session.add(
+            Observation(
+                media_id=media.id, species=sp, individual=ind, source="xmp", created_utc=now
+            )
+        )
+    if flag:
+        result.n_flagged += 1
+        result.flagged.append(
+            {
+                "file": rel,
+                "flag": flag,
+                "camera_time": meta.taken.isoformat() if meta.taken else None,
+            }
+        )
+    return dep.id if dep else None
+
+
+def _ensure_stations(project, session, files, roles, create: bool) -> None:
+    if "station" not in roles and "deployment" not in roles:
+        return
+    names: dict[str, str] = {}
+    for f in files:
+        fields = fields_from_path(f.relpath, roles)
+        for role in ("deployment", "station"):
+            if role in fields:
+                names.setdefault(fields[role], role)
+                break
+    known_st = set(session.scalars(select(Station.name)))
+    known_dep = set(session.scalars(select(Deployment.code)))
+    missing = sorted(
+        n
+        for n, role in names.items()
+        if (n not in known_st if role == "station" else n not in known_dep)
+    )
+    if not missing:
+        return
+    if not create:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise BadInputError(
+            str(files[0].relpath.split("/")[0]) if len(missing) == 1 else "card",
+            f"unknown station(s) {shown}",
+            "import the registry first with `irbis registry import`, or pass --create-stations",
+        )
+    for name in missing:
+        st = session.scalar(select(Station).where(Station.name == name))
+        if st is None:
+            st = Station(name=name, covariates={})
+            session.add(st)
+            session.flush()
+        # An open deployment whose window is fitted to its files afterwards.
+        session.add(
+            Deployment(
+                code=name,
+                station_id=st.id,
+                start_local=datetime(1900, 1, 1),
+                end_local=datetime(2999, 1, 1),
+                timezone="UTC",
+                comments="created by ingest; window fitted to its files",
+            )
+        )
+    session.commit()
+
+
+def _fit_open_deployments(session: Session, dep_ids: set[int]) -> None:
+    from sqlalchemy import func
+
+    for dep in session.scalars(select(Deployment).where(Deployment.id.in_(dep_ids))):
+        if not dep.comments.startswith("created by ingest"):
+            continue
+        lo, hi = session.execute(
+            select(func.min(Media.timestamp_local), func.max(Media.timestamp_local)).where(
+                Media.deployment_id == dep.id, Media.time_flag == ""
+            )
+        ).one()
+        if lo is not None:
+            dep.start_local, dep.end_local = lo, hi
+    session.flush()

@@ -1,0 +1,1 @@
+"""Statistics on camera-trap data: effort, detection histories, estimates."""

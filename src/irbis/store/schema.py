@@ -1,0 +1,213 @@
+"""The project database: one schema for the embedded SQLite file and PostgreSQL.
+
+Times: ``*_local`` columns hold the naive wall-clock time at the station (what a
+ranger reads off the camera once it is corrected); ``*_utc`` columns hold naive
+UTC. Both are kept because analyses of activity need local solar time while
+merging cards from several time zones needs UTC.
+
+The schema changes only through Alembic migrations in ``irbis/store/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Site(Base):
+    """A study area (a national park, a massif) grouping stations."""
+
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class Station(Base):
+    """A place where cameras are set up, with its coordinates and covariates."""
+
+    __tablename__ = "stations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
+    lon: Mapped[float | None] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    x: Mapped[float | None] = mapped_column(Float)
+    y: Mapped[float | None] = mapped_column(Float)
+    crs: Mapped[str | None] = mapped_column(String(100))
+    elevation: Mapped[float | None] = mapped_column(Float)
+    covariates: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    deployments: Mapped[list[Deployment]] = relationship(back_populates="station")
+
+
+class Camera(Base):
+    """A physical camera, known by make, model and serial number."""
+
+    __tablename__ = "cameras"
+    __table_args__ = (UniqueConstraint("make", "model", "serial", name="uq_camera_identity"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    make: Mapped[str] = mapped_column(String(100), default="")
+    model: Mapped[str] = mapped_column(String(100), default="")
+    serial: Mapped[str] = mapped_column(String(100), default="")
+
+
+class Deployment(Base):
+    """One camera at one station for one period, with its clock correction."""
+
+    __tablename__ = "deployments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(200), unique=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
+    camera_id: Mapped[int | None] = mapped_column(ForeignKey("cameras.id"))
+    start_local: Mapped[datetime] = mapped_column(DateTime)
+    end_local: Mapped[datetime] = mapped_column(DateTime)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Seconds added to the camera clock to get true local time.
+    clock_offset_s: Mapped[float] = mapped_column(Float, default=0.0)
+    # A calendar shift in camtrapR's "Y:m:d H:M:S" form with sign, applied
+    # before the offset (a clock reset by exactly one year is not N seconds).
+    clock_shift: Mapped[str | None] = mapped_column(String(40))
+    comments: Mapped[str] = mapped_column(Text, default="")
+
+    station: Mapped[Station] = relationship(back_populates="deployments")
+    camera: Mapped[Camera | None] = relationship()
+    malfunctions: Mapped[list[Malfunction]] = relationship(
+        back_populates="deployment", cascade="all, delete-orphan"
+    )
+
+
+class Malfunction(Base):
+    """A period a deployed camera did not record (buried in snow, flat battery)."""
+
+    __tablename__ = "malfunctions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    start_local: Mapped[datetime] = mapped_column(DateTime)
+    end_local: Mapped[datetime] = mapped_column(DateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    deployment: Mapped[Deployment] = relationship(back_populates="malfunctions")
+
+
+class IngestBatch(Base):
+    """One run of ``irbis ingest`` over one card."""
+
+    __tablename__ = "ingest_batches"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    started_utc: Mapped[datetime] = mapped_column(DateTime)
+    finished_utc: Mapped[datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    options: Mapped[dict] = mapped_column(JSON, default=dict)
+    n_seen: Mapped[int] = mapped_column(Integer, default=0)
+    n_new: Mapped[int] = mapped_column(Integer, default=0)
+    n_duplicate: Mapped[int] = mapped_column(Integer, default=0)
+    n_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_read: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MediaGroup(Base):
+    """A burst (``sequence``) or an independent ``event`` within one deployment."""
+
+    __tablename__ = "media_groups"
+    __table_args__ = (Index("ix_media_groups_deployment_kind", "deployment_id", "kind"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))  # "sequence" | "event"
+    start_utc: Mapped[datetime] = mapped_column(DateTime)
+    end_utc: Mapped[datetime] = mapped_column(DateTime)
+    n_media: Mapped[int] = mapped_column(Integer)
+
+
+class Media(Base):
+    """One original photo or video, stored content-addressed by its sha256."""
+
+    __tablename__ = "media"
+    __table_args__ = (
+        Index("ix_media_deployment_time", "deployment_id", "timestamp_utc"),
+        Index("ix_media_sequence", "sequence_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mediatype: Mapped[str] = mapped_column(String(10))
+    mime: Mapped[str] = mapped_column(String(40))
+    storage: Mapped[str] = mapped_column(String(10))  # "copy" | "reference"
+    # Relative to the project's blob folder (copy) or absolute (reference).
+    stored_path: Mapped[str] = mapped_column(Text)
+    file_name: Mapped[str] = mapped_column(String(400))
+    source_relpath: Mapped[str] = mapped_column(Text)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("ingest_batches.id"))
+    deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    make: Mapped[str | None] = mapped_column(String(100))
+    model: Mapped[str | None] = mapped_column(String(100))
+    serial: Mapped[str | None] = mapped_column(String(100))
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    # The camera's own clock reading, never changed after ingest.
+    taken_raw: Mapped[datetime | None] = mapped_column(DateTime)
+    taken_source: Mapped[str | None] = mapped_column(String(20))
+    file_utc_offset_min: Mapped[int | None] = mapped_column(Integer)
+    # Corrected times (clock shift and offset of the deployment applied).
+    timestamp_local: Mapped[datetime | None] = mapped_column(DateTime)
+    timestamp_utc: Mapped[datetime | None] = mapped_column(DateTime)
+    utc_offset_min: Mapped[int | None] = mapped_column(Integer)
+    # "" when the time is trusted; otherwise why not (see irbis.ingest.timing).
+    time_flag: Mapped[str] = mapped_column(String(40), default="")
+    sequence_id: Mapped[int | None] = mapped_column(
+        ForeignKey("media_groups.id", ondelete="SET NULL")
+    )
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("media_groups.id", ondelete="SET NULL"))
+
+
+class Observation(Base):
+    """Who or what said which species (and individual) is in a media file.
+
+    Folder names and XMP tags from a sorted card are observations too, with
+    ``source`` saying so; nothing here is ever overwritten, a correction is a
+    new row.
+    """
+
+    __tablename__ = "observations"
+    __table_args__ = (Index("ix_observations_media", "media_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
+    species: Mapped[str | None] = mapped_column(String(200))
+    individual: Mapped[str | None] = mapped_column(String(200))
+    count: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(40))  # "folder" | "xmp" | "human" | "model:..."
+    by: Mapped[str] = mapped_column(String(200), default="")
+    created_utc: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Rejection(Base):
+    """A file from a card that was not ingested, and why (the quarantine list)."""
+
+    __tablename__ = "rejections"
+    __table_args__ = (UniqueConstraint("source", "relpath", name="uq_rejection_file"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("ingest_batches.id"))
+    source: Mapped[str] = mapped_column(Text)
+    relpath: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    hint: Mapped[str] = mapped_column(Text, default="")
+    created_utc: Mapped[datetime] = mapped_column(DateTime)
