@@ -1,0 +1,5 @@
+"""``python -m irbis`` runs the command line."""
+
+from irbis.cli import main
+
+main()
