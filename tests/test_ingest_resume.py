@@ -183,3 +183,38 @@ def test_cli_json_outputs(tmp_path):
     bad = run("registry", "import", str(proj), str(overlap), ok=False)
     assert "Traceback" not in bad.stderr and "overlap" in bad.stderr
     assert json.loads(run("status", str(proj), "--json").stdout)["deployments"] == 2
+
+
+def test_registry_correction_retimes_ingested_files(tmp_path):
+    """Fixing a deployment's clock offset in the registry re-times its files."""
+    card = tmp_path / "card"
+    write_card(card, STATIONS, start=datetime(2026, 2, 1), events=3, burst=2)
+    p = _new_project(tmp_path / "p", None)
+    ingest(p, card)
+    with p.session() as s:
+        before = {m.sha256: m.timestamp_local for m in s.scalars(select(Media))}
+    save_registry(
+        p,
+        [],
+        [
+            DeploymentRecord(
+                code="SLG-01-A",
+                station="SLG-01",
+                start=datetime(2026, 1, 1),
+                end=datetime(2026, 6, 1),
+                timezone="Asia/Barnaul",
+                clock_offset_s=420,
+            )
+        ],
+    )
+    with p.session() as s:
+        rows = s.execute(
+            select(Media.sha256, Media.taken_raw, Media.timestamp_local, Deployment.code).join(
+                Deployment, Media.deployment_id == Deployment.id
+            )
+        ).all()
+    for sha, raw, local, code in rows:
+        shift = 420 if code == "SLG-01-A" else 0
+        assert (local - raw).total_seconds() == shift
+        assert (local - before[sha]).total_seconds() == shift
+    p.close()

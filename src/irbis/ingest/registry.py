@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from irbis.core.types import DeploymentRecord, MalfunctionPeriod, StationRecord
+from irbis.ingest.grouping import retime_deployments
 from irbis.ingest.registry_csv import read_registry_csv, validate_registry
 from irbis.ingest.timing import parse_timezone
 from irbis.store.project import Project
@@ -109,6 +111,7 @@ def save_registry(
         session.flush()
 
         deps_by_code = {d.code: d for d in session.scalars(select(Deployment))}
+        retime: list[Deployment] = []
         for rec in deployments:
             row = deps_by_code.get(rec.code)
             if row is None:
@@ -118,6 +121,13 @@ def save_registry(
             else:
                 result.deployments_updated += 1
                 row.malfunctions.clear()
+                if _clock_of(row) != (
+                    rec.start,
+                    rec.end,
+                    rec.timezone or "UTC",
+                    rec.clock_offset_s or 0.0,
+                ):
+                    retime.append(row)
             row.station_id = by_name[rec.station].id
             row.start_local = rec.start
             row.end_local = rec.end
@@ -132,7 +142,22 @@ def save_registry(
                 row.malfunctions.append(
                     Malfunction(start_local=m.start, end_local=m.end, reason=m.reason)
                 )
+        if retime:
+            # A corrected window, zone or offset changes the times of files
+            # already ingested: re-derive them from the raw camera readings.
+            session.flush()
+            retime_deployments(
+                session,
+                [d.id for d in retime],
+                earliest=datetime.fromisoformat(project.settings.earliest_plausible),
+                burst_gap_s=project.settings.burst_gap_s,
+                event_gap_min=project.settings.event_gap_min,
+            )
     return result
+
+
+def _clock_of(d: Deployment) -> tuple:
+    return (d.start_local, d.end_local, d.timezone, d.clock_offset_s)
 
 
 def import_registry(project: Project, path: Path | str, **options) -> RegistryImport:
