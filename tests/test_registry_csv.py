@@ -397,3 +397,23 @@ def test_validate_without_source_rows_names_the_code() -> None:
         validate_registry([StationRecord("S")], [d])
     problems = registry_problems([], [d])
     assert len(problems) == 2  # ends before start, and station unknown
+
+
+def test_irbis_layout_malfunction_columns(tmp_path):
+    from irbis.ingest.registry_csv import read_registry_csv
+
+    path = tmp_path / "reg.csv"
+    path.write_text(
+        "station,deployment,start,end,timezone,malfunction_start,malfunction_end,"
+        "malfunction_reason,habitat\n"
+        "SLG-01,SLG-01-A,2026-02-01T12:00:00,2026-03-01T12:00:00,Asia/Barnaul,"
+        "2026-02-10T08:00:00,2026-02-12T18:30:00,snow on lens,scree\n"
+        "SLG-02,SLG-02-A,2026-02-01T12:00:00,2026-03-01T12:00:00,Asia/Barnaul,,,,cliff\n"
+    )
+    stations, deps = read_registry_csv(path)
+    (m,) = deps[0].malfunctions
+    assert (m.start, m.end, m.reason) == (
+        datetime(2026, 2, 10, 8), datetime(2026, 2, 12, 18, 30), "snow on lens"
+    )
+    assert deps[1].malfunctions == []
+    assert stations[0].covariates == {"habitat": "scree"}

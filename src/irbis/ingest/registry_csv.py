@@ -75,7 +75,11 @@ _CAMTRAPR_OPTIONS = {
 
 _NA = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"}
 
-_PROBLEM_RE = re.compile(r"^Problem(\d+)[_.](from|to)$", re.IGNORECASE)
+# camtrapR's ProblemN_from/ProblemN_to, and irbis's malfunction[N]_start/_end.
+_PROBLEM_RE = re.compile(
+    r"^(?:Problem(\d+)|malfunction(\d*))[_.](from|to|start|end)$", re.IGNORECASE
+)
+_PROBLEM_SIDE = {"from": "from", "start": "from", "to": "to", "end": "to"}
 
 # strptime directives that carry a time of day.
 _TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%T", "%R", "%X", "%c", "%p")
@@ -240,7 +244,8 @@ def _problem_columns(p: Path, header: Sequence[str]) -> list[tuple[str, str]]:
     for col in header:
         m = _PROBLEM_RE.match(col)
         if m:
-            found.setdefault(int(m.group(1)), {})[m.group(2).lower()] = col
+            number = int(m.group(1) or m.group(2) or 1)
+            found.setdefault(number, {})[_PROBLEM_SIDE[m.group(3).lower()]] = col
     pairs = []
     for n in sorted(found):
         cols = found[n]
@@ -296,7 +301,11 @@ def _malfunctions(
                 # Whole days stop at the retrieval; a later date is a mistake
                 # for validation to report, not to hide.
                 end = min(end, retrieval)
-        out.append(MalfunctionPeriod(start=start, end=end, reason=c_from[: -len("_from")]))
+        reason_col = c_from.rsplit("_", 1)[0].rsplit(".", 1)[0] + "_reason"
+        reason = row.get(reason_col, "")
+        out.append(
+            MalfunctionPeriod(start=start, end=end, reason=reason or c_from.rsplit("_", 1)[0])
+        )
     return out
 
 
@@ -593,6 +602,7 @@ def read_irbis_table(
     _require(p, header, _IRBIS_REQUIRED)
     pairs = _problem_columns(p, header)
     used = set(IRBIS_COLUMNS) | {c for pair in pairs for c in pair}
+    used |= {c for c in header if _PROBLEM_RE.match(c.replace("_reason", "_from"))}
     cov_cols = [c for c in header if c not in used]
 
     counts: dict[str, int] = {}
