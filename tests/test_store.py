@@ -1,0 +1,52 @@
+"""The project store: one schema, reached through migrations, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from irbis.core.errors import ProjectError
+from irbis.store import Project
+from irbis.store.migrate import current
+from irbis.store.schema import Base
+
+
+def test_migrations_build_exactly_the_models(project):
+    assert current(project.engine) is not None
+    with project.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    assert {
+        "stations",
+        "deployments",
+        "media",
+        "media_groups",
+        "observations",
+        "rejections",
+    } <= set(project.tables())
+
+
+def test_project_folder_and_settings(project):
+    settings = json.loads((project.root / "irbis.json").read_text())
+    assert settings["storage"] == "copy" and settings["burst_gap_s"] == 30.0
+    assert (project.root / "blobs").is_dir()
+    reopened = Project.open(project.root)
+    assert reopened.engine.dialect.name == project.engine.dialect.name
+    reopened.close()
+
+
+def test_clear_errors_for_missing_or_existing_projects(tmp_path):
+    with pytest.raises(ProjectError, match="not an irbis project"):
+        Project.open(tmp_path / "nothing")
+    Project.init(tmp_path / "p").close()
+    with pytest.raises(ProjectError, match="already an irbis project"):
+        Project.init(tmp_path / "p")
+    with pytest.raises(ProjectError, match="storage must be"):
+        Project.init(tmp_path / "q", storage="move")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "irbis.json").write_text("{not json")
+    with pytest.raises(ProjectError, match="not valid JSON"):
+        Project.open(tmp_path / "broken")
