@@ -478,6 +478,17 @@ def demo(
         _emit_json(summary)
 
 
+# Commands of the later stages live in their own modules, which import their
+# heavy libraries (numpy, scipy, onnxruntime) only when a command runs.
+from irbis.cli.stats_cmd import cr_app, export_secr_cmd, secr_app  # noqa: E402
+
+app.add_typer(secr_app, name="secr", help="Spatially explicit capture-recapture.")
+app.add_typer(cr_app, name="cr", help="Closed-population capture-recapture.")
+export_app = typer.Typer(help="Standard exports.", no_args_is_help=True)
+export_app.command("secr")(export_secr_cmd)
+app.add_typer(export_app, name="export")
+
+
 def main() -> None:
     """Entry point: one-line errors for the mistakes people make."""
     try:

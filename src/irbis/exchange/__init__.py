@@ -1,0 +1,1 @@
+"""Exchange formats: Camtrap DP, R secr text files, CSV."""

@@ -1,0 +1,1280 @@
+"""Spatially explicit capture-recapture (SECR) by maximum likelihood.
+
+The model and its likelihood follow Borchers & Efford (2008) and R ``secr``
+(Efford), so that fits agree with ``secr.fit``:
+
+- activity centres form a Poisson process of density ``D(x)`` (animals per
+  hectare) over the habitat mask; the integral over the mask is a sum over
+  its points times the cell area;
+- an animal centred at ``x`` is detected at trap ``k`` on occasion ``s``
+  according to the detection function (see :mod:`irbis.stats.detectfn`),
+  scaled by the trap's usage ``u[k, s]``:
+
+  * ``count`` (Poisson): counts are Poisson with mean ``u * h(d)``;
+  * ``count`` with a binomial size ``B``: counts are binomial(``B``, p);
+  * ``proximity``: presence/absence per trap and occasion, Bernoulli(p);
+  * ``multi``: at most one trap per occasion (competing hazards);
+
+  where ``p = 1 - exp(-u * h)`` and ``h`` is the hazard (``lambda(d)``, or
+  ``-log(1 - g(d))`` for HN, HR and EX, as current ``secr`` does for every
+  detector type, Poisson counts included);
+- the full likelihood has Poisson ``n``; with identical capture histories it
+  includes the multinomial term ``-sum(log n_w!)`` as ``secr`` does;
+- the conditional likelihood conditions on ``n``; density is then derived
+  with the Horvitz-Thompson-like estimator ``n / a(theta)``.
+
+Real parameters have linear submodels on the link scale (see
+:mod:`irbis.stats.formula`): ``D`` on mask covariates, detection parameters
+on trap covariates. Coefficients are named as ``secr`` names them.
+
+Examples
+--------
+>>> from irbis.stats import secr
+>>> traps = secr.read_traps("traps.csv")                    # doctest: +SKIP
+>>> ch = secr.read_captures("captures.csv", traps)          # doctest: +SKIP
+>>> mask = secr.read_mask("mask.csv")                       # doctest: +SKIP
+>>> fit = secr.fit(ch, mask, model="D~1 lambda0~Topo sigma~1", detectfn="HHN")  # doctest: +SKIP
+>>> fit.beta_table()                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import optimize
+from scipy.special import gammaln
+from scipy.stats import norm
+
+from irbis.core.errors import BadInputError
+from irbis.stats._threads import blas_threads
+from irbis.stats.detectfn import LINKS, detect_params, is_hazard, log_shape, unlink
+from irbis.stats.formula import Design, design_matrix, parse_model, r_levels
+from irbis.stats.secr_data import (
+    CaptureHistory,
+    Mask,
+    make_mask,
+    read_captures,
+    read_mask,
+    read_traps,
+)
+
+__all__ = [
+    "SecrFit",
+    "SecrLikelihood",
+    "SecrModel",
+    "aic_table",
+    "fit",
+    "make_mask",
+    "model_table",
+    "read_captures",
+    "read_mask",
+    "read_traps",
+    "rpsv",
+    "secr_fit",
+]
+
+#: hectares in 100 square kilometres (densities are reported per 100 km^2)
+HA_PER_100KM2 = 10_000.0
+_LIKELIHOODS = {"full": "full", "conditional": "conditional", "cl": "conditional"}
+
+
+# ---------------------------------------------------------------------------
+# numerical helpers
+
+
+def _log_expm1(logx: np.ndarray) -> np.ndarray:
+    """``log(exp(x) - 1)`` from ``log x``, stable for tiny and huge ``x``."""
+    x = np.exp(np.minimum(logx, 700.0))
+    with np.errstate(divide="ignore"):
+        exact = x + np.log(-np.expm1(-x))
+    return np.where(logx < -25.0, logx + 0.5 * x, exact)
+
+
+def _log_hazard_from_logg(logg: np.ndarray) -> np.ndarray:
+    """``log(-log(1 - g))`` from ``log g``; stable for tiny ``g``."""
+    g = np.exp(np.minimum(logg, -1e-15))
+    with np.errstate(divide="ignore"):
+        exact = np.log(-np.log1p(-g))
+    return np.where(logg < -25.0, logg + 0.5 * g, exact)
+
+
+def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
+    mx = a.max(axis=1)
+    mx = np.where(np.isfinite(mx), mx, 0.0)
+    return mx + np.log(np.exp(a - mx[:, None]).sum(axis=1))
+
+
+def _gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    g = np.empty_like(x)
+    for j in range(len(x)):
+        e = np.zeros_like(x)
+        e[j] = h
+        g[j] = (f(x + e) - f(x - e)) / (2 * h)
+    return g
+
+
+def _hessian(
+    f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-3, f0: float | None = None
+) -> np.ndarray:
+    """Central-difference Hessian (O(h^2) error)."""
+    p = len(x)
+    f0 = f(x) if f0 is None else f0
+    H = np.empty((p, p))
+    E = np.eye(p) * h
+    for i in range(p):
+        H[i, i] = (f(x + E[i]) - 2 * f0 + f(x - E[i])) / h**2
+        for j in range(i):
+            v = (
+                f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j]) + f(x - E[i] - E[j])
+            ) / (4 * h * h)
+            H[i, j] = H[j, i] = v
+    return H
+
+
+def _lognormal_ci(est: float, se: float, level: float) -> tuple[float, float]:
+    """CI of a positive estimate assuming a log-normal sampling distribution."""
+    if not (est > 0 and np.isfinite(se)):
+        return float("nan"), float("nan")
+    zq = norm.ppf(0.5 + level / 2)
+    c = math.exp(zq * math.sqrt(math.log1p((se / est) ** 2)))
+    return est / c, est * c
+
+
+def rpsv(capthist: CaptureHistory) -> float:
+    """Root pooled spatial variance of the detections (metres).
+
+    Parameters
+    ----------
+    capthist:
+        Capture histories; each detection (counted as many times as its
+        count) is a point at its trap.
+
+    Returns
+    -------
+    float
+        ``sqrt(SS / (2 * sum(n_i - 1)))`` with ``SS`` the squared deviations
+        of each animal's detections from its own centroid; ``nan`` without
+        recaptures.
+    """
+    xy = capthist.traps.xy
+    per_trap = capthist.counts.sum(axis=1).astype(float)  # n x K
+    ss = 0.0
+    dof = 0.0
+    for w in per_trap:
+        tot = w.sum()
+        if tot < 2:
+            continue
+        c = (w[:, None] * xy).sum(axis=0) / tot
+        ss += float((w * ((xy - c) ** 2).sum(axis=1)).sum())
+        dof += tot - 1
+    if dof <= 0:
+        return float("nan")
+    return math.sqrt(ss / (2 * dof))
+
+
+# ---------------------------------------------------------------------------
+# the likelihood
+
+
+@dataclass
+class _Block:
+    """One real parameter's linear submodel."""
+
+    param: str
+    design: Design
+    start: int
+    terms: list[str]
+    levels: dict[str, list[str]]
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.design.matrix.shape[1]
+
+
+class SecrLikelihood:
+    """Log-likelihood of an SECR model, as a function of the coefficients.
+
+    Parameters
+    ----------
+    capthist:
+        Capture histories (detector type and binomial size come from it).
+    mask:
+        Habitat mask.
+    model:
+        Formulas, e.g. ``"D~stdGC lambda0~Topo sigma~1"`` (missing ones ~1).
+    detectfn:
+        ``"HN"``, ``"HR"``, ``"EX"``, ``"HHN"``, ``"HHR"`` or ``"HEX"``.
+    likelihood:
+        ``"full"`` (Poisson ``N``; ``D`` is a parameter) or ``"conditional"``
+        (conditional on ``n``; ``D`` is derived).
+
+    Attributes
+    ----------
+    names:
+        Coefficient names in order (``secr`` style).
+    params:
+        Real parameters in order.
+    """
+
+    def __init__(
+        self,
+        capthist: CaptureHistory,
+        mask: Mask,
+        model: str | Mapping[str, str] | None = None,
+        detectfn: str = "HHN",
+        likelihood: str = "full",
+    ) -> None:
+        likelihood = _LIKELIHOODS.get(str(likelihood).lower(), "")
+        if not likelihood:
+            raise BadInputError(
+                "likelihood", "unknown likelihood", "use 'full' or 'conditional' ('CL')"
+            )
+        self.capthist = capthist
+        self.mask = mask
+        self.traps = capthist.traps
+        self.detectfn = detectfn.upper()
+        self.likelihood = likelihood
+        dparams = detect_params(self.detectfn)
+        self.params: tuple[str, ...] = (("D",) if likelihood == "full" else ()) + dparams
+        formulas = parse_model(model, ("D",) + dparams)
+        if likelihood == "conditional" and formulas["D"]:
+            raise BadInputError(
+                "model",
+                "the conditional likelihood has no density submodel",
+                "use likelihood='full' for D~covariates",
+            )
+        self.formulas = formulas
+        self.blocks: list[_Block] = []
+        col = 0
+        for p in self.params:
+            terms = formulas[p]
+            if p == "D":
+                covs, n_rows, where, minrows = mask.covariates, mask.n_points, "mask", 1
+            else:
+                covs, n_rows, where, minrows = self.traps.covariates, self.traps.n_traps, "traps", 2
+            des = design_matrix(p, terms, covs, n_rows, where=where, min_rows_per_level=minrows)
+            lv = {t: r_levels(covs[t]) for t in terms if covs[t].dtype == object}
+            self.blocks.append(_Block(p, des, col, terms, lv))
+            col += des.matrix.shape[1]
+        self.names: list[str] = [n for b in self.blocks for n in b.design.names]
+        self.npar = col
+        self._prepare()
+
+    # -- precomputation ------------------------------------------------------
+
+    def _prepare(self) -> None:
+        ch = self.capthist
+        counts = ch.counts.astype(float)  # n x S x K
+        n, S, K = counts.shape
+        usage = self.traps.usage_matrix(S).astype(float)  # K x S
+        self.n = n
+        xy_m, xy_t = self.mask.xy, self.traps.xy
+        # squared distances, mask points x traps
+        self.d2 = (xy_m[:, 0:1] - xy_t[None, :, 0]) ** 2 + (xy_m[:, 1:2] - xy_t[None, :, 1]) ** 2
+        self.dist = np.sqrt(self.d2) if self.detectfn not in ("HN", "HHN") else None
+        self.area = self.mask.cell_area
+        self.U = usage.sum(axis=1)  # K
+        self.C = counts.sum(axis=1)  # n x K
+        with np.errstate(divide="ignore"):
+            logu = np.where(usage > 0, np.log(np.where(usage > 0, usage, 1.0)), 0.0)
+        const = np.einsum("isk,ks->i", counts, logu)
+        if ch.detector == "count" and ch.binom_size == 0:
+            self.kind = "poisson"
+            const -= gammaln(counts + 1).sum(axis=(1, 2))
+        elif ch.detector in ("proximity", "count"):
+            self.kind = "binomial"
+            self.B = 1 if ch.detector == "proximity" else int(ch.binom_size)
+            const = gammaln(self.B + 1) - gammaln(counts + 1) - gammaln(self.B - counts + 1)
+            const = const.sum(axis=(1, 2))
+            # group the detections by the usage of their trap-occasion
+            vals = np.unique(np.round(usage[usage > 0], 12))
+            self.groups: list[tuple[float, np.ndarray]] = []
+            for w in vals:
+                sel = (np.abs(usage - w) < 1e-9).T.astype(float)  # S x K
+                Nw = np.einsum("isk,sk->ik", counts, sel)
+                if Nw.any():
+                    self.groups.append((float(w), Nw))
+        else:  # multi
+            self.kind = "multi"
+            pats, inv = np.unique(usage.T, axis=0, return_inverse=True)  # patterns x K
+            inv = np.asarray(inv).ravel()
+            caught = counts.sum(axis=2) > 0  # n x S
+            self.patterns = pats
+            self.pattern_S = np.bincount(inv, minlength=len(pats)).astype(float)
+            self.pattern_caught = np.stack(
+                [caught[:, inv == c].sum(axis=1) for c in range(len(pats))], axis=1
+            ).astype(float)  # n x P
+            self.pattern_free = self.pattern_S[None, :] - self.pattern_caught
+        self.const_i = const
+        _, mult = np.unique(ch.counts.reshape(n, -1), axis=0, return_counts=True)
+        self.log_multinomial = -float(gammaln(mult + 1).sum())
+        self._const_total = float(self.const_i.sum())
+        self._hazard = is_hazard(self.detectfn)
+        # the hazard is lambda0 * f(d): log-linear in the parameters, so the
+        # distance part can be cached while sigma and z stay put
+        self._separable = self._hazard
+        self._cache: dict[str, Any] | None = None
+
+    # -- evaluation ----------------------------------------------------------
+
+    def _etas(self, beta: np.ndarray) -> dict[str, np.ndarray]:
+        return {b.param: b.design.matrix @ beta[b.start : b.stop] for b in self.blocks}
+
+    def real_arrays(self, beta: np.ndarray) -> dict[str, np.ndarray]:
+        """Real parameter values per row (mask point for D, trap otherwise).
+
+        Parameters
+        ----------
+        beta:
+            Coefficients on the link scale.
+
+        Returns
+        -------
+        dict
+            ``{"D": (M,), "lambda0": (K,), "sigma": (K,), ...}``.
+        """
+        return {p: unlink(p, e) for p, e in self._etas(np.asarray(beta, float)).items()}
+
+    def _shape(self, eta: dict[str, np.ndarray], deriv: bool) -> dict[str, Any]:
+        """``log f(d)`` over mask x traps, cached while sigma and z stay put."""
+        key = (eta["sigma"].tobytes(), eta["z"].tobytes() if "z" in eta else b"")
+        c = self._cache
+        if c is None or c["key"] != key:
+            sigma = np.exp(eta["sigma"])[None, :]
+            z = np.exp(eta["z"])[None, :] if "z" in eta else None
+            with np.errstate(over="ignore", under="ignore"):
+                S = log_shape(self.detectfn, self.d2, sigma, z, d=self.dist)
+            c = {"key": key, "S": S, "sigma": sigma, "z": z}
+            if self._separable:
+                c["E"] = np.exp(S)
+                if self.kind == "poisson":
+                    c["CS"] = self.C @ S.T
+            self._cache = c
+        if deriv and "dsigma" not in c:
+            S = c["S"]
+            if self.detectfn in ("HN", "HHN"):
+                c["dsigma"] = -2.0 * S
+            elif self.detectfn in ("EX", "HEX"):
+                c["dsigma"] = -S
+            else:
+                z = c["z"]
+                with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+                    logt = -z * (np.log(self.dist) - np.log(c["sigma"]))
+                    t = np.exp(np.minimum(logt, 700.0))
+                    ratio = np.where(logt > 6.5, t * np.exp(-t), t / np.expm1(t))
+                    ratio = np.where(t > 700.0, 0.0, np.where(logt < -30.0, 1.0, ratio))
+                    c["dsigma"] = z * ratio
+                    c["dz"] = np.where(ratio > 0, logt * ratio, 0.0)
+        return c
+
+    def _forward(self, beta: np.ndarray, deriv: bool = False) -> dict[str, Any]:
+        """Everything the log-likelihood (and its gradient) needs at ``beta``."""
+        eta = self._etas(beta)
+        c = self._shape(eta, deriv)
+        S = c["S"]
+        st: dict[str, Any] = {"cache": c}
+        if self._hazard:
+            la0 = eta["lambda0"]
+            st["dla0"] = np.ones_like(la0)
+        else:
+            la0 = -np.logaddexp(0.0, -eta["g0"])  # log g0 (logit link)
+            st["dla0"] = 1.0 / (1.0 + np.exp(eta["g0"]))  # d log g0 / d eta = 1 - g0
+        a0 = np.exp(la0)
+        psi = None
+        if self._separable:
+            r = c["E"] * a0[None, :]
+            lr = None
+        else:
+            logg = S + la0[None, :]
+            lr = _log_hazard_from_logg(logg)
+            r = np.exp(lr)
+            if deriv:
+                # d log h / d log g with h = -log(1 - g)
+                g = np.exp(np.minimum(logg, -1e-15))
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    psi = np.where(logg < -25.0, 1.0, g / ((1.0 - g) * r))
+        st["r"] = r
+        st["psi"] = psi
+        if self.kind == "poisson" and self._separable:
+            rU = c["E"] @ (a0 * self.U)
+            logpr = c["CS"] + (self.C @ la0)[:, None] - rU[None, :]
+            logq = -rU
+        elif self.kind == "poisson":
+            rU = r @ self.U
+            logpr = self.C @ lr.T - rU[None, :]
+            logq = -rU
+        elif self.kind == "binomial":
+            if lr is None:
+                lr = S + la0[None, :]
+            rU = r @ self.U
+            logpr = np.broadcast_to(-self.B * rU[None, :], (self.n, len(rU))).copy()
+            for w, Nw in self.groups:
+                logpr += Nw @ _log_expm1(lr + math.log(w)).T
+            logq = -self.B * rU
+        else:
+            if lr is None:
+                lr = S + la0[None, :]
+            H = r @ self.patterns.T  # M x P
+            pos = H > 0
+            Hs = np.where(pos, H, 1.0)
+            with np.errstate(divide="ignore", over="ignore"):
+                a = np.where(pos, np.log(-np.expm1(-Hs)) - np.log(Hs), 0.0)
+            logpr = self.C @ lr.T + self.pattern_caught @ a.T - self.pattern_free @ H.T
+            logq = -(H @ self.pattern_S)
+            st["H"] = H
+        st["logpr"] = logpr  # without the per-animal constants const_i
+        st["logq"] = logq
+        return st
+
+    def components(self, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-animal log-probabilities of their histories and ``log Pr(not detected)``.
+
+        Parameters
+        ----------
+        beta:
+            Coefficients on the link scale.
+
+        Returns
+        -------
+        logpr:
+            ``(n, M)``: ``log Pr(history_i | centre at mask point m)``.
+        logq:
+            ``(M,)``: ``log Pr(not detected | centre at m)``.
+        """
+        with np.errstate(over="ignore", under="ignore"):
+            st = self._forward(np.asarray(beta, dtype=float))
+        return st["logpr"] + self.const_i[:, None], st["logq"]
+
+    def log_d(self, beta: np.ndarray) -> np.ndarray:
+        """``log D`` per mask point (zeros for the conditional likelihood)."""
+        if self.likelihood == "full":
+            b = self.blocks[0]
+            return b.design.matrix @ beta[b.start : b.stop]
+        return np.zeros(self.mask.n_points)
+
+    def pdot(self, beta: np.ndarray) -> np.ndarray:
+        """Probability of detection at least once, per mask point.
+
+        Parameters
+        ----------
+        beta:
+            Coefficients on the link scale.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(M,)``.
+        """
+        return -np.expm1(self.components(beta)[1])
+
+    def _evaluate(self, beta: np.ndarray, grad: bool) -> tuple[float, np.ndarray | None]:
+        beta = np.asarray(beta, dtype=float)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            st = self._forward(beta, deriv=grad)
+            logq = st["logq"]
+            logd = self.log_d(beta)
+            Z = st["logpr"] + logd[None, :]
+            mx = Z.max(axis=1)
+            mx = np.where(np.isfinite(mx), mx, 0.0)
+            ez = np.exp(Z - mx[:, None])
+            tot = ez.sum(axis=1)
+            lse = mx + np.log(tot)
+            pd = -np.expm1(logq)
+            if self.likelihood == "full":
+                Dm = np.exp(logd)
+                ll = -self.area * float(Dm @ pd) + lse.sum() + self.n * math.log(self.area)
+            else:
+                P = float(pd.sum())
+                ll = lse.sum() - self.n * math.log(P)
+            ll += self.log_multinomial + self._const_total
+            if not np.isfinite(ll):
+                return -np.inf, (np.full(self.npar, np.nan) if grad else None)
+            if not grad:
+                return float(ll), None
+            pi = ez / tot[:, None]  # posterior weights of the mask points, n x M
+            pis = pi.sum(axis=0)
+            q = np.exp(logq)
+            if self.likelihood == "full":
+                wq = self.area * Dm * q  # d logL / d log q
+                g_logd = pis - self.area * Dm * pd
+            else:
+                wq = self.n * q / P
+                g_logd = None
+            r = st["r"]
+            c = st["cache"]
+            if self.kind == "poisson" and st["psi"] is None:
+                # sum_m G[m, k] * w[m, k] without forming G = pi'C - r U (pis + wq)
+                cm = pis + wq
+
+                def colsum(w: np.ndarray | None) -> np.ndarray:
+                    if w is None:
+                        return self.C.sum(axis=0) - self.U * (cm @ r)
+                    return (self.C * (pi @ w)).sum(axis=0) - self.U * (cm @ (r * w))
+
+            else:
+                if self.kind == "poisson":
+                    G = pi.T @ self.C - r * self.U[None, :] * (pis + wq)[:, None]
+                elif self.kind == "binomial":
+                    G = -self.B * r * self.U[None, :] * (pis + wq)[:, None]
+                    for w, Nw in self.groups:
+                        x = w * r
+                        phi = np.where(x < 1e-12, 1.0, x / -np.expm1(-x))
+                        G += (pi.T @ Nw) * phi
+                else:
+                    H = st["H"]
+                    pos = H > 0
+                    Hs = np.where(pos, H, 1.0)
+                    kappa = np.where(Hs < 1e-6, -0.5 + Hs / 12.0, 1.0 / np.expm1(Hs) - 1.0 / Hs)
+                    kappa = np.where(pos, kappa, -0.5)
+                    inner = (
+                        kappa * (pi.T @ self.pattern_caught)
+                        - pi.T @ self.pattern_free
+                        - wq[:, None] * self.pattern_S[None, :]
+                    )
+                    G = pi.T @ self.C + r * (inner @ self.patterns)
+                if st["psi"] is not None:
+                    G = G * st["psi"]
+
+                def colsum(w: np.ndarray | None) -> np.ndarray:
+                    return G.sum(axis=0) if w is None else (G * w).sum(axis=0)
+
+            out = np.zeros(self.npar)
+            for b in self.blocks:
+                if b.param == "D":
+                    v = g_logd
+                elif b.param in ("lambda0", "g0"):
+                    v = colsum(None) * st["dla0"]
+                elif b.param == "sigma":
+                    v = colsum(c["dsigma"])
+                else:
+                    v = colsum(c["dz"])
+                out[b.start : b.stop] = b.design.matrix.T @ v
+        return float(ll), out
+
+    def __call__(self, beta: np.ndarray) -> float:
+        """Log-likelihood at ``beta``.
+
+        Parameters
+        ----------
+        beta:
+            Coefficients on the link scale, in the order of :attr:`names`.
+
+        Returns
+        -------
+        float
+        """
+        return self._evaluate(beta, grad=False)[0]
+
+    def loglik(self, beta: np.ndarray) -> float:
+        """Log-likelihood at ``beta`` (same as calling the object).
+
+        Parameters
+        ----------
+        beta:
+            Coefficients on the link scale.
+
+        Returns
+        -------
+        float
+        """
+        return self._evaluate(beta, grad=False)[0]
+
+    def loglik_and_gradient(self, beta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Log-likelihood and its analytic gradient with respect to ``beta``.
+
+        Parameters
+        ----------
+        beta:
+            Coefficients on the link scale.
+
+        Returns
+        -------
+        loglik:
+            float
+        gradient:
+            ``(npar,)`` array.
+        """
+        ll, g = self._evaluate(beta, grad=True)
+        assert g is not None
+        return ll, g
+
+    # -- starting values ----------------------------------------------------
+
+    def start_values(self) -> np.ndarray:
+        """Starting coefficients in the spirit of ``secr``'s ``autoini``.
+
+        ``sigma`` starts from the root pooled spatial variance of the
+        detections (the trap spacing without spatial recaptures); a grid over
+        ``sigma`` and ``g0`` or ``lambda0`` on the conditional likelihood of the
+        constant model picks a start, which is then refined by quasi-Newton
+        steps on that likelihood; ``D`` starts at ``n / a(theta)``. Other
+        coefficients start at 0.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        sp = self.traps.spacing()
+        sig = rpsv(self.capthist)
+        if not (np.isfinite(sig) and sig > 0):
+            sig = sp if np.isfinite(sp) else 0.1 * math.sqrt(self.mask.area * 1e4)
+        if np.isfinite(sp):
+            sig = max(sig, 0.5 * sp)
+        base = SecrLikelihood(
+            self.capthist, self._bare_mask(), None, self.detectfn, likelihood="conditional"
+        )
+        first = "g0" if "g0" in base.params else "lambda0"
+        grid0 = np.linspace(-6.0, 2.0, 9) if first == "lambda0" else np.linspace(-5.0, 3.0, 9)
+        theta = np.array([0.0, math.log(sig)] + ([math.log(5.0)] if "z" in base.params else []))
+        best: tuple[float, np.ndarray] | None = None
+        for ls in math.log(sig) + np.log([0.5, 0.7, 1.0, 1.4, 2.0]):
+            for g in grid0:
+                theta[0], theta[1] = g, ls
+                v = base(theta)
+                if np.isfinite(v) and (best is None or v > best[0]):
+                    best = (v, theta.copy())
+        if best is not None:
+            theta = best[1]
+
+        def fg(t: np.ndarray) -> tuple[float, np.ndarray]:
+            ll, g = base.loglik_and_gradient(t)
+            if not np.isfinite(ll):
+                return 1e12, np.zeros_like(t)
+            return -ll, -g
+
+        res = optimize.minimize(
+            fg, theta, jac=True, method="BFGS", options={"gtol": 1e-3, "maxiter": 100}
+        )
+        if np.all(np.isfinite(res.x)) and np.isfinite(base(res.x)):
+            theta = res.x
+        start = np.zeros(self.npar)
+        vals = dict(zip(base.params, theta, strict=True))
+        if self.likelihood == "full":
+            pd = base.pdot(theta)
+            vals["D"] = math.log(self.n / (self.area * pd.sum()))
+        for b in self.blocks:
+            start[b.start] = vals[b.param]
+        return start
+
+    def _bare_mask(self) -> Mask:
+        """The mask without covariates; thinned to a 2x coarser grid when large."""
+        xy, spacing = self.mask.xy, self.mask.spacing
+        if len(xy) > 3000:
+            ij = np.rint((xy - xy.min(axis=0)) / spacing).astype(np.int64)
+            keep = (ij[:, 0] % 2 == 0) & (ij[:, 1] % 2 == 0)
+            if keep.sum() >= 500:
+                return Mask(xy=xy[keep], spacing=2 * spacing)
+        return Mask(xy=xy, spacing=spacing)
+
+
+# ---------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class SecrFit:
+    """A fitted SECR model.
+
+    Attributes
+    ----------
+    beta:
+        Maximum-likelihood coefficients (link scale), in :attr:`names` order.
+    names:
+        Coefficient names, as R ``secr`` names them.
+    vcov:
+        Variance-covariance matrix of ``beta`` (inverse of the observed
+        information, from a numerical Hessian at the MLE).
+    loglik:
+        Maximised log-likelihood.
+    n:
+        Number of detected animals.
+    """
+
+    beta: np.ndarray
+    names: list[str]
+    vcov: np.ndarray
+    loglik: float
+    n: int
+    detectfn: str
+    detector: str
+    likelihood: str
+    formulas: dict[str, list[str]]
+    converged: bool
+    message: str
+    n_evals: int
+    seconds: float
+    lik: SecrLikelihood = field(repr=False)
+
+    # -- coefficients ----------------------------------------------------------
+
+    @property
+    def npar(self) -> int:
+        """Number of estimated coefficients."""
+        return len(self.beta)
+
+    @property
+    def aic(self) -> float:
+        """Akaike's information criterion ``-2 logL + 2 K``."""
+        return -2 * self.loglik + 2 * self.npar
+
+    @property
+    def aicc(self) -> float:
+        """AIC with the small-sample correction, sample size = animals detected."""
+        k, n = self.npar, self.n
+        if n - k - 1 <= 0:
+            return float("inf")
+        return self.aic + 2 * k * (k + 1) / (n - k - 1)
+
+    @property
+    def beta_se(self) -> np.ndarray:
+        """Standard errors of the coefficients."""
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(np.diag(self.vcov))
+
+    @property
+    def model(self) -> str:
+        """The model in ``secr``'s formula notation."""
+        parts = []
+        for p in self.lik.params:
+            rhs = " + ".join(self.formulas[p]) if self.formulas[p] else "1"
+            parts.append(f"{p}~{rhs}")
+        return " ".join(parts)
+
+    def beta_table(self, level: float = 0.95) -> dict[str, dict[str, float]]:
+        """Coefficients with SE and Wald CIs on the link scale.
+
+        Parameters
+        ----------
+        level:
+            Confidence level.
+
+        Returns
+        -------
+        dict
+            ``{name: {"beta", "se", "lcl", "ucl"}}``.
+        """
+        zq = norm.ppf(0.5 + level / 2)
+        se = self.beta_se
+        return {
+            n: {
+                "beta": float(b),
+                "se": float(s),
+                "lcl": float(b - zq * s),
+                "ucl": float(b + zq * s),
+            }
+            for n, b, s in zip(self.names, self.beta, se, strict=True)
+        }
+
+    # -- real parameters -------------------------------------------------------
+
+    def real(
+        self, newdata: Mapping[str, Any] | None = None, level: float = 0.95
+    ) -> dict[str, dict[str, float]]:
+        """Real-parameter estimates with SEs and CIs (back-transformed Wald).
+
+        Parameters
+        ----------
+        newdata:
+            Covariate values; covariates left out are 0 (numeric) or the
+            reference level (factors), as ``secr``'s ``predict`` does.
+        level:
+            Confidence level.
+
+        Returns
+        -------
+        dict
+            ``{param: {"estimate", "se", "lcl", "ucl", "link"}}``; ``D`` is in
+            animals per hectare.
+        """
+        zq = norm.ppf(0.5 + level / 2)
+        nd = dict(newdata or {})
+        out: dict[str, dict[str, float]] = {}
+        for b in self.lik.blocks:
+            x = np.zeros(b.stop - b.start)
+            x[0] = 1.0
+            j = 1
+            for t in b.terms:
+                if t in b.levels:
+                    lv = b.levels[t]
+                    val = str(nd.get(t, lv[0]))
+                    if val not in lv:
+                        raise BadInputError("newdata", f"{t}={val!r} is not a level", f"use {lv}")
+                    for level_name in lv[1:]:
+                        x[j] = float(val == level_name)
+                        j += 1
+                else:
+                    x[j] = float(nd.get(t, 0.0))
+                    j += 1
+            sl = slice(b.start, b.stop)
+            eta = float(x @ self.beta[sl])
+            se_eta = float(np.sqrt(max(x @ self.vcov[sl, sl] @ x, 0.0)))
+            est = float(unlink(b.param, eta))
+            se = est * se_eta if LINKS[b.param] == "log" else est * (1 - est) * se_eta
+            out[b.param] = {
+                "estimate": est,
+                "se": se,
+                "lcl": float(unlink(b.param, eta - zq * se_eta)),
+                "ucl": float(unlink(b.param, eta + zq * se_eta)),
+                "link": LINKS[b.param],
+            }
+        return out
+
+    def _delta(self, fun: Callable[[np.ndarray], float]) -> tuple[float, float]:
+        """Value and delta-method SE of a scalar function of ``beta``."""
+        est = fun(self.beta)
+        g = np.empty(self.npar)
+        for j in range(self.npar):
+            h = 1e-5 * max(1.0, abs(self.beta[j]))
+            e = np.zeros(self.npar)
+            e[j] = h
+            g[j] = (fun(self.beta + e) - fun(self.beta - e)) / (2 * h)
+        var = float(g @ self.vcov @ g)
+        return float(est), math.sqrt(max(var, 0.0))
+
+    def _point_weights(self, polygon: Any) -> np.ndarray:
+        if polygon is None:
+            return np.ones(self.lik.mask.n_points)
+        import shapely
+
+        xy = self.lik.mask.xy
+        return shapely.contains_xy(polygon, xy[:, 0], xy[:, 1]).astype(float)
+
+    def expected_n(self, polygon: Any = None, level: float = 0.95) -> dict[str, float]:
+        """Expected number of activity centres in the mask (or a polygon of it).
+
+        Parameters
+        ----------
+        polygon:
+            Optional shapely polygon; only mask points inside it count.
+        level:
+            Confidence level (log-normal interval).
+
+        Returns
+        -------
+        dict
+            ``{"estimate", "se", "lcl", "ucl", "area_km2"}``.
+        """
+        w = self._point_weights(polygon)
+        a = self.lik.area
+        if self.likelihood == "full":
+
+            def fun(b: np.ndarray) -> float:
+                return a * float(w @ np.exp(self.lik.log_d(b)))
+
+            est, se = self._delta(fun)
+        else:
+            dens = self.density(level=level)
+            per_ha = dens["per_ha"]
+            est = per_ha["estimate"] * a * w.sum()
+            se = per_ha["se"] * a * w.sum()
+        lcl, ucl = _lognormal_ci(est, se, level)
+        return {
+            "estimate": est,
+            "se": se,
+            "lcl": lcl,
+            "ucl": ucl,
+            "area_km2": float(a * w.sum() / 100.0),
+        }
+
+    def density(self, level: float = 0.95) -> dict[str, dict[str, float]]:
+        """Density averaged over the mask, per hectare and per 100 km^2.
+
+        For the full likelihood with ``D~1`` this is the real ``D``; with a
+        density surface it is the mean over mask points; for the conditional
+        likelihood it is the derived ``n / a(theta)`` whose variance adds the
+        Poisson variance of ``n`` to the delta-method term (as ``secr``'s
+        ``derived``).
+
+        Parameters
+        ----------
+        level:
+            Confidence level (log-normal interval).
+
+        Returns
+        -------
+        dict
+            ``{"per_ha": {...}, "per_100km2": {...}}``, each with
+            ``estimate``, ``se``, ``lcl``, ``ucl``.
+        """
+        lik = self.lik
+        if lik.likelihood == "full":
+            if not self.formulas["D"]:
+                r = self.real(level=level)["D"]
+                per_ha = {k: r[k] for k in ("estimate", "se", "lcl", "ucl")}
+            else:
+
+                def fun(b: np.ndarray) -> float:
+                    return float(np.exp(lik.log_d(b)).mean())
+
+                est, se = self._delta(fun)
+                lcl, ucl = _lognormal_ci(est, se, level)
+                per_ha = {"estimate": est, "se": se, "lcl": lcl, "ucl": ucl}
+        else:
+
+            def esa(b: np.ndarray) -> float:
+                return lik.area * float(lik.pdot(b).sum())
+
+            a_hat, _ = self._delta(esa)
+            est = self.n / a_hat
+
+            def fun(b: np.ndarray) -> float:
+                return self.n / esa(b)
+
+            _, se_model = self._delta(fun)
+            se = math.sqrt(self.n / a_hat**2 + se_model**2)
+            lcl, ucl = _lognormal_ci(est, se, level)
+            per_ha = {"estimate": est, "se": se, "lcl": lcl, "ucl": ucl}
+        per100 = {k: v * HA_PER_100KM2 for k, v in per_ha.items()}
+        return {"per_ha": per_ha, "per_100km2": per100}
+
+    def derived(self, level: float = 0.95) -> dict[str, Any]:
+        """Derived estimates: density per hectare and per 100 km^2, expected N in the mask.
+
+        Parameters
+        ----------
+        level:
+            Confidence level (log-normal intervals).
+
+        Returns
+        -------
+        dict
+            ``{"D_per_ha": {...}, "D_per_100km2": {...}, "N": {...}, "esa_km2": float}``;
+            each inner dict has ``estimate``, ``se``, ``lcl``, ``ucl``.
+        """
+        dens = self.density(level=level)
+        return {
+            "D_per_ha": dens["per_ha"],
+            "D_per_100km2": dens["per_100km2"],
+            "N": self.expected_n(level=level),
+            "esa_km2": self.esa() / 100.0,
+        }
+
+    def beta_dict(self) -> dict[str, float]:
+        """Coefficients by name."""
+        return dict(zip(self.names, map(float, self.beta), strict=True))
+
+    def se_dict(self) -> dict[str, float]:
+        """Standard errors of the coefficients by name."""
+        return dict(zip(self.names, map(float, self.beta_se), strict=True))
+
+    def esa(self) -> float:
+        """Effective sampling area ``a(theta) = sum_m pdot(m) * cell area``, hectares."""
+        return self.lik.area * float(self.lik.pdot(self.beta).sum())
+
+    def to_dict(self, level: float = 0.95) -> dict[str, Any]:
+        """JSON-able summary: fit statistics, coefficients, real and derived values.
+
+        Parameters
+        ----------
+        level:
+            Confidence level of the intervals.
+
+        Returns
+        -------
+        dict
+        """
+        derived = self.derived(level=level)
+        return {
+            "model": self.model,
+            "detectfn": self.detectfn,
+            "detector": self.detector,
+            "likelihood": self.likelihood,
+            "n": self.n,
+            "occasions": self.lik.capthist.n_occasions,
+            "traps": self.lik.traps.n_traps,
+            "mask_points": self.lik.mask.n_points,
+            "logLik": self.loglik,
+            "npar": self.npar,
+            "AIC": self.aic,
+            "AICc": self.aicc,
+            "converged": self.converged,
+            "beta": self.beta_dict(),
+            "beta_se": self.se_dict(),
+            "real": self.real(level=level),
+            "derived": derived,
+            "density_per_100km2": derived["D_per_100km2"]["estimate"],
+            "message": self.message,
+            "seconds": self.seconds,
+        }
+
+    def __str__(self) -> str:
+        lines = [
+            f"SECR {self.likelihood} likelihood, {self.detector} detectors, {self.detectfn}",
+            f"model {self.model}",
+            f"n = {self.n}, logLik = {self.loglik:.4f}, npar = {self.npar}, "
+            f"AIC = {self.aic:.3f}, AICc = {self.aicc:.3f}",
+        ]
+        for n, r in self.beta_table().items():
+            lines.append(f"  {n:<24} {r['beta']: .6f}  SE {r['se']:.6f}")
+        d = self.density()["per_100km2"]
+        lines.append(f"density {d['estimate']:.3f} per 100 km2 ({d['lcl']:.3f} - {d['ucl']:.3f})")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# fitting
+
+
+def _neg_hessian(lik: SecrLikelihood, beta: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """Observed information: central differences of the analytic gradient."""
+    p = len(beta)
+    H = np.empty((p, p))
+    for j in range(p):
+        e = np.zeros(p)
+        e[j] = h
+        _, gp = lik.loglik_and_gradient(beta + e)
+        _, gm = lik.loglik_and_gradient(beta - e)
+        H[:, j] = -(gp - gm) / (2 * h)
+    return 0.5 * (H + H.T)
+
+
+def fit(
+    capthist: CaptureHistory,
+    mask: Mask,
+    model: str | Mapping[str, str] | None = None,
+    detectfn: str = "HHN",
+    likelihood: str = "full",
+    *,
+    start: Sequence[float] | Mapping[str, float] | None = None,
+    max_iter: int = 500,
+    hessian: bool = True,
+) -> SecrFit:
+    """Fit an SECR model by maximum likelihood (the analogue of ``secr.fit``).
+
+    The log-likelihood is maximised by BFGS with its analytic gradient, then
+    polished by Newton steps; the variance-covariance matrix is the inverse
+    of the observed information (central differences of the gradient).
+
+    Parameters
+    ----------
+    capthist:
+        Capture histories with their traps, detector type and usage.
+    mask:
+        Habitat mask.
+    model:
+        Formulas such as ``"D~stdGC lambda0~Topo sigma~stdRgd"``; parameters
+        left out are constant.
+    detectfn:
+        Detection function code (see :mod:`irbis.stats.detectfn`).
+    likelihood:
+        ``"full"`` or ``"conditional"``.
+    start:
+        Starting coefficients (array in coefficient order, or a mapping by
+        name); default: automatic (see :meth:`SecrLikelihood.start_values`).
+    max_iter:
+        Maximum quasi-Newton iterations.
+    hessian:
+        Compute the variance-covariance matrix (else ``vcov`` is NaN).
+
+    Returns
+    -------
+    SecrFit
+    """
+    t0 = time.perf_counter()
+    with blas_threads(1):
+        return _fit(capthist, mask, model, detectfn, likelihood, start, max_iter, hessian, t0)
+
+
+def _fit(
+    capthist: CaptureHistory,
+    mask: Mask,
+    model: str | Mapping[str, str] | None,
+    detectfn: str,
+    likelihood: str,
+    start: Sequence[float] | Mapping[str, float] | None,
+    max_iter: int,
+    hessian: bool,
+    t0: float,
+) -> SecrFit:
+    lik = SecrLikelihood(capthist, mask, model, detectfn, likelihood)
+    if start is None:
+        x0 = lik.start_values()
+    elif isinstance(start, Mapping):
+        x0 = lik.start_values()
+        for k, v in start.items():
+            if k not in lik.names:
+                raise BadInputError("start", f"no coefficient {k!r}", f"use {lik.names}")
+            x0[lik.names.index(k)] = float(v)
+    else:
+        x0 = np.asarray(start, dtype=float)
+        if x0.shape != (lik.npar,):
+            raise BadInputError("start", f"needs {lik.npar} values ({', '.join(lik.names)})")
+    n_evals = 0
+
+    def fg(b: np.ndarray) -> tuple[float, np.ndarray]:
+        nonlocal n_evals
+        n_evals += 1
+        ll, g = lik.loglik_and_gradient(b)
+        if not np.isfinite(ll) or not np.all(np.isfinite(g)):
+            return 1e12, np.zeros_like(b)
+        return -ll, -g
+
+    res = optimize.minimize(
+        fg, x0, jac=True, method="BFGS", options={"gtol": 1e-6, "maxiter": max_iter}
+    )
+    beta = np.asarray(res.x, dtype=float)
+    f_best, g_best = fg(beta)
+    message = str(res.message)
+    vcov = np.full((lik.npar, lik.npar), np.nan)
+    H = None
+    if hessian:
+        H = _neg_hessian(lik, beta)
+        # Newton steps from the quasi-Newton solution, kept while they help
+        for _ in range(3):
+            try:
+                step = np.linalg.solve(H, -g_best)
+            except np.linalg.LinAlgError:
+                break
+            if not np.all(np.isfinite(step)) or np.abs(step).max() > 0.5:
+                break
+            f_new, g_new = fg(beta + step)
+            if f_new > f_best + 1e-9:
+                break
+            beta, f_best, g_best = beta + step, f_new, g_new
+            if np.abs(step).max() < 1e-4:
+                break  # the information barely changes over so small a step
+            H = _neg_hessian(lik, beta)
+    gmax = float(np.abs(g_best).max())
+    converged = bool(np.isfinite(f_best) and f_best < 1e11 and gmax < 1e-3)
+    if converged and not res.success:
+        message = f"converged (max |gradient| {gmax:.1e})"
+    elif not converged:
+        message = f"{message}; max |gradient| {gmax:.1e}"
+    if H is not None:
+        try:
+            w = np.linalg.eigvalsh(H)
+            if w.min() <= 1e-10 * max(w.max(), 1.0):
+                warnings.warn(
+                    "the information matrix is singular: some coefficients are not "
+                    "estimable, their SEs are NaN",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                vcov = np.linalg.pinv(H)
+                bad = np.diag(vcov) <= 0
+                vcov[bad, :] = np.nan
+                vcov[:, bad] = np.nan
+            else:
+                vcov = np.linalg.inv(H)
+        except np.linalg.LinAlgError:
+            pass
+    return SecrFit(
+        beta=beta,
+        names=list(lik.names),
+        vcov=vcov,
+        loglik=-f_best,
+        n=lik.n,
+        detectfn=lik.detectfn,
+        detector=capthist.detector
+        + (f" (binomial {capthist.binom_size})" if capthist.binom_size else ""),
+        likelihood=lik.likelihood,
+        formulas=lik.formulas,
+        converged=converged,
+        message=message,
+        n_evals=n_evals,
+        seconds=time.perf_counter() - t0,
+        lik=lik,
+    )
+
+
+secr_fit = fit
+"""Alias of :func:`fit`."""
+
+
+class SecrModel:
+    """An SECR model specification, fitted with :meth:`fit` (scikit-learn style).
+
+    Parameters
+    ----------
+    model:
+        Formulas, e.g. ``"D~1 lambda0~Topo sigma~1"``.
+    detectfn:
+        Detection function code.
+    likelihood:
+        ``"full"`` or ``"conditional"``.
+    """
+
+    def __init__(
+        self,
+        model: str | Mapping[str, str] | None = None,
+        detectfn: str = "HHN",
+        likelihood: str = "full",
+    ) -> None:
+        self.model = model
+        self.detectfn = detectfn
+        self.likelihood = likelihood
+        self.fit_: SecrFit | None = None
+
+    def fit(self, capthist: CaptureHistory, mask: Mask, **kwargs: Any) -> SecrFit:
+        """Fit to capture histories over a mask.
+
+        Parameters
+        ----------
+        capthist:
+            Capture histories.
+        mask:
+            Habitat mask.
+        **kwargs:
+            Passed to :func:`fit`.
+
+        Returns
+        -------
+        SecrFit
+        """
+        self.fit_ = fit(capthist, mask, self.model, self.detectfn, self.likelihood, **kwargs)
+        return self.fit_
+
+
+def model_table(fits: Sequence[SecrFit] | Mapping[str, SecrFit]) -> list[dict[str, Any]]:
+    """AIC/AICc table of models fitted to the same data, best first.
+
+    Parameters
+    ----------
+    fits:
+        Fitted models (a mapping gives them names).
+
+    Returns
+    -------
+    list of dict
+        ``name, model, detectfn, npar, logLik, AIC, AICc, dAICc, AICcwt``.
+    """
+    items = list(fits.items()) if isinstance(fits, Mapping) else [(f.model, f) for f in fits]
+    if not items:
+        return []
+    likes = {f.likelihood for _, f in items}
+    ns = {f.n for _, f in items}
+    if len(likes) > 1 or len(ns) > 1:
+        raise BadInputError(
+            "model_table", "models differ in likelihood or data", "compare like with like"
+        )
+    best = min(f.aicc for _, f in items)
+    rows = []
+    for name, f in items:
+        rows.append(
+            {
+                "name": name,
+                "model": f.model,
+                "detectfn": f.detectfn,
+                "npar": f.npar,
+                "logLik": f.loglik,
+                "AIC": f.aic,
+                "AICc": f.aicc,
+                "dAICc": f.aicc - best,
+            }
+        )
+    w = np.exp(-0.5 * np.array([r["dAICc"] for r in rows]))
+    w = w / w.sum()
+    for r, wi in zip(rows, w, strict=True):
+        r["AICcwt"] = float(wi)
+    rows.sort(key=lambda r: r["AICc"])
+    return rows
+
+
+aic_table = model_table
+"""Alias of :func:`model_table`."""
