@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 from scipy import optimize  # noqa: E402
 
 from irbis.stats import secr  # noqa: E402
+from irbis.stats._threads import blas_threads  # noqa: E402
 from irbis.stats.detectfn import log_shape  # noqa: E402
 from irbis.stats.secr_data import CaptureHistory, Traps, make_mask  # noqa: E402
 
@@ -63,7 +64,12 @@ def peak_mb() -> float:
 
 
 def per_eval_ms(lik: secr.SecrLikelihood, beta: np.ndarray, reps: int = 5) -> dict[str, float]:
-    """Time of one log-likelihood evaluation, and of one with its gradient."""
+    """Time of one log-likelihood evaluation, and of one with its gradient (as in a fit)."""
+    with blas_threads(1):
+        return _per_eval_ms(lik, beta, reps)
+
+
+def _per_eval_ms(lik: secr.SecrLikelihood, beta: np.ndarray, reps: int) -> dict[str, float]:
     lik._cache = None
     t = time.perf_counter()
     for _ in range(reps):
@@ -80,6 +86,11 @@ def per_eval_ms(lik: secr.SecrLikelihood, beta: np.ndarray, reps: int = 5) -> di
 
 def baseline_fit(ch: CaptureHistory, mask, model: str) -> dict[str, float]:
     """Same likelihood and start, BFGS on central finite differences (no analytic gradient)."""
+    with blas_threads(1):  # the same BLAS setting as secr.fit
+        return _baseline_fit(ch, mask, model)
+
+
+def _baseline_fit(ch: CaptureHistory, mask, model: str) -> dict[str, float]:
     t0 = time.perf_counter()
     lik = secr.SecrLikelihood(ch, mask, model, "HHN")
     x0 = lik.start_values()

@@ -65,7 +65,7 @@ def test_detectors_match_expectations(detector: str, detectfn: str) -> None:
     rate = detection_rate(detectfn, d, params)
     h = rate if detectfn.startswith("HH") else -np.log1p(-rate)
     if detector == "count":
-        expected = rate  # Poisson mean per occasion
+        expected = h  # Poisson mean per occasion: the hazard (secr's convention)
     elif detector == "proximity":
         expected = 1 - np.exp(-h)
     else:

@@ -76,7 +76,7 @@ def expected_yield(
     ueff = u.sum(axis=1) * B
     pdot = -np.expm1(-(h @ ueff))
     if detector == "count" and binom_size == 0:
-        per_trap = rate * u.sum(axis=1)  # Poisson mean counts
+        per_trap = h * u.sum(axis=1)  # Poisson mean counts: usage x hazard
         q = -np.expm1(-(h * u.sum(axis=1)))
     elif detector in ("count", "proximity"):
         per_trap = np.zeros_like(h)

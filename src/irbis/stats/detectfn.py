@@ -124,9 +124,10 @@ def unlink(param: str, eta: np.ndarray | float) -> np.ndarray:
     numpy.ndarray
     """
     e = np.asarray(eta, dtype=float)
-    if LINKS[param] == "logit":
-        return 1.0 / (1.0 + np.exp(-e))
-    return np.exp(e)
+    with np.errstate(over="ignore"):
+        if LINKS[param] == "logit":
+            return 1.0 / (1.0 + np.exp(-e))
+        return np.exp(e)
 
 
 def log_shape(

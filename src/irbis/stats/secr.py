@@ -1154,7 +1154,7 @@ def _fit(
                     "the information matrix is singular: some coefficients are not "
                     "estimable, their SEs are NaN",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
                 vcov = np.linalg.pinv(H)
                 bad = np.diag(vcov) <= 0

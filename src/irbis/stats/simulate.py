@@ -9,8 +9,8 @@ fits:
   uniformly within its cell; or a fixed number ``N`` of centres;
 - detections per animal, trap and occasion with trap usage ``u``:
 
-  * ``count`` (Poisson): mean ``u * lambda(d)`` for the hazard functions
-    (HHN, HHR, HEX) and ``u * g(d)`` for HN, HR, EX, as ``secr`` does;
+  * ``count`` (Poisson): mean ``u * h`` (``u * lambda(d)`` for HHN, HHR,
+    HEX; ``u * -log(1 - g(d))`` for HN, HR, EX, as current ``secr`` does);
   * ``count`` with binomial size ``B``: Binomial(B, 1 - exp(-u h));
   * ``proximity``: Bernoulli(1 - exp(-u h));
   * ``multi``: caught with probability ``1 - exp(-sum_k u_k h_k)``, at trap
@@ -167,7 +167,7 @@ def simulate_capthist(
     for s in range(S):
         uh = hazard * u[:, s][None, :]
         if detector == "count" and binom_size == 0:
-            mean = uh if detectfn in _HAZARD else rate * u[:, s][None, :]
+            mean = uh  # Poisson mean = usage x hazard, as the likelihood (and secr)
             counts[:, s, :] = rng.poisson(mean)
         elif detector == "count":
             counts[:, s, :] = rng.binomial(binom_size, -np.expm1(-uh))
