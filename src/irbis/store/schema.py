@@ -211,3 +211,89 @@ class Rejection(Base):
     reason: Mapped[str] = mapped_column(Text)
     hint: Mapped[str] = mapped_column(Text, default="")
     created_utc: Mapped[datetime] = mapped_column(DateTime)
+
+
+class MediaDetection(Base):
+    """One detector configuration's result for one media file (``irbis detect``).
+
+    The row is also the "done" marker that makes the stage resumable: a media
+    file with a row for a ``detector`` key is never processed again with that
+    key. ``detector`` spells the whole configuration (model, version,
+    threshold, motion fusion), so changing any of them gives new rows and
+    keeps the old ones for comparison.
+    """
+
+    __tablename__ = "media_detections"
+    __table_args__ = (UniqueConstraint("media_id", "detector", name="uq_media_detection"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
+    detector: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(100))
+    threshold: Mapped[float] = mapped_column(Float)
+    # "blank" | "animal" | "person" | "vehicle" | "error" (unreadable file).
+    verdict: Mapped[str] = mapped_column(String(10))
+    max_score: Mapped[float] = mapped_column(Float, default=0.0)
+    n_boxes: Mapped[int] = mapped_column(Integer, default=0)
+    # Frames looked at: 1 for a photo, the sampled frames of a video.
+    n_frames: Mapped[int] = mapped_column(Integer, default=1)
+    best_frame: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text, default="")
+    # Which media were judged together (a fused detector compares a burst's
+    # frames): a digest of their ids. Ingest rebuilds sequences; a sequence whose
+    # media were all judged together already gets its verdict back without
+    # running the detector again.
+    burst: Mapped[str] = mapped_column(String(40), default="")
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_utc: Mapped[datetime] = mapped_column(DateTime)
+
+
+class DetectionBox(Base):
+    """One box found in one frame of a media file, above the detector's threshold.
+
+    ``x, y, width, height`` are fractions of the frame (Camtrap DP's
+    ``bboxX/bboxY/bboxWidth/bboxHeight``); ``frame`` is 0 for a photo and the
+    sampled frame's index for a video (``time_s`` its offset).
+    """
+
+    __tablename__ = "detections"
+    __table_args__ = (
+        Index("ix_detections_media", "media_id"),
+        Index("ix_detections_result", "result_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("media_detections.id", ondelete="CASCADE"))
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
+    frame: Mapped[int] = mapped_column(Integer, default=0)
+    time_s: Mapped[float | None] = mapped_column(Float)
+    category: Mapped[str] = mapped_column(String(10))
+    score: Mapped[float] = mapped_column(Float)
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    width: Mapped[float] = mapped_column(Float)
+    height: Mapped[float] = mapped_column(Float)
+    # What made the box: the model's name, "motion", or "fused".
+    source: Mapped[str] = mapped_column(String(40))
+
+
+class SequenceVerdict(Base):
+    """A detector configuration's verdict on one sequence (burst) and its best frame."""
+
+    __tablename__ = "sequence_verdicts"
+    __table_args__ = (UniqueConstraint("sequence_id", "detector", name="uq_sequence_verdict"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("media_groups.id", ondelete="CASCADE"))
+    detector: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(100))
+    threshold: Mapped[float] = mapped_column(Float)
+    verdict: Mapped[str] = mapped_column(String(10))  # blank | animal | person | vehicle
+    best_media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    best_frame: Mapped[int | None] = mapped_column(Integer)
+    best_score: Mapped[float] = mapped_column(Float, default=0.0)
+    n_media: Mapped[int] = mapped_column(Integer, default=0)
+    n_blank: Mapped[int] = mapped_column(Integer, default=0)
+    n_animal: Mapped[int] = mapped_column(Integer, default=0)
+    n_person: Mapped[int] = mapped_column(Integer, default=0)
+    n_vehicle: Mapped[int] = mapped_column(Integer, default=0)
+    created_utc: Mapped[datetime] = mapped_column(DateTime)

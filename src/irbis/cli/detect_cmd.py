@@ -1,0 +1,223 @@
+"""``irbis detect`` and ``irbis models``: the commands of the detect stage.
+
+Wired into :mod:`irbis.cli.app` as::
+
+    from irbis.cli.detect_cmd import detect, models_app
+    app.command()(detect)
+    app.add_typer(models_app, name="models")
+
+Like every irbis command: progress and messages on stderr, ``--json`` prints
+one JSON document on stdout, errors are one line naming what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+__all__ = ["detect", "models_app"]
+
+err = Console(stderr=True)
+out = Console()
+
+models_app = typer.Typer(
+    help="Detector and classifier models: list, install, verify.", no_args_is_help=True
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _emit_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[file]}"),
+        console=err,
+        transient=False,
+    )
+
+
+def detect(
+    project: Annotated[Path, typer.Argument(help="Project folder.")],
+    detector: Annotated[
+        str, typer.Option(help="fused (learned + motion, default) or learned (model alone).")
+    ] = "fused",
+    model: Annotated[str, typer.Option(help="Learned detector from `irbis models list`.")] = (
+        "mdlite"
+    ),
+    threshold: Annotated[
+        float | None, typer.Option(help="Operating point of the learned detector.")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for inference (default: all usable).")
+    ] = None,
+    video_every: Annotated[float, typer.Option(help="Seconds between sampled video frames.")] = (
+        1.0
+    ),
+    video_max_frames: Annotated[int, typer.Option(help="Most frames sampled per video.")] = 30,
+    limit: Annotated[
+        int | None, typer.Option(help="Stop after this many sequences (rerun to continue).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find animals, people and vehicles; mark blanks. Safe to interrupt and rerun."""
+    from irbis.pipeline.detect_stage import detection_status, run_detect
+    from irbis.store import Project
+    from irbis.vision.sequence import load_sequence_detector
+
+    if detector not in ("fused", "learned"):
+        raise typer.BadParameter("--detector must be fused or learned")
+    # The model is loaded (and its sha256 checked) before the project is touched.
+    seq = load_sequence_detector(detector, model=model, threshold=threshold, threads=threads)
+    with Project.open(project) as p:
+        with _progress() as bar:
+            task = bar.add_task("detect", total=None, file="")
+
+            def tick(done: int, total: int, name: str) -> None:
+                bar.update(task, completed=done, total=total, file=name[-40:])
+
+            try:
+                res = run_detect(
+                    p,
+                    seq,
+                    progress=tick,
+                    video_every_s=video_every,
+                    video_max_frames=video_max_frames,
+                    limit=limit,
+                )
+            except KeyboardInterrupt:
+                err.print(
+                    "[yellow]interrupted: finished sequences are kept; "
+                    "run the same command again to resume[/]"
+                )
+                raise typer.Exit(130) from None
+        status = detection_status(p, res.detector)
+    if as_json:
+        _emit_json({**res.as_dict(), "status": status})
+        return
+    err.print(
+        f"{res.media_processed} media ({res.frames} frames) in {res.seconds:.1f} s, "
+        f"{res.media_done_before} done before; "
+        + ", ".join(f"{k} {v}" for k, v in sorted(res.verdicts.items()))
+    )
+    for e in res.errors[:20]:
+        err.print(f"  [red]error[/] {e['error']}")
+    table = Table(title=f"Detections ({res.detector})")
+    for col in ("station", "media", "blank", "animal", "person", "vehicle", "sequences"):
+        table.add_column(col)
+    for row in status["per_station"]:
+        seqs = ", ".join(f"{k} {v}" for k, v in sorted(row["sequences"].items()))
+        table.add_row(
+            row["station"],
+            str(row["media"]),
+            *(str(row.get(k, 0)) for k in ("blank", "animal", "person", "vehicle")),
+            seqs,
+        )
+    out.print(table)
+
+
+@models_app.command("list")
+def models_list(as_json: JsonOpt = False) -> None:
+    """Known and installed models, with licence and state."""
+    from irbis.vision.registry import list_models, models_dir
+
+    rows = list_models()
+    if as_json:
+        _emit_json({"models_dir": str(models_dir()), "models": rows})
+        return
+    table = Table(title=f"Models ({models_dir()})")
+    for col in ("name", "kind", "version", "licence", "status", "description"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["name"], r["kind"], r["version"], r["licence"], str(r["status"]), r["description"]
+        )
+    out.print(table)
+
+
+@models_app.command("install")
+def models_install(
+    name: Annotated[str, typer.Argument(help="Model name, e.g. mdlite.")],
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Install from a local file (the zamba wheel or .pth for mdlite; "
+            "an .onnx for your own classifier).",
+        ),
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="Your classifier's labels file (one label per line).")
+    ] = None,
+    licence: Annotated[str, typer.Option(help="Licence of your own model.")] = "unknown",
+    force: Annotated[bool, typer.Option(help="Reinstall even if a valid copy is there.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Install a model into the user cache (checked by sha256)."""
+    from irbis.vision import registry
+
+    if labels is not None or (from_file is not None and from_file.suffix == ".onnx"):
+        if from_file is None or labels is None:
+            raise typer.BadParameter("a classifier needs both --from model.onnx and --labels")
+        model = registry.add_onnx_classifier(name, from_file, labels, licence=licence)
+    else:
+        model = registry.install(
+            name, source=from_file, force=force, log=lambda m: err.print(f"[dim]{m}[/]")
+        )
+    if as_json:
+        _emit_json(model.as_dict())
+    else:
+        err.print(f"[green]{model.name} {model.version}[/] ({model.licence}) in {model.root}")
+
+
+@models_app.command("verify")
+def models_verify(
+    name: Annotated[
+        str | None, typer.Argument(help="Model to check (default: every installed model).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-hash installed models; exit code 1 when one is missing or damaged."""
+    from irbis.vision.registry import ModelError, list_models, verify
+
+    names = [name] if name else [r["name"] for r in list_models() if r["status"] != "missing"]
+    results = []
+    for n in names:
+        try:
+            m = verify(n)
+            results.append({"name": n, "ok": True, "version": m.version, "error": ""})
+        except ModelError as exc:
+            results.append({"name": n, "ok": False, "version": "", "error": str(exc)})
+    if as_json:
+        _emit_json({"models": results})
+    else:
+        for r in results:
+            if r["ok"]:
+                err.print(f"[green]ok[/] {r['name']} {r['version']}")
+            else:
+                err.print(f"[red]broken[/] {r['error']}")
+        if not results:
+            err.print("no models installed (see `irbis models list`)")
+    if not all(r["ok"] for r in results):
+        raise typer.Exit(1)

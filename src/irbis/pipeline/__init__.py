@@ -1,0 +1,1 @@
+"""Runs stages over batches of rows: detection now; a local pool or a Ray cluster later."""

