@@ -66,6 +66,16 @@ def test_detect_command_on_the_heron_burst(tmp_path, models, monkeypatch):
         assert v.verdict == "animal" and v.n_media == 10 and best is not None
         assert v.best_score >= 0.1
 
+    # `irbis status` counts blanks and animals per station after detection.
+    from irbis.cli.app import app as irbis_app
+
+    st = runner.invoke(irbis_app, ["status", str(tmp_path / "p"), "--json"])
+    assert st.exit_code == 0, st.output
+    det = json.loads(st.stdout)["detections"]
+    assert det["sequences"] == {"animal": 1}
+    (row,) = det["per_station"]
+    assert row["media"] == 10 and row["animal"] == 10 and row.get("blank", 0) == 0
+
     again = runner.invoke(app, ["detect", str(tmp_path / "p"), "--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["media_processed"] == 0

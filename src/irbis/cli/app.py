@@ -339,10 +339,12 @@ def clock(
 @app.command()
 def status(project: ProjectArg, as_json: JsonOpt = False) -> None:
     """What the project holds."""
+    from irbis.pipeline.detect_stage import detection_status
     from irbis.store.summary import project_status
 
     with _open(project) as p:
         data = project_status(p)
+        data["detections"] = detection_status(p)
     if as_json:
         _emit_json(data)
         return
@@ -359,6 +361,20 @@ def status(project: ProjectArg, as_json: JsonOpt = False) -> None:
         out.print(
             "species (media): " + ", ".join(f"{k} {v}" for k, v in data["species_media"].items())
         )
+    det = data["detections"]
+    if det["detector"]:
+        out.print(
+            f"detections ({det['detector']}): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(det["sequences"].items()))
+            + " sequences"
+        )
+        table = Table(title="Detections per station (media)")
+        cols = ["station", "media", "blank", "animal", "person", "vehicle"]
+        for col in cols:
+            table.add_column(col)
+        for row in det["per_station"]:
+            table.add_row(*(str(row.get(c, 0)) for c in cols))
+        out.print(table)
 
 
 @app.command()
