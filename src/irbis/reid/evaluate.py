@@ -1,0 +1,251 @@
+"""Evaluation harness: rank individuals for held-out queries, cluster, report.
+
+Protocol ``encounter``: a query is matched against every row of *other*
+encounters, never frames of its own burst (which are near-duplicates and would
+make any matcher look perfect). With a ``role`` column only ``query`` rows are
+scored (all rows remain in the gallery, minus the query's encounter).
+
+Queries whose individual has no row in any other encounter (in the Tajik set:
+Cat8, Cat12) have no correct gallery answer. They are left out of ``top1``,
+``top5`` and ``mAP`` and reported apart: ``open_set_queries`` counts them and
+``open_set_new_rate`` is the fraction for which the matcher did *not* say
+"same as" someone (the right answer is "new individual").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from irbis.reid.annotations import Annotation
+from irbis.reid.baseline import BASELINE_SIDE, baseline_features, baseline_inliers
+from irbis.reid.catalogue import Catalogue, MatchConfig
+from irbis.reid.cluster import cluster_pairs, pair_scores
+from irbis.reid.features import Features, extract
+from irbis.reid.preprocess import BadImageError, burst_masks, prepare, read_image
+
+Progress = Callable[[str, int, int], None]
+
+#: Baseline clustering edge: at least this many RANSAC inliers (a common rule of thumb).
+BASELINE_EDGE_INLIERS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class EvalOptions:
+    """Options of :func:`evaluate`.
+
+    Attributes
+    ----------
+    method:
+        ``"default"`` (RootSIFT + LNBNN + verification) or ``"baseline"``.
+    protocol:
+        ``"encounter"`` (exclude the query's burst) or ``"image"`` (exclude only itself).
+    max_side, max_keypoints:
+        Working image size and keypoint budget of the default method (the
+        baseline uses its own fixed settings, see :mod:`irbis.reid.baseline`).
+    max_queries:
+        Score an evenly spaced subset of this many queries (``None`` = all); the
+        gallery is always complete.
+    false_merge_rate:
+        Clustering edge threshold of the default method is ``1 - false_merge_rate``.
+    burst_masks:
+        Default method: restrict keypoints to what moves within the burst
+        (:func:`~irbis.reid.preprocess.burst_masks`) where no mask/box is given.
+    """
+
+    method: str = "default"
+    protocol: str = "encounter"
+    max_side: int = 800
+    max_keypoints: int = 800
+    max_queries: int | None = None
+    false_merge_rate: float = 0.05
+    burst_masks: bool = True
+    config: MatchConfig | None = None
+
+
+def extract_all(
+    anns: Sequence[Annotation], opts: EvalOptions, progress: Progress | None = None
+) -> tuple[list[Features], list[str]]:
+    """Features of every annotation; unusable images get no keypoints and a message."""
+    feats: list[Features] = [Features.empty()] * len(anns)
+    problems: list[str] = []
+    base = opts.method == "baseline"
+    groups: dict[str | None, list[int]] = {}
+    for i, a in enumerate(anns):
+        groups.setdefault(a.encounter, []).append(i)
+    done = 0
+    for members in groups.values():
+        images: list[np.ndarray | None] = []
+        for i in members:
+            try:
+                images.append(read_image(anns[i].image))
+            except BadImageError as exc:
+                problems.append(f"{anns[i].id}: {exc}")
+                images.append(None)
+        masks: list[np.ndarray | None] = [None] * len(members)
+        if not base and opts.burst_masks:
+            ok = [k for k, im in enumerate(images) if im is not None]
+            for k, m in zip(ok, burst_masks([images[k] for k in ok]), strict=True):
+                masks[k] = m
+        for k, i in enumerate(members):
+            a, img = anns[i], images[k]
+            done += 1
+            if img is None:
+                continue
+            try:
+                if base:
+                    p = prepare(img, box=a.box, max_side=BASELINE_SIDE, clahe=False)
+                    feats[i] = baseline_features(p)
+                else:
+                    # A person's mask beats the burst's motion mask.
+                    mask = a.mask if a.mask is not None else masks[k]
+                    p = prepare(img, box=a.box, mask=mask, max_side=opts.max_side)
+                    feats[i] = extract(p, max_keypoints=opts.max_keypoints)
+            except BadImageError as exc:
+                problems.append(f"{a.id}: {exc}")
+            if progress:
+                progress("features", done, len(anns))
+    return feats, problems
+
+
+def average_precision(relevant_in_rank_order: np.ndarray, n_relevant: int) -> float:
+    """AP of a ranked list; relevant items never retrieved contribute precision 0."""
+    if n_relevant == 0:
+        return 0.0
+    rel = np.asarray(relevant_in_rank_order, bool)
+    hits = np.cumsum(rel)
+    prec = hits[rel] / (np.flatnonzero(rel) + 1)
+    return float(prec.sum() / n_relevant)
+
+
+def evaluate(
+    anns: Sequence[Annotation],
+    opts: EvalOptions | None = None,
+    progress: Progress | None = None,
+    feats: Sequence[Features] | None = None,
+) -> dict:
+    """Run the protocol and return the figures (see the module docstring).
+
+    Returns
+    -------
+    dict
+        ``top1, top5, mAP, ms_per_query, pair_precision, pair_recall`` plus
+        counts, the clustering threshold and per-query results (``queries``).
+    """
+    opts = opts or EvalOptions()
+    if opts.method not in ("default", "baseline"):
+        raise ValueError(f"unknown method {opts.method!r}: use default or baseline")
+    if opts.protocol not in ("encounter", "image"):
+        raise ValueError(f"unknown protocol {opts.protocol!r}: use encounter or image")
+    n = len(anns)
+    problems: list[str] = []
+    if feats is None:
+        feats, problems = extract_all(anns, opts, progress)
+    enc = [a.encounter if opts.protocol == "encounter" else a.id for a in anns]
+    by_enc: dict[str | None, list[int]] = {}
+    for i, e in enumerate(enc):
+        by_enc.setdefault(e, []).append(i)
+    has_roles = any(a.role for a in anns)
+    qidx = [i for i, a in enumerate(anns) if (a.role == "query" or not has_roles)]
+    if opts.max_queries is not None and len(qidx) > opts.max_queries:
+        pick = np.linspace(0, len(qidx) - 1, opts.max_queries).round().astype(int)
+        qidx = [qidx[i] for i in sorted(set(pick.tolist()))]
+    ids = [str(i) for i in range(n)]
+    cat: Catalogue | None = None
+    if opts.method == "default":
+        cat = Catalogue(opts.config)
+        for i, (a, f) in enumerate(zip(anns, feats, strict=True)):
+            cat.add(_as(a, ids[i]), f)
+    top1 = top5 = 0
+    aps: list[float] = []
+    open_n = open_new = 0
+    times: list[float] = []
+    edges: list[tuple[int, int, float]] = []
+    qset = set(qidx)
+    records: list[dict] = []
+    for done, qi in enumerate(qidx):
+        a = anns[qi]
+        excl = set(by_enc[enc[qi]])
+        gallery = [j for j in range(n) if j not in excl and a.side.compatible(anns[j].side)]
+        t0 = time.perf_counter()
+        if cat is not None:
+            res = cat.query(feats[qi], side=a.side, exclude=[ids[j] for j in excl], camera=a.camera)
+            ranked_inds = [c.individual for c in res.candidates]
+            ann_rank = [int(m.annotation) for m in res.annotations if m.score > 0 or m.raw > 0]
+            said_same = res.decision == "same"
+            for m in res.annotations:
+                if m.probability > 0 and int(m.annotation) in qset:
+                    edges.append((qi, int(m.annotation), m.probability))
+        else:
+            scores = np.zeros(n)
+            for j in gallery:
+                scores[j] = baseline_inliers(feats[qi], feats[j])[0]
+            order = [j for j in np.argsort(-scores, kind="stable") if scores[j] > 0]
+            ann_rank = [int(j) for j in order]
+            ranked_inds = []
+            for j in ann_rank:
+                if anns[j].individual not in ranked_inds:
+                    ranked_inds.append(anns[j].individual)
+            said_same = bool(ann_rank) and scores[ann_rank[0]] >= BASELINE_EDGE_INLIERS
+            for j in ann_rank:
+                if j in qset:
+                    edges.append((qi, j, float(scores[j])))
+        times.append(time.perf_counter() - t0)
+        relevant = {j for j in gallery if anns[j].individual == a.individual}
+        if not relevant:
+            open_n += 1
+            open_new += int(not said_same)
+        else:
+            top1 += int(ranked_inds[:1] == [a.individual])
+            top5 += int(a.individual in ranked_inds[:5])
+            aps.append(
+                average_precision(np.array([j in relevant for j in ann_rank]), len(relevant))
+            )
+        records.append(
+            {
+                "query": a.id,
+                "truth": a.individual,
+                "ranked": ranked_inds[:5],
+                "open_set": not relevant,
+            }
+        )
+        if progress:
+            progress("queries", done + 1, len(qidx))
+    closed = max(1, len(aps))
+    threshold = (
+        1.0 - opts.false_merge_rate if opts.method == "default" else float(BASELINE_EDGE_INLIERS)
+    )
+    pos = {q: k for k, q in enumerate(qidx)}
+    sub_edges = [(pos[i], pos[j], w) for i, j, w in edges if i in pos and j in pos]
+    labels = cluster_pairs(len(qidx), sub_edges, threshold, [enc[i] for i in qidx])
+    q_enc = np.array([str(enc[i]) for i in qidx], dtype=object)
+    cross = q_enc[:, None] != q_enc[None, :]
+    ps = pair_scores(labels, [str(anns[i].individual) for i in qidx], mask=cross)
+    return {
+        "method": opts.method,
+        "protocol": opts.protocol,
+        "images": n,
+        "queries": len(qidx),
+        "closed_set_queries": len(aps),
+        "top1": top1 / closed,
+        "top5": top5 / closed,
+        "mAP": float(np.mean(aps)) if aps else 0.0,
+        "ms_per_query": 1000.0 * float(np.mean(times)) if times else 0.0,
+        "pair_precision": ps["pair_precision"],
+        "pair_recall": ps["pair_recall"],
+        "clusters": ps["clusters"],
+        "cluster_threshold": threshold,
+        "open_set_queries": open_n,
+        "open_set_new_rate": open_new / open_n if open_n else None,
+        "unusable_images": problems,
+        "per_query": records,
+    }
+
+
+def _as(a: Annotation, new_id: str) -> Annotation:
+    from dataclasses import replace
+
+    return replace(a, id=new_id)

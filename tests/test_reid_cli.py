@@ -1,0 +1,60 @@
+"""``irbis reid evaluate`` on a small synthetic labelled set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+from typer.testing import CliRunner
+
+from irbis.cli.reid_cmd import reid_app
+
+from .test_reid_synthetic import frame, pattern
+
+
+def _dataset(root: Path, roles: bool = False) -> Path:
+    lines = ["path,individual_id,side,encounter" + (",role" if roles else "")]
+    for k in range(3):
+        for e in range(2):
+            name = f"c{k}_e{e}.png"
+            cv2.imwrite(str(root / name), frame(pattern(40 + k), 7 * k + e))
+            role = ("," + ("query" if e == 1 else "gallery")) if roles else ""
+            lines.append(f"{name},Cat{k},,enc{k}{e}{role}")
+    # An individual seen in one encounter only: an open-set query.
+    cv2.imwrite(str(root / "lone.png"), frame(pattern(99), 3))
+    lines.append("lone.png,Lone,,encX" + (",query" if roles else ""))
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root / "labels.csv"
+
+
+def test_evaluate_json(tmp_path: Path) -> None:
+    labels = _dataset(tmp_path)
+    r = CliRunner().invoke(
+        reid_app, ["evaluate", "--images", str(tmp_path), "--labels", str(labels), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    for key in ("top1", "top5", "mAP", "ms_per_query", "pair_precision", "pair_recall"):
+        assert key in doc
+    assert doc["top1"] == 1.0 and doc["mAP"] == 1.0
+    assert doc["pair_precision"] == 1.0 and doc["pair_recall"] == 1.0
+    assert doc["open_set_queries"] == 1 and doc["open_set_new_rate"] == 1.0
+    assert doc["closed_set_queries"] == 6
+
+
+def test_evaluate_roles_and_baseline(tmp_path: Path) -> None:
+    labels = _dataset(tmp_path, roles=True)
+    args = ["evaluate", "--images", str(tmp_path), "--labels", str(labels), "--json"]
+    r = CliRunner().invoke(reid_app, [*args, "--method", "baseline"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["queries"] == 4 and doc["closed_set_queries"] == 3 and doc["top1"] == 1.0
+
+
+def test_evaluate_bad_labels(tmp_path: Path) -> None:
+    (tmp_path / "l.csv").write_text("file,who\n")
+    r = CliRunner().invoke(
+        reid_app, ["evaluate", "--images", str(tmp_path), "--labels", str(tmp_path / "l.csv")]
+    )
+    assert r.exit_code == 2 and "path,individual_id" in r.output
