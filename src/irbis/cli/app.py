@@ -6,25 +6,16 @@ one JSON document on stdout; progress bars and messages go to stderr.
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from irbis import __version__
+from irbis.cli.common import JsonOpt, emit_json, err, out, progress
 from irbis.core.errors import IrbisError
 
 app = typer.Typer(
@@ -37,28 +28,8 @@ app = typer.Typer(
 registry_app = typer.Typer(help="Stations, cameras and deployments.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
 
-err = Console(stderr=True)
-out = Console()
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-
-
-def _emit_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[file]}"),
-        console=err,
-        transient=False,
-    )
 
 
 def _open(project: Path):
@@ -93,7 +64,7 @@ def init(
 
     p = Project.init(path, db_url=db, storage=storage, name=name)
     if as_json:
-        _emit_json({"root": str(p.root), "database": p.engine.dialect.name, "storage": storage})
+        emit_json({"root": str(p.root), "database": p.engine.dialect.name, "storage": storage})
     else:
         err.print(
             f"created project [bold]{p.settings.name}[/] in {p.root} ({p.engine.dialect.name})"
@@ -130,7 +101,7 @@ def registry_import(
         "deployments_updated": res.deployments_updated,
     }
     if as_json:
-        _emit_json(data)
+        emit_json(data)
     else:
         err.print(
             f"{table}: {res.stations_new} new stations, {res.deployments_new} new deployments "
@@ -146,7 +117,7 @@ def registry_list(project: ProjectArg, as_json: JsonOpt = False) -> None:
     with _open(project) as p, p.session() as s:
         stations, deps = existing_records(s)
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "stations": [
                     {
@@ -223,11 +194,11 @@ def ingest(
         if report or source is None:
             data = ingest_report(p)
             if as_json:
-                _emit_json(data)
+                emit_json(data)
             else:
                 _print_report(data)
             return
-        with _progress() as bar:
+        with progress() as bar:
             task = bar.add_task("ingest", total=None, file="")
 
             def tick(done: int, total: int, rel: str) -> None:
@@ -250,7 +221,7 @@ def ingest(
                 )
                 raise typer.Exit(130) from None
     if as_json:
-        _emit_json(res.as_dict())
+        emit_json(res.as_dict())
         return
     err.print(
         f"{res.n_new} new, {res.n_duplicate} already in the project, {res.n_rejected} rejected, "
@@ -327,7 +298,7 @@ def clock(
                 "--camera-showed and --true-time"
             )
     if as_json:
-        _emit_json(res)
+        emit_json(res)
     else:
         for d in res["deployments"]:
             err.print(
@@ -346,7 +317,7 @@ def status(project: ProjectArg, as_json: JsonOpt = False) -> None:
         data = project_status(p)
         data["detections"] = detection_status(p)
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     out.print(f"[bold]{data['project']}[/] ({data['database']}, {data['storage']})")
     out.print(
@@ -415,7 +386,7 @@ def effort(
         "days": len(op.days),
     }
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     table = Table(title="Camera effort")
     for col in ("station", "first day", "last day", "trap-nights"):
@@ -465,7 +436,7 @@ def records(
             w.writeheader()
             w.writerows(rows)
     if as_json:
-        _emit_json({"records": rows, "count": len(rows)})
+        emit_json({"records": rows, "count": len(rows)})
         return
     table = Table(title=f"{len(rows)} independent records (gap {gap:g} min)")
     for col in ("station", "species", "time", "delta (h)", "file"):
@@ -491,7 +462,7 @@ def demo(
 
     summary = run_demo(path, seed=seed, n_stations=stations, console=None if as_json else err)
     if as_json:
-        _emit_json(summary)
+        emit_json(summary)
 
 
 # Commands of the later stages live in their own modules, which import their

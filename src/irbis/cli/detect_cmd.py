@@ -12,50 +12,20 @@ one JSON document on stdout, errors are one line naming what to do.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
+
+from irbis.cli.common import JsonOpt, emit_json, err, out, progress
 
 __all__ = ["detect", "models_app"]
 
-err = Console(stderr=True)
-out = Console()
 
 models_app = typer.Typer(
     help="Detector and classifier models: list, install, verify.", no_args_is_help=True
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-
-
-def _emit_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[file]}"),
-        console=err,
-        transient=False,
-    )
 
 
 def detect(
@@ -91,7 +61,7 @@ def detect(
     # The model is loaded (and its sha256 checked) before the project is touched.
     seq = load_sequence_detector(detector, model=model, threshold=threshold, threads=threads)
     with Project.open(project) as p:
-        with _progress() as bar:
+        with progress() as bar:
             task = bar.add_task("detect", total=None, file="")
 
             def tick(done: int, total: int, name: str) -> None:
@@ -114,7 +84,7 @@ def detect(
                 raise typer.Exit(130) from None
         status = detection_status(p, res.detector)
     if as_json:
-        _emit_json({**res.as_dict(), "status": status})
+        emit_json({**res.as_dict(), "status": status})
         return
     err.print(
         f"{res.media_processed} media ({res.frames} frames) in {res.seconds:.1f} s, "
@@ -144,7 +114,7 @@ def models_list(as_json: JsonOpt = False) -> None:
 
     rows = list_models()
     if as_json:
-        _emit_json({"models_dir": str(models_dir()), "models": rows})
+        emit_json({"models_dir": str(models_dir()), "models": rows})
         return
     table = Table(title=f"Models ({models_dir()})")
     for col in ("name", "kind", "version", "licence", "status", "description"):
@@ -186,7 +156,7 @@ def models_install(
             name, source=from_file, force=force, log=lambda m: err.print(f"[dim]{m}[/]")
         )
     if as_json:
-        _emit_json(model.as_dict())
+        emit_json(model.as_dict())
     else:
         err.print(f"[green]{model.name} {model.version}[/] ({model.licence}) in {model.root}")
 
@@ -210,7 +180,7 @@ def models_verify(
         except ModelError as exc:
             results.append({"name": n, "ok": False, "version": "", "error": str(exc)})
     if as_json:
-        _emit_json({"models": results})
+        emit_json({"models": results})
     else:
         for r in results:
             if r["ok"]:

@@ -7,16 +7,14 @@ document on stdout; messages go to stderr.
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from irbis.cli.common import emit_json, err, out
 from irbis.core.errors import BadInputError, IrbisError
 
 secr_app = typer.Typer(
@@ -32,8 +30,6 @@ cr_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-err = Console(stderr=True)
-out = Console()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
@@ -46,21 +42,6 @@ def _secr_group() -> None:
 @cr_app.callback()
 def _cr_group() -> None:
     """Closed-population capture-recapture (M0, Mt, Mb, Mh, Huggins)."""
-
-
-def _clean(obj: Any) -> Any:
-    """Replace non-finite floats by None so the output is strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
-
-
-def _emit_json(data: object) -> None:
-    sys.stdout.write(json.dumps(_clean(data), indent=2, default=str) + "\n")
 
 
 def _fail(exc: IrbisError) -> None:
@@ -135,7 +116,7 @@ def secr_fit_cmd(
     doc = fit.to_dict()
     doc["summary"] = ch.summary()
     if as_json:
-        _emit_json(doc)
+        emit_json(doc)
         return
     t = Table(title=f"SECR {detectfn} {detector} ({likelihood})")
     for c in ("coefficient", "beta", "SE"):
@@ -175,7 +156,7 @@ def export_secr_cmd(
         _fail(exc)
         return
     if as_json:
-        _emit_json(res)
+        emit_json(res)
     else:
         err.print(
             f"wrote {res['captfile']} and {res['trapfile']} "
@@ -224,7 +205,7 @@ def cr_fit_cmd(
         ],
     }
     if as_json:
-        _emit_json(doc)
+        emit_json(doc)
         return
     t = Table(title=f"Closed population: {doc['n']} animals, {doc['occasions']} occasions")
     for c in ("model", "N", "SE", "95% CI", "npar", "AICc", "dAICc"):
