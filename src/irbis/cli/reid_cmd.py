@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
+from irbis.cli.common import emit_json, err, out, progress
 from irbis.core.errors import IrbisError
 
 reid_app = typer.Typer(
     help="Identify individual snow leopards by their rosettes.", no_args_is_help=True
 )
-
-err = Console(stderr=True)
-out = Console()
 
 
 @reid_app.callback()
@@ -70,20 +57,12 @@ def evaluate_cmd(
             max_queries=max_queries,
             false_merge_rate=false_merge_rate,
         )
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=False,
-        ) as bar:
+        with progress() as bar:
             tasks: dict[str, int] = {}
 
             def tick(stage: str, done: int, total: int) -> None:
                 if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
+                    tasks[stage] = bar.add_task(stage, total=total, file="")
                 bar.update(tasks[stage], completed=done)
 
             result = evaluate(anns, opts, progress=tick)
@@ -94,7 +73,7 @@ def evaluate_cmd(
         err.print(f"[yellow]skipped:[/] {p}")
     if as_json:
         doc = {k: v for k, v in result.items() if k != "per_query"}
-        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        emit_json(doc)
         return
     t = Table(title=f"reid evaluation ({result['method']}, protocol {result['protocol']})")
     t.add_column("figure")
