@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,6 @@ from irbis.vision.backends import (
     BackendUnavailable,
     MegaDetectorBackend,
     SpeciesNetBackend,
-    from_megadetector_result,
 )
 from irbis.vision.boxes import Detection
 from irbis.vision.classifier import OnnxClassifier, crop_box, load_classifier
@@ -131,40 +129,3 @@ def test_megadetector_and_speciesnet_say_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "speciesnet", None)
     with pytest.raises(BackendUnavailable, match=r"pip install 'irbis\[speciesnet\]'"):
         SpeciesNetBackend(tmp_path)
-
-
-def test_megadetector_backend_maps_categories_and_boxes(monkeypatch, tmp_path):
-    """With a stand-in for the megadetector package: its API as documented, our conversion."""
-    loaded = {}
-
-    class FakeModel:
-        def generate_detections_one_image(self, image, image_id, detection_threshold):
-            assert image.mode == "RGB" and detection_threshold == 0.05
-            return {
-                "file": image_id,
-                "detections": [
-                    {"category": "2", "conf": 0.7, "bbox": [0.5, 0.5, 0.25, 0.5]},
-                    {"category": "1", "conf": 0.9, "bbox": [0.1, 0.2, 0.3, 0.4]},
-                ],
-            }
-
-    def load_detector(path):
-        loaded["path"] = path
-        return FakeModel()
-
-    rd = types.ModuleType("megadetector.detection.run_detector")
-    rd.load_detector = load_detector
-    monkeypatch.setitem(sys.modules, "megadetector", types.ModuleType("megadetector"))
-    monkeypatch.setitem(
-        sys.modules, "megadetector.detection", types.ModuleType("megadetector.detection")
-    )
-    monkeypatch.setitem(sys.modules, "megadetector.detection.run_detector", rd)
-    weights = tmp_path / "md_v5a.0.0.pt"
-    weights.write_bytes(b"x")
-    md = MegaDetectorBackend(weights)
-    assert loaded["path"] == str(weights) and md.version == "md_v5a.0.0"
-    (dets,) = md.detect([Image.new("L", (200, 100))])
-    assert [d.category for d in dets] == ["animal", "person"]
-    assert dets[0].xyxy == pytest.approx((20, 20, 80, 60))
-    assert dets[1].xyxy == pytest.approx((100, 50, 150, 100))
-    assert from_megadetector_result({"detections": None}, 10, 10) == []
