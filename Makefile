@@ -20,7 +20,15 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/irbis demo demo-project
 
-test: $(VENV)/.installed-test
+# Debian's Chromium (browser tests, HTML report) and poppler (PDF pages) for the tests.
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/pdftoppm
+$(SYSTEM_TOOLS):
+	@command -v apt-get >/dev/null || { echo "install chromium and poppler-utils, then rerun"; exit 1; }
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO apt-get install -y -q chromium poppler-utils fonts-dejavu-core >/dev/null 2>&1 || \
+	{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium poppler-utils fonts-dejavu-core >/dev/null; }
+
+test: $(VENV)/.installed-test $(SYSTEM_TOOLS)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 
