@@ -50,3 +50,36 @@ def test_clear_errors_for_missing_or_existing_projects(tmp_path):
     (tmp_path / "broken" / "irbis.json").write_text("{not json")
     with pytest.raises(ProjectError, match="not valid JSON"):
         Project.open(tmp_path / "broken")
+
+
+def test_upgrading_a_populated_project_keeps_its_rows(tmp_path, backend):
+    """A project made before the review tables (revision 0002) upgrades in place."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from irbis.ingest.registry import import_registry
+    from irbis.ingest.runner import ingest
+    from irbis.store.migrate import alembic_config, upgrade
+
+    from .conftest import need_data
+
+    camtrapr = need_data("cameratrap", "camtrapR")
+    p = Project.init(tmp_path / "project", db_url=backend)
+    try:
+        import_registry(p, camtrapr / "oracle" / "camtraps.csv", date_format="%d/%m/%Y")
+        ingest(p, camtrapr / "pictures" / "sample_images_species_dir", layout="station/species")
+        with p.engine.connect() as conn:
+            before = conn.execute(text("select count(*) from observations")).scalar_one()
+            n_media = conn.execute(text("select count(*) from media")).scalar_one()
+        command.downgrade(alembic_config(p.engine), "0002")
+        assert current(p.engine) == "0002"
+        upgrade(p.engine)
+        with p.engine.connect() as conn:
+            rows = conn.execute(
+                text("select level, observation_type, retracted_utc from observations")
+            ).all()
+            assert conn.execute(text("select count(*) from media")).scalar_one() == n_media
+        assert len(rows) == before > 0
+        assert {(r[0], r[1], r[2]) for r in rows} <= {("media", "animal", None)}
+    finally:
+        p.close()

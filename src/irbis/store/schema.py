@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -85,6 +86,8 @@ class Deployment(Base):
     # before the offset (a clock reset by exactly one year is not N seconds).
     clock_shift: Mapped[str | None] = mapped_column(String(40))
     comments: Mapped[str] = mapped_column(Text, default="")
+    # Fields of an imported package irbis does not model, kept for the round trip.
+    extra: Mapped[dict] = mapped_column(JSON, default=dict)
 
     station: Mapped[Station] = relationship(back_populates="deployments")
     camera: Mapped[Camera | None] = relationship()
@@ -177,26 +180,70 @@ class Media(Base):
         ForeignKey("media_groups.id", ondelete="SET NULL")
     )
     event_id: Mapped[int | None] = mapped_column(ForeignKey("media_groups.id", ondelete="SET NULL"))
+    # The mediaID of an imported package; irbis's own media are "m<id>".
+    uid: Mapped[str | None] = mapped_column(String(200))
+    # Bumped by every human labelling of this file: reviewers send the version
+    # they saw and a stale one is a conflict, never a silent lost update.
+    review_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    extra: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class Observation(Base):
-    """Who or what said which species (and individual) is in a media file.
+    """Who or what said what is in a media file (or in a whole event).
 
     Folder names and XMP tags from a sorted card are observations too, with
-    ``source`` saying so; nothing here is ever overwritten, a correction is a
-    new row.
+    ``source`` saying so. Nothing here is ever overwritten or deleted by a
+    reviewer: a correction is a new row and the old one is *retracted*
+    (``retracted_utc``/``retracted_by`` set), so who-said-what stays readable.
+
+    ``level`` follows Camtrap DP: ``media`` rows name one file (``media_id``);
+    ``event`` rows name a time span of a deployment (``deployment_id``,
+    ``event_start_utc``/``event_end_utc``) and leave ``media_id`` empty.
+    Boxes are normalised to the image (0..1, top-left origin).
     """
 
     __tablename__ = "observations"
-    __table_args__ = (Index("ix_observations_media", "media_id"),)
+    __table_args__ = (
+        Index("ix_observations_media", "media_id"),
+        Index("ix_observations_individual", "individual_id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
     species: Mapped[str | None] = mapped_column(String(200))
     individual: Mapped[str | None] = mapped_column(String(200))
     count: Mapped[int | None] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(40))  # "folder" | "xmp" | "human" | "model:..."
     by: Mapped[str] = mapped_column(String(200), default="")
     created_utc: Mapped[datetime] = mapped_column(DateTime)
+    level: Mapped[str] = mapped_column(String(10), default="media", server_default="media")
+    deployment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE")
+    )
+    # Identifiers from an imported package, kept so a round trip is lossless.
+    uid: Mapped[str | None] = mapped_column(String(200))
+    event_uid: Mapped[str | None] = mapped_column(String(200))
+    event_start_utc: Mapped[datetime | None] = mapped_column(DateTime)
+    event_end_utc: Mapped[datetime | None] = mapped_column(DateTime)
+    # animal | human | vehicle | blank | unknown | unclassified (Camtrap DP vocabulary)
+    observation_type: Mapped[str] = mapped_column(
+        String(20), default="animal", server_default="animal"
+    )
+    individual_id: Mapped[int | None] = mapped_column(
+        ForeignKey("individuals.id", ondelete="SET NULL")
+    )
+    side: Mapped[str | None] = mapped_column(String(10))  # flank: left | right | unknown
+    life_stage: Mapped[str | None] = mapped_column(String(40))
+    sex: Mapped[str | None] = mapped_column(String(40))
+    behavior: Mapped[str | None] = mapped_column(String(200))
+    bbox_x: Mapped[float | None] = mapped_column(Float)
+    bbox_y: Mapped[float | None] = mapped_column(Float)
+    bbox_w: Mapped[float | None] = mapped_column(Float)
+    bbox_h: Mapped[float | None] = mapped_column(Float)
+    probability: Mapped[float | None] = mapped_column(Float)
+    comments: Mapped[str] = mapped_column(Text, default="", server_default="")
+    extra: Mapped[dict] = mapped_column(JSON, default=dict)
+    retracted_utc: Mapped[datetime | None] = mapped_column(DateTime)
+    retracted_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class Rejection(Base):
@@ -296,4 +343,96 @@ class SequenceVerdict(Base):
     n_animal: Mapped[int] = mapped_column(Integer, default=0)
     n_person: Mapped[int] = mapped_column(Integer, default=0)
     n_vehicle: Mapped[int] = mapped_column(Integer, default=0)
+    created_utc: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Individual(Base):
+    """A known animal of the catalogue ("Khan"), identified by its coat pattern.
+
+    Merging two individuals keeps the absorbed row with ``merged_into_id`` set,
+    so old references and the decision history still resolve.
+    """
+
+    __tablename__ = "individuals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    species: Mapped[str] = mapped_column(String(200), default="Panthera uncia")
+    sex: Mapped[str] = mapped_column(String(20), default="unknown")  # female|male|unknown
+    notes: Mapped[str] = mapped_column(Text, default="")
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("individuals.id"))
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_utc: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Annotation(Base):
+    """An animal crop used for identification: a box on one frame, its flank side.
+
+    ``source`` is ``detector`` (from a detection box) or ``human`` (drawn);
+    ``individual_id`` is set once a person confirmed who it is.
+    """
+
+    __tablename__ = "annotations"
+    __table_args__ = (
+        Index("ix_annotations_media", "media_id"),
+        Index("ix_annotations_individual", "individual_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
+    frame: Mapped[int] = mapped_column(Integer, default=0)
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    width: Mapped[float] = mapped_column(Float)
+    height: Mapped[float] = mapped_column(Float)
+    side: Mapped[str] = mapped_column(String(10), default="unknown")
+    quality: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(40), default="human")
+    by: Mapped[str] = mapped_column(String(200), default="")
+    individual_id: Mapped[int | None] = mapped_column(
+        ForeignKey("individuals.id", ondelete="SET NULL")
+    )
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created_utc: Mapped[datetime] = mapped_column(DateTime)
+
+
+class MatchDecision(Base):
+    """A proposed or decided identification of an annotation.
+
+    Machine proposals (``by`` = ``model:...``, ``decision`` = ``proposed``)
+    carry score, probability and the matched keypoints so a reviewer can see
+    why; a person's answer is a new row: ``same`` (as ``individual_id``),
+    ``different``, ``new`` or ``unsure``.
+    """
+
+    __tablename__ = "match_decisions"
+    __table_args__ = (Index("ix_match_decisions_annotation", "annotation_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    annotation_id: Mapped[int] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"))
+    individual_id: Mapped[int | None] = mapped_column(
+        ForeignKey("individuals.id", ondelete="SET NULL")
+    )
+    decision: Mapped[str] = mapped_column(String(20))
+    rank: Mapped[int | None] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)
+    probability: Mapped[float | None] = mapped_column(Float)
+    matches: Mapped[dict] = mapped_column(JSON, default=dict)
+    side: Mapped[str | None] = mapped_column(String(10))
+    by: Mapped[str] = mapped_column(String(200), default="")
+    created_utc: Mapped[datetime] = mapped_column(DateTime)
+
+
+class User(Base):
+    """A member of the census team (for the web app).
+
+    ``role``: ``viewer`` < ``reviewer`` < ``admin``. Only users with
+    ``precise_locations`` see sensitive species' stations at full precision.
+    """
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20), default="reviewer")
+    precise_locations: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_hash: Mapped[str | None] = mapped_column(String(128))
     created_utc: Mapped[datetime] = mapped_column(DateTime)
