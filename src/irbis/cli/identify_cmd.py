@@ -1,0 +1,58 @@
+"""``irbis identify``: propose who each snow-leopard crop is, for people to confirm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from irbis.cli.common import JsonOpt, emit_json, err, progress
+
+__all__ = ["identify"]
+
+
+def identify(
+    project: Annotated[Path, typer.Argument(help="Project folder.")],
+    top: Annotated[int, typer.Option(help="Candidate individuals proposed per crop.")] = 5,
+    min_score: Annotated[
+        float, typer.Option(help="Smallest detection score used as a crop.")
+    ] = 0.1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Match every unconfirmed snow-leopard crop against the catalogue of confirmed ones.
+
+    Proposals (ranked candidates with matched keypoints, or "new individual")
+    are stored for review in `irbis serve`; people's decisions are never
+    changed. Safe to interrupt and rerun.
+    """
+    from irbis.pipeline.identify_stage import run_identify
+    from irbis.store import Project
+
+    if top < 1:
+        raise typer.BadParameter("--top must be at least 1")
+    with Project.open(project) as p, progress() as bar:
+        task = bar.add_task("identify", total=None, file="")
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            res = run_identify(p, top=top, min_score=min_score, progress=tick)
+        except KeyboardInterrupt:
+            err.print(
+                "[yellow]interrupted: proposals made so far are kept; "
+                "run the same command again to resume[/]"
+            )
+            raise typer.Exit(130) from None
+    if as_json:
+        emit_json(res.as_dict())
+        return
+    err.print(
+        f"{res.annotations_created} new crops; catalogue {res.catalogue_annotations} crops of "
+        f"{res.catalogue_individuals} individuals; {res.queried} matched "
+        f"(same {res.proposed_same}, new {res.proposed_new}, unsure {res.unsure}), "
+        f"{res.skipped} already proposed"
+    )
+    for e in res.errors[:20]:
+        err.print(f"  [red]error[/] {e['file']}: {e['error']}")

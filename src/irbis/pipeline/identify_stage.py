@@ -1,0 +1,354 @@
+"""The identify stage: snow-leopard crops → ranked match proposals for people to confirm.
+
+1. *Annotations*: every media file a person or a tag says shows a snow leopard
+   gets one annotation per frame from its best animal detection box (or the
+   whole frame when the detector found no box). Annotations drawn by people are
+   left as they are.
+2. *Catalogue*: annotations whose individual a person confirmed
+   (``annotations.individual_id``) form the catalogue, one flank side each.
+3. *Proposals*: every unconfirmed annotation is matched against the catalogue;
+   the best candidates are written as ``match_decisions`` rows with
+   ``decision = "proposed"``, ``by = "model:irbis-reid"``, ranked, with score,
+   calibrated probability and the matched keypoints (``matches``:
+   ``query_xy``/``match_xy`` in original-frame pixels and the matched
+   ``annotation_id``) so the review page can draw them. When the matcher
+   thinks nobody in the catalogue fits, a row with ``individual_id = NULL``
+   and ``rank = 0`` proposes a new individual.
+
+Nothing a person decided is touched; the stage is idempotent (an annotation
+with proposals from the current catalogue is skipped) and commits one
+annotation at a time, so it can be interrupted and resumed. Features are
+cached under ``PROJECT/tmp/reid`` by annotation id and box, so a rerun or a
+growing catalogue does not re-extract them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from irbis.pipeline.detect_stage import media_path
+from irbis.reid import Annotation as ReidAnnotation
+from irbis.reid import BadImageError, Catalogue, Side, extract, prepare
+from irbis.reid.features import Features
+from irbis.store import Project
+from irbis.store.schema import (
+    Annotation,
+    DetectionBox,
+    Individual,
+    MatchDecision,
+    Media,
+    Observation,
+)
+
+#: Names under which observations say "snow leopard" (case-insensitive).
+SNOW_LEOPARD = ("panthera uncia", "snow leopard", "snow_leopard", "snowleopard", "irbis")
+MODEL = "model:irbis-reid"
+
+
+@dataclass
+class IdentifySummary:
+    """What one run of the stage did."""
+
+    annotations_created: int = 0
+    catalogue_annotations: int = 0
+    catalogue_individuals: int = 0
+    queried: int = 0
+    skipped: int = 0
+    proposed_same: int = 0
+    proposed_new: int = 0
+    unsure: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def create_annotations(
+    project: Project, species: Iterable[str] = SNOW_LEOPARD, min_score: float = 0.1
+) -> int:
+    """Give every snow-leopard media file without an annotation one per best box.
+
+    Parameters
+    ----------
+    project:
+        An open project.
+    species:
+        Observation species names that mean "snow leopard" (case-insensitive).
+    min_score:
+        Detection boxes below this score are not used as crops.
+
+    Returns
+    -------
+    int
+        Annotations created.
+    """
+    names = [s.lower() for s in species]
+    created = 0
+    with project.session() as s:
+        media_ids = s.scalars(
+            select(Observation.media_id)
+            .where(
+                Observation.media_id.is_not(None),
+                Observation.retracted_utc.is_(None),
+                func.lower(Observation.species).in_(names),
+            )
+            .distinct()
+        ).all()
+        have = set(s.scalars(select(Annotation.media_id).distinct()).all())
+        for media_id in sorted(set(media_ids) - have):
+            boxes = s.execute(
+                select(DetectionBox)
+                .where(
+                    DetectionBox.media_id == media_id,
+                    DetectionBox.category == "animal",
+                    DetectionBox.score >= min_score,
+                )
+                .order_by(DetectionBox.frame, DetectionBox.score.desc())
+            ).scalars()
+            best: dict[int, DetectionBox] = {}
+            for b in boxes:
+                best.setdefault(b.frame, b)
+            rows = [
+                Annotation(
+                    media_id=media_id,
+                    frame=b.frame,
+                    x=b.x,
+                    y=b.y,
+                    width=b.width,
+                    height=b.height,
+                    quality=b.score,
+                    source="detector",
+                    by=b.source,
+                    created_utc=_now(),
+                )
+                for b in best.values()
+            ] or [
+                Annotation(
+                    media_id=media_id,
+                    x=0.0,
+                    y=0.0,
+                    width=1.0,
+                    height=1.0,
+                    source="frame",
+                    by="irbis",
+                    created_utc=_now(),
+                )
+            ]
+            s.add_all(rows)
+            created += len(rows)
+        s.commit()
+    return created
+
+
+def _pixel_box(ann: Annotation, media: Media) -> tuple[float, float, float, float] | None:
+    if (ann.x, ann.y, ann.width, ann.height) == (0.0, 0.0, 1.0, 1.0):
+        return None
+    w, h = media.width or 0, media.height or 0
+    if not (w and h):
+        return None
+    return (ann.x * w, ann.y * h, ann.width * w, ann.height * h)
+
+
+class _FeatureCache:
+    """Features per annotation, kept as ``.npz`` files keyed by id and crop."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def _file(self, ann: Annotation) -> Path:
+        key = f"{ann.media_id}:{ann.frame}:{ann.x:.5f}:{ann.y:.5f}:{ann.width:.5f}:{ann.height:.5f}"
+        return self.folder / f"{ann.id}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+
+    def get(self, ann: Annotation, compute: Callable[[], Features]) -> Features:
+        path = self._file(ann)
+        if path.exists():
+            with np.load(path) as z:
+                return Features(z["xy"], z["size"], z["angle"], z["desc"], z["xy_original"])
+        feats = compute()
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(
+            tmp,
+            xy=feats.xy,
+            size=feats.size,
+            angle=feats.angle,
+            desc=feats.desc,
+            xy_original=feats.xy_original,
+        )
+        tmp.replace(path)
+        return feats
+
+
+def _reid_annotation(project: Project, ann: Annotation, media: Media, individual: str | None):
+    return ReidAnnotation(
+        id=str(ann.id),
+        image=media_path(project, media),
+        box=_pixel_box(ann, media),
+        side=Side.parse(ann.side),
+        quality=ann.quality if ann.quality is not None else 1.0,
+        individual=individual,
+        encounter=str(media.sequence_id) if media.sequence_id else None,
+        camera=str(media.deployment_id) if media.deployment_id else None,
+    )
+
+
+def _features(cache: _FeatureCache, ra: ReidAnnotation, ann: Annotation) -> Features:
+    return cache.get(ann, lambda: extract(prepare(ra.image, box=ra.box)))
+
+
+def run_identify(
+    project: Project,
+    *,
+    top: int = 5,
+    min_score: float = 0.1,
+    progress: Callable[[int, int], None] | None = None,
+) -> IdentifySummary:
+    """Create annotations, build the catalogue and propose matches (see the module doc).
+
+    Parameters
+    ----------
+    project:
+        An open project.
+    top:
+        Candidate individuals proposed per annotation.
+    min_score:
+        Smallest detection score used as a crop.
+    progress:
+        Called with ``(done, total)`` after each queried annotation.
+
+    Returns
+    -------
+    IdentifySummary
+    """
+    summary = IdentifySummary()
+    summary.annotations_created = create_annotations(project, min_score=min_score)
+    cache = _FeatureCache(project.tmp_dir / "reid")
+    catalogue = Catalogue()
+    with project.session() as s:
+        rows = s.execute(
+            select(Annotation, Media, Individual)
+            .join(Media, Media.id == Annotation.media_id)
+            .join(Individual, Individual.id == Annotation.individual_id, isouter=True)
+            .order_by(Annotation.id)
+        ).all()
+        names = {i.id: i.name for i in s.scalars(select(Individual))}
+        ids_by_name = {v: k for k, v in names.items()}
+        # A catalogue "version": proposals made against a different set of
+        # confirmed annotations are stale and are made again.
+        confirmed = sorted(
+            (a.id, a.individual_id) for a, _, _ in rows if a.individual_id is not None
+        )
+        version = hashlib.sha1(repr(confirmed).encode()).hexdigest()[:16]
+        stamped = {
+            d.annotation_id: d.matches.get("catalogue")
+            for d in s.scalars(
+                select(MatchDecision).where(
+                    MatchDecision.by == MODEL, MatchDecision.decision == "proposed"
+                )
+            )
+        }
+        decided_by_people = set(
+            s.scalars(select(MatchDecision.annotation_id).where(MatchDecision.by != MODEL)).all()
+        )
+
+    for ann, media, ind in rows:
+        if ind is None:
+            continue
+        ra = _reid_annotation(project, ann, media, ind.name)
+        try:
+            catalogue.add(ra, _features(cache, ra, ann))
+        except BadImageError as exc:
+            summary.errors.append(
+                {"annotation": ann.id, "file": media.file_name, "error": str(exc)}
+            )
+    summary.catalogue_annotations = len(catalogue)
+    summary.catalogue_individuals = len(catalogue.individuals())
+
+    queries = [
+        (a, m)
+        for a, m, ind in rows
+        if ind is None and a.id not in decided_by_people and stamped.get(a.id) != version
+    ]
+    summary.skipped = sum(1 for a, _, ind in rows if ind is None) - len(queries)
+    for n, (ann, media) in enumerate(queries, 1):
+        ra = _reid_annotation(project, ann, media, None)
+        try:
+            feats = _features(cache, ra, ann)
+        except BadImageError as exc:
+            summary.errors.append(
+                {"annotation": ann.id, "file": media.file_name, "error": str(exc)}
+            )
+            continue
+        result = catalogue.query(feats, side=ra.side, camera=ra.camera)
+        summary.queried += 1
+        rows_out = []
+        if result.decision == "new" or not result.candidates:
+            summary.proposed_new += 1
+            rows_out.append(
+                MatchDecision(
+                    annotation_id=ann.id,
+                    individual_id=None,
+                    decision="proposed",
+                    rank=0,
+                    score=None,
+                    probability=1.0 - result.probability if result.candidates else 1.0,
+                    matches={"catalogue": version},
+                    side=ann.side,
+                    by=MODEL,
+                    created_utc=_now(),
+                )
+            )
+        elif result.decision == "same":
+            summary.proposed_same += 1
+        else:
+            summary.unsure += 1
+        for rank, m in enumerate(result.candidates[:top], 1):
+            rows_out.append(
+                MatchDecision(
+                    annotation_id=ann.id,
+                    individual_id=ids_by_name.get(m.individual or ""),
+                    decision="proposed",
+                    rank=rank,
+                    score=float(m.score),
+                    probability=float(m.probability),
+                    matches={
+                        "catalogue": version,
+                        "machine_decision": result.decision,
+                        "annotation_id": int(m.annotation),
+                        "inliers": int(m.inliers),
+                        "query_xy": np.asarray(m.query_xy, float).round(1).tolist(),
+                        "match_xy": np.asarray(m.match_xy, float).round(1).tolist(),
+                    },
+                    side=ann.side,
+                    by=MODEL,
+                    created_utc=_now(),
+                )
+            )
+        with project.session() as s:
+            # Older machine proposals for this annotation are replaced, never
+            # a person's decision (those are different rows, by != MODEL).
+            for old in s.scalars(
+                select(MatchDecision).where(
+                    MatchDecision.annotation_id == ann.id,
+                    MatchDecision.by == MODEL,
+                    MatchDecision.decision == "proposed",
+                )
+            ):
+                s.delete(old)
+            s.add_all(rows_out)
+            s.commit()
+        if progress:
+            progress(n, len(queries))
+    return summary

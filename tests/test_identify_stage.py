@@ -1,0 +1,124 @@
+"""The identify stage on real snow-leopard photos: annotations, proposals, idempotence."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from irbis.ingest.registry import import_registry
+from irbis.ingest.runner import ingest
+from irbis.pipeline.identify_stage import MODEL, run_identify
+from irbis.store.schema import Annotation, Individual, MatchDecision, Media, Observation
+
+from .conftest import need_data
+
+TAJIK = ("reid", "snowleopard-tajikistan")
+# Three cats, one encounter each: the catalogue gets every other frame, the rest
+# are queries (frames of a burst share the flank and pose, so the right answer
+# is knowable and the test checks the plumbing, not the matcher's limits).
+ENCOUNTERS = {"S06C1_2012-07-10": "Cat2", "S13C1_2012-07-18": "Cat4", "S05C1_2012-07-26": "Cat21"}
+PER_ENCOUNTER = 6
+
+
+def _card(tmp_path):
+    root = need_data(*TAJIK)
+    with open(root / "labels.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["encounter"] in ENCOUNTERS]
+    picked: dict[str, list[dict]] = {}
+    for r in sorted(rows, key=lambda r: r["path"]):
+        picked.setdefault(r["encounter"], [])
+        if len(picked[r["encounter"]]) < PER_ENCOUNTER:
+            picked[r["encounter"]].append(r)
+    card = tmp_path / "card"
+    card.mkdir()
+    truth = {}
+    for rs in picked.values():
+        for r in rs:
+            link = card / r["path"].split("/")[-1]
+            shutil.copyfile(root / r["path"], link)  # a card in tmp, read-only use
+            truth[link.name] = r["individual_id"]
+    registry = tmp_path / "registry.csv"
+    registry.write_text(
+        "station,deployment,start,end,timezone\n"
+        "TJ,TJ-2012,2012-05-01T00:00:00,2012-10-01T00:00:00,Asia/Dushanbe\n"
+    )
+    return card, registry, picked, truth
+
+
+def test_identify_proposes_the_right_cat_with_keypoints_and_is_idempotent(tmp_path, project):
+    card, registry, picked, truth = _card(tmp_path)
+    import_registry(project, registry)
+    result = ingest(project, card, deployment="TJ-2012", storage="reference")
+    assert result.n_new == len(truth)
+    now = datetime(2026, 11, 25)
+    with project.session() as s:
+        media = {m.file_name: m for m in s.scalars(select(Media))}
+        for name in media:
+            s.add(
+                Observation(
+                    media_id=media[name].id,
+                    species="Panthera uncia",
+                    count=1,
+                    source="human",
+                    by="tester",
+                    created_utc=now,
+                )
+            )
+        cats = {c: Individual(name=c, created_utc=now) for c in set(truth.values())}
+        s.add_all(cats.values())
+        s.commit()
+
+    # First run: no catalogue yet, so every annotation is proposed as new.
+    first = run_identify(project)
+    assert first.annotations_created == len(truth)
+    assert first.catalogue_annotations == 0
+    assert first.proposed_new == first.queried == len(truth)
+
+    # Confirm every other frame of each burst: that is the catalogue.
+    gallery = set()
+    for rs in picked.values():
+        gallery |= {r["path"].split("/")[-1] for r in rs[::2]}
+    with project.session() as s:
+        by_name = {i.name: i.id for i in s.scalars(select(Individual))}
+        for ann, m in s.execute(select(Annotation, Media).join(Media)):
+            if m.file_name in gallery:
+                ann.individual_id = by_name[truth[m.file_name]]
+                ann.side = "left"
+        s.commit()
+
+    second = run_identify(project)
+    assert second.catalogue_individuals == 3
+    assert second.catalogue_annotations == len(gallery)
+    assert second.queried == len(truth) - len(gallery)
+    with project.session() as s:
+        names = {i.id: i.name for i in s.scalars(select(Individual))}
+        rows = s.execute(
+            select(MatchDecision, Media)
+            .join(Annotation, Annotation.id == MatchDecision.annotation_id)
+            .join(Media, Media.id == Annotation.media_id)
+            .where(MatchDecision.by == MODEL, MatchDecision.rank == 1)
+        ).all()
+        assert len(rows) == second.queried
+        right = 0
+        for d, m in rows:
+            right += names.get(d.individual_id) == truth[m.file_name]
+            assert len(d.matches["query_xy"]) == len(d.matches["match_xy"]) == d.matches["inliers"]
+            assert 0.0 <= d.probability <= 1.0
+        assert right >= 0.8 * len(rows)
+
+    # A rerun against the same catalogue proposes nothing new.
+    third = run_identify(project)
+    assert third.queried == 0 and third.annotations_created == 0
+    with project.session() as s:
+        n_decisions = s.scalar(select(func.count(MatchDecision.id)))
+        # A person's answer is never replaced by the machine.
+        q = s.scalars(select(Annotation).where(Annotation.individual_id.is_(None))).first()
+        s.add(MatchDecision(annotation_id=q.id, decision="unsure", by="tester", created_utc=now))
+        s.commit()
+    fourth = run_identify(project)
+    assert fourth.queried == 0
+    with project.session() as s:
+        assert s.scalar(select(func.count(MatchDecision.id))) == n_decisions + 1
