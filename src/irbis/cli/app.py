@@ -469,10 +469,12 @@ def demo(
 # heavy libraries (numpy, scipy, onnxruntime) only when a command runs.
 from irbis.cli.detect_cmd import detect as _detect  # noqa: E402
 from irbis.cli.detect_cmd import models_app  # noqa: E402
+from irbis.cli.identify_cmd import identify as _identify  # noqa: E402
 from irbis.cli.reid_cmd import reid_app  # noqa: E402
 from irbis.cli.stats_cmd import cr_app, export_secr_cmd, secr_app  # noqa: E402
 
 app.command("detect")(_detect)
+app.command("identify")(_identify)
 app.add_typer(models_app, name="models", help="Install and check detection models.")
 app.add_typer(reid_app, name="reid", help="Identify individual snow leopards by their rosettes.")
 app.add_typer(secr_app, name="secr", help="Spatially explicit capture-recapture.")
