@@ -83,3 +83,24 @@ def test_upgrading_a_populated_project_keeps_its_rows(tmp_path, backend):
         assert {(r[0], r[1], r[2]) for r in rows} <= {("media", "animal", None)}
     finally:
         p.close()
+
+
+def test_sqlite_migrations_are_all_or_nothing(tmp_path):
+    """A migration step that fails leaves the SQLite file exactly as it was."""
+    from sqlalchemy import inspect, text
+
+    from irbis.store.migrate import migration_engine
+
+    p = Project.init(tmp_path / "project")
+    try:
+        mig = migration_engine(p.engine)
+        with pytest.raises(Exception, match="no such table"), mig.begin() as conn:
+            conn.execute(text("CREATE TABLE half_done (id INTEGER)"))
+            conn.execute(text("ALTER TABLE media ADD COLUMN half INTEGER"))
+            conn.execute(text("INSERT INTO missing_table VALUES (1)"))
+        mig.dispose()
+        insp = inspect(p.engine)
+        assert "half_done" not in insp.get_table_names()
+        assert "half" not in {c["name"] for c in insp.get_columns("media")}
+    finally:
+        p.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from irbis.store.migrate import migration_engine
 from irbis.store.project import make_engine
 from irbis.store.schema import Base
 
@@ -12,36 +13,26 @@ target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
-    engine = config.attributes.get("engine") or make_engine(
-        config.get_main_option("sqlalchemy.url")
+    engine = config.attributes.get("engine") or migration_engine(
+        make_engine(config.get_main_option("sqlalchemy.url"))
     )
-    with engine.connect() as connection:
+    with engine.connect() as connection, connection.begin():
         sqlite = connection.dialect.name == "sqlite"
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=sqlite,
+            transactional_ddl=True,
+        )
+        context.run_migrations()
         if sqlite:
-            # Batch mode rebuilds SQLite tables by copy-and-rename; with foreign
-            # keys enforced, dropping a referenced table would fail mid-way.
-            # The pragma only works outside a transaction; integrity is checked
-            # before the migration commits instead.
-            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            connection.commit()
-        try:
-            with connection.begin():
-                context.configure(
-                    connection=connection,
-                    target_metadata=target_metadata,
-                    render_as_batch=sqlite,
+            # Table rebuilds ran with foreign keys off (see migration_engine);
+            # refuse to commit a database with dangling references.
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(
+                    f"migration left {len(broken)} dangling references: {broken[:3]}"
                 )
-                context.run_migrations()
-                if sqlite:
-                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                    if broken:
-                        raise RuntimeError(
-                            f"migration left {len(broken)} dangling references: {broken[:3]}"
-                        )
-        finally:
-            if sqlite:
-                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-                connection.commit()
 
 
 run_migrations_online()
