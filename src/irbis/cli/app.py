@@ -483,6 +483,11 @@ export_app = typer.Typer(help="Standard exports.", no_args_is_help=True)
 export_app.command("secr")(export_secr_cmd)
 app.add_typer(export_app, name="export")
 
+from irbis.cli.exchange_cmd import export_camtrapdp_cmd, import_app  # noqa: E402
+
+export_app.command("camtrapdp")(export_camtrapdp_cmd)
+app.add_typer(import_app, name="import", help="Import standard packages (Camtrap DP).")
+
 
 def main() -> None:
     """Entry point: one-line errors for the mistakes people make."""

@@ -1,0 +1,864 @@
+"""Write a project as a Camtrap DP 1.0.2 package, validated before it appears.
+
+What goes where
+---------------
+- ``deployments.csv``: one row per deployment; the location is the station
+  (``locationName`` = station name, ``locationID`` = the imported ID or the
+  station name); fields irbis does not model (``setupBy``, ``cameraHeight``,
+  ``baitUse``...) come back from the deployment's ``extra`` when the data was
+  imported from a package.
+- ``media.csv``: media with a trusted time (``time_flag == ''``) in a
+  deployment; a file without a trusted time cannot carry the required
+  ``timestamp`` and is counted in :attr:`ExportResult.media_untimed`.
+- ``observations.csv``: every observation not retracted, media and event
+  level. Media whose detector verdict has no human-made observation get the
+  detector's boxes as ``machine`` observations (``animal``, ``human``,
+  ``vehicle``, or one ``blank``).
+
+Public packages (the default)
+-----------------------------
+- Coordinates: when any sensitive species (:class:`irbis.core.sensitivity.
+  LocationPolicy`) was observed in the project, *every* deployment's
+  coordinates are snapped to the centre of its grid cell, not only those
+  where the species was photographed: in a snow-leopard survey the camera
+  grid itself sits in leopard habitat, and precise stations next to coarse
+  ones would point at exactly where the leopards were. ``coordinatePrecision``
+  is set to the grid size and ``coordinateUncertainty`` grows by the cell's
+  half diagonal. A project without a sensitive species keeps its coordinates.
+- People: media showing a person (an observation of type ``human`` or a
+  ``person`` detection) are left out of ``media.csv`` together with their
+  observations, and event-level ``human`` observations are left out too. The
+  standard requires ``filePath`` on every media row, so a row "without its
+  file" is not possible; ``filePublic = false`` would still publish the
+  time, file name and place at which someone was photographed.
+
+``public=False`` (``--precise``) writes exact coordinates and keeps people
+(for cleared partners); person images are then copied only through a
+``person_writer`` that blurs them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sqlalchemy import select
+
+from irbis import __version__
+from irbis.core.errors import BadInputError, IrbisError
+from irbis.core.sensitivity import LocationPolicy
+from irbis.exchange.camtrapdp_rows import (
+    HUMAN_NAMES,
+    iso,
+    iso_local,
+    iso_utc,
+    number,
+    slug,
+    zone,
+)
+from irbis.exchange.camtrapdp_validate import (
+    CAMTRAP_DP_VERSION,
+    PROFILE_URL,
+    TABLES,
+    ValidationResult,
+    field_names,
+    load_table_schema,
+    validate_camtrapdp,
+)
+from irbis.store.project import Project
+from irbis.store.schema import (
+    Camera,
+    Deployment,
+    DetectionBox,
+    Individual,
+    Media,
+    MediaDetection,
+    MediaGroup,
+    Observation,
+    Site,
+    Station,
+    User,
+)
+
+__all__ = ["ExportResult", "PersonWriter", "export_camtrapdp", "SCHEMA_FOLDER"]
+
+#: Where the package keeps its copies of the table schemas (the path names the version).
+SCHEMA_FOLDER = f"schemas/camtrap-dp-{CAMTRAP_DP_VERSION}"
+
+#: ``person_writer(source, destination, boxes)`` writes a copy of the image at
+#: ``source`` with the person boxes (``x, y, w, h`` as fractions) blurred and
+#: returns True, or returns False when it cannot (a video, an unreadable file).
+PersonWriter = Callable[[Path, Path, list[tuple[float, float, float, float]]], bool]
+
+_METRES_PER_DEGREE = 111_320.0
+_FEATURE_TYPES = frozenset(
+    load_table_schema("deployments")["fields"][field_names("deployments").index("featureType")][
+        "constraints"
+    ]["enum"]
+)
+_LIFE_STAGES = {"adult", "subadult", "juvenile"}
+_SEXES = {"female", "male"}
+_OBS_TYPES = {"animal", "human", "vehicle", "blank", "unknown", "unclassified"}
+_DETECTOR_TYPE = {"animal": "animal", "person": "human", "vehicle": "vehicle"}
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_camtrapdp` wrote."""
+
+    path: Path
+    public: bool
+    deployments: int = 0
+    media: int = 0
+    observations: int = 0
+    #: Coordinates were snapped to the grid (a sensitive species was observed).
+    generalised: bool = False
+    precision_deg: float | None = None
+    media_persons_left_out: int = 0
+    observations_persons_left_out: int = 0
+    media_untimed: int = 0
+    machine_observations: int = 0
+    exif_dropped: int = 0
+    files_copied: int = 0
+    files_blurred: int = 0
+    files_not_copied: int = 0
+    validation: ValidationResult | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k not in ("validation", "path")}
+        d["path"] = str(self.path)
+        d["valid"] = bool(self.validation and self.validation.valid)
+        return d
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _human_source(source: str) -> bool:
+    return not source.startswith("model")
+
+
+def _method(o: Observation) -> str:
+    raw = (o.extra or {}).get("camtrapdp", {}).get("classificationMethod")
+    if raw is not None:
+        return raw
+    if o.source.startswith("model"):
+        return "machine"
+    return "human" if o.source in ("human", "folder", "xmp") else ""
+
+
+def _obs_type(o: Observation) -> str:
+    t = o.observation_type if o.observation_type in _OBS_TYPES else "unclassified"
+    if (o.species or "").strip().lower() in HUMAN_NAMES:
+        return "human"
+    return t
+
+
+def _enum(value: str | None, allowed: set[str]) -> str:
+    v = (value or "").strip().lower()
+    return v if v in allowed else ""
+
+
+def _box(x: float | None, y: float | None, w: float | None, h: float | None) -> list[str]:
+    """A box clipped to the image, or four empty cells."""
+    if None in (x, y, w, h):
+        return ["", "", "", ""]
+    x0, y0 = min(max(float(x), 0.0), 1.0), min(max(float(y), 0.0), 1.0)
+    w1, h1 = min(float(w), 1.0 - x0), min(float(h), 1.0 - y0)
+    if not (w1 > 0 and h1 > 0):
+        return ["", "", "", ""]
+    return [number(round(x0, 6)), number(round(y0, 6)), number(round(w1, 6)), number(round(h1, 6))]
+
+
+def _raw(extra: dict | None, key: str) -> str:
+    v = (extra or {}).get("camtrapdp", {}).get(key)
+    return "" if v is None else str(v)
+
+
+def _exif(raw: str) -> tuple[str, bool]:
+    """``(cell, dropped)``: the raw text when it is a JSON object, else empty."""
+    if not raw:
+        return "", False
+    try:
+        ok = isinstance(json.loads(raw), dict)
+    except json.JSONDecodeError:
+        ok = False
+    return (raw, False) if ok else ("", True)
+
+
+def _half_diagonal_m(lat: float, step: float) -> float:
+    """Half the diagonal, in metres, of a ``step``-degree cell centred at ``lat``."""
+    widest = math.cos(math.radians(max(0.0, abs(lat) - step / 2)))
+    dy = step * _METRES_PER_DEGREE / 2
+    dx = step * _METRES_PER_DEGREE * widest / 2
+    return math.hypot(dx, dy)
+
+
+def _lonlat(station: Station, dep: Deployment) -> tuple[float, float]:
+    extra = (dep.extra or {}).get("camtrapdp", {})
+    if extra.get("latitude") not in (None, "") and extra.get("longitude") not in (None, ""):
+        return float(extra["latitude"]), float(extra["longitude"])
+    if station.lat is not None and station.lon is not None:
+        return station.lat, station.lon
+    if station.x is not None and station.y is not None and station.crs:
+        from pyproj import Transformer
+
+        t = Transformer.from_crs(station.crs, "EPSG:4326", always_xy=True)
+        lon, lat = t.transform(station.x, station.y)
+        return round(lat, 6), round(lon, 6)
+    raise BadInputError(
+        f"station {station.name}",
+        "no latitude/longitude, and no CRS for its x/y",
+        "Camtrap DP needs WGS84 coordinates: re-import the registry with --crs EPSG:...",
+    )
+
+
+def _final_names(individuals: Iterable[Individual]) -> dict[int, Individual]:
+    """Each individual id -> the individual it was finally merged into."""
+    by_id = {i.id: i for i in individuals}
+    out = {}
+    for i in by_id.values():
+        cur, seen = i, set()
+        while cur.merged_into_id and cur.merged_into_id in by_id and cur.id not in seen:
+            seen.add(cur.id)
+            cur = by_id[cur.merged_into_id]
+        out[i.id] = cur
+    return out
+
+
+def _write_csv(path: Path, table: str, rows: list[dict[str, str]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=field_names(table), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_camtrapdp(
+    project: Project,
+    out_dir: Path | str,
+    *,
+    public: bool = True,
+    precision_deg: float | None = None,
+    media_files: str = "none",
+    person_writer: PersonWriter | None = None,
+) -> ExportResult:
+    """Write ``project`` as a Camtrap DP 1.0.2 package in ``out_dir``.
+
+    Parameters
+    ----------
+    project:
+        The open project.
+    out_dir:
+        Package folder. It must not exist, be empty, or hold an earlier
+        package (a folder with ``datapackage.json``, which is replaced).
+    public:
+        Generalise coordinates when a sensitive species was observed and
+        leave out media of people (the default); ``False`` for exact data.
+    precision_deg:
+        Grid size for public coordinates (default: the project's
+        ``public_precision_deg`` setting, else 0.1 degree).
+    media_files:
+        ``none`` (``filePath`` names the original file) or ``copy`` (files
+        are copied into ``media/`` and ``filePath`` points there).
+    person_writer:
+        Writes a blurred copy of a person image (see :data:`PersonWriter`);
+        without one, person images are never copied.
+
+    Returns
+    -------
+    ExportResult
+        Row counts, what was left out and the validation result.
+
+    Raises
+    ------
+    IrbisError
+        When the package would not validate; nothing is left in ``out_dir``.
+    """
+    if media_files not in ("none", "copy"):
+        raise BadInputError("--media-files", f"unknown mode {media_files!r}", "use none or copy")
+    out = Path(out_dir).resolve()
+    if out.exists() and any(out.iterdir()) and not (out / "datapackage.json").exists():
+        raise BadInputError(
+            str(out), "folder exists and is not a Camtrap DP package", "give a new or empty folder"
+        )
+    extra = project.settings.extra or {}
+    policy = LocationPolicy.from_settings(extra)
+    if precision_deg is not None:
+        policy = LocationPolicy(policy.sensitive_species, float(precision_deg))
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        result = ExportResult(path=out, public=public)
+        tables, meta = _build(project, policy, public, result)
+        if media_files == "copy":
+            _copy_files(project, tmp, tables, meta, person_writer, result)
+        for table in TABLES:
+            _write_csv(tmp / f"{table}.csv", table, tables[table])
+        schema_dir = tmp / SCHEMA_FOLDER
+        schema_dir.mkdir(parents=True)
+        for table in TABLES:
+            (schema_dir / f"{table}-table-schema.json").write_text(
+                json.dumps(load_table_schema(table), indent=2, ensure_ascii=False) + "\n",
+                encoding="utf-8",
+            )
+        descriptor = _descriptor(project, tables, meta, policy, result)
+        (tmp / "datapackage.json").write_text(
+            json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        result.validation = validate_camtrapdp(tmp)
+        if not result.validation.valid:
+            errs = result.validation.errors
+            more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+            raise IrbisError(
+                f"{out}: not exported, the package would not be valid Camtrap DP: {errs[0]}{more}"
+            )
+        _move_into_place(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    result.validation.path = out
+    return result
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename the validated folder to ``out``, replacing an earlier package."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class _Meta:
+    """What the descriptor needs from the rows, gathered while building them."""
+
+    coords: list[tuple[float, float]] = field(default_factory=list)
+    starts: list[datetime] = field(default_factory=list)
+    ends: list[datetime] = field(default_factory=list)
+    species: set[str] = field(default_factory=set)
+    levels: set[str] = field(default_factory=set)
+    capture: set[str] = field(default_factory=set)
+    individuals: bool = False
+    # mediaID -> (source file, person boxes, is person media)
+    files: dict[str, tuple[Path | None, list[tuple[float, float, float, float]], bool]] = field(
+        default_factory=dict
+    )
+    users: list[User] = field(default_factory=list)
+
+
+def _build(
+    project: Project, policy: LocationPolicy, public: bool, result: ExportResult
+) -> tuple[dict[str, list[dict[str, str]]], _Meta]:
+    meta = _Meta()
+    with project.session() as s:
+        stations = {st.id: st for st in s.scalars(select(Station))}
+        sites = {si.id: si.name for si in s.scalars(select(Site))}
+        cameras = {c.id: c for c in s.scalars(select(Camera))}
+        deps = list(s.scalars(select(Deployment).order_by(Deployment.code)))
+        dep_by_id = {d.id: d for d in deps}
+        groups = {g.id: g for g in s.scalars(select(MediaGroup))}
+        media = [
+            m
+            for m in s.scalars(select(Media).where(Media.deployment_id.is_not(None)))
+            if m.deployment_id in dep_by_id
+        ]
+        obs = list(
+            s.scalars(
+                select(Observation)
+                .where(Observation.retracted_utc.is_(None))
+                .order_by(Observation.id)
+            )
+        )
+        inds = _final_names(s.scalars(select(Individual)))
+        # The newest detector result of each media file, with its boxes.
+        latest: dict[int, MediaDetection] = {}
+        for md in s.scalars(select(MediaDetection).order_by(MediaDetection.created_utc)):
+            latest[md.media_id] = md
+        boxes: dict[int, list[DetectionBox]] = defaultdict(list)
+        person_media: set[int] = set()
+        for b in s.scalars(select(DetectionBox)):
+            if b.category == "person":
+                person_media.add(b.media_id)
+            md = latest.get(b.media_id)
+            if md is not None and b.result_id == md.id:
+                boxes[b.media_id].append(b)
+        person_media |= {mid for mid, md in latest.items() if md.verdict == "person"}
+        meta.users = list(s.scalars(select(User).order_by(User.name)))
+
+    # Which species were seen, and where people were.
+    def species_of(o: Observation) -> str | None:
+        if o.species:
+            return o.species
+        ind = inds.get(o.individual_id) if o.individual_id else None
+        return ind.species if ind else None
+
+    sensitive = any(policy.is_sensitive(species_of(o)) for o in obs)
+    obs_by_media: dict[int, list[Observation]] = defaultdict(list)
+    event_obs: list[Observation] = []
+    for o in obs:
+        if o.media_id is not None:
+            obs_by_media[o.media_id].append(o)
+            if _obs_type(o) == "human":
+                person_media.add(o.media_id)
+        elif o.deployment_id in dep_by_id:
+            event_obs.append(o)
+
+    generalise = public and sensitive
+    result.generalised = generalise
+    result.precision_deg = policy.precision_deg if generalise else None
+
+    # -- deployments
+    dep_rows: list[dict[str, str]] = []
+    for d in deps:
+        st = stations[d.station_id]
+        lat, lon = _lonlat(st, d)
+        unc_raw = _raw(d.extra, "coordinateUncertainty")
+        unc: float | None = float(unc_raw) if unc_raw else None
+        if generalise:
+            lat, lon = policy.generalise(lat, lon)
+            unc = math.ceil((unc or 0) + _half_diagonal_m(lat, policy.precision_deg))
+        meta.coords.append((lat, lon))
+        tz = zone(d.timezone)
+        start = d.start_local.replace(tzinfo=tz)
+        end = d.end_local.replace(tzinfo=tz)
+        meta.starts.append(start)
+        meta.ends.append(end)
+        cam = cameras.get(d.camera_id) if d.camera_id else None
+        model = "-".join(p for p in ((cam.make, cam.model) if cam else ()) if p)
+        cov = st.covariates or {}
+        feature = _raw(d.extra, "featureType") or (
+            str(cov["featureType"]) if cov.get("featureType") in _FEATURE_TYPES else ""
+        )
+        groups_cell = _raw(d.extra, "deploymentGroups")
+        if not groups_cell and st.site_id in sites:
+            groups_cell = f"site:{sites[st.site_id]}"
+        tags = _raw(d.extra, "deploymentTags")
+        if not tags and not d.extra:
+            tags = " | ".join(
+                f"{k}:{v}"
+                for k, v in sorted(cov.items())
+                if k not in ("locationID", "featureType", "habitat") and v not in (None, "")
+            )
+        dep_rows.append(
+            {
+                "deploymentID": d.code,
+                "locationID": str(cov.get("locationID") or st.name),
+                "locationName": st.name,
+                "latitude": number(lat),
+                "longitude": number(lon),
+                "coordinateUncertainty": number(int(unc)) if unc is not None else "",
+                "deploymentStart": iso(start),
+                "deploymentEnd": iso(end),
+                "setupBy": _raw(d.extra, "setupBy"),
+                "cameraID": (cam.serial if cam else "") or _raw(d.extra, "cameraID"),
+                "cameraModel": model or _raw(d.extra, "cameraModel"),
+                "cameraDelay": _raw(d.extra, "cameraDelay"),
+                "cameraHeight": _raw(d.extra, "cameraHeight"),
+                "cameraDepth": _raw(d.extra, "cameraDepth"),
+                "cameraTilt": _raw(d.extra, "cameraTilt"),
+                "cameraHeading": _raw(d.extra, "cameraHeading"),
+                "detectionDistance": _raw(d.extra, "detectionDistance"),
+                "timestampIssues": _raw(d.extra, "timestampIssues"),
+                "baitUse": _raw(d.extra, "baitUse"),
+                "featureType": feature,
+                "habitat": _raw(d.extra, "habitat") or str(cov.get("habitat") or ""),
+                "deploymentGroups": groups_cell,
+                "deploymentTags": tags,
+                "deploymentComments": d.comments or "",
+            }
+        )
+
+    # -- media and their observations
+    media_rows: list[tuple[tuple, dict[str, str]]] = []
+    obs_rows: list[tuple[tuple, dict[str, str]]] = []
+    media.sort(
+        key=lambda m: (
+            dep_by_id[m.deployment_id].code,
+            m.timestamp_utc or datetime.min,
+            m.file_name,
+            m.id,
+        )
+    )
+    for m in media:
+        if m.time_flag or m.timestamp_utc is None or m.timestamp_local is None:
+            result.media_untimed += 1
+            continue
+        d = dep_by_id[m.deployment_id]
+        mid = m.uid or f"m{m.id}"
+        is_person = m.id in person_media
+        mobs = obs_by_media.get(m.id, [])
+        if public and is_person:
+            result.media_persons_left_out += 1
+            result.observations_persons_left_out += len(mobs)
+            continue
+        exif, dropped = _exif(_raw(m.extra, "exifData"))
+        result.exif_dropped += dropped
+        capture = _raw(m.extra, "captureMethod") or "activityDetection"
+        meta.capture.add(capture)
+        src = _media_source(project, m)
+        person_boxes = [
+            (b.x, b.y, b.width, b.height) for b in boxes.get(m.id, []) if b.category == "person"
+        ] + [
+            (o.bbox_x, o.bbox_y, o.bbox_w, o.bbox_h)
+            for o in mobs
+            if _obs_type(o) == "human" and o.bbox_x is not None
+        ]
+        meta.files[mid] = (src, person_boxes, is_person)
+        file_public = _raw(m.extra, "filePublic") or "false"
+        key = (d.code, m.timestamp_utc, m.file_name, mid)
+        media_rows.append(
+            (
+                key,
+                {
+                    "mediaID": mid,
+                    "deploymentID": d.code,
+                    "captureMethod": capture,
+                    "timestamp": iso_local(m.timestamp_local, m.utc_offset_min),
+                    "filePath": _raw(m.extra, "filePath") or m.source_relpath,
+                    "filePublic": file_public,
+                    "fileName": m.file_name,
+                    "fileMediatype": m.mime or f"{m.mediatype or 'image'}/octet-stream",
+                    "exifData": exif,
+                    "favorite": _raw(m.extra, "favorite"),
+                    "mediaComments": _raw(m.extra, "mediaComments"),
+                },
+            )
+        )
+        event = groups.get(m.event_id) if m.event_id else None
+        ev_id = f"{d.code}-e{event.start_utc:%Y%m%dT%H%M%S}" if event else ""
+        ev_start = event.start_utc if event else m.timestamp_utc
+        ev_end = event.end_utc if event else m.timestamp_utc
+        human_made = [o for o in mobs if _human_source(o.source)]
+        for o in mobs:
+            # An imported observation keeps the event its package gave it.
+            row = _obs_row(
+                o,
+                d.code,
+                mid,
+                o.event_uid if o.event_uid is not None else ev_id,
+                o.event_start_utc or ev_start,
+                o.event_end_utc or o.event_start_utc or ev_end,
+                inds,
+                meta,
+            )
+            if row["observationType"] == "animal" and row["bboxX"] == "" and len(mobs) == 1:
+                best = max(
+                    (b for b in boxes.get(m.id, []) if b.category == "animal"),
+                    key=lambda b: b.score,
+                    default=None,
+                )
+                if best is not None:
+                    row["bboxX"], row["bboxY"], row["bboxWidth"], row["bboxHeight"] = _box(
+                        best.x, best.y, best.width, best.height
+                    )
+            obs_rows.append(((d.code, ev_start, 1, m.timestamp_utc, row["observationID"]), row))
+        md = latest.get(m.id)
+        if md is not None and not human_made and md.verdict != "error":
+            for row in _machine_rows(md, boxes.get(m.id, []), d.code, mid, ev_id, ev_start, ev_end):
+                meta.levels.add("media")
+                result.machine_observations += 1
+                obs_rows.append(((d.code, ev_start, 1, m.timestamp_utc, row["observationID"]), row))
+
+    for o in event_obs:
+        d = dep_by_id[o.deployment_id]
+        if public and _obs_type(o) == "human":
+            result.observations_persons_left_out += 1
+            continue
+        start = o.event_start_utc
+        end = o.event_end_utc or start
+        if start is None:
+            raise BadInputError(
+                f"observation {o.uid or o.id}",
+                "event-level observation without a start time",
+                "set its event start and end",
+            )
+        row = _obs_row(o, d.code, "", o.event_uid or "", start, end, inds, meta)
+        obs_rows.append(((d.code, start, 0, start, row["observationID"]), row))
+
+    media_rows.sort(key=lambda kv: kv[0])
+    obs_rows.sort(key=lambda kv: kv[0])
+    tables = {
+        "deployments": dep_rows,
+        "media": [r for _, r in media_rows],
+        "observations": [r for _, r in obs_rows],
+    }
+    result.deployments = len(dep_rows)
+    result.media = len(tables["media"])
+    result.observations = len(tables["observations"])
+    return tables, meta
+
+
+def _media_source(project: Project, m: Media) -> Path | None:
+    """The original file on this machine, if there is one."""
+    p = project.blob_dir / m.stored_path if m.storage == "copy" else Path(m.stored_path)
+    return p if p.is_absolute() and p.is_file() else None
+
+
+def _obs_row(
+    o: Observation,
+    dep_code: str,
+    media_id: str,
+    event_id: str,
+    ev_start: datetime,
+    ev_end: datetime,
+    inds: dict[int, Individual],
+    meta: _Meta,
+) -> dict[str, str]:
+    ind = inds.get(o.individual_id) if o.individual_id else None
+    individual = ind.name if ind else (o.individual or "")
+    sex = _enum(o.sex, _SEXES) or (_enum(ind.sex, _SEXES) if ind else "")
+    kind = _obs_type(o)
+    level = "event" if o.level == "event" else "media"
+    if o.species and kind == "animal":
+        meta.species.add(o.species)
+    meta.levels.add(level)
+    meta.individuals |= bool(individual)
+    cls_ts = _raw(o.extra, "classificationTimestamp")
+    imported = "camtrapdp" in (o.extra or {})
+    # Folder names and tags were given before ingest: their time is unknown.
+    if not imported and (o.source == "human" or o.source.startswith("model")):
+        cls_ts = iso_utc(o.created_utc)
+    by = o.by or (o.source.split(":", 1)[1] if o.source.startswith("model:") else "")
+    return {
+        "observationID": o.uid or f"o{o.id}",
+        "deploymentID": dep_code,
+        "mediaID": media_id,
+        "eventID": event_id,
+        "eventStart": iso_utc(ev_start),
+        "eventEnd": iso_utc(ev_end),
+        "observationLevel": level,
+        "observationType": kind,
+        "cameraSetupType": _raw(o.extra, "cameraSetupType"),
+        "scientificName": o.species or "",
+        "count": number(o.count) if o.count is not None else "",
+        "lifeStage": _enum(o.life_stage, _LIFE_STAGES),
+        "sex": sex,
+        "behavior": o.behavior or "",
+        "individualID": individual,
+        "individualPositionRadius": _raw(o.extra, "individualPositionRadius"),
+        "individualPositionAngle": _raw(o.extra, "individualPositionAngle"),
+        "individualSpeed": _raw(o.extra, "individualSpeed"),
+        **dict(
+            zip(
+                ("bboxX", "bboxY", "bboxWidth", "bboxHeight"),
+                _box(o.bbox_x, o.bbox_y, o.bbox_w, o.bbox_h),
+                strict=True,
+            )
+        ),
+        "classificationMethod": _method(o),
+        "classifiedBy": by,
+        "classificationTimestamp": cls_ts,
+        "classificationProbability": number(o.probability),
+        "observationTags": _raw(o.extra, "observationTags"),
+        "observationComments": o.comments or "",
+    }
+
+
+def _machine_rows(
+    md: MediaDetection,
+    boxes: list[DetectionBox],
+    dep_code: str,
+    media_id: str,
+    event_id: str,
+    ev_start: datetime,
+    ev_end: datetime,
+) -> list[dict[str, str]]:
+    """The detector's verdict on one file as ``machine`` observations."""
+    base = {name: "" for name in field_names("observations")}
+    base.update(
+        deploymentID=dep_code,
+        mediaID=media_id,
+        eventID=event_id,
+        eventStart=iso_utc(ev_start),
+        eventEnd=iso_utc(ev_end),
+        observationLevel="media",
+        classificationMethod="machine",
+        classifiedBy=f"{md.model} {md.model_version}".strip(),
+        classificationTimestamp=iso_utc(md.created_utc),
+    )
+    rows = []
+    for b in sorted(boxes, key=lambda b: (-b.score, b.id)):
+        kind = _DETECTOR_TYPE.get(b.category)
+        if kind is None:
+            continue
+        x, y, w, h = _box(b.x, b.y, b.width, b.height)
+        rows.append(
+            {
+                **base,
+                "observationID": f"d{b.id}",
+                "observationType": kind,
+                "bboxX": x,
+                "bboxY": y,
+                "bboxWidth": w,
+                "bboxHeight": h,
+                "classificationProbability": number(round(min(max(b.score, 0.0), 1.0), 6)),
+            }
+        )
+    if not rows and md.verdict == "blank":
+        rows.append({**base, "observationID": f"d{md.id}-blank", "observationType": "blank"})
+    return rows
+
+
+def _copy_files(
+    project: Project,
+    tmp: Path,
+    tables: dict[str, list[dict[str, str]]],
+    meta: _Meta,
+    person_writer: PersonWriter | None,
+    result: ExportResult,
+) -> None:
+    """Copy (or blur-copy) each media file into ``media/`` and point ``filePath`` at it."""
+    used: set[str] = set()
+    for row in tables["media"]:
+        src, person_boxes, is_person = meta.files[row["mediaID"]]
+        if src is None:
+            result.files_not_copied += 1
+            continue
+        name = PurePosixPath(row["fileName"] or src.name).name
+        rel = f"media/{row['deploymentID']}/{name}"
+        if rel in used:
+            rel = f"media/{row['deploymentID']}/{row['mediaID']}-{name}"
+        dest = tmp / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if is_person:
+            # Never copy a person image as it is; blur or leave it out.
+            if person_writer is None or not person_writer(src, dest, person_boxes):
+                dest.unlink(missing_ok=True)
+                result.files_not_copied += 1
+                row["filePublic"] = "false"
+                continue
+            result.files_blurred += 1
+        else:
+            shutil.copy2(src, dest)
+        used.add(rel)
+        result.files_copied += 1
+        row["filePath"] = rel
+        row["filePublic"] = "true"
+
+
+def _descriptor(
+    project: Project,
+    tables: dict[str, list[dict[str, str]]],
+    meta: _Meta,
+    policy: LocationPolicy,
+    result: ExportResult,
+) -> dict[str, Any]:
+    """``datapackage.json``: imported metadata where there is some, else derived."""
+    saved = dict((project.settings.extra or {}).get("camtrapdp", {}).get("package", {}))
+    name = project.settings.name or project.root.name
+    resources: list[dict[str, Any]] = [
+        {
+            "name": t,
+            "path": f"{t}.csv",
+            "profile": "tabular-data-resource",
+            "format": "csv",
+            "mediatype": "text/csv",
+            "encoding": "utf-8",
+            "schema": f"{SCHEMA_FOLDER}/{t}-table-schema.json",
+        }
+        for t in TABLES
+    ]
+    resources += [r for r in saved.pop("extra_resources", []) if "data" in r]
+    d: dict[str, Any] = {
+        "resources": resources,
+        "profile": PROFILE_URL,
+        "name": slug(saved.get("name") or name),
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "title": saved.get("title") or f"{name}: camera-trap census",
+    }
+    contributors = (
+        saved.get("contributors")
+        or [
+            {
+                "title": u.display_name or u.name,
+                "role": "contact" if u.role == "admin" else "contributor",
+                **({"organization": u.organisation} if u.organisation else {}),
+            }
+            for u in meta.users
+        ]
+        or [{"title": f"{name} census team", "role": "contact"}]
+    )
+    d["contributors"] = contributors
+    for key in (
+        "id",
+        "description",
+        "version",
+        "keywords",
+        "image",
+        "homepage",
+        "bibliographicCitation",
+        "relatedIdentifiers",
+        "references",
+    ):
+        if key in saved:
+            d[key] = saved[key]
+    d["sources"] = [s for s in saved.get("sources", []) if s.get("title") != "irbis"] + [
+        {"title": "irbis", "version": __version__}
+    ]
+    d["licenses"] = saved.get("licenses") or [
+        {
+            "name": "CC-BY-4.0",
+            "path": "https://creativecommons.org/licenses/by/4.0/",
+            "scope": "data",
+        },
+        {
+            "name": "CC-BY-4.0",
+            "path": "https://creativecommons.org/licenses/by/4.0/",
+            "scope": "media",
+        },
+    ]
+    proj = dict(saved.get("project") or {})
+    proj.setdefault("title", name)
+    proj.setdefault("samplingDesign", "targeted")
+    proj["captureMethod"] = (
+        sorted(meta.capture) or proj.get("captureMethod") or ["activityDetection"]
+    )
+    proj["individualAnimals"] = bool(meta.individuals or proj.get("individualAnimals"))
+    levels = [lv for lv in ("media", "event") if lv in meta.levels]
+    proj["observationLevel"] = levels or proj.get("observationLevel") or ["media"]
+    d["project"] = proj
+    if result.generalised:
+        d["coordinatePrecision"] = max(policy.precision_deg, saved.get("coordinatePrecision", 0))
+    elif "coordinatePrecision" in saved:
+        d["coordinatePrecision"] = saved["coordinatePrecision"]
+    d["spatial"] = _spatial(meta.coords)
+    d["temporal"] = {
+        "start": min(meta.starts).date().isoformat() if meta.starts else "",
+        "end": max(meta.ends).date().isoformat() if meta.ends else "",
+    }
+    known = {t.get("scientificName"): t for t in saved.get("taxonomic", [])}
+    d["taxonomic"] = [known.get(s, {"scientificName": s}) for s in sorted(meta.species)]
+    return d
+
+
+def _spatial(coords: list[tuple[float, float]]) -> dict[str, Any]:
+    """A GeoJSON box around the exported (possibly generalised) coordinates."""
+    if not coords:
+        return {"type": "Polygon", "coordinates": []}
+    lats = [c[0] for c in coords]
+    lons = [c[1] for c in coords]
+    s, n, w, e = min(lats), max(lats), min(lons), max(lons)
+    if s == n and w == e:
+        return {"type": "Point", "coordinates": [w, s]}
+    return {
+        "type": "Polygon",
+        "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
+    }
