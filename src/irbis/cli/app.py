@@ -488,6 +488,10 @@ from irbis.cli.exchange_cmd import export_camtrapdp_cmd, import_app  # noqa: E40
 export_app.command("camtrapdp")(export_camtrapdp_cmd)
 app.add_typer(import_app, name="import", help="Import standard packages (Camtrap DP).")
 
+from irbis.cli.report_cmd import report as _report  # noqa: E402
+
+app.command("report")(_report)
+
 
 def main() -> None:
     """Entry point: one-line errors for the mistakes people make."""

@@ -1,0 +1,839 @@
+"""Everything a census report shows, gathered from a project into plain data.
+
+:func:`gather_census` reads the project once (registry, effort, independent
+records, identified animals, detector verdicts), fits the population models
+through :mod:`irbis.stats` and returns a :class:`Census`: numbers, tables and
+coordinates, no drawing. The HTML and PDF writers only lay it out, so what a
+report says is testable without parsing a picture.
+
+Estimates:
+
+- closed-population models (Otis et al. 1978; Pledger 2000; Chao 1987) on
+  0/1 histories of the main species' identified animals over occasions of
+  ``occasion_days`` days, ranked by AICc;
+- SECR (Efford 2004; Borchers & Efford 2008): Poisson ``count`` detectors,
+  one occasion, usage = operating camera-days, each detection function in
+  ``detectfns`` fitted by full likelihood over a trap-buffer mask and ranked
+  by AICc; the best model gives the density surface of activity centres.
+
+Models are fitted only when the data can carry them; otherwise the census
+holds the sentence the report prints instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from irbis.core.errors import BadInputError, IrbisError
+from irbis.core.sensitivity import LocationPolicy
+from irbis.reports.geo import MapFrame, frame_for
+from irbis.store.project import Project
+from irbis.store.schema import (
+    Annotation,
+    Deployment,
+    Individual,
+    Media,
+    MediaDetection,
+    Observation,
+    SequenceVerdict,
+    Station,
+)
+
+__all__ = ["Census", "Estimates", "gather_census", "BLANK_LABELS"]
+
+#: species labels that mean "nothing there" and never count as a species
+BLANK_LABELS = frozenset({"blank", "empty", "none", "nothing", ""})
+
+Progress = Callable[[str, int, int], None]
+
+_STEPS = ("survey", "effort", "records", "catalogue", "closed models", "secr", "density")
+
+
+@dataclass
+class Estimates:
+    """Population estimates of the main species, or why there are none.
+
+    Attributes
+    ----------
+    species:
+        The species the models were fitted to.
+    n_animals, n_detections:
+        Identified animals and their independent detections.
+    closed, closed_table, closed_reason:
+        Closed-model summaries (``ClosedFit.to_dict()`` by name), the AICc table
+        (:func:`irbis.stats.closed.aicc_table`), or why none were fitted.
+    occasion_days, n_occasions:
+        Occasion length of the closed models.
+    secr, secr_table, secr_reason:
+        SECR fits (``SecrFit.to_dict()`` by detection function), the AICc table
+        (:func:`irbis.stats.secr.model_table`), or why none were fitted.
+    secr_best:
+        Name of the AICc-best SECR model.
+    mask:
+        ``buffer``, ``spacing``, ``points`` and ``area_km2`` of the mask.
+    capthist_summary:
+        :meth:`CaptureHistory.summary` of the SECR histories.
+    density_xy, density_per_100km2:
+        Mask points and the expected density of activity centres there
+        (animals per 100 km^2) under the best model (precise census only).
+    trap_xy, trap_ids:
+        The SECR traps (at cell centres in a public census of a sensitive species).
+    density_cells:
+        Public census of a sensitive species: the surface averaged over the
+        location policy's cells, ``{"key", "outline", "mean"}`` per cell.
+    """
+
+    species: str | None = None
+    n_animals: int = 0
+    n_detections: int = 0
+    closed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    closed_table: list[dict[str, Any]] = field(default_factory=list)
+    closed_reason: str = ""
+    closed_note: str = ""
+    occasion_days: int | None = None
+    n_occasions: int = 0
+    secr: dict[str, dict[str, Any]] = field(default_factory=dict)
+    secr_table: list[dict[str, Any]] = field(default_factory=list)
+    secr_reason: str = ""
+    secr_best: str | None = None
+    mask: dict[str, float] = field(default_factory=dict)
+    capthist_summary: dict[str, Any] = field(default_factory=dict)
+    density_xy: np.ndarray | None = None
+    density_per_100km2: np.ndarray | None = None
+    trap_xy: np.ndarray | None = None
+    trap_ids: list[str] = field(default_factory=list)
+    density_cells: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Census:
+    """What a census report shows, as plain data (see :func:`gather_census`)."""
+
+    project: str
+    generated_utc: datetime
+    public: bool
+    policy: LocationPolicy
+    gap_min: float
+    summary: dict[str, Any]
+    stations: list[dict[str, Any]]
+    frame: MapFrame
+    species_rai: list[dict[str, Any]]
+    per_station: list[dict[str, Any]]
+    species_list: list[str]
+    main_species: str | None
+    activity_hours: list[float]
+    catalogue: list[dict[str, Any]]
+    estimates: Estimates
+    methods: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def estimate_rows(self) -> list[dict[str, Any]]:
+        """One row per fitted model: N or D with its CI, for tables and JSON."""
+        est = self.estimates
+        rows = []
+        for name, f in est.closed.items():
+            rows.append(
+                {
+                    "kind": "closed",
+                    "model": name,
+                    "estimate": f["N"],
+                    "se": f["N_se"],
+                    "lcl": f["N_lcl"],
+                    "ucl": f["N_ucl"],
+                    "unit": "animals",
+                }
+            )
+        for name, f in est.secr.items():
+            d = f["derived"]["D_per_100km2"]
+            rows.append(
+                {
+                    "kind": "secr",
+                    "model": name,
+                    "estimate": d["estimate"],
+                    "se": d["se"],
+                    "lcl": d["lcl"],
+                    "ucl": d["ucl"],
+                    "unit": "per 100 km²",
+                }
+            )
+        return rows
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready digest: summary, abundance, estimates (no pictures)."""
+        return {
+            "project": self.project,
+            "public": self.public,
+            "summary": self.summary,
+            "main_species": self.main_species,
+            "relative_abundance": self.species_rai,
+            "individuals": [c["name"] for c in self.catalogue],
+            "estimates": self.estimate_rows(),
+            "closed_reason": self.estimates.closed_reason,
+            "secr_reason": self.estimates.secr_reason,
+            "secr_best": self.estimates.secr_best,
+        }
+
+
+# ---------------------------------------------------------------------------
+# reading the project
+
+
+def _live(q):
+    """Observations a reviewer has not retracted."""
+    return q.where(Observation.retracted_utc.is_(None))
+
+
+def _station_rows(project: Project, policy: LocationPolicy) -> list[dict[str, Any]]:
+    with project.session() as s:
+        stations = [
+            {
+                "name": st.name,
+                "x": st.x,
+                "y": st.y,
+                "crs": st.crs,
+                "lon": st.lon,
+                "lat": st.lat,
+                "elevation": st.elevation,
+            }
+            for st in s.scalars(select(Station).order_by(Station.name))
+        ]
+        media = dict(
+            s.execute(
+                select(Station.name, func.count(Media.id))
+                .join(Deployment, Deployment.station_id == Station.id)
+                .join(Media, Media.deployment_id == Deployment.id)
+                .group_by(Station.name)
+            ).all()
+        )
+        # Media-level and event-level observations: where was each species seen?
+        seen = s.execute(
+            _live(
+                select(Station.name, Observation.species)
+                .join(Deployment, Deployment.station_id == Station.id)
+                .join(Media, Media.deployment_id == Deployment.id)
+                .join(Observation, Observation.media_id == Media.id)
+                .where(Observation.species.is_not(None))
+                .distinct()
+            )
+        ).all()
+        seen += s.execute(
+            _live(
+                select(Station.name, Observation.species)
+                .join(Deployment, Deployment.station_id == Station.id)
+                .join(Observation, Observation.deployment_id == Deployment.id)
+                .where(Observation.species.is_not(None), Observation.media_id.is_(None))
+                .distinct()
+            )
+        ).all()
+        # Identified animals of a sensitive species make their station sensitive too.
+        seen += s.execute(
+            select(Station.name, Individual.species)
+            .join(Deployment, Deployment.station_id == Station.id)
+            .join(Media, Media.deployment_id == Deployment.id)
+            .join(Annotation, Annotation.media_id == Media.id)
+            .join(Individual, Individual.id == Annotation.individual_id)
+            .distinct()
+        ).all()
+    sensitive = {st for st, sp in seen if policy.is_sensitive(sp)}
+    for row in stations:
+        row["media"] = int(media.get(row["name"], 0))
+        row["sensitive"] = row["name"] in sensitive
+    return stations
+
+
+def _survey(project: Project) -> dict[str, Any]:
+    with project.session() as s:
+        n_st = s.scalar(select(func.count()).select_from(Station)) or 0
+        n_dep = s.scalar(select(func.count()).select_from(Deployment)) or 0
+        first, last = s.execute(
+            select(func.min(Deployment.start_local), func.max(Deployment.end_local))
+        ).one()
+        n_media = s.scalar(select(func.count()).select_from(Media)) or 0
+        n_video = s.scalar(select(func.count()).where(Media.mediatype == "video")) or 0
+        untrusted = s.scalar(select(func.count()).where(Media.time_flag != "")) or 0
+        detector = s.scalar(
+            select(MediaDetection.detector)
+            .group_by(MediaDetection.detector)
+            .order_by(func.count().desc(), MediaDetection.detector)
+            .limit(1)
+        )
+        verdicts: dict[str, int] = {}
+        seq_verdicts: dict[str, int] = {}
+        if detector is not None:
+            verdicts = dict(
+                s.execute(
+                    select(MediaDetection.verdict, func.count())
+                    .where(MediaDetection.detector == detector)
+                    .group_by(MediaDetection.verdict)
+                ).all()
+            )
+            seq_verdicts = dict(
+                s.execute(
+                    select(SequenceVerdict.verdict, func.count())
+                    .where(SequenceVerdict.detector == detector)
+                    .group_by(SequenceVerdict.verdict)
+                ).all()
+            )
+    return {
+        "stations": int(n_st),
+        "deployments": int(n_dep),
+        "first_day": first.date().isoformat() if first else None,
+        "last_day": last.date().isoformat() if last else None,
+        "media": int(n_media),
+        "videos": int(n_video),
+        "untrusted_times": int(untrusted),
+        "detector": detector,
+        "media_judged": int(sum(verdicts.values())),
+        "blank_media": int(verdicts.get("blank", 0)),
+        "person_media": int(verdicts.get("person", 0)),
+        "blank_sequences": int(seq_verdicts.get("blank", 0)),
+        "sequences_judged": int(sum(seq_verdicts.values())),
+    }
+
+
+def _media_path(project: Project, storage: str, stored_path: str) -> Path:
+    return project.blob_dir / stored_path if storage == "copy" else Path(stored_path)
+
+
+def _catalogue(project: Project) -> list[dict[str, Any]]:
+    """Identified animals with their candidate flank photos (best first per side)."""
+    with project.session() as s:
+        inds = {
+            i.id: i
+            for i in s.scalars(select(Individual).where(Individual.merged_into_id.is_(None)))
+        }
+        merged = dict(
+            s.execute(
+                select(Individual.id, Individual.merged_into_id).where(
+                    Individual.merged_into_id.is_not(None)
+                )
+            ).all()
+        )
+        by_name = {i.name: i.id for i in inds.values()}
+        media_cols = (
+            Media.id,
+            Media.storage,
+            Media.stored_path,
+            Media.mediatype,
+            Media.timestamp_local,
+            Station.name,
+        )
+        ann = s.execute(
+            select(
+                Annotation.individual_id,
+                Annotation.side,
+                Annotation.quality,
+                Annotation.x,
+                Annotation.y,
+                Annotation.width,
+                Annotation.height,
+                *media_cols,
+            )
+            .join(Media, Media.id == Annotation.media_id)
+            .outerjoin(Deployment, Deployment.id == Media.deployment_id)
+            .outerjoin(Station, Station.id == Deployment.station_id)
+            .where(Annotation.individual_id.is_not(None))
+        ).all()
+        obs = s.execute(
+            _live(
+                select(
+                    Observation.individual_id,
+                    Observation.individual,
+                    Observation.species,
+                    Observation.side,
+                    Observation.probability,
+                    Observation.bbox_x,
+                    Observation.bbox_y,
+                    Observation.bbox_w,
+                    Observation.bbox_h,
+                    *media_cols,
+                )
+                .join(Media, Media.id == Observation.media_id)
+                .outerjoin(Deployment, Deployment.id == Media.deployment_id)
+                .outerjoin(Station, Station.id == Deployment.station_id)
+                .where(
+                    (Observation.individual_id.is_not(None))
+                    | ((Observation.individual.is_not(None)) & (Observation.individual != ""))
+                )
+            )
+        ).all()
+
+    entries: dict[str, dict[str, Any]] = {}
+
+    def entry(ind_id: int | None, name: str | None, species: str | None) -> dict[str, Any]:
+        while ind_id in merged:  # a merged animal's photos belong to the one it joined
+            ind_id = merged[ind_id]
+        if ind_id is None and name in by_name:
+            ind_id = by_name[name]
+        if ind_id is not None and ind_id in inds:
+            i = inds[ind_id]
+            key, name, species, sex = i.name, i.name, i.species, i.sex
+        else:
+            key, sex = str(name), "unknown"
+        return entries.setdefault(
+            key,
+            {
+                "name": name,
+                "species": species,
+                "sex": sex,
+                "media": set(),
+                "stations": set(),
+                "first": None,
+                "last": None,
+                "candidates": [],
+            },
+        )
+
+    def add(e: dict[str, Any], r: Any, side: str | None, quality: float | None, box) -> None:
+        e["media"].add(r.id)
+        if r.name:
+            e["stations"].add(r.name)
+        t = r.timestamp_local
+        if t is not None:
+            e["first"] = t if e["first"] is None else min(e["first"], t)
+            e["last"] = t if e["last"] is None else max(e["last"], t)
+        if r.mediatype != "image":
+            return
+        area = box[2] * box[3] if box and None not in box else 0.0
+        e["candidates"].append(
+            {
+                "media_id": r.id,
+                "path": _media_path(project, r.storage, r.stored_path),
+                "side": (side or "unknown").lower(),
+                "quality": quality,
+                "box": box if box and None not in box else None,
+                "station": r.name,
+                "time": t.isoformat(sep=" ") if t else "",
+                # a person's quality mark first, then the biggest (closest) animal
+                "rank": (quality if quality is not None else -1.0, area),
+            }
+        )
+
+    for ind_id in sorted(inds):  # every known animal is listed, photographed or not
+        entry(ind_id, None, None)
+    for r in ann:
+        e = entry(r.individual_id, None, None)
+        add(e, r, r.side, r.quality, (r.x, r.y, r.width, r.height))
+    for r in obs:
+        e = entry(r.individual_id, (r.individual or "").strip() or None, r.species)
+        add(e, r, r.side, None, (r.bbox_x, r.bbox_y, r.bbox_w, r.bbox_h))
+    out = []
+    for e in sorted(entries.values(), key=lambda d: str(d["name"])):
+        best: dict[str, dict[str, Any]] = {}
+        for c in sorted(e["candidates"], key=lambda c: c["rank"], reverse=True):
+            if c["path"].is_file() and c["side"] not in best:
+                best[c["side"]] = c
+        photos = [best[k] for k in ("left", "right", "unknown") if k in best]
+        if "left" in best or "right" in best:
+            photos = [p for p in photos if p["side"] != "unknown"]
+        out.append(
+            {
+                "name": e["name"],
+                "species": e["species"],
+                "sex": e["sex"],
+                "n_media": len(e["media"]),
+                "stations": sorted(e["stations"]),
+                "first": e["first"].date().isoformat() if e["first"] else "",
+                "last": e["last"].date().isoformat() if e["last"] else "",
+                "photos": photos,
+            }
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------
+# estimates
+
+
+def auto_occasion_days(n_days: int, target: int = 8) -> int:
+    """Occasion length giving about ``target`` occasions over ``n_days`` days."""
+    return max(1, int(round(n_days / target)))
+
+
+def _fit_closed(project: Project, species: str, k: int, est: Estimates) -> None:
+    from irbis.exchange.secr_text import project_capthist
+    from irbis.stats.closed import aicc_table, closed_fit
+
+    ch = project_capthist(project, occasion_days=k, detector="count", species=species)
+    X = (ch.counts.sum(axis=2) > 0).astype(int)
+    est.occasion_days, est.n_occasions = k, int(X.shape[1])
+    caught = int(X.sum())
+    if X.shape[1] < 2:
+        est.closed_reason = (
+            f"Closed models need at least two occasions; the survey gives {X.shape[1]} of {k} days."
+        )
+        return
+    if X.shape[0] < 3 or caught <= X.shape[0]:
+        est.closed_reason = (
+            f"Closed models were not fitted: {X.shape[0]} identified animal(s) were caught "
+            f"{caught} time(s) over {X.shape[1]} occasions of {k} days, and an estimate needs "
+            "at least three animals and at least one recapture on a later occasion."
+        )
+        return
+    fits = {}
+    for m in ("M0", "Mt", "Mb", "Mh2", "Mh_chao"):
+        try:
+            fits[m] = closed_fit(X, m)
+        except (IrbisError, ValueError, FloatingPointError, np.linalg.LinAlgError):
+            continue  # a model the data cannot carry is left out of the table
+    est.closed = {m: f.to_dict() for m, f in fits.items()}
+    # AICc is undefined when a model has n - 1 or more parameters: such a model
+    # is shown with its estimate but cannot take part in the ranking.
+    ranked = {m: f for m, f in fits.items() if f.loglik is not None and math.isfinite(f.aicc)}
+    est.closed_table = aicc_table(ranked) if ranked else []
+    unranked = [m for m, f in fits.items() if f.loglik is not None and m not in ranked]
+    if unranked:
+        est.closed_note = (
+            f"AICc is undefined for {', '.join(unranked)} with only {X.shape[0]} animals "
+            "(as many parameters as animals caught less one): shown without a rank."
+        )
+
+
+def _fit_secr(project: Project, species: str, detectfns: tuple[str, ...], est: Estimates) -> Any:
+    from irbis.exchange.secr_text import project_capthist
+    from irbis.stats import secr
+
+    ch = project_capthist(project, occasion_days=None, detector="count", species=species)
+    summ = ch.summary()
+    est.capthist_summary = summ
+    est.trap_xy, est.trap_ids = ch.traps.xy.copy(), list(ch.traps.ids)
+    if ch.n < 3 or summ["recaptures"] < 1 or summ["animals_at_several_traps"] < 1:
+        est.secr_reason = (
+            f"SECR was not fitted: {ch.n} identified animal(s), {summ['recaptures']} "
+            f"recapture(s), {summ['animals_at_several_traps']} animal(s) seen at more than one "
+            "station; the spatial scale of movement (sigma) cannot be estimated without "
+            "at least three animals and one detected at two or more stations."
+        )
+        return None
+    buffer, spacing = secr_mask_geometry(ch)
+    mask = secr.make_mask(ch.traps, buffer, spacing)
+    est.mask = {
+        "buffer": buffer,
+        "spacing": spacing,
+        "points": mask.n_points,
+        "area_km2": mask.area / 100.0,
+    }
+    fits = {}
+    for fn in detectfns:
+        try:
+            f = secr.fit(ch, mask, detectfn=fn)
+        except (IrbisError, ValueError, np.linalg.LinAlgError):
+            continue
+        if f.converged and np.all(np.isfinite(f.beta_se)):
+            fits[fn] = f
+    if not fits:
+        est.secr_reason = (
+            "SECR models were fitted but none converged with finite standard errors; "
+            "more recaptures are needed for a density estimate."
+        )
+        return None
+    est.secr = {fn: f.to_dict() for fn, f in fits.items()}
+    est.secr_table = secr.model_table(fits)
+    est.secr_best = est.secr_table[0]["name"]
+    return fits[est.secr_best]
+
+
+def secr_mask_geometry(ch: Any, target_points: int = 2500) -> tuple[float, float]:
+    """Mask buffer and spacing for a project's capture histories.
+
+    The buffer is four times the root pooled spatial variance (a first guess at
+    sigma, as secr's ``suggest.buffer`` starts from), and never less than two
+    trap spacings; the spacing gives about ``target_points`` mask points.
+
+    Parameters
+    ----------
+    ch:
+        Capture histories.
+    target_points:
+        Wanted number of mask points.
+
+    Returns
+    -------
+    tuple of float
+        ``(buffer, spacing)`` in metres.
+    """
+    from irbis.stats import secr
+
+    sig = secr.rpsv(ch)
+    trap_sp = ch.traps.spacing()
+    floor = 2 * trap_sp if math.isfinite(trap_sp) else 5000.0
+    buffer = max(4 * sig if math.isfinite(sig) and sig > 0 else 0.0, floor)
+    lo, hi = ch.traps.xy.min(axis=0) - buffer, ch.traps.xy.max(axis=0) + buffer
+    box = float(np.prod(hi - lo))
+    spacing = math.sqrt(box / target_points)
+    # a round number of metres reads better in the methods
+    spacing = float(max(10.0, round(spacing, -int(math.floor(math.log10(spacing))) + 1)))
+    return float(round(buffer, -2) or buffer), spacing
+
+
+def density_surface(fit: Any) -> np.ndarray:
+    """Expected activity centres per hectare at each mask point.
+
+    Detected animals contribute their posterior location given their
+    histories (``Pr(history | x) D(x)`` normalised over the mask), undetected
+    ones ``D(x) Pr(not detected | x)``: the surface sums (times the cell
+    area) to the number detected plus the expected number missed, as secr's
+    ``fxTotal``.
+
+    Parameters
+    ----------
+    fit:
+        A full-likelihood :class:`irbis.stats.secr.SecrFit`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(M,)`` animals per hectare.
+    """
+    lik = fit.lik
+    logpr, logq = lik.components(fit.beta)
+    logd = lik.log_d(fit.beta)
+    a = logpr + logd[None, :]
+    a -= a.max(axis=1, keepdims=True)
+    post = np.exp(a)
+    post /= post.sum(axis=1, keepdims=True)
+    return post.sum(axis=0) / lik.mask.cell_area + np.exp(logd) * np.exp(logq)
+
+
+# ---------------------------------------------------------------------------
+# the whole census
+
+
+def _choose_species(records: list[dict], policy: LocationPolicy, identified: Counter) -> str | None:
+    counts = Counter(r["species"] for r in records)
+    sensitive = [sp for sp in counts if policy.is_sensitive(sp)]
+    if sensitive:
+        return max(sensitive, key=lambda sp: (identified[sp], counts[sp], sp))
+    if identified:
+        return identified.most_common(1)[0][0]
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def gather_census(
+    project: Project,
+    *,
+    public: bool = True,
+    species: str | None = None,
+    occasion_days: int | None = None,
+    detectfns: tuple[str, ...] = ("HHN", "HEX"),
+    progress: Progress | None = None,
+) -> Census:
+    """Gather everything the census report shows from ``project``.
+
+    Parameters
+    ----------
+    project:
+        An open project.
+    public:
+        Generalise the stations of sensitive species (the project's
+        :class:`LocationPolicy`); ``False`` for readers cleared for precise
+        locations.
+    species:
+        The species to estimate (default: the sensitive species with most
+        identified animals, else the most recorded one).
+    occasion_days:
+        Days per occasion of the closed models (default: about eight occasions).
+    detectfns:
+        SECR detection functions to fit and compare.
+    progress:
+        Called as ``progress(step, done, total)`` after each step.
+
+    Returns
+    -------
+    Census
+    """
+    from irbis.ingest.effort import project_effort
+    from irbis.ingest.records import record_table
+
+    total = len(_STEPS)
+
+    def tick(i: int) -> None:
+        if progress is not None:
+            progress(_STEPS[i], i + 1, total)
+
+    policy = LocationPolicy.from_settings(project.settings.extra)
+    gap = float(project.settings.event_gap_min)
+
+    survey = _survey(project)
+    stations = _station_rows(project, policy)
+    tick(0)
+
+    op = project_effort(project)
+    nights = dict(zip(op.stations, (float(v) for v in op.trap_nights()), strict=True))
+    total_nights = float(sum(nights.values()))
+    survey["trap_nights"] = round(total_nights, 2)
+    survey["days"] = len(op.days)
+    tick(1)
+
+    records = [
+        r
+        for r in record_table(project, min_delta_min=gap)
+        if str(r["species"]).strip().lower() not in BLANK_LABELS
+    ]
+    by_station: dict[str, Counter] = defaultdict(Counter)
+    for r in records:
+        by_station[r["station"]][r["species"]] += 1
+    species_counts = Counter(r["species"] for r in records)
+    species_list = sorted(species_counts)
+    rai = [
+        {
+            "species": sp,
+            "records": n,
+            "stations": sum(1 for c in by_station.values() if c[sp]),
+            "per_100": 100.0 * n / total_nights if total_nights > 0 else float("nan"),
+            "sensitive": policy.is_sensitive(sp),
+        }
+        for sp, n in sorted(species_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    survey["species"] = species_list
+    survey["records"] = len(records)
+    frame, placed = frame_for(stations)
+    for st in stations:
+        st["trap_nights"] = nights.get(st["name"], 0.0)
+        st["records"] = dict(by_station.get(st["name"], {}))
+        st["n_records"] = sum(st["records"].values())
+        xy = placed.get(st["name"])
+        st["px"], st["py"] = xy if xy else (None, None)
+    _place_for_map(stations, frame, policy, public)
+    per_station = [
+        {
+            "station": st["name"],
+            "trap_nights": st["trap_nights"],
+            "media": st["media"],
+            "records": st["n_records"],
+            "by_species": st["records"],
+            "per_100": 100.0 * st["n_records"] / st["trap_nights"]
+            if st["trap_nights"] > 0
+            else float("nan"),
+        }
+        for st in stations
+    ]
+    tick(2)
+
+    catalogue = _catalogue(project)
+    identified = Counter(c["species"] for c in catalogue if c["species"])
+    main = species or _choose_species(records, policy, identified)
+    hours = []
+    for r in records:
+        if r["species"] == main:
+            t = datetime.fromisoformat(r["time"])
+            hours.append(t.hour + t.minute / 60 + t.second / 3600)
+    tick(3)
+
+    est = Estimates(species=main)
+    if main is None:
+        est.closed_reason = est.secr_reason = "No species was recorded, so nothing is estimated."
+    else:
+        main_cat = [c for c in catalogue if c["species"] in (main, None)]
+        est.n_animals = len(main_cat)
+        try:
+            k = occasion_days or auto_occasion_days(len(op.days))
+            _fit_closed(project, main, k, est)
+        except BadInputError as exc:
+            est.closed_reason = _no_animals(main, exc)
+        tick(4)
+        best = None
+        try:
+            best = _fit_secr(project, main, detectfns, est)
+        except BadInputError as exc:
+            est.secr_reason = _no_animals(main, exc)
+        if est.capthist_summary:
+            est.n_animals = est.capthist_summary["n"]
+            est.n_detections = est.capthist_summary["detections"]
+        tick(5)
+        if best is not None:
+            est.density_xy = best.lik.mask.xy.copy()
+            est.density_per_100km2 = density_surface(best) * 1e4
+    if public and policy.is_sensitive(main):
+        _generalise_estimates(est, frame, policy)
+    tick(6)
+
+    census = Census(
+        project=project.settings.name or project.root.name,
+        generated_utc=datetime.now(UTC).replace(tzinfo=None, microsecond=0),
+        public=public,
+        policy=policy,
+        gap_min=gap,
+        summary=survey,
+        stations=stations,
+        frame=frame,
+        species_rai=rai,
+        per_station=per_station,
+        species_list=species_list,
+        main_species=main,
+        activity_hours=hours,
+        catalogue=catalogue,
+        estimates=est,
+    )
+    from irbis.reports.methods import write_methods
+
+    census.methods, census.references = write_methods(census)
+    return census
+
+
+def _no_animals(species: str, exc: BadInputError) -> str:
+    if "no identified animals" in exc.reason:
+        return (
+            f"No {species} has been identified individually yet, so no population "
+            "estimate can be made (identify animals first: `irbis reid`)."
+        )
+    return f"No estimate: {exc}"
+
+
+def _place_for_map(
+    stations: list[dict[str, Any]], frame: MapFrame, policy: LocationPolicy, public: bool
+) -> None:
+    """Set ``map_x``/``map_y``: where the maps draw each station.
+
+    In public mode a station where a sensitive species was recorded is drawn
+    at the centre of its policy cell; everything else where it is.
+    """
+    for st in stations:
+        st["map_x"], st["map_y"], st["generalised"] = st["px"], st["py"], False
+    if not public:
+        return
+    todo = [st for st in stations if st["sensitive"] and st["px"] is not None]
+    if not todo:
+        return
+    gx, gy = frame.generalise(
+        np.array([st["px"] for st in todo]), np.array([st["py"] for st in todo]), policy
+    )
+    for st, a, b in zip(todo, gx, gy, strict=True):
+        st["map_x"], st["map_y"], st["generalised"] = float(a), float(b), True
+        # nothing finer than the cell stays in a public census, in any field
+        st["x"], st["y"], st["px"], st["py"] = float(a), float(b), float(a), float(b)
+        st["lon"] = st["lat"] = st["elevation"] = None
+
+
+def _generalise_estimates(est: Estimates, frame: MapFrame, policy: LocationPolicy) -> None:
+    """Public census of a sensitive species: traps at cell centres, density per cell.
+
+    The mask of a trap-buffer is a union of circles around the stations, so
+    even its outline gives them away; the surface is therefore averaged over
+    the policy's cells and only cells (centre key, outline, mean) are kept.
+    """
+    if est.trap_xy is not None and len(est.trap_xy):
+        gx, gy = frame.generalise(est.trap_xy[:, 0], est.trap_xy[:, 1], policy)
+        est.trap_xy = np.column_stack([gx, gy])
+    if est.density_xy is None or est.density_per_100km2 is None:
+        return
+    keys = frame.cell_keys(est.density_xy[:, 0], est.density_xy[:, 1], policy)
+    sums: dict[tuple, list[float]] = defaultdict(list)
+    for k, v in zip(keys, est.density_per_100km2, strict=True):
+        sums[k].append(float(v))
+    est.density_cells = [
+        {"key": k, "outline": frame.cell_polygon(k, policy), "mean": float(np.mean(v))}
+        for k, v in sorted(sums.items())
+    ]
+    est.density_xy = None
+    est.density_per_100km2 = None
