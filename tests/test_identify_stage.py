@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import shutil
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from irbis.exchange.secr_text import project_records
 from irbis.ingest.registry import import_registry
 from irbis.ingest.runner import ingest
 from irbis.pipeline.identify_stage import MODEL, run_identify
@@ -35,27 +36,34 @@ def _card(tmp_path):
     card = tmp_path / "card"
     card.mkdir()
     truth = {}
+    times = {}
     for rs in picked.values():
         for r in rs:
             link = card / r["path"].split("/")[-1]
             shutil.copyfile(root / r["path"], link)  # a card in tmp, read-only use
             truth[link.name] = r["individual_id"]
+            times[link.name] = datetime.fromisoformat(f"{r['date']}T{r['time']}")
     registry = tmp_path / "registry.csv"
     registry.write_text(
         "station,deployment,start,end,timezone\n"
         "TJ,TJ-2012,2012-05-01T00:00:00,2012-10-01T00:00:00,Asia/Dushanbe\n"
     )
-    return card, registry, picked, truth
+    return card, registry, picked, truth, times
 
 
 def test_identify_proposes_the_right_cat_with_keypoints_and_is_idempotent(tmp_path, project):
-    card, registry, picked, truth = _card(tmp_path)
+    card, registry, picked, truth, times = _card(tmp_path)
     import_registry(project, registry)
     result = ingest(project, card, deployment="TJ-2012", storage="reference")
     assert result.n_new == len(truth)
     now = datetime(2026, 11, 25)
     with project.session() as s:
         media = {m.file_name: m for m in s.scalars(select(Media))}
+        # These frames carry no EXIF date (the info bar has it): set the times
+        # from the labels, as a person reading the bar would.
+        for name, m in media.items():
+            m.timestamp_local, m.time_flag = times[name], ""
+            m.timestamp_utc = times[name] - timedelta(hours=5)
         for name in media:
             s.add(
                 Observation(
@@ -88,6 +96,12 @@ def test_identify_proposes_the_right_cat_with_keypoints_and_is_idempotent(tmp_pa
                 ann.individual_id = by_name[truth[m.file_name]]
                 ann.side = "left"
         s.commit()
+
+    # Confirmed crops are captures: they reach the capture histories.
+    records = {(r["media_id"], r["individual"]) for r in project_records(project)}
+    with project.session() as s:
+        for m in s.scalars(select(Media)):
+            assert ((m.id, truth[m.file_name]) in records) == (m.file_name in gallery)
 
     second = run_identify(project)
     assert second.catalogue_individuals == 3

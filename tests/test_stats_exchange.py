@@ -193,3 +193,64 @@ def test_camtrapr_tagged_leopard_cats(tmp_path) -> None:
     # usage = camera-days: StationC stopped on 12 May (malfunction)
     assert daily.traps.usage.shape == (3, len(days))
     p.close()
+
+
+def test_capture_histories_follow_reviews(tmp_path) -> None:
+    """Retracted labels drop out; a label naming a merged individual counts for the survivor."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from irbis.exchange.secr_text import project_records
+    from irbis.ingest.records import record_table
+    from irbis.ingest.registry import import_registry
+    from irbis.ingest.runner import ingest
+    from irbis.store.schema import Deployment, Individual, Observation, Station
+
+    from .conftest import need_data
+
+    root = need_data("cameratrap", "camtrapR")
+    cats = need_data("cameratrap", "camtrapR", "pictures", "sample_images_indiv_tag", "LeopardCat")
+    p = Project.init(tmp_path / "p")
+    import_registry(p, root / "oracle" / "camtraps.csv", date_format="%d/%m/%Y")
+    with p.session() as s:
+        deps = {st.name: d.code for d, st in s.execute(select(Deployment, Station).join(Station))}
+    for f in sorted(cats.glob("*.JPG")):
+        ingest(p, f, deployment=deps[f.name.split("__")[0]], workers=1)
+    before = project_records(p)
+    n_records = len(record_table(p, min_delta_min=0))
+    now = datetime.now(UTC).replace(tzinfo=None)  # after the ingest's tag observations
+    with p.session() as s:
+        first = s.scalars(
+            select(Observation).where(Observation.individual == before[0]["individual"])
+        ).first()
+        first.retracted_utc, first.retracted_by = now, "reviewer"
+        # "1" turns out to be the same cat as a newly named "Khan" (merged into it).
+        khan = Individual(name="Khan", created_utc=now)
+        one = Individual(name="one", created_utc=now)
+        s.add_all([khan, one])
+        s.flush()
+        one.merged_into_id = khan.id
+        other = s.scalars(
+            select(Observation).where(
+                Observation.individual.is_not(None), Observation.id != first.id
+            )
+        ).first()
+        s.add(
+            Observation(
+                media_id=other.media_id,
+                species=other.species,
+                individual_id=one.id,
+                source="human",
+                by="reviewer",
+                created_utc=now,
+            )
+        )
+        s.commit()
+        other_media = other.media_id
+    after = project_records(p)
+    ids = {(r["media_id"], r["individual"]) for r in after}
+    assert (first.media_id, before[0]["individual"]) not in ids
+    assert (other_media, "Khan") in ids  # the newer label wins, through the merge
+    assert len(record_table(p, min_delta_min=0)) == n_records - 1
+    p.close()

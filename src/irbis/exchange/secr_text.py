@@ -27,6 +27,7 @@ import math
 from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -63,15 +64,33 @@ def project_records(project: Any, species: str | None = None) -> list[dict[str, 
     """
     from sqlalchemy import select
 
-    from irbis.store.schema import Deployment, Media, Observation, Station
+    from irbis.store.schema import Annotation, Deployment, Individual, Media, Observation, Station
 
     proj, opened = _as_project(project)
     try:
         with proj.session() as s:
+            # Merged individuals answer to the one they were merged into.
+            parent = dict(s.execute(select(Individual.id, Individual.merged_into_id)).all())
+            names = dict(s.execute(select(Individual.id, Individual.name)).all())
+
+            def resolve(ind_id: int | None, text: str | None) -> str | None:
+                seen = set()
+                while ind_id is not None and parent.get(ind_id) and ind_id not in seen:
+                    seen.add(ind_id)
+                    ind_id = parent[ind_id]
+                if ind_id is not None:
+                    return names.get(ind_id)
+                return text
+
+            where_media = (
+                Media.time_flag == "",
+                Media.timestamp_local.is_not(None),
+            )
             q = (
                 select(
                     Observation.media_id,
                     Observation.individual,
+                    Observation.individual_id,
                     Observation.species,
                     Observation.created_utc,
                     Observation.id,
@@ -82,17 +101,53 @@ def project_records(project: Any, species: str | None = None) -> list[dict[str, 
                 .join(Media, Media.id == Observation.media_id)
                 .join(Deployment, Deployment.id == Media.deployment_id)
                 .join(Station, Station.id == Deployment.station_id)
-                .where(Observation.individual.is_not(None))
-                .where(Observation.individual != "")
-                .where(Media.time_flag == "")
-                .where(Media.timestamp_local.is_not(None))
+                .where(Observation.retracted_utc.is_(None))
+                .where(
+                    Observation.individual_id.is_not(None)
+                    | (Observation.individual.is_not(None) & (Observation.individual != ""))
+                )
+                .where(*where_media)
             )
             if species is not None:
                 q = q.where(Observation.species == species)
-            rows = s.execute(q).all()
+            rows = [
+                SimpleNamespace(
+                    **{**r._asdict(), "individual": resolve(r.individual_id, r.individual)}
+                )
+                for r in s.execute(q).all()
+            ]
+            # A crop a person confirmed as an individual is a capture too.
+            confirmed = s.execute(
+                select(
+                    Annotation.media_id,
+                    Annotation.individual_id,
+                    Annotation.created_utc,
+                    Media.timestamp_local,
+                    Media.sequence_id,
+                    Station.name,
+                )
+                .join(Media, Media.id == Annotation.media_id)
+                .join(Deployment, Deployment.id == Media.deployment_id)
+                .join(Station, Station.id == Deployment.station_id)
+                .where(Annotation.individual_id.is_not(None))
+                .where(*where_media)
+            ).all()
+            if species is not None and confirmed:
+                # Annotations carry no species: keep those whose media a
+                # current observation says show ``species``.
+                ok = set(
+                    s.scalars(
+                        select(Observation.media_id).where(
+                            Observation.species == species,
+                            Observation.retracted_utc.is_(None),
+                        )
+                    ).all()
+                )
+                confirmed = [c for c in confirmed if c.media_id in ok]
     finally:
         if opened:
             proj.close()
+    rows = [r for r in rows if r.individual]
     latest: dict[int, datetime] = {}
     for r in rows:
         c = r.created_utc
@@ -110,6 +165,20 @@ def project_records(project: Any, species: str | None = None) -> list[dict[str, 
             "event": f"s{r.sequence_id}" if r.sequence_id is not None else f"m{r.media_id}",
             "media_id": r.media_id,
         }
+    for c in confirmed:
+        name = resolve(c.individual_id, None)
+        if not name:
+            continue
+        out.setdefault(
+            (c.media_id, name),
+            {
+                "individual": name,
+                "station": c.name,
+                "time_local": c.timestamp_local,
+                "event": f"s{c.sequence_id}" if c.sequence_id is not None else f"m{c.media_id}",
+                "media_id": c.media_id,
+            },
+        )
     return sorted(out.values(), key=lambda d: (d["time_local"], d["individual"]))
 
 

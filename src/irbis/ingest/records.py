@@ -48,7 +48,11 @@ def record_table(
             .join(Media, Observation.media_id == Media.id)
             .join(Deployment, Media.deployment_id == Deployment.id)
             .join(Station, Deployment.station_id == Station.id)
-            .where(Observation.species.is_not(None), Media.time_flag == "")
+            .where(
+                Observation.species.is_not(None),
+                Observation.retracted_utc.is_(None),
+                Media.time_flag == "",
+            )
         ).all()
     seen: set[tuple[str, str, int]] = set()
     records = []

@@ -55,7 +55,7 @@ def project_status(project: Project) -> dict:
         species = dict(
             s.execute(
                 select(Observation.species, func.count(func.distinct(Observation.media_id)))
-                .where(Observation.species.is_not(None))
+                .where(Observation.species.is_not(None), Observation.retracted_utc.is_(None))
                 .group_by(Observation.species)
                 .order_by(Observation.species)
             ).all()
