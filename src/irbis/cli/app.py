@@ -455,12 +455,21 @@ def demo(
     ] = Path("irbis-demo"),
     seed: Annotated[int, typer.Option(help="Random seed of the simulated survey.")] = 7,
     stations: Annotated[int, typer.Option(help="Number of camera stations.")] = 12,
+    leopards: Annotated[int, typer.Option(help="Size of the simulated leopard population.")] = 10,
+    report: Annotated[bool, typer.Option(help="Write the census report (report.html).")] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate a survey, ingest its cards and show what irbis makes of it."""
     from irbis.demo.run import run_demo
 
-    summary = run_demo(path, seed=seed, n_stations=stations, console=None if as_json else err)
+    summary = run_demo(
+        path,
+        seed=seed,
+        n_stations=stations,
+        n_leopards=leopards,
+        report=report,
+        console=None if as_json else err,
+    )
     if as_json:
         emit_json(summary)
 
@@ -500,3 +509,11 @@ def main() -> None:
     except IrbisError as exc:
         err.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
         sys.exit(2)
+
+
+# The review web app (FastAPI/uvicorn are imported only when `serve` runs).
+from irbis.cli.web_cmd import serve as _serve  # noqa: E402
+from irbis.cli.web_cmd import users_app  # noqa: E402
+
+app.command("serve")(_serve)
+app.add_typer(users_app, name="users")

@@ -1,9 +1,11 @@
 """``irbis demo``: a whole (simulated) field season, from cards to a summary.
 
-It grows with irbis: today it lays out a station network, writes the memory
-cards the cameras would have filled (with a slow clock, a clock reset to 2000
-and a snowed-in camera among them), imports the registry, ingests the cards
-and reports effort and independent records.
+It grows with irbis: it lays out a station network, writes the memory cards
+the cameras would have filled (with a slow clock, a clock reset to 2000 and a
+snowed-in camera among them; snow leopards from a simulated population, tagged
+by individual as a team that has sorted its photos would), imports the
+registry, ingests the cards, reports effort and independent records and writes
+the census report (``report.html``) with its population estimates.
 """
 
 from __future__ import annotations
@@ -24,9 +26,27 @@ from irbis.store import Project
 from irbis.store.project import SETTINGS_FILE
 from irbis.store.summary import project_status
 
+#: Event mix of the demo: more snow leopards than a real card, so a one-season
+#: demo has recaptures to estimate from.
+DEMO_SPECIES_WEIGHTS = {
+    "blank": 0.45,
+    "snow leopard": 0.25,
+    "Siberian ibex": 0.12,
+    "livestock": 0.07,
+    "person": 0.04,
+    "argali": 0.04,
+    "wolf": 0.03,
+}
+
 
 def run_demo(
-    path: Path | str, *, seed: int = 7, n_stations: int = 12, console: Console | None = None
+    path: Path | str,
+    *,
+    seed: int = 7,
+    n_stations: int = 12,
+    n_leopards: int = 10,
+    report: bool = True,
+    console: Console | None = None,
 ) -> dict:
     """Simulate a season in ``path`` and ingest it; safe to run again.
 
@@ -39,6 +59,10 @@ def run_demo(
         Seed of the simulated survey.
     n_stations:
         Number of camera stations.
+    n_leopards:
+        Size of the simulated snow-leopard population.
+    report:
+        Write the census report ``path/report.html``.
     console:
         Where to print progress and tables; ``None`` stays quiet.
 
@@ -52,7 +76,15 @@ def run_demo(
     network = make_network(n_stations, seed=seed, start=date(2026, 2, 1), days=60)
     registry = write_registry_csv(network, root / "registry.csv")
     if not card_dir.exists():
-        card = make_card(card_dir, network, seed=seed, tagged=True)
+        card = make_card(
+            card_dir,
+            network,
+            seed=seed,
+            tagged=True,
+            individuals=n_leopards,
+            species_weights=DEMO_SPECIES_WEIGHTS,
+            n_events_per_station=(8, 16),
+        )
         if console:
             console.print(
                 f"simulated {len(card.files)} photos from {n_stations} stations in {card_dir}"
@@ -80,6 +112,13 @@ def run_demo(
         status = project_status(project)
         op = project_effort(project)
         records = record_table(project, min_delta_min=60, exclude=["blank"])
+        made = None
+        if report:
+            from irbis.reports import build_report
+
+            if console:
+                console.print("writing the census report (estimates, maps, plots)...")
+            made = build_report(project, root / "report.html")
     nights = dict(zip(op.stations, (float(v) for v in op.trap_nights()), strict=True))
     per_species: dict[str, int] = {}
     for r in records:
@@ -94,10 +133,24 @@ def run_demo(
         "status": {k: v for k, v in status.items() if k != "per_deployment"},
         "trap_nights": round(sum(nights.values()), 2),
         "independent_records": per_species,
+        "report": made["html"] if made else None,
+        "estimates": _estimates(made["census"]) if made else None,
     }
     if console:
         _print(console, summary, nights)
     return summary
+
+
+def _estimates(census: dict) -> dict:
+    """The headline numbers of the report's digest (whatever it fitted)."""
+    best = census.get("secr_best")
+    secr = [r for r in census.get("estimates", []) if r["kind"] == "secr"]
+    return {
+        "individuals": census.get("individuals", []),
+        "secr_best": next((r for r in secr if r["model"] == best), None),
+        "secr_reason": census.get("secr_reason"),
+        "closed_reason": census.get("closed_reason"),
+    }
 
 
 def _print(console: Console, summary: dict, nights: dict[str, float]) -> None:
@@ -120,6 +173,19 @@ def _print(console: Console, summary: dict, nights: dict[str, float]) -> None:
     for sp, n in sorted(summary["independent_records"].items(), key=lambda kv: -kv[1]):
         table.add_row(sp, str(n), f"{100 * n / total:.1f}")
     console.print(table)
+    est = summary.get("estimates")
+    if est:
+        console.print(f"snow leopards identified: {len(est['individuals'])}")
+        b = est["secr_best"]
+        if b:
+            console.print(
+                f"density (SECR, {b['model']}): {b['estimate']:.2f} {b['unit']} "
+                f"(95% CI {b['lcl']:.2f}-{b['ucl']:.2f})"
+            )
+        elif est["secr_reason"]:
+            console.print(f"no SECR estimate: {est['secr_reason']}")
+    if summary.get("report"):
+        console.print(f"census report: {summary['report']}")
     console.print(
         f"project folder: {summary['project']}  (try `irbis status {summary['project']}`)"
     )

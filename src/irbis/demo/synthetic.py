@@ -164,6 +164,8 @@ class SyntheticEvent:
         What the camera's clock said for the first frame (the EXIF date), naive.
     files:
         Card-relative POSIX paths of the frames, e.g. ``SLG-03/IMG_0004.JPG``.
+    individual:
+        Which snow leopard of the simulated population it was, if any.
     """
 
     station: str
@@ -171,6 +173,7 @@ class SyntheticEvent:
     true_start: datetime
     camera_start: datetime
     files: tuple[str, ...]
+    individual: str | None = None
 
 
 @dataclass(slots=True)
@@ -848,6 +851,68 @@ def _event_times(
     return [to_time(float(p)) for p in pos]
 
 
+CAT_NAMES = (
+    "Khan",
+    "Altai",
+    "Bars",
+    "Sailyu",
+    "Chuya",
+    "Argut",
+    "Ulagan",
+    "Tabyn",
+    "Kosh",
+    "Mongun",
+    "Shapshal",
+    "Tolbo",
+    "Jazator",
+    "Kurai",
+    "Belukha",
+    "Karakol",
+    "Ak-Oyuk",
+    "Tarkhata",
+)
+"""Names of the simulated snow leopards (Khan, the dominant male, first)."""
+
+
+def _population(
+    network: Sequence[Mapping[str, Any]], n: int, sigma_m: float, seed: int
+) -> list[tuple[str, float, float]]:
+    """``n`` cats with activity centres spread over the stations' extent plus 2 sigma."""
+    if n <= 0:
+        return []
+    rng = _rng(seed, "population")
+    xs = [float(st["x"]) for st in network]
+    ys = [float(st["y"]) for st in network]
+    pad = 2 * sigma_m
+    names = [CAT_NAMES[i] if i < len(CAT_NAMES) else f"SL-{i + 1:02d}" for i in range(n)]
+    return [
+        (
+            names[i],
+            float(rng.uniform(min(xs) - pad, max(xs) + pad)),
+            float(rng.uniform(min(ys) - pad, max(ys) + pad)),
+        )
+        for i in range(n)
+    ]
+
+
+def _who(
+    cats: Sequence[tuple[str, float, float]],
+    station: Mapping[str, Any],
+    sigma_m: float,
+    seed: int,
+    when: datetime,
+) -> str | None:
+    """Which cat made a snow-leopard event at ``station`` (half-normal in distance)."""
+    if not cats:
+        return None
+    d2 = np.array(
+        [(x - float(station["x"])) ** 2 + (y - float(station["y"])) ** 2 for _, x, y in cats]
+    )
+    w = np.exp(-d2 / (2 * sigma_m**2)) + 1e-12
+    rng = _rng(seed, "who", str(station["station"]), when.isoformat())
+    return cats[int(rng.choice(len(cats), p=w / w.sum()))][0]
+
+
 def make_card(
     out_dir: Path | str,
     network: Sequence[Mapping[str, Any]],
@@ -859,6 +924,8 @@ def make_card(
     n_events_per_station: tuple[int, int] = (3, 12),
     burst: int = 3,
     tagged: bool = False,
+    individuals: int = 0,
+    sigma_m: float = 4000.0,
 ) -> CardSummary:
     """Write a fake memory card with a folder of JPEGs per station.
 
@@ -884,6 +951,13 @@ def make_card(
     tagged:
         Write XMP ``lr:hierarchicalSubject`` tags ``Species|<label>`` on the
         frames that show something (never on blanks), as a tagging tool would.
+    individuals:
+        Size of a simulated snow-leopard population (0: none). Each cat has an
+        activity centre near the ridge; a snow-leopard event at a station is
+        made by cat *i* with probability proportional to a half-normal of the
+        distance, as in SECR, and tagged ``Individual|<name>`` when ``tagged``.
+    sigma_m:
+        Scale of that half-normal, in metres.
 
     Returns
     -------
@@ -910,6 +984,7 @@ def make_card(
     if burst < 1:
         raise ValueError(f"burst must be at least 1, not {burst}")
 
+    cats = _population(network, individuals, sigma_m, seed)
     root = Path(out_dir)
     summary = CardSummary(
         root=root,
@@ -934,7 +1009,9 @@ def make_card(
             species = labels[int(rng.choice(len(labels), p=probs))]
             actor = _actor(rng, species, image_size, horizon)
             temp = _temperature(st, t0, rng)
-            xmp = _xmp_packet([f"Species|{species}"]) if tagged and species != "blank" else None
+            cat = _who(cats, st, sigma_m, seed, t0) if species == "snow leopard" else None
+            tags = [f"Species|{species}"] + ([f"Individual|{cat}"] if cat else [])
+            xmp = _xmp_packet(tags) if tagged and species != "blank" else None
             rel_files: list[str] = []
             for frame in range(burst):
                 true_dt = t0 + timedelta(seconds=frame)
@@ -970,7 +1047,7 @@ def make_card(
                 summary.true_times[rel] = true_dt
                 summary.camera_times[rel] = cam_dt
             summary.events.append(
-                SyntheticEvent(name, species, t0, camera_clock(st, t0), tuple(rel_files))
+                SyntheticEvent(name, species, t0, camera_clock(st, t0), tuple(rel_files), cat)
             )
         summary.per_station[name] = counter
     summary.n_events = len(summary.events)

@@ -206,6 +206,9 @@ class Observation(Base):
     __table_args__ = (
         Index("ix_observations_media", "media_id"),
         Index("ix_observations_individual", "individual_id"),
+        # The review grid filters sequences by species and by "a person labelled it".
+        Index("ix_observations_species", "species"),
+        Index("ix_observations_source", "source"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))

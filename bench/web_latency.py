@@ -1,0 +1,390 @@
+"""Review-app latency at census scale: 100,000 media in 10,000 sequences.
+
+Builds (or reuses, under ``--cache``) one project per backend by bulk inserts
+(stations, deployments, sequences, media, folder labels, detector verdicts, a
+share of human labels), serves it with uvicorn in a subprocess and drives
+``--clients`` concurrent clients on loopback against the grid page and the
+JSON API. Prints JSON: p50/p95 per endpoint, the grid page's time to first
+byte, and as the same-run reference the latency of ``/api/me`` (framework and
+one database query: the floor any endpoint pays under this load).
+
+    .venv/bin/python bench/web_latency.py                      # both backends
+    .venv/bin/python bench/web_latency.py --backends sqlite --requests 100
+
+Goal: p95 < 150 ms for every endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+SPECIES = [
+    "Panthera uncia",
+    "Capra sibirica",
+    "Vulpes vulpes",
+    "Ovis ammon",
+    "Lynx lynx",
+    "Marmota baibacina",
+    "Canis lupus",
+    "Equus ferus",
+]
+GOAL_MS = 150.0
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def build(root: Path, db_url: str | None, n_media: int, n_seq: int, seed: int = 1) -> dict:
+    """Create the project by bulk inserts; reuse it when ``built.json`` says it is complete."""
+    from sqlalchemy import insert
+
+    from irbis.store import Project
+    from irbis.store.schema import (
+        Deployment,
+        IngestBatch,
+        Media,
+        MediaGroup,
+        Observation,
+        SequenceVerdict,
+        Station,
+    )
+
+    marker = root / "built.json"
+    if marker.exists():
+        info = json.loads(marker.read_text())
+        if info.get("media") == n_media and info.get("sequences") == n_seq:
+            return info
+    if root.exists():
+        import shutil
+
+        shutil.rmtree(root)
+    if db_url:
+        import psycopg
+
+        admin, name = db_url.rsplit("/", 1)
+        with psycopg.connect(admin + "/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+    t0 = time.perf_counter()
+    p = Project.init(root, db_url=db_url, name=f"bench-{n_media}")
+    rng = random.Random(seed)
+    n_st = 40
+    start = datetime(2024, 1, 1)
+    now = datetime(2024, 12, 1)
+    per_seq = n_media // n_seq
+    with p.engine.begin() as conn:
+        conn.execute(
+            insert(IngestBatch),
+            [{"id": 1, "source": "bench", "started_utc": now, "status": "done", "options": {}}],
+        )
+        conn.execute(
+            insert(Station),
+            [
+                {
+                    "id": i + 1,
+                    "name": f"ST{i + 1:02d}",
+                    "x": 500000.0 + 2000 * (i % 8),
+                    "y": 4800000.0 + 2000 * (i // 8),
+                    "covariates": {},
+                }
+                for i in range(n_st)
+            ],
+        )
+        conn.execute(
+            insert(Deployment),
+            [
+                {
+                    "id": i + 1,
+                    "code": f"ST{i + 1:02d}-2024",
+                    "station_id": i + 1,
+                    "start_local": start,
+                    "end_local": start + timedelta(days=200),
+                    "timezone": "UTC",
+                    "clock_offset_s": 0.0,
+                    "comments": "",
+                    "extra": {},
+                }
+                for i in range(n_st)
+            ],
+        )
+        groups, media, obs, verdicts = [], [], [], []
+        mid = 0
+        for sid in range(1, n_seq + 1):
+            dep = rng.randrange(n_st) + 1
+            t = start + timedelta(seconds=rng.randrange(200 * 86400))
+            groups.append(
+                {
+                    "id": sid,
+                    "deployment_id": dep,
+                    "kind": "sequence",
+                    "start_utc": t,
+                    "end_utc": t + timedelta(seconds=per_seq),
+                    "n_media": per_seq,
+                }
+            )
+            sp = SPECIES[min(int(rng.expovariate(0.6)), len(SPECIES) - 1)]
+            blank = rng.random() < 0.4
+            for k in range(per_seq):
+                mid += 1
+                ts = t + timedelta(seconds=k)
+                media.append(
+                    {
+                        "id": mid,
+                        "sha256": f"{mid:064x}",
+                        "size": 200000,
+                        "mediatype": "image",
+                        "mime": "image/jpeg",
+                        "storage": "reference",
+                        "stored_path": f"/nonexistent/{mid}.jpg",
+                        "file_name": f"IMG_{mid:06d}.JPG",
+                        "source_relpath": f"ST/{mid}.JPG",
+                        "batch_id": 1,
+                        "deployment_id": dep,
+                        "width": 1920,
+                        "height": 1080,
+                        "tags": [],
+                        "timestamp_local": ts,
+                        "timestamp_utc": ts,
+                        "utc_offset_min": 0,
+                        "time_flag": "",
+                        "sequence_id": sid,
+                        "review_version": 0,
+                        "extra": {},
+                    }
+                )
+                obs.append(
+                    {
+                        "media_id": mid,
+                        "species": None if blank else sp,
+                        "count": None if blank else 1,
+                        "source": "folder",
+                        "by": "",
+                        "created_utc": now,
+                        "level": "media",
+                        "observation_type": "blank" if blank else "animal",
+                        "comments": "",
+                        "extra": {},
+                        "retracted_by": "",
+                    }
+                )
+                if sid % 10 == 0:  # a tenth of the sequences already reviewed by a person
+                    obs.append({**obs[-1], "source": "human", "by": "bench"})
+            verdicts.append(
+                {
+                    "sequence_id": sid,
+                    "detector": "bench-detector",
+                    "model": "b",
+                    "model_version": "1",
+                    "threshold": 0.2,
+                    "verdict": "blank" if blank else "animal",
+                    "best_media_id": mid - per_seq + 1,
+                    "best_score": round(rng.random(), 3),
+                    "n_media": per_seq,
+                    "created_utc": now,
+                }
+            )
+        conn.execute(insert(MediaGroup), groups)
+        for i in range(0, len(media), 5000):
+            conn.execute(insert(Media), media[i : i + 5000])
+        for i in range(0, len(obs), 5000):
+            conn.execute(insert(Observation), obs[i : i + 5000])
+        conn.execute(insert(SequenceVerdict), verdicts)
+    if p.engine.dialect.name == "postgresql":
+        with p.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE")
+    else:
+        with p.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    p.close()
+    info = {
+        "media": n_media,
+        "sequences": n_seq,
+        "observations": len(obs),
+        "build_s": round(time.perf_counter() - t0, 1),
+    }
+    marker.write_text(json.dumps(info))
+    return info
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(root: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    code = (
+        "import sys, uvicorn\n"
+        "from irbis.store import Project\n"
+        "from irbis.web import create_app\n"
+        f"uvicorn.run(create_app(Project.open({str(root)!r})), host='127.0.0.1', port={port},"
+        " log_level='warning')\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/api/me", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the app did not start within 60 s")
+
+
+def endpoints(base: str) -> dict[str, str]:
+    """Name -> path of what a reviewer's browser asks for most."""
+    with httpx.Client(base_url=base, timeout=30) as c:
+        page = c.get("/api/sequences", params={"limit": 48}).json()
+        deep = page["next"]
+        for _ in range(20):  # twenty pages in: keyset pagination must not slow down
+            deep = c.get("/api/sequences", params={"limit": 48, "after": deep}).json()["next"]
+        seq = page["items"][5]["id"]
+    return {
+        "me (reference)": "/api/me",
+        "grid page": "/sequences",
+        "grid page, species + not reviewed": "/sequences?species=Lynx+lynx&reviewed=false",
+        "api sequences": "/api/sequences?limit=48",
+        "api sequences, page 21": f"/api/sequences?limit=48&after={deep}",
+        "api sequences, station + verdict + confidence": (
+            "/api/sequences?station=ST07&verdict=animal&min_confidence=0.5"
+        ),
+        "api sequences, rare species": "/api/sequences?species=Equus+ferus",
+        "api sequence detail": f"/api/sequences/{seq}",
+        "viewer page": f"/sequences/{seq}",
+        "api overview": "/api/overview",
+        "api stations": "/api/stations",
+        "api species": "/api/species",
+        "api annotations": "/api/annotations",
+    }
+
+
+def drive(base: str, paths: dict[str, str], clients: int, per_endpoint: int) -> dict:
+    """``clients`` threads share the work list; each request's latency is recorded."""
+    work = [name for name in paths for _ in range(per_endpoint)]
+    random.Random(7).shuffle(work)
+    lock = threading.Lock()
+    times: dict[str, list[float]] = {n: [] for n in paths}
+    ttfb: list[float] = []
+    errors: list[str] = []
+
+    def run() -> None:
+        with httpx.Client(base_url=base, timeout=60) as c:
+            while True:
+                with lock:
+                    if not work:
+                        return
+                    name = work.pop()
+                t0 = time.perf_counter()
+                with c.stream("GET", paths[name]) as r:
+                    first = None
+                    for _chunk in r.iter_raw():
+                        if first is None:
+                            first = time.perf_counter() - t0
+                    total = time.perf_counter() - t0
+                    with lock:
+                        if r.status_code != 200:
+                            errors.append(f"{name}: {r.status_code}")
+                        times[name].append(total * 1000)
+                        if name == "grid page" and first is not None:
+                            ttfb.append(first * 1000)
+
+    with httpx.Client(base_url=base, timeout=60) as c:  # warm caches once
+        for p in paths.values():
+            c.get(p)
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=run) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    out = {
+        name: {
+            "n": len(v),
+            "p50_ms": round(statistics.median(v), 1),
+            "p95_ms": round(_pct(v, 0.95), 1),
+        }
+        for name, v in times.items()
+    }
+    return {
+        "endpoints": out,
+        "grid_ttfb_ms": {
+            "p50": round(statistics.median(ttfb), 1),
+            "p95": round(_pct(ttfb, 0.95), 1),
+        },
+        "requests_per_s": round(sum(len(v) for v in times.values()) / wall, 1),
+        "errors": errors[:10],
+        "worst_p95_ms": max(v["p95_ms"] for v in out.values()),
+        "goal_met": all(v["p95_ms"] < GOAL_MS for v in out.values()),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--media", type=int, default=100_000)
+    ap.add_argument("--sequences", type=int, default=10_000)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--requests", type=int, default=120, help="requests per endpoint")
+    ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument(
+        "--pg",
+        default=os.environ.get("IRBIS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test").rsplit(
+            "/", 1
+        )[0]
+        + "/irbis_bench_web",
+    )
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/irbis-bench-web"))
+    args = ap.parse_args()
+    result = {
+        "media": args.media,
+        "sequences": args.sequences,
+        "clients": args.clients,
+        "goal_p95_ms": GOAL_MS,
+        "cpus": os.cpu_count(),
+        "backends": {},
+    }
+    for backend in args.backends.split(","):
+        root = args.cache / backend
+        try:
+            info = build(
+                root, args.pg if backend == "postgresql" else None, args.media, args.sequences
+            )
+        except Exception as exc:  # noqa: BLE001 - report the backend as unavailable
+            result["backends"][backend] = {"error": str(exc).splitlines()[0]}
+            continue
+        proc, base = serve(root)
+        try:
+            paths = endpoints(base)
+            result["backends"][backend] = {
+                "project": info,
+                **drive(base, paths, args.clients, args.requests),
+            }
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""``irbis serve`` (the review web app) and ``irbis users`` (who may use it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from irbis.cli.common import JsonOpt, emit_json, err, out
+
+users_app = typer.Typer(help="Users of the review web app.", no_args_is_help=True)
+
+
+def serve(
+    project: Annotated[Path, typer.Argument(help="Project folder.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: the whole LAN).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+) -> None:
+    """Open the review web app: sequences, labels, identifications, census."""
+    import uvicorn
+
+    from irbis.store import Project
+    from irbis.web import create_app
+    from irbis.web.auth import has_users
+
+    p = Project.open(project)
+    app = create_app(p)
+    mode = "users with tokens" if has_users(p) else "local mode (no users: full rights)"
+    err.print(f"irbis serving [bold]{p.settings.name}[/] at http://{host}:{port}/ ({mode})")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        p.close()
+
+
+@users_app.command("add")
+def users_add(
+    project: Annotated[Path, typer.Argument(help="Project folder.")],
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="viewer, reviewer or admin.")] = "reviewer",
+    precise_locations: Annotated[
+        bool,
+        typer.Option("--precise-locations", help="May see sensitive species' stations precisely."),
+    ] = False,
+    display_name: Annotated[str, typer.Option(help="Full name shown in the app.")] = "",
+    organisation: Annotated[str, typer.Option(help="Organisation of the user.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a user and print their token (shown once: only its hash is kept)."""
+    from irbis.store import Project
+    from irbis.web.auth import create_user
+
+    with Project.open(project) as p:
+        token = create_user(
+            p,
+            name,
+            role,
+            precise_locations=precise_locations,
+            display_name=display_name,
+            organisation=organisation,
+        )
+    if as_json:
+        emit_json(
+            {"name": name, "role": role, "precise_locations": precise_locations, "token": token}
+        )
+        return
+    err.print(f"user [bold]{name}[/] ({role}) added; their token, shown only now:")
+    out.print(token, highlight=False, soft_wrap=True)

@@ -1,0 +1,262 @@
+"""The JSON API under ``/api``: what the pages call, and what scripts may call."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from irbis.store.project import Project
+from irbis.web import identify, individuals, labels, locations, media, overview, sequences
+from irbis.web.auth import WebUser
+from irbis.web.deps import admin, current_user, get_project, reviewer
+
+router = APIRouter(prefix="/api")
+
+ProjectDep = Annotated[Project, Depends(get_project)]
+UserDep = Annotated[WebUser, Depends(current_user)]
+ReviewerDep = Annotated[WebUser, Depends(reviewer)]
+AdminDep = Annotated[WebUser, Depends(admin)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabelIn(_Strict):
+    """A label for one sequence and the media versions the client saw."""
+
+    species: str | None = Field(None, max_length=200, description="Species name, or none if blank")
+    count: int | None = Field(None, ge=1, le=1000, description="Number of animals")
+    blank: bool = Field(False, description="Nothing in the sequence")
+    individual: str | None = Field(None, max_length=200)
+    comments: str = Field("", max_length=2000)
+    versions: dict[int, int] = Field(
+        ..., description="review_version of every media of the sequence, as the client saw it"
+    )
+
+
+class VersionsIn(_Strict):
+    versions: dict[int, int]
+
+
+class BulkItem(_Strict):
+    sequence_id: int
+    versions: dict[int, int]
+
+
+class BulkLabelIn(_Strict):
+    """The same label for several sequences, all or nothing."""
+
+    items: list[BulkItem] = Field(..., min_length=1, max_length=500)
+    species: str | None = Field(None, max_length=200)
+    count: int | None = Field(None, ge=1, le=1000)
+    blank: bool = False
+    comments: str = Field("", max_length=2000)
+
+
+class DecisionIn(_Strict):
+    """A reviewer's answer on one annotation."""
+
+    decision: Literal["accept", "reject", "new", "unsure"]
+    version: int = Field(..., description="The annotation version the client saw")
+    side: Literal["left", "right", "unknown"] = "unknown"
+    individual_id: int | None = Field(None, description="The candidate (accept / reject)")
+    name: str | None = Field(None, max_length=200, description="Name of a new individual")
+    sex: Literal["female", "male", "unknown"] = "unknown"
+
+
+class MergeIn(_Strict):
+    into: int = Field(..., description="The individual that absorbs this one")
+
+
+def _label(body: LabelIn | BulkLabelIn) -> labels.Label:
+    return labels.Label(
+        species=body.species,
+        count=body.count,
+        blank=body.blank,
+        individual=getattr(body, "individual", None),
+        comments=body.comments,
+    )
+
+
+def sequence_query(
+    station: Annotated[str | None, Query(description="Station name")] = None,
+    date_from: Annotated[str | None, Query(description="First UTC date, YYYY-MM-DD")] = None,
+    date_to: Annotated[str | None, Query(description="Last UTC date, YYYY-MM-DD")] = None,
+    species: Annotated[str | None, Query(description="Current label; 'blank' for blanks")] = None,
+    verdict: Annotated[str | None, Query(description="blank|animal|person|vehicle|none")] = None,
+    min_confidence: Annotated[str | None, Query(description="Detector score 0..1")] = None,
+    reviewed: Annotated[str | None, Query(description="true: labelled by a person")] = None,
+    limit: Annotated[str | None, Query(description="Page size, 1..500 (48)")] = None,
+    after: Annotated[str | None, Query(description="The 'next' cursor of the last page")] = None,
+) -> sequences.SequenceQuery:
+    """The grid's filters from the query string (empty values mean 'any')."""
+    return sequences.SequenceQuery.from_params(
+        {
+            "station": station,
+            "date_from": date_from,
+            "date_to": date_to,
+            "species": species,
+            "verdict": verdict,
+            "min_confidence": min_confidence,
+            "reviewed": reviewed,
+            "limit": limit,
+            "after": after,
+        }
+    )
+
+
+QueryDep = Annotated[sequences.SequenceQuery, Depends(sequence_query)]
+
+
+@router.get("/me", tags=["users"])
+def me(user: UserDep) -> dict[str, Any]:
+    """Who the request is made as, and what they may do."""
+    return {
+        "name": user.name,
+        "role": user.role,
+        "precise_locations": user.precise_locations,
+        "local_mode": user.local,
+    }
+
+
+@router.get("/overview", tags=["project"])
+def get_overview(project: ProjectDep, user: UserDep) -> dict[str, Any]:
+    """Counts: media, sequences, detector verdicts, reviewed, individuals (kept 10 s)."""
+    return overview.cached_overview(project)
+
+
+@router.get("/stations", tags=["project"])
+def get_stations(project: ProjectDep, user: UserDep) -> list[dict[str, Any]]:
+    """Stations; sensitive ones generalised unless the user may see precise locations."""
+    return locations.stations_for(project, user)
+
+
+@router.get("/species", tags=["labels"])
+def get_species(project: ProjectDep, user: UserDep) -> list[str]:
+    """The species on hotkeys 1..9, in order."""
+    return labels.species_choices(project)
+
+
+@router.get("/sequences", tags=["sequences"])
+def get_sequences(project: ProjectDep, user: UserDep, q: QueryDep) -> dict[str, Any]:
+    """A page of sequences matching the filters; pass ``next`` back as ``after``."""
+    return sequences.list_sequences(project, q)
+
+
+@router.get("/sequences/{seq_id}", tags=["sequences"])
+def get_sequence(seq_id: int, project: ProjectDep, user: UserDep, q: QueryDep) -> dict[str, Any]:
+    """One sequence: media, boxes, observations; previous/next under the same filters."""
+    data = sequences.sequence_detail(project, seq_id)
+    data["neighbours"] = sequences.neighbours(project, q, seq_id)
+    return data
+
+
+@router.post("/sequences/{seq_id}/label", tags=["labels"])
+def post_label(
+    seq_id: int, body: LabelIn, project: ProjectDep, user: ReviewerDep
+) -> dict[str, Any]:
+    """Label a sequence. 409 when any of its media changed since the client loaded it."""
+    return labels.label_sequences(project, [(seq_id, body.versions)], _label(body), user.name)[0]
+
+
+@router.post("/sequences/{seq_id}/undo", tags=["labels"])
+def post_undo(
+    seq_id: int, body: VersionsIn, project: ProjectDep, user: ReviewerDep
+) -> dict[str, Any]:
+    """Retract the sequence's last human label, bringing back the one before it."""
+    return labels.undo_label(project, seq_id, body.versions, user.name)
+
+
+@router.post("/sequences/label", tags=["labels"])
+def post_bulk_label(body: BulkLabelIn, project: ProjectDep, user: ReviewerDep) -> dict[str, Any]:
+    """The same label for several sequences in one transaction (all or nothing)."""
+    items = [(it.sequence_id, it.versions) for it in body.items]
+    return {"results": labels.label_sequences(project, items, _label(body), user.name)}
+
+
+@router.get("/media/{media_id}/file", tags=["media"], response_class=FileResponse)
+def get_media_file(media_id: int, project: ProjectDep, user: UserDep) -> FileResponse:
+    """The original file, unchanged."""
+    path, mime = media.media_file(project, media_id)
+    return FileResponse(path, media_type=mime, headers={"Cache-Control": "private, max-age=86400"})
+
+
+@router.get("/media/{media_id}/thumb", tags=["media"], response_class=FileResponse)
+def get_media_thumb(
+    media_id: int, project: ProjectDep, user: UserDep, size: int = Query(320, ge=16, le=2048)
+) -> FileResponse:
+    """A cached JPEG thumbnail (long side 160, 320 or 640 pixels)."""
+    path = media.thumbnail(project, media_id, size)
+    return FileResponse(
+        path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"}
+    )
+
+
+@router.get("/annotations", tags=["identification"])
+def get_annotations(
+    project: ProjectDep,
+    user: UserDep,
+    limit: int = Query(50, ge=1, le=500),
+    after: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    """Annotations with machine proposals waiting for a person."""
+    return identify.review_queue(project, limit, after)
+
+
+@router.get("/annotations/{ann_id}", tags=["identification"])
+def get_annotation(ann_id: int, project: ProjectDep, user: UserDep) -> dict[str, Any]:
+    """One annotation with its ranked candidates and matched keypoints."""
+    return identify.annotation_detail(project, ann_id)
+
+
+@router.post("/annotations/{ann_id}/decision", tags=["identification"])
+def post_decision(
+    ann_id: int, body: DecisionIn, project: ProjectDep, user: ReviewerDep
+) -> dict[str, Any]:
+    """Accept / reject a candidate, name a new individual, or mark unsure (with side)."""
+    d = identify.Decision(
+        decision=body.decision,
+        version=body.version,
+        side=body.side,
+        individual_id=body.individual_id,
+        name=body.name,
+        sex=body.sex,
+    )
+    return identify.decide(project, ann_id, d, user.name)
+
+
+@router.get("/individuals", tags=["individuals"])
+def get_individuals(project: ProjectDep, user: UserDep) -> list[dict[str, Any]]:
+    """The catalogue (merged individuals left out)."""
+    return individuals.list_individuals(project)
+
+
+@router.get("/individuals/{ind_id}", tags=["individuals"])
+def get_individual(ind_id: int, project: ProjectDep, user: UserDep) -> dict[str, Any]:
+    """Photos per flank, sightings, stations and range (minimum convex polygon)."""
+    return individuals.individual_detail(project, ind_id, user)
+
+
+@router.post("/individuals/{ind_id}/merge", tags=["individuals"])
+def post_merge(ind_id: int, body: MergeIn, project: ProjectDep, user: AdminDep) -> dict[str, Any]:
+    """Merge this individual into another (kept, marked as merged); admins only."""
+    return individuals.merge_individuals(project, ind_id, body.into, user.name)
+
+
+@router.get("/census", tags=["census"])
+def get_census(
+    request: Request, project: ProjectDep, user: UserDep, refresh: bool = False
+) -> dict[str, Any]:
+    """Population estimates with CIs, effort per station, activity (fitted on first call)."""
+    from irbis.web.census import census_data
+
+    return census_data(
+        project,
+        request.app.state.census_cache,
+        public=not user.precise_locations,
+        refresh=refresh,
+    )

@@ -1,0 +1,116 @@
+"""The app factory: ``create_app(project)`` wires the API, the pages and the assets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from irbis.core.errors import BadInputError
+from irbis.store.project import Project
+from irbis.web.errors import ConflictError, ForbiddenError, NotFoundError, UnauthorizedError
+
+HERE = Path(__file__).resolve().parent
+
+
+def _leaflet_dir() -> Path:
+    import xstatic.pkg.leaflet as leaflet
+
+    return Path(leaflet.BASE_DIR)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """One line naming each bad field and what is wrong with it."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+def create_app(project: Project) -> FastAPI:
+    """Build the review app for one open project.
+
+    Parameters
+    ----------
+    project:
+        An open :class:`~irbis.store.project.Project`; the app does not close it.
+
+    Returns
+    -------
+    FastAPI
+        Pages at ``/``, JSON API at ``/api`` (OpenAPI schema at ``/openapi.json``,
+        a local, offline API page at ``/docs``), assets at ``/static`` and ``/vendor``.
+    """
+    # FastAPI's own /docs and /redoc load their scripts from a CDN: switched
+    # off, replaced by a page of ours built from the same OpenAPI schema.
+    app = FastAPI(
+        title=f"irbis: {project.settings.name}",
+        description="Review camera-trap sequences, identify snow leopards, read the census.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.project = project
+    app.state.census_cache = {}
+
+    def _error(status: int, message: str, request: Request) -> Response:
+        if _wants_html(request):
+            from irbis.web.pages import error_page
+
+            return error_page(request, status, message)
+        return JSONResponse({"detail": message}, status_code=status)
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(request: Request, exc: NotFoundError) -> Response:
+        return _error(404, str(exc), request)
+
+    @app.exception_handler(ConflictError)
+    async def _conflict(request: Request, exc: ConflictError) -> Response:
+        return _error(409, str(exc), request)
+
+    @app.exception_handler(ForbiddenError)
+    async def _forbidden(request: Request, exc: ForbiddenError) -> Response:
+        return _error(403, str(exc), request)
+
+    @app.exception_handler(UnauthorizedError)
+    async def _unauthorized(request: Request, exc: UnauthorizedError) -> Response:
+        if _wants_html(request):
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return JSONResponse({"detail": str(exc)}, status_code=401)
+
+    @app.exception_handler(BadInputError)
+    async def _bad_input(request: Request, exc: BadInputError) -> Response:
+        return _error(422, str(exc), request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return JSONResponse(
+            {"detail": _validation_message(exc), "errors": jsonable_encoder(exc.errors())}
+            if not _wants_html(request)
+            else {"detail": _validation_message(exc)},
+            status_code=422,
+        )
+
+    from irbis.web.api import router as api_router
+    from irbis.web.pages import router as pages_router
+
+    app.include_router(api_router)
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount("/vendor/leaflet", StaticFiles(directory=_leaflet_dir()), name="leaflet")
+    tiles = project.settings.extra.get("map_tiles")
+    if tiles and Path(tiles).is_dir():
+        # A local tile folder ({z}/{x}/{y}.png) for field offices with a map export.
+        app.mount("/tiles", StaticFiles(directory=Path(tiles)), name="tiles")
+    return app

@@ -1,0 +1,42 @@
+"""Request-level dependencies: the project and the user behind a request."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from irbis.store.project import Project
+from irbis.web.auth import COOKIE, WebUser, resolve_user
+
+
+def get_project(request: Request) -> Project:
+    return request.app.state.project
+
+
+def token_of(request: Request) -> str | None:
+    """The token from ``Authorization: Bearer``, ``X-Irbis-Token`` or the login cookie."""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return request.headers.get("x-irbis-token") or request.cookies.get(COOKIE)
+
+
+def current_user(request: Request) -> WebUser:
+    """The user of this request (raises UnauthorizedError when a token is needed)."""
+    cached = getattr(request.state, "user", None)
+    if cached is not None:
+        return cached
+    user = resolve_user(request.app.state.project, token_of(request))
+    request.state.user = user
+    return user
+
+
+def reviewer(request: Request) -> WebUser:
+    user = current_user(request)
+    user.require("reviewer")
+    return user
+
+
+def admin(request: Request) -> WebUser:
+    user = current_user(request)
+    user.require("admin")
+    return user

@@ -1,0 +1,21 @@
+"""Errors of the web service layer, mapped to HTTP status codes by the app."""
+
+from __future__ import annotations
+
+from irbis.core.errors import IrbisError
+
+
+class NotFoundError(IrbisError):
+    """A sequence, media file, annotation or individual that does not exist (404)."""
+
+
+class ConflictError(IrbisError):
+    """Someone else changed what the client saw since it loaded it (409)."""
+
+
+class ForbiddenError(IrbisError):
+    """The user's role does not allow the action (403)."""
+
+
+class UnauthorizedError(IrbisError):
+    """No valid token was given on a project that has users (401)."""

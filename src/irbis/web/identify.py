@@ -1,0 +1,332 @@
+"""Identification review: machine proposals in, people's decisions out.
+
+The identify stage writes ranked ``match_decisions`` with ``decision =
+"proposed"`` (``by = "model:..."``) and the matched keypoints. A reviewer
+answers with a new row per decision: ``same`` (accept a candidate), ``different``
+(reject one), ``new`` (a new individual) or ``unsure``. Accepting or naming a
+new individual also sets the annotation's ``individual_id``; the annotation's
+``version`` is checked and bumped like a media file's ``review_version``, so
+two reviewers never silently overwrite each other's identification.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session, aliased
+
+from irbis.core.errors import BadInputError
+from irbis.store.project import Project
+from irbis.store.schema import (
+    Annotation,
+    Deployment,
+    Individual,
+    MatchDecision,
+    Media,
+    Station,
+)
+from irbis.web.errors import ConflictError, NotFoundError
+
+DECISIONS = {"accept": "same", "reject": "different", "new": "new", "unsure": "unsure"}
+SIDES = ("left", "right", "unknown")
+#: Human decisions that settle an annotation (a rejection only rules out one candidate).
+SETTLING = ("same", "new", "unsure")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _is_machine(by: str) -> bool:
+    return by.startswith("model")
+
+
+def _pending_clause():
+    """Annotations with machine proposals, no individual, and no settling human decision."""
+    proposed = aliased(MatchDecision)
+    human = aliased(MatchDecision)
+    return (
+        Annotation.individual_id.is_(None),
+        exists().where(proposed.annotation_id == Annotation.id, proposed.decision == "proposed"),
+        ~exists().where(
+            human.annotation_id == Annotation.id,
+            human.decision.in_(SETTLING),
+            ~human.by.like("model%"),
+        ),
+    )
+
+
+def _box(a: Annotation) -> dict[str, float]:
+    return {"x": a.x, "y": a.y, "width": a.width, "height": a.height}
+
+
+def review_queue(project: Project, limit: int = 50, after: int = 0) -> dict[str, Any]:
+    """Annotations waiting for a person, with their top candidates.
+
+    Returns
+    -------
+    dict
+        ``{"items": [{"id", "media_id", "side", "box", "station", "time_local",
+        "candidates": [{"individual_id", "name", "rank", "score", "probability"}]}],
+        "next": id or None, "pending": total}``.
+    """
+    if not 1 <= limit <= 500:
+        raise BadInputError("limit", f"{limit} is out of range", "use 1..500")
+    with project.session() as s:
+        clause = _pending_clause()
+        total = s.scalar(select(func.count()).select_from(Annotation).where(*clause))
+        rows = s.execute(
+            select(Annotation, Media.timestamp_local, Station.name)
+            .join(Media, Media.id == Annotation.media_id)
+            .outerjoin(Deployment, Deployment.id == Media.deployment_id)
+            .outerjoin(Station, Station.id == Deployment.station_id)
+            .where(*clause, Annotation.id > after)
+            .order_by(Annotation.id)
+            .limit(limit + 1)
+        ).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        ids = [a.id for a, _, _ in rows]
+        cands: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for d, name in s.execute(
+            select(MatchDecision, Individual.name)
+            .outerjoin(Individual, Individual.id == MatchDecision.individual_id)
+            .where(MatchDecision.annotation_id.in_(ids), MatchDecision.decision == "proposed")
+            .order_by(MatchDecision.annotation_id, MatchDecision.rank)
+        ):
+            cands[d.annotation_id].append(
+                {
+                    "individual_id": d.individual_id,
+                    "name": name,
+                    "rank": d.rank,
+                    "score": d.score,
+                    "probability": d.probability,
+                }
+            )
+    items = [
+        {
+            "id": a.id,
+            "media_id": a.media_id,
+            "side": a.side,
+            "box": _box(a),
+            "station": st,
+            "time_local": t.isoformat() if t else None,
+            "version": a.version,
+            "candidates": cands.get(a.id, []),
+        }
+        for a, t, st in rows
+    ]
+    return {"items": items, "next": rows[-1][0].id if more and rows else None, "pending": total}
+
+
+def _best_photo(s: Session, individual_id: int, side: str | None) -> dict[str, Any] | None:
+    """The best confirmed annotation of an individual, preferring the given flank."""
+    q = select(Annotation).where(Annotation.individual_id == individual_id)
+    rows = s.scalars(q).all()
+    if not rows:
+        return None
+    rows.sort(key=lambda a: (a.side != side, -(a.quality or 0.0), a.id))
+    a = rows[0]
+    return {"annotation_id": a.id, "media_id": a.media_id, "side": a.side, "box": _box(a)}
+
+
+def annotation_detail(project: Project, ann_id: int) -> dict[str, Any]:
+    """One annotation with its proposals (keypoints included) and every human decision."""
+    with project.session() as s:
+        row = s.execute(
+            select(Annotation, Media, Station.name)
+            .join(Media, Media.id == Annotation.media_id)
+            .outerjoin(Deployment, Deployment.id == Media.deployment_id)
+            .outerjoin(Station, Station.id == Deployment.station_id)
+            .where(Annotation.id == ann_id)
+        ).first()
+        if row is None:
+            raise NotFoundError(f"annotation {ann_id} not found")
+        a, m, station = row
+        decisions = s.execute(
+            select(MatchDecision, Individual.name)
+            .outerjoin(Individual, Individual.id == MatchDecision.individual_id)
+            .where(MatchDecision.annotation_id == ann_id)
+            .order_by(MatchDecision.rank, MatchDecision.id)
+        ).all()
+        proposals, history = [], []
+        for d, name in decisions:
+            item = {
+                "id": d.id,
+                "individual_id": d.individual_id,
+                "name": name,
+                "decision": d.decision,
+                "rank": d.rank,
+                "score": d.score,
+                "probability": d.probability,
+                "side": d.side,
+                "by": d.by,
+                "created_utc": d.created_utc.isoformat() if d.created_utc else None,
+            }
+            if d.decision == "proposed":
+                matches = d.matches or {}
+                item["matches"] = {
+                    "annotation_id": matches.get("annotation_id"),
+                    "inliers": matches.get("inliers"),
+                    "query_xy": matches.get("query_xy", []),
+                    "match_xy": matches.get("match_xy", []),
+                }
+                ref = matches.get("annotation_id")
+                other = s.get(Annotation, ref) if ref is not None else None
+                if other is not None:
+                    item["photo"] = {
+                        "annotation_id": other.id,
+                        "media_id": other.media_id,
+                        "side": other.side,
+                        "box": _box(other),
+                    }
+                elif d.individual_id is not None:
+                    item["photo"] = _best_photo(s, d.individual_id, a.side)
+                proposals.append(item)
+            else:
+                history.append(item)
+        individual = s.get(Individual, a.individual_id) if a.individual_id else None
+    history.sort(key=lambda x: x["id"])
+    return {
+        "id": a.id,
+        "media_id": a.media_id,
+        "media": {"width": m.width, "height": m.height, "file_name": m.file_name},
+        "frame": a.frame,
+        "side": a.side,
+        "box": _box(a),
+        "quality": a.quality,
+        "source": a.source,
+        "version": a.version,
+        "station": station,
+        "time_local": m.timestamp_local.isoformat() if m.timestamp_local else None,
+        "individual": (
+            {"id": individual.id, "name": individual.name} if individual is not None else None
+        ),
+        "proposals": proposals,
+        "decisions": history,
+    }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A reviewer's answer about one annotation."""
+
+    decision: str  # accept | reject | new | unsure
+    version: int
+    side: str = "unknown"
+    individual_id: int | None = None
+    name: str | None = None
+    sex: str = "unknown"
+
+    def check(self) -> None:
+        if self.decision not in DECISIONS:
+            raise BadInputError(
+                "decision", f"unknown decision {self.decision!r}", "use " + ", ".join(DECISIONS)
+            )
+        if self.side not in SIDES:
+            raise BadInputError("side", f"unknown side {self.side!r}", "use left, right or unknown")
+        if self.decision in ("accept", "reject") and self.individual_id is None:
+            raise BadInputError(
+                "individual_id", f"{self.decision} needs the candidate", "send individual_id"
+            )
+
+
+def _next_name(s: Session) -> str:
+    n = s.scalar(select(func.count()).select_from(Individual)) or 0
+    while True:
+        n += 1
+        name = f"SL-{n:03d}"
+        if s.scalar(select(Individual.id).where(Individual.name == name)) is None:
+            return name
+
+
+def decide(project: Project, ann_id: int, d: Decision, user: str) -> dict[str, Any]:
+    """Record a reviewer's decision on an annotation (one transaction).
+
+    Returns
+    -------
+    dict
+        ``{"annotation_id", "decision", "individual_id", "individual", "version"}``.
+
+    Raises
+    ------
+    NotFoundError
+        The annotation or the candidate individual does not exist.
+    ConflictError
+        Someone decided on this annotation after the client loaded it.
+    """
+    d.check()
+    with project.session() as s:
+        a = s.get(Annotation, ann_id)
+        if a is None:
+            raise NotFoundError(f"annotation {ann_id} not found")
+        target: Individual | None = None
+        if d.individual_id is not None:
+            target = s.get(Individual, d.individual_id)
+            if target is None:
+                raise NotFoundError(f"individual {d.individual_id} not found")
+            while target.merged_into_id is not None:
+                target = s.get(Individual, target.merged_into_id)
+        res = s.execute(
+            update(Annotation)
+            .where(Annotation.id == ann_id, Annotation.version == d.version)
+            .values(version=Annotation.version + 1)
+        )
+        if res.rowcount != 1:
+            s.rollback()
+            last = s.execute(
+                select(MatchDecision.by, MatchDecision.decision)
+                .where(MatchDecision.annotation_id == ann_id, ~MatchDecision.by.like("model%"))
+                .order_by(MatchDecision.id.desc())
+                .limit(1)
+            ).first()
+            who = f" ({last[0]} said {last[1]})" if last else ""
+            raise ConflictError(
+                f"annotation {ann_id} was decided by someone else after you loaded it{who}; "
+                "reload it and decide again"
+            )
+        values: dict[str, Any] = {}
+        if d.side != "unknown":
+            values["side"] = d.side
+        if d.decision == "new":
+            name = (d.name or "").strip() or _next_name(s)
+            if s.scalar(select(Individual.id).where(Individual.name == name)) is not None:
+                s.rollback()
+                raise BadInputError(
+                    f"individual {name!r}", "the name is taken", "choose another name"
+                )
+            target = Individual(
+                name=name, sex=d.sex or "unknown", created_by=user, created_utc=_now()
+            )
+            s.add(target)
+            s.flush()
+        if d.decision in ("accept", "new"):
+            values["individual_id"] = target.id
+        if values:
+            s.execute(update(Annotation).where(Annotation.id == ann_id).values(**values))
+        s.add(
+            MatchDecision(
+                annotation_id=ann_id,
+                individual_id=target.id if target is not None else None,
+                decision=DECISIONS[d.decision],
+                side=d.side,
+                by=user,
+                matches={},
+                created_utc=_now(),
+            )
+        )
+        s.commit()
+        from irbis.web.cache import clear
+
+        clear(project.root)
+        return {
+            "annotation_id": ann_id,
+            "decision": DECISIONS[d.decision],
+            "individual_id": target.id if target is not None else None,
+            "individual": target.name if target is not None else None,
+            "version": d.version + 1,
+        }

@@ -1,0 +1,218 @@
+"""The catalogue of individuals: list, detail (photos, sightings, range) and merge.
+
+A merged individual keeps its row with ``merged_into_id`` set; reading an
+individual gathers the annotations of every row merged into it, so nothing is
+rewritten by a merge and old references still resolve.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from irbis.core.errors import BadInputError
+from irbis.store.project import Project
+from irbis.store.schema import Annotation, Deployment, Individual, Media, Station
+from irbis.web.auth import WebUser
+from irbis.web.errors import NotFoundError
+from irbis.web.locations import policy_of, station_point
+
+PHOTOS_PER_SIDE = 4
+
+
+def _members(project: Project) -> dict[int, int]:
+    """Map every individual id to the id it finally resolves to (through merges)."""
+    with project.session() as s:
+        parent = dict(s.execute(select(Individual.id, Individual.merged_into_id)).all())
+
+    def root(i: int) -> int:
+        seen = set()
+        while parent.get(i) is not None and i not in seen:
+            seen.add(i)
+            i = parent[i]
+        return i
+
+    return {i: root(i) for i in parent}
+
+
+def list_individuals(project: Project) -> list[dict[str, Any]]:
+    """Every individual that is not merged into another, with sighting counts."""
+    roots = _members(project)
+    with project.session() as s:
+        inds = s.scalars(select(Individual).order_by(Individual.name)).all()
+        counts = s.execute(
+            select(
+                Annotation.individual_id,
+                func.count(),
+                func.min(Media.timestamp_local),
+                func.max(Media.timestamp_local),
+            )
+            .join(Media, Media.id == Annotation.media_id)
+            .where(Annotation.individual_id.is_not(None))
+            .group_by(Annotation.individual_id)
+        ).all()
+    agg: dict[int, list] = defaultdict(lambda: [0, None, None])
+    for iid, n, lo, hi in counts:
+        r = agg[roots.get(iid, iid)]
+        r[0] += n
+        r[1] = lo if r[1] is None or (lo and lo < r[1]) else r[1]
+        r[2] = hi if r[2] is None or (hi and hi > r[2]) else r[2]
+    out = []
+    for ind in inds:
+        if ind.merged_into_id is not None:
+            continue
+        n, lo, hi = agg[ind.id]
+        out.append(
+            {
+                "id": ind.id,
+                "name": ind.name,
+                "sex": ind.sex,
+                "species": ind.species,
+                "annotations": n,
+                "first_seen": lo.isoformat() if lo else None,
+                "last_seen": hi.isoformat() if hi else None,
+            }
+        )
+    return out
+
+
+def _mcp(points: list[tuple[float, float]]) -> dict[str, Any] | None:
+    """Minimum convex polygon of the stations (GeoJSON-like) and its area."""
+    from shapely.geometry import MultiPoint
+
+    uniq = sorted(set(points))
+    if len(uniq) < 3:
+        return None
+    hull = MultiPoint(uniq).convex_hull
+    if hull.geom_type != "Polygon":
+        return None
+    return {"coordinates": [list(c) for c in hull.exterior.coords], "area": hull.area}
+
+
+def individual_detail(project: Project, ind_id: int, user: WebUser) -> dict[str, Any]:
+    """One individual: best photos per flank, sightings timeline, stations and range.
+
+    Station coordinates follow the location policy for ``user``; the range (the
+    minimum convex polygon of its stations) is computed from the coordinates
+    the user may see, in projected metres when stations have ``x``/``y``
+    (``area_km2``) and in degrees otherwise.
+    """
+    roots = _members(project)
+    with project.session() as s:
+        ind = s.get(Individual, ind_id)
+        if ind is None:
+            raise NotFoundError(f"individual {ind_id} not found")
+        if ind.merged_into_id is not None:
+            target = roots.get(ind_id, ind_id)
+            return {"id": ind.id, "name": ind.name, "merged_into": target}
+        members = [i for i, r in roots.items() if r == ind_id]
+        rows = s.execute(
+            select(Annotation, Media.timestamp_local, Station)
+            .join(Media, Media.id == Annotation.media_id)
+            .outerjoin(Deployment, Deployment.id == Media.deployment_id)
+            .outerjoin(Station, Station.id == Deployment.station_id)
+            .where(Annotation.individual_id.in_(members))
+            .order_by(Media.timestamp_utc, Annotation.id)
+        ).all()
+        merged = s.scalars(
+            select(Individual.name).where(Individual.id.in_(members), Individual.id != ind_id)
+        ).all()
+    policy = policy_of(project)
+    hide = policy.is_sensitive(ind.species) and not user.precise_locations
+    photos: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for a, _, _ in sorted(rows, key=lambda r: (-(r[0].quality or 0.0), r[0].id)):
+        if len(photos[a.side]) < PHOTOS_PER_SIDE:
+            photos[a.side].append(
+                {
+                    "annotation_id": a.id,
+                    "media_id": a.media_id,
+                    "box": {"x": a.x, "y": a.y, "width": a.width, "height": a.height},
+                    "quality": a.quality,
+                }
+            )
+    stations: dict[int, dict[str, Any]] = {}
+    sightings = []
+    for a, t, st in rows:
+        sightings.append(
+            {
+                "annotation_id": a.id,
+                "media_id": a.media_id,
+                "time_local": t.isoformat() if t else None,
+                "station": st.name if st else None,
+                "side": a.side,
+            }
+        )
+        if st is not None:
+            entry = stations.setdefault(
+                st.id,
+                {
+                    "id": st.id,
+                    "name": st.name,
+                    **station_point(st, generalise=hide, policy=policy),
+                    "sightings": 0,
+                },
+            )
+            entry["sightings"] += 1
+    st_list = sorted(stations.values(), key=lambda d: d["name"])
+    xy = [(d["x"], d["y"]) for d in st_list if d["x"] is not None and d["y"] is not None]
+    if len(xy) == len(st_list) and xy:
+        mcp = _mcp(xy)
+        if mcp:
+            mcp["units"] = "m"
+            mcp["area_km2"] = round(mcp.pop("area") / 1e6, 3)
+    else:
+        ll = [(d["lon"], d["lat"]) for d in st_list if d["lon"] is not None]
+        mcp = _mcp(ll)
+        if mcp:
+            mcp["units"] = "deg"
+            mcp["area_deg2"] = mcp.pop("area")
+    return {
+        "id": ind.id,
+        "name": ind.name,
+        "sex": ind.sex,
+        "species": ind.species,
+        "notes": ind.notes,
+        "created_by": ind.created_by,
+        "merged": list(merged),
+        "photos": dict(photos),
+        "sightings": sightings,
+        "stations": st_list,
+        "range": mcp,
+        "generalised": hide,
+    }
+
+
+def merge_individuals(project: Project, source_id: int, into_id: int, user: str) -> dict[str, Any]:
+    """Merge individual ``source_id`` into ``into_id`` (the absorbed row is kept, marked).
+
+    Raises
+    ------
+    NotFoundError
+        Either individual does not exist.
+    BadInputError
+        Merging an individual into itself (directly or through earlier merges).
+    """
+    roots = _members(project)
+    with project.session() as s:
+        src = s.get(Individual, source_id)
+        dst = s.get(Individual, into_id)
+        if src is None:
+            raise NotFoundError(f"individual {source_id} not found")
+        if dst is None:
+            raise NotFoundError(f"individual {into_id} not found")
+        if roots.get(source_id) == roots.get(into_id):
+            raise BadInputError(
+                f"individual {source_id}", f"is already {dst.name}", "pick two different animals"
+            )
+        if src.merged_into_id is not None:
+            raise BadInputError(
+                f"individual {source_id}", "was merged already", "merge the individual it went into"
+            )
+        src.merged_into_id = roots.get(into_id, into_id)
+        stamp = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+        src.notes = (src.notes + "\n" if src.notes else "") + f"merged by {user} at {stamp} UTC"
+        s.commit()
+        return {"merged": source_id, "into": src.merged_into_id}

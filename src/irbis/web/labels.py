@@ -1,0 +1,282 @@
+"""Human labels of sequences, written per media file, with optimistic concurrency.
+
+A label (species and count, or blank) becomes one human observation per media
+file of the sequence: human data is anchored to media, never to the sequence,
+because sequences are rebuilt when clocks are corrected. The person's previous
+observations on those files are *retracted*, never deleted, and the new rows
+remember which they replaced (``extra["replaces"]``) so an undo can bring them
+back as fresh rows.
+
+Concurrency: the client sends the ``review_version`` of every media file as it
+saw them. Each file's version is bumped with a compare-and-set
+(``UPDATE ... WHERE review_version = seen``); if any file moved on, the whole
+request is rolled back and answered with a conflict naming who labelled it
+last. Two reviewers therefore never silently overwrite each other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from irbis.core.errors import BadInputError
+from irbis.store.project import Project
+from irbis.store.schema import Media, MediaGroup, Observation
+from irbis.web.errors import ConflictError, NotFoundError
+
+HUMAN = "human"
+
+
+@dataclass(frozen=True)
+class Label:
+    """What a person says is in a sequence: a species with a count, or blank."""
+
+    species: str | None = None
+    count: int | None = None
+    blank: bool = False
+    individual: str | None = None
+    comments: str = ""
+
+    def check(self) -> None:
+        """Raise :class:`BadInputError` for a label that says nothing or contradicts itself."""
+        species = (self.species or "").strip()
+        if self.blank and species:
+            raise BadInputError("label", "blank and a species at once", "send one of them")
+        if not self.blank and not species:
+            raise BadInputError("label", "no species and not blank", "send species or blank")
+        if self.count is not None and self.count < 1:
+            raise BadInputError("label.count", f"{self.count} animals", "count is 1 or more")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _media_of(s: Session, seq_id: int) -> list[int]:
+    kind = s.scalar(select(MediaGroup.kind).where(MediaGroup.id == seq_id))
+    if kind != "sequence":
+        raise NotFoundError(f"sequence {seq_id} not found")
+    return list(
+        s.scalars(select(Media.id).where(Media.sequence_id == seq_id).order_by(Media.id)).all()
+    )
+
+
+def _check_versions(seq_id: int, media: list[int], versions: Mapping[int, int]) -> None:
+    missing = [m for m in media if m not in versions]
+    extra = [m for m in versions if m not in set(media)]
+    if missing or extra:
+        raise BadInputError(
+            f"sequence {seq_id}",
+            "versions must list exactly the media of the sequence "
+            f"(missing {missing}, not in it {extra})",
+            "reload the sequence and send the versions it shows",
+        )
+
+
+def _bump(s: Session, seq_id: int, versions: Mapping[int, int]) -> dict[int, int]:
+    """Compare-and-set every media's review_version; raise ConflictError if one moved."""
+    out = {}
+    for mid in sorted(versions):
+        seen = int(versions[mid])
+        res = s.execute(
+            update(Media)
+            .where(Media.id == mid, Media.review_version == seen)
+            .values(review_version=Media.review_version + 1)
+        )
+        if res.rowcount != 1:
+            s.rollback()
+            last = s.execute(
+                select(Observation.by, Observation.created_utc, Media.review_version)
+                .join(Media, Media.id == Observation.media_id)
+                .where(Observation.media_id == mid, Observation.source == HUMAN)
+                .order_by(Observation.id.desc())
+                .limit(1)
+            ).first()
+            who = f" by {last[0]} at {last[1]:%Y-%m-%d %H:%M:%S} UTC" if last else ""
+            now = last[2] if last else s.scalar(select(Media.review_version).where(Media.id == mid))
+            raise ConflictError(
+                f"sequence {seq_id} was changed{who} after you loaded it "
+                f"(media {mid} is at version {now}, you saw {seen}); "
+                "reload it to see the current label, then label again"
+            )
+        out[mid] = seen + 1
+    return out
+
+
+def _current_human(s: Session, media: Sequence[int]) -> list[Observation]:
+    return list(
+        s.scalars(
+            select(Observation)
+            .where(
+                Observation.media_id.in_(media),
+                Observation.source == HUMAN,
+                Observation.retracted_utc.is_(None),
+            )
+            .order_by(Observation.id)
+        ).all()
+    )
+
+
+def label_sequences(
+    project: Project,
+    items: Sequence[tuple[int, Mapping[int, int]]],
+    label: Label,
+    user: str,
+) -> list[dict[str, Any]]:
+    """Label one or more sequences in one transaction (all or nothing).
+
+    Parameters
+    ----------
+    items:
+        ``(sequence_id, {media_id: review_version seen})`` per sequence.
+    label:
+        The species and count, or blank.
+    user:
+        Who says so (kept in ``observations.by``).
+
+    Returns
+    -------
+    list of dict
+        Per sequence: ``{"sequence_id", "action", "versions": {media_id: new version}}``.
+
+    Raises
+    ------
+    NotFoundError, BadInputError, ConflictError
+        Nothing is written in any of these cases.
+    """
+    label.check()
+    if not items:
+        raise BadInputError("items", "no sequence to label", "send at least one sequence")
+    now = _now()
+    out = []
+    with project.session() as s:
+        for seq_id, versions in items:
+            media = _media_of(s, seq_id)
+            _check_versions(seq_id, media, versions)
+            new_versions = _bump(s, seq_id, versions)
+            action = uuid.uuid4().hex
+            old = _current_human(s, media)
+            replaced: dict[int, list[int]] = {m: [] for m in media}
+            for o in old:
+                o.retracted_utc = now
+                o.retracted_by = user
+                replaced[o.media_id].append(o.id)
+            for mid in media:
+                s.add(
+                    Observation(
+                        media_id=mid,
+                        level="media",
+                        species=None if label.blank else label.species.strip(),
+                        count=None if label.blank else (label.count or 1),
+                        individual=(label.individual or None) if not label.blank else None,
+                        observation_type="blank" if label.blank else "animal",
+                        source=HUMAN,
+                        by=user,
+                        created_utc=now,
+                        comments=label.comments,
+                        extra={"action": action, "replaces": replaced[mid]},
+                    )
+                )
+            out.append({"sequence_id": seq_id, "action": action, "versions": new_versions})
+        s.commit()
+    _written(project)
+    return out
+
+
+def undo_label(
+    project: Project, seq_id: int, versions: Mapping[int, int], user: str
+) -> dict[str, Any]:
+    """Retract the last human label of a sequence and bring back the one it replaced.
+
+    The brought-back observations are new rows (copies) carrying the replaced
+    rows' own history, so undoing again goes one step further back.
+
+    Returns
+    -------
+    dict
+        ``{"sequence_id", "undone": action or None, "versions"}``.
+    """
+    now = _now()
+    with project.session() as s:
+        media = _media_of(s, seq_id)
+        _check_versions(seq_id, media, versions)
+        current = _current_human(s, media)
+        if not current:
+            raise BadInputError(
+                f"sequence {seq_id}", "has no human label to undo", "label it first"
+            )
+        new_versions = _bump(s, seq_id, versions)
+        last = max(current, key=lambda o: o.id)
+        action = (last.extra or {}).get("action")
+        undone = (
+            [o for o in current if (o.extra or {}).get("action") == action] if action else [last]
+        )
+        restore_ids = [i for o in undone for i in (o.extra or {}).get("replaces", [])]
+        for o in undone:
+            o.retracted_utc = now
+            o.retracted_by = user
+        redo = uuid.uuid4().hex
+        if restore_ids:
+            for old in s.scalars(select(Observation).where(Observation.id.in_(restore_ids))):
+                s.add(
+                    Observation(
+                        media_id=old.media_id,
+                        level=old.level,
+                        species=old.species,
+                        count=old.count,
+                        individual=old.individual,
+                        observation_type=old.observation_type,
+                        source=HUMAN,
+                        by=old.by,
+                        created_utc=now,
+                        comments=old.comments,
+                        extra={
+                            "action": redo,
+                            "restored_from": old.id,
+                            "undo_by": user,
+                            "replaces": (old.extra or {}).get("replaces", []),
+                        },
+                    )
+                )
+        s.commit()
+    _written(project)
+    return {"sequence_id": seq_id, "undone": action, "versions": new_versions}
+
+
+def _written(project: Project) -> None:
+    """Counts shown elsewhere (overview, stations) changed: recompute them next time."""
+    from irbis.web.cache import clear
+
+    clear(project.root)
+
+
+def species_choices(project: Project, limit: int = 9) -> list[str]:
+    """The species offered on hotkeys 1..9.
+
+    ``Settings.extra["species"]`` when the project lists them, else the most
+    often observed species of the project.
+    """
+    listed = project.settings.extra.get("species")
+    if listed:
+        return [str(x) for x in listed][:limit]
+    from irbis.web.cache import cached
+
+    return cached((project.root, "species", limit), 30.0, lambda: _frequent(project, limit))
+
+
+def _frequent(project: Project, limit: int) -> list[str]:
+    with project.session() as s:
+        rows = s.execute(
+            select(Observation.species, func.count())
+            .where(Observation.species.is_not(None), Observation.retracted_utc.is_(None))
+            .group_by(Observation.species)
+            .order_by(func.count().desc(), Observation.species)
+            .limit(limit)
+        ).all()
+    return [r[0] for r in rows]

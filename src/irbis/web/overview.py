@@ -1,0 +1,61 @@
+"""The project at a glance: what came in, what the detector removed, what people did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from irbis.pipeline.detect_stage import detection_status
+from irbis.store.project import Project
+from irbis.store.schema import Annotation, Individual, Media, MediaGroup, Observation
+from irbis.store.summary import project_status
+from irbis.web.identify import _pending_clause
+
+
+def overview(project: Project) -> dict[str, Any]:
+    """Counts for the overview page and ``GET /api/overview``.
+
+    Returns
+    -------
+    dict
+        ``project_status`` figures plus ``detections`` (blank/animal/... sequences of
+        the main detector), ``review`` (sequences reviewed by people vs. not),
+        ``individuals`` known and ``identifications_pending``.
+    """
+    data = project_status(project)
+    data.pop("per_deployment", None)
+    data["detections"] = detection_status(project)
+    data["detections"].pop("per_station", None)
+    with project.session() as s:
+        reviewed = s.scalar(
+            select(func.count(func.distinct(Media.sequence_id)))
+            .join(Observation, Observation.media_id == Media.id)
+            .where(Observation.source == "human", Observation.retracted_utc.is_(None))
+        )
+        total = s.scalar(
+            select(func.count()).select_from(MediaGroup).where(MediaGroup.kind == "sequence")
+        )
+        individuals = s.scalar(
+            select(func.count()).select_from(Individual).where(Individual.merged_into_id.is_(None))
+        )
+        pending = s.scalar(select(func.count()).select_from(Annotation).where(*_pending_clause()))
+        cards = s.scalar(select(func.count(func.distinct(Media.batch_id))))
+    data["review"] = {
+        "sequences": total or 0,
+        "reviewed": reviewed or 0,
+        "to_review": (total or 0) - (reviewed or 0),
+    }
+    data["cards_imported"] = cards or 0
+    data["individuals"] = individuals or 0
+    data["identifications_pending"] = pending or 0
+    blank = data["detections"]["sequences"].get("blank", 0)
+    data["blanks_removed"] = blank
+    return data
+
+
+def cached_overview(project: Project) -> dict[str, Any]:
+    """:func:`overview`, kept 10 s: it counts every row of the project."""
+    from irbis.web.cache import cached
+
+    return cached((project.root, "overview"), 10.0, lambda: overview(project))

@@ -1,0 +1,511 @@
+"""Sequences (bursts) for review: the filtered, paginated grid and one sequence's detail.
+
+Pagination is by keyset on ``(start_utc, id)``: a page is "the next N after
+this cursor", which costs the same on page 1 and page 2,000 (an offset would
+scan every skipped row). Labels shown are the *current* ones: a sequence's
+human observations when a person labelled it, otherwise what folders, tags or
+models said. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from irbis.core.errors import BadInputError
+from irbis.store.project import Project
+from irbis.store.schema import (
+    Deployment,
+    DetectionBox,
+    MediaDetection,
+    MediaGroup,
+    Observation,
+    SequenceVerdict,
+    Station,
+)
+from irbis.store.schema import Media as MediaRow
+from irbis.web.errors import NotFoundError
+
+VERDICTS = ("blank", "animal", "person", "vehicle")
+HUMAN = "human"
+MAX_PAGE = 500
+
+
+@dataclass
+class SequenceQuery:
+    """Filters of the sequence grid (all optional) and the page wanted.
+
+    ``date_from``/``date_to`` are inclusive UTC dates of the sequence start;
+    ``species`` matches the current label; ``verdict`` the detector's verdict
+    (``none``: not detected yet); ``reviewed`` whether a person labelled it.
+    """
+
+    station: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    species: str | None = None
+    verdict: str | None = None
+    min_confidence: float | None = None
+    reviewed: bool | None = None
+    limit: int = 48
+    after: str | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str | None]) -> SequenceQuery:
+        """Filters from a query string or form; empty values mean 'any'.
+
+        Raises
+        ------
+        BadInputError
+            A value that is not a date, number or yes/no where one is expected.
+        """
+
+        def get(key: str) -> str | None:
+            value = params.get(key)
+            return value.strip() or None if isinstance(value, str) else value
+
+        def parse(key: str, fn: Any, hint: str) -> Any:
+            value = get(key)
+            if value is None:
+                return None
+            try:
+                return fn(value)
+            except ValueError:
+                raise BadInputError(key, f"{value!r} is not valid", hint) from None
+
+        reviewed = get("reviewed")
+        if reviewed is not None and reviewed.lower() not in (
+            "true",
+            "false",
+            "1",
+            "0",
+            "yes",
+            "no",
+        ):
+            raise BadInputError("reviewed", f"{reviewed!r} is not yes/no", "use true or false")
+        limit = parse("limit", int, f"a whole number 1..{MAX_PAGE}")
+        q = cls(
+            station=get("station"),
+            date_from=parse("date_from", date.fromisoformat, "use YYYY-MM-DD"),
+            date_to=parse("date_to", date.fromisoformat, "use YYYY-MM-DD"),
+            species=get("species"),
+            verdict=get("verdict"),
+            min_confidence=parse("min_confidence", float, "a number from 0 to 1"),
+            reviewed=None if reviewed is None else reviewed.lower() in ("true", "1", "yes"),
+            limit=48 if limit is None else limit,
+            after=get("after"),
+        )
+        q.check()
+        return q
+
+    def check(self) -> None:
+        """Raise :class:`BadInputError` for filters that cannot match anything sensible."""
+        if not 1 <= self.limit <= MAX_PAGE:
+            raise BadInputError("limit", f"{self.limit} is out of range", f"use 1..{MAX_PAGE}")
+        if self.verdict is not None and self.verdict not in (*VERDICTS, "none"):
+            raise BadInputError(
+                "verdict", f"unknown verdict {self.verdict!r}", "use " + ", ".join(VERDICTS)
+            )
+        if self.min_confidence is not None and not 0 <= self.min_confidence <= 1:
+            raise BadInputError("min_confidence", "must be between 0 and 1", "e.g. 0.5")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise BadInputError("date_from", "is after date_to", "swap the dates")
+
+    def params(self) -> dict[str, str]:
+        """The filters as query-string parameters (for links that keep them)."""
+        out = {}
+        for key in ("station", "date_from", "date_to", "species", "verdict", "min_confidence"):
+            value = getattr(self, key)
+            if value not in (None, ""):
+                out[key] = str(value)
+        if self.reviewed is not None:
+            out["reviewed"] = "true" if self.reviewed else "false"
+        return out
+
+
+def encode_cursor(start: datetime, seq_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{start.isoformat()}|{seq_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        stamp, sid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(stamp), int(sid)
+    except Exception as exc:  # noqa: BLE001 - any malformed cursor is the same mistake
+        raise BadInputError(
+            "after", "not a cursor this app made", "use the 'next' value of a previous page"
+        ) from exc
+
+
+def main_detector(session: Session) -> str | None:
+    """The detector configuration with the most sequence verdicts (the one shown)."""
+    return session.scalar(
+        select(SequenceVerdict.detector)
+        .group_by(SequenceVerdict.detector)
+        .order_by(func.count().desc(), SequenceVerdict.detector)
+        .limit(1)
+    )
+
+
+def _seqs_with(*conds: Any) -> Select:
+    """Ids of sequences with a current observation meeting ``conds`` on one of their media.
+
+    An ``IN (subquery)`` rather than a correlated ``EXISTS``: the database
+    starts from the (indexed) matching observations instead of probing every
+    sequence, which is what keeps a rare species' filter fast at 100k media.
+    """
+    m = aliased(MediaRow)
+    o = aliased(Observation)
+    return (
+        select(m.sequence_id)
+        .join(o, o.media_id == m.id)
+        .where(m.sequence_id.is_not(None), o.retracted_utc.is_(None), *[c(o) for c in conds])
+    )
+
+
+def _detector(project: Project, s: Session) -> str | None:
+    from irbis.web.cache import cached
+
+    return cached((project.root, "detector"), 10.0, lambda: main_detector(s))
+
+
+def _filtered(q: SequenceQuery, detector: str | None) -> Select:
+    sv = aliased(SequenceVerdict)
+    stmt = (
+        select(
+            MediaGroup.id,
+            MediaGroup.start_utc,
+            MediaGroup.end_utc,
+            MediaGroup.n_media,
+            Station.name,
+            Deployment.code,
+            sv.verdict,
+            sv.best_score,
+            sv.best_media_id,
+        )
+        .join(Deployment, Deployment.id == MediaGroup.deployment_id)
+        .join(Station, Station.id == Deployment.station_id)
+        .outerjoin(sv, and_(sv.sequence_id == MediaGroup.id, sv.detector == detector))
+        .where(MediaGroup.kind == "sequence")
+    )
+    if q.station:
+        stmt = stmt.where(Station.name == q.station)
+    if q.date_from:
+        stmt = stmt.where(MediaGroup.start_utc >= datetime.combine(q.date_from, time.min))
+    if q.date_to:
+        end = datetime.combine(q.date_to + timedelta(days=1), time.min)
+        stmt = stmt.where(MediaGroup.start_utc < end)
+    if q.verdict == "none":
+        stmt = stmt.where(sv.id.is_(None))
+    elif q.verdict:
+        stmt = stmt.where(sv.verdict == q.verdict)
+    if q.min_confidence is not None:
+        stmt = stmt.where(sv.best_score >= q.min_confidence)
+
+    def is_human(o):
+        return o.source == HUMAN
+
+    human = MediaGroup.id.in_(_seqs_with(is_human))
+    if q.reviewed is True:
+        stmt = stmt.where(human)
+    elif q.reviewed is False:
+        stmt = stmt.where(~human)
+    if q.species:
+        if q.species == "blank":
+
+            def named(o):
+                return o.observation_type == "blank"
+        else:
+
+            def named(o):
+                return o.species == q.species
+
+        # The current label: a person's when there is one, else anyone's.
+        stmt = stmt.where(
+            or_(
+                MediaGroup.id.in_(_seqs_with(is_human, named)),
+                and_(~human, MediaGroup.id.in_(_seqs_with(named))),
+            )
+        )
+    return stmt
+
+
+def _labels(rows: list[tuple]) -> tuple[list[dict[str, Any]], bool]:
+    """Current labels of one sequence from its current observations."""
+    human = [r for r in rows if r[4] == HUMAN]
+    use = human or rows
+    seen: dict[tuple, dict[str, Any]] = {}
+    for species, count, otype, individual, source, by in use:
+        key = (species, otype, source, by)
+        item = seen.setdefault(
+            key,
+            {
+                "species": species,
+                "type": otype,
+                "count": count,
+                "individual": individual,
+                "source": source,
+                "by": by,
+                "provenance": provenance(source),
+            },
+        )
+        if count is not None and (item["count"] is None or count > item["count"]):
+            item["count"] = count
+    return list(seen.values()), bool(human)
+
+
+def provenance(source: str) -> str:
+    """``human``, ``machine`` (a model) or ``import`` (folder names, tags, packages)."""
+    if source == HUMAN:
+        return "human"
+    if source.startswith("model"):
+        return "machine"
+    return "import"
+
+
+def _page_extras(s: Session, ids: list[int]) -> tuple[dict, dict]:
+    media: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for mid, sid, local, version, mtype in s.execute(
+        select(
+            MediaRow.id,
+            MediaRow.sequence_id,
+            MediaRow.timestamp_local,
+            MediaRow.review_version,
+            MediaRow.mediatype,
+        )
+        .where(MediaRow.sequence_id.in_(ids))
+        .order_by(MediaRow.sequence_id, MediaRow.timestamp_utc, MediaRow.id)
+    ):
+        media[sid].append({"id": mid, "version": version, "local": local, "type": mtype})
+    obs: dict[int, list[tuple]] = defaultdict(list)
+    for sid, *rest in s.execute(
+        select(
+            MediaRow.sequence_id,
+            Observation.species,
+            Observation.count,
+            Observation.observation_type,
+            Observation.individual,
+            Observation.source,
+            Observation.by,
+        )
+        .join(Observation, Observation.media_id == MediaRow.id)
+        .where(MediaRow.sequence_id.in_(ids), Observation.retracted_utc.is_(None))
+    ):
+        obs[sid].append(tuple(rest))
+    return media, obs
+
+
+def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
+    """One page of the sequence grid.
+
+    Returns
+    -------
+    dict
+        ``{"items": [...], "next": cursor or None, "detector": key or None}``;
+        each item has ``id, station, deployment, start_utc, start_local, n_media,
+        verdict, confidence, thumb_media_id, labels, reviewed, media`` (ids with
+        their ``review_version``, needed to label it).
+    """
+    q.check()
+    with project.session() as s:
+        detector = _detector(project, s)
+        stmt = _filtered(q, detector)
+        if q.after:
+            t, sid = decode_cursor(q.after)
+            stmt = stmt.where(
+                or_(MediaGroup.start_utc > t, and_(MediaGroup.start_utc == t, MediaGroup.id > sid))
+            )
+        rows = s.execute(
+            stmt.order_by(MediaGroup.start_utc, MediaGroup.id).limit(q.limit + 1)
+        ).all()
+        more = len(rows) > q.limit
+        rows = rows[: q.limit]
+        media, obs = _page_extras(s, [r[0] for r in rows])
+    items = []
+    for sid, start, end, n, station, dep, verdict, score, best in rows:
+        labels, reviewed = _labels(obs.get(sid, []))
+        mlist = media.get(sid, [])
+        first_local = mlist[0]["local"] if mlist else None
+        items.append(
+            {
+                "id": sid,
+                "station": station,
+                "deployment": dep,
+                "start_utc": start.isoformat(),
+                "end_utc": end.isoformat(),
+                "start_local": first_local.isoformat() if first_local else None,
+                "n_media": n,
+                "verdict": verdict,
+                "confidence": score,
+                "thumb_media_id": best or (mlist[0]["id"] if mlist else None),
+                "labels": labels,
+                "reviewed": reviewed,
+                "media": [{"id": m["id"], "version": m["version"]} for m in mlist],
+            }
+        )
+    nxt = encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
+    return {"items": items, "next": nxt, "detector": detector}
+
+
+def neighbours(project: Project, q: SequenceQuery, seq_id: int) -> dict[str, int | None]:
+    """The previous and next sequence of ``seq_id`` under the grid's filters."""
+    with project.session() as s:
+        start = s.scalar(
+            select(MediaGroup.start_utc).where(
+                MediaGroup.id == seq_id, MediaGroup.kind == "sequence"
+            )
+        )
+        if start is None:
+            raise NotFoundError(f"sequence {seq_id} not found")
+        base = _filtered(q, _detector(project, s)).with_only_columns(MediaGroup.id)
+        after = or_(
+            MediaGroup.start_utc > start,
+            and_(MediaGroup.start_utc == start, MediaGroup.id > seq_id),
+        )
+        before = or_(
+            MediaGroup.start_utc < start,
+            and_(MediaGroup.start_utc == start, MediaGroup.id < seq_id),
+        )
+        nxt = s.scalar(base.where(after).order_by(MediaGroup.start_utc, MediaGroup.id).limit(1))
+        prev = s.scalar(
+            base.where(before).order_by(MediaGroup.start_utc.desc(), MediaGroup.id.desc()).limit(1)
+        )
+    return {"previous": prev, "next": nxt}
+
+
+def _obs_dict(o: Observation) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "media_id": o.media_id,
+        "level": o.level,
+        "species": o.species,
+        "count": o.count,
+        "type": o.observation_type,
+        "individual": o.individual,
+        "source": o.source,
+        "by": o.by,
+        "provenance": provenance(o.source),
+        "created_utc": o.created_utc.isoformat() if o.created_utc else None,
+        "retracted_utc": o.retracted_utc.isoformat() if o.retracted_utc else None,
+        "retracted_by": o.retracted_by or None,
+        "current": o.retracted_utc is None,
+        "probability": o.probability,
+    }
+
+
+def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
+    """One sequence with its media, detection boxes and every observation (retracted too).
+
+    Raises
+    ------
+    NotFoundError
+        No sequence has this id.
+    """
+    with project.session() as s:
+        row = s.execute(
+            select(MediaGroup, Deployment.code, Station.name)
+            .join(Deployment, Deployment.id == MediaGroup.deployment_id)
+            .join(Station, Station.id == Deployment.station_id)
+            .where(MediaGroup.id == seq_id, MediaGroup.kind == "sequence")
+        ).first()
+        if row is None:
+            raise NotFoundError(f"sequence {seq_id} not found")
+        group, dep, station = row
+        detector = _detector(project, s)
+        verdict = (
+            s.scalar(
+                select(SequenceVerdict).where(
+                    SequenceVerdict.sequence_id == seq_id, SequenceVerdict.detector == detector
+                )
+            )
+            if detector
+            else None
+        )
+        media = s.scalars(
+            select(MediaRow)
+            .where(MediaRow.sequence_id == seq_id)
+            .order_by(MediaRow.timestamp_utc, MediaRow.id)
+        ).all()
+        ids = [m.id for m in media]
+        boxes: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for b, det in s.execute(
+            select(DetectionBox, MediaDetection.detector)
+            .join(MediaDetection, MediaDetection.id == DetectionBox.result_id)
+            .where(DetectionBox.media_id.in_(ids))
+            .order_by(DetectionBox.media_id, DetectionBox.frame, DetectionBox.score.desc())
+        ):
+            boxes[b.media_id].append(
+                {
+                    "frame": b.frame,
+                    "category": b.category,
+                    "score": b.score,
+                    "x": b.x,
+                    "y": b.y,
+                    "width": b.width,
+                    "height": b.height,
+                    "source": b.source,
+                    "detector": det,
+                    "main": det == detector,
+                }
+            )
+        obs_rows = s.scalars(
+            select(Observation)
+            .where(Observation.media_id.in_(ids))
+            .order_by(Observation.media_id, Observation.id)
+        ).all()
+        events = s.scalars(
+            select(Observation).where(
+                Observation.media_id.is_(None),
+                Observation.deployment_id == group.deployment_id,
+                Observation.event_start_utc <= group.end_utc,
+                Observation.event_end_utc >= group.start_utc,
+            )
+        ).all()
+    obs: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    current: list[tuple] = []
+    for o in obs_rows:
+        obs[o.media_id].append(_obs_dict(o))
+        if o.retracted_utc is None:
+            current.append((o.species, o.count, o.observation_type, o.individual, o.source, o.by))
+    labels, reviewed = _labels(current)
+    return {
+        "id": group.id,
+        "station": station,
+        "deployment": dep,
+        "start_utc": group.start_utc.isoformat(),
+        "end_utc": group.end_utc.isoformat(),
+        "n_media": group.n_media,
+        "detector": detector,
+        "verdict": verdict.verdict if verdict else None,
+        "confidence": verdict.best_score if verdict else None,
+        "best_media_id": verdict.best_media_id if verdict else None,
+        "labels": labels,
+        "reviewed": reviewed,
+        "media": [
+            {
+                "id": m.id,
+                "file_name": m.file_name,
+                "mediatype": m.mediatype,
+                "mime": m.mime,
+                "width": m.width,
+                "height": m.height,
+                "timestamp_local": m.timestamp_local.isoformat() if m.timestamp_local else None,
+                "timestamp_utc": m.timestamp_utc.isoformat() if m.timestamp_utc else None,
+                "time_flag": m.time_flag,
+                "review_version": m.review_version,
+                "url": f"/api/media/{m.id}/file",
+                "thumb_url": f"/api/media/{m.id}/thumb",
+                "boxes": boxes.get(m.id, []),
+                "observations": obs.get(m.id, []),
+            }
+            for m in media
+        ],
+        "event_observations": [_obs_dict(o) for o in events],
+    }
