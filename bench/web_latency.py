@@ -4,9 +4,13 @@ Builds (or reuses, under ``--cache``) one project per backend by bulk inserts
 (stations, deployments, sequences, media, folder labels, detector verdicts, a
 share of human labels), serves it with uvicorn in a subprocess and drives
 ``--clients`` concurrent clients on loopback against the grid page and the
-JSON API. Prints JSON: p50/p95 per endpoint, the grid page's time to first
-byte, and as the same-run reference the latency of ``/api/me`` (framework and
-one database query: the floor any endpoint pays under this load).
+JSON API. The server is ``irbis serve --workers N`` (``--workers``, default
+one per CPU core). Prints JSON: p50/p95 per endpoint as the clients saw it
+and as the server measured it (its ``Server-Timing`` header: the app's own
+time, without queueing for a worker or the network), the grid page's time to
+first byte, and as the same-run reference the latency of ``/api/me``
+(framework and one database query: the floor any endpoint pays under this
+load, which on a busy shared machine is mostly waiting for a CPU).
 
     .venv/bin/python bench/web_latency.py                      # both backends
     .venv/bin/python bench/web_latency.py --backends sqlite --requests 100
@@ -223,22 +227,49 @@ def build(root: Path, db_url: str | None, n_media: int, n_seq: int, seed: int = 
     return info
 
 
+def refresh_statistics(root: Path) -> None:
+    """Open the project (applying new migrations, e.g. indexes) and refresh planner statistics.
+
+    A cached project may predate the latest migration; its new indexes have
+    no statistics until ANALYZE, as a long-used real project would have.
+    """
+    from irbis.store import Project
+
+    p = Project.open(root)
+    try:
+        if p.engine.dialect.name == "postgresql":
+            with p.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("ANALYZE")
+        else:
+            with p.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE")
+    finally:
+        p.close()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def serve(root: Path) -> tuple[subprocess.Popen, str]:
+def serve(root: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    """Start ``irbis serve`` on a free loopback port; wait until it answers."""
     port = _free_port()
-    code = (
-        "import sys, uvicorn\n"
-        "from irbis.store import Project\n"
-        "from irbis.web import create_app\n"
-        f"uvicorn.run(create_app(Project.open({str(root)!r})), host='127.0.0.1', port={port},"
-        " log_level='warning')\n"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "irbis",
+            "serve",
+            str(root),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        stderr=subprocess.DEVNULL,
     )
-    proc = subprocess.Popen([sys.executable, "-c", code])
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -249,6 +280,18 @@ def serve(root: Path) -> tuple[subprocess.Popen, str]:
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError("the app did not start within 60 s")
+
+
+def _server_ms(headers: httpx.Headers) -> float | None:
+    """The app's own time from ``Server-Timing: app;dur=MS``."""
+    for part in headers.get("server-timing", "").split(","):
+        name, _, rest = part.strip().partition(";")
+        if name == "app" and rest.startswith("dur="):
+            try:
+                return float(rest[4:])
+            except ValueError:
+                return None
+    return None
 
 
 def endpoints(base: str) -> dict[str, str]:
@@ -284,6 +327,7 @@ def drive(base: str, paths: dict[str, str], clients: int, per_endpoint: int) -> 
     random.Random(7).shuffle(work)
     lock = threading.Lock()
     times: dict[str, list[float]] = {n: [] for n in paths}
+    server: dict[str, list[float]] = {n: [] for n in paths}
     ttfb: list[float] = []
     errors: list[str] = []
 
@@ -305,6 +349,9 @@ def drive(base: str, paths: dict[str, str], clients: int, per_endpoint: int) -> 
                         if r.status_code != 200:
                             errors.append(f"{name}: {r.status_code}")
                         times[name].append(total * 1000)
+                        own = _server_ms(r.headers)
+                        if own is not None:
+                            server[name].append(own)
                         if name == "grid page" and first is not None:
                             ttfb.append(first * 1000)
 
@@ -323,6 +370,9 @@ def drive(base: str, paths: dict[str, str], clients: int, per_endpoint: int) -> 
             "n": len(v),
             "p50_ms": round(statistics.median(v), 1),
             "p95_ms": round(_pct(v, 0.95), 1),
+            # The app's own time (Server-Timing): client time minus queueing/network.
+            "server_p50_ms": round(statistics.median(server[name]), 1) if server[name] else None,
+            "server_p95_ms": round(_pct(server[name], 0.95), 1) if server[name] else None,
         }
         for name, v in times.items()
     }
@@ -347,6 +397,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=120, help="requests per endpoint")
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="server processes (irbis serve --workers)",
+    )
+    ap.add_argument(
         "--pg",
         default=os.environ.get("IRBIS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test").rsplit(
             "/", 1
@@ -359,6 +415,7 @@ def main() -> None:
         "media": args.media,
         "sequences": args.sequences,
         "clients": args.clients,
+        "workers": args.workers,
         "goal_p95_ms": GOAL_MS,
         "cpus": os.cpu_count(),
         "backends": {},
@@ -372,11 +429,13 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - report the backend as unavailable
             result["backends"][backend] = {"error": str(exc).splitlines()[0]}
             continue
-        proc, base = serve(root)
+        refresh_statistics(root)
+        proc, base = serve(root, args.workers)
         try:
             paths = endpoints(base)
             result["backends"][backend] = {
                 "project": info,
+                "load_average_before": [round(x, 2) for x in os.getloadavg()],
                 **drive(base, paths, args.clients, args.requests),
             }
         finally:

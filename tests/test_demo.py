@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import select
+
 from irbis.demo.run import run_demo
 from irbis.demo.synthetic import CAT_NAMES, make_card, make_network
 from irbis.exchange.secr_text import project_records
+from irbis.pipeline.identify_stage import run_identify
 from irbis.store import Project
+from irbis.store.schema import Annotation, Individual
 
 
 def test_demo_season_end_to_end(tmp_path):
@@ -58,3 +62,13 @@ def test_demo_writes_a_report_with_the_simulated_cats(tmp_path):
         seen = {r["individual"] for r in project_records(p)}
     assert seen and seen == set(out["estimates"]["individuals"])
     assert seen <= set(CAT_NAMES)
+    # Photos tagged by individual are the catalogue the identify stage starts from.
+    with Project.open(tmp_path / "demo" / "project") as p:
+        res = run_identify(p)
+        assert res.catalogue_individuals == len(seen) and res.queried == 0
+        with p.session() as s:
+            names = set(s.scalars(select(Individual.name)))
+            unconfirmed = s.scalars(
+                select(Annotation).where(Annotation.individual_id.is_(None))
+            ).all()
+        assert names == seen and unconfirmed == []

@@ -18,18 +18,44 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes (several reviewers at once: about one per CPU core).",
+        ),
+    ] = 1,
 ) -> None:
     """Open the review web app: sequences, labels, identifications, census."""
+    import os
+
     import uvicorn
 
     from irbis.store import Project
     from irbis.web import create_app
+    from irbis.web.app import PROJECT_ENV
     from irbis.web.auth import has_users
 
-    p = Project.open(project)
-    app = create_app(p)
+    p = Project.open(project)  # brings the schema up to date once, before any worker
     mode = "users with tokens" if has_users(p) else "local mode (no users: full rights)"
-    err.print(f"irbis serving [bold]{p.settings.name}[/] at http://{host}:{port}/ ({mode})")
+    procs = f", {workers} workers" if workers > 1 else ""
+    err.print(f"irbis serving [bold]{p.settings.name}[/] at http://{host}:{port}/ ({mode}{procs})")
+    if workers > 1:
+        # Python runs one request's code at a time per process; several
+        # processes let a team's requests use every core. Each worker opens
+        # the project itself (create_app_from_env).
+        p.close()
+        os.environ[PROJECT_ENV] = str(p.root)
+        uvicorn.run(
+            "irbis.web.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
+        return
+    app = create_app(p)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:

@@ -93,10 +93,41 @@ def create_annotations(
     -------
     int
         Annotations created.
+
+    Notes
+    -----
+    A photo whose current label already names the animal (a team that sorted
+    its cards by individual, an XMP ``Individual|Khan`` tag, a reviewer's
+    observation) gives an annotation confirmed as that individual: it joins
+    the catalogue at once. Names not yet in the catalogue become individuals.
     """
     names = [s.lower() for s in species]
     created = 0
     with project.session() as s:
+        known = {i.name: i.id for i in s.scalars(select(Individual))}
+        named: dict[int, int] = {}
+        # The newest current label per media decides who it is.
+        for o in s.scalars(
+            select(Observation)
+            .where(
+                Observation.media_id.is_not(None),
+                Observation.retracted_utc.is_(None),
+                func.lower(Observation.species).in_(names),
+                Observation.individual_id.is_not(None)
+                | (Observation.individual.is_not(None) & (Observation.individual != "")),
+            )
+            .order_by(Observation.created_utc, Observation.id)
+        ):
+            ind_id = o.individual_id
+            if ind_id is None:
+                name = o.individual.strip()
+                if name not in known:
+                    ind = Individual(name=name, created_by=o.by or o.source, created_utc=_now())
+                    s.add(ind)
+                    s.flush()
+                    known[name] = ind.id
+                ind_id = known[name]
+            named[o.media_id] = ind_id
         media_ids = s.scalars(
             select(Observation.media_id)
             .where(
@@ -131,6 +162,7 @@ def create_annotations(
                     quality=b.score,
                     source="detector",
                     by=b.source,
+                    individual_id=named.get(media_id),
                     created_utc=_now(),
                 )
                 for b in best.values()
@@ -143,6 +175,7 @@ def create_annotations(
                     height=1.0,
                     source="frame",
                     by="irbis",
+                    individual_id=named.get(media_id),
                     created_utc=_now(),
                 )
             ]

@@ -130,7 +130,11 @@ class MediaGroup(Base):
     """A burst (``sequence``) or an independent ``event`` within one deployment."""
 
     __tablename__ = "media_groups"
-    __table_args__ = (Index("ix_media_groups_deployment_kind", "deployment_id", "kind"),)
+    __table_args__ = (
+        Index("ix_media_groups_deployment_kind", "deployment_id", "kind"),
+        # The review grid pages sequences in (start_utc, id) order (migration 0005).
+        Index("ix_media_groups_kind_start", "kind", "start_utc", "id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(10))  # "sequence" | "event"
@@ -209,6 +213,8 @@ class Observation(Base):
         # The review grid filters sequences by species and by "a person labelled it".
         Index("ix_observations_species", "species"),
         Index("ix_observations_source", "source"),
+        # Per-media "current (human) label of species X?" probes from the index alone.
+        Index("ix_observations_media_current", "media_id", "retracted_utc", "source", "species"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -15,6 +17,61 @@ from irbis.store.project import Project
 from irbis.web.errors import ConflictError, ForbiddenError, NotFoundError, UnauthorizedError
 
 HERE = Path(__file__).resolve().parent
+# Where ``create_app_from_env`` finds the project: uvicorn's worker processes
+# build their own app (and database pool) from it.
+PROJECT_ENV = "IRBIS_SERVE_PROJECT"
+
+
+def _tune_postgresql(project: Project) -> None:
+    """Session settings for the app's short interactive queries on PostgreSQL.
+
+    JIT compilation is off: the grid's per-sequence probes have large
+    estimated costs (PostgreSQL cannot know they stop after one page) and
+    crossed ``jit_above_cost``, adding tens of milliseconds of compilation to
+    a query that runs in a few.
+    """
+    engine = project.engine
+    if engine.dialect.name != "postgresql":
+        return
+    from sqlalchemy import event
+
+    if not event.contains(engine, "connect", _pg_session_settings):
+        event.listen(engine, "connect", _pg_session_settings)
+        # Connections pooled before this point lack the settings.
+        engine.dispose()
+
+
+def _pg_session_settings(dbapi_conn, _record) -> None:
+    with dbapi_conn.cursor() as cur:
+        cur.execute("SET jit = off")
+    dbapi_conn.commit()
+
+
+class ServerTiming:
+    """ASGI middleware adding ``Server-Timing: app;dur=MS`` to every response.
+
+    Load generators read it to tell the app's own time from queueing and
+    network (see ``bench/web_latency.py``); browsers show it in their tools.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+
+        async def send_timed(message) -> None:
+            if message["type"] == "http.response.start":
+                ms = (time.perf_counter() - t0) * 1000
+                headers = list(message.get("headers", []))
+                headers.append((b"server-timing", f"app;dur={ms:.1f}".encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_timed)
 
 
 def _leaflet_dir() -> Path:
@@ -63,6 +120,8 @@ def create_app(project: Project) -> FastAPI:
     )
     app.state.project = project
     app.state.census_cache = {}
+    _tune_postgresql(project)
+    app.add_middleware(ServerTiming)
 
     def _error(status: int, message: str, request: Request) -> Response:
         if _wants_html(request):
@@ -114,3 +173,22 @@ def create_app(project: Project) -> FastAPI:
         # A local tile folder ({z}/{x}/{y}.png) for field offices with a map export.
         app.mount("/tiles", StaticFiles(directory=Path(tiles)), name="tiles")
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app for the project named in ``$IRBIS_SERVE_PROJECT`` (uvicorn ``--factory``).
+
+    ``irbis serve --workers N`` runs N processes; each one opens the project
+    (its own connection pool) and builds its own app through this factory.
+    The project stays open for the life of the process.
+
+    Returns
+    -------
+    FastAPI
+        As :func:`create_app`.
+    """
+    root = os.environ.get(PROJECT_ENV)
+    if not root:
+        raise RuntimeError(f"{PROJECT_ENV} is not set: start the app with `irbis serve PROJECT`")
+    # Migrations were run by the parent process before the workers started.
+    return create_app(Project.open(root, migrate=False))

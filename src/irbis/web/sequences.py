@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ARRAY, Integer, Select, and_, any_, bindparam, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from irbis.core.errors import BadInputError
@@ -154,29 +154,168 @@ def main_detector(session: Session) -> str | None:
     )
 
 
-def _seqs_with(*conds: Any) -> Select:
-    """Ids of sequences with a current observation meeting ``conds`` on one of their media.
+def _has_obs(fence: bool, *conds: Any) -> Any:
+    """``EXISTS`` a current observation meeting ``conds`` on a media file of the sequence.
 
-    An ``IN (subquery)`` rather than a correlated ``EXISTS``: the database
-    starts from the (indexed) matching observations instead of probing every
-    sequence, which is what keeps a rare species' filter fast at 100k media.
+    Written as media-then-observation nested probes so that both databases
+    walk the sequence's few files (``ix_media_sequence``) and look each one up
+    in ``ix_observations_media_current``, whatever their statistics say: a page
+    then costs what it shows. Driven from the observations side (as SQLite
+    chooses without ``ANALYZE``, and PostgreSQL when it flattens the probe
+    into a join) every probe would read every labelled row of the project.
+    ``fence`` adds ``OFFSET 0`` for PostgreSQL, which keeps the probe a
+    per-sequence sub-plan.
     """
     m = aliased(MediaRow)
     o = aliased(Observation)
-    return (
-        select(m.sequence_id)
-        .join(o, o.media_id == m.id)
-        .where(m.sequence_id.is_not(None), o.retracted_utc.is_(None), *[c(o) for c in conds])
+    on_file = (
+        select(literal(1))
+        .select_from(o)
+        .where(o.media_id == m.id, o.retracted_utc.is_(None), *[c(o) for c in conds])
+        .exists()
+    )
+    sub = select(literal(1)).select_from(m).where(m.sequence_id == MediaGroup.id, on_file)
+    if fence:
+        sub = sub.offset(0)
+    return sub.exists()
+
+
+def _in_ids(column: Any, ids: list[int], pg: bool) -> Any:
+    """``column IN ids``; on PostgreSQL as ``= ANY(array)``, one parameter, not thousands.
+
+    Binding and planning thousands of separate parameters costs PostgreSQL
+    more than the lookups they feed.
+    """
+    if pg:
+        return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))
+    return column.in_(ids)
+
+
+def _seq_ids_with(s: Session, *conds: Any) -> list[int]:
+    """Ids of sequences with a current observation meeting ``conds`` (read from that side).
+
+    SQLite: one join, driven from the label's index. PostgreSQL: two lookups
+    (media ids from the observations, then their sequences by primary key as
+    one array parameter): as a join it hashes a scan of every media row even
+    when a few hundred match. No DISTINCT in SQL: it makes SQLite walk the
+    ``(media_id, ...)`` index in order instead of looking the label up.
+    """
+    conn = s.connection()  # Core rows: no ORM bookkeeping for thousands of ids
+    current = [Observation.retracted_utc.is_(None), *[c(Observation) for c in conds]]
+    if conn.dialect.name != "postgresql":
+        rows = conn.execute(
+            select(MediaRow.sequence_id)
+            .select_from(Observation)
+            .join(MediaRow, MediaRow.id == Observation.media_id)
+            .where(*current)
+        )
+        return sorted({sid for (sid,) in rows if sid is not None})
+    media_ids = sorted(
+        {mid for (mid,) in conn.execute(select(Observation.media_id).where(*current)) if mid}
+    )
+    if not media_ids:
+        return []
+    rows = conn.execute(select(MediaRow.sequence_id).where(_in_ids(MediaRow.id, media_ids, True)))
+    return sorted({sid for (sid,) in rows if sid is not None})
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    """How many current media-level observations say what: chooses a filter's plan.
+
+    Only used to estimate costs, so a stale value (kept 60 s) costs time, never
+    correctness.
+    """
+
+    n_obs: int
+    n_sequences: int
+    n_human: int
+    by_species: dict[tuple[str | None, bool], int]  # (species or "blank", human) -> rows
+
+    def count(self, species: str | None, human_only: bool) -> int:
+        """Observation rows with this label (``species=None``: any), by people only or any."""
+        total = 0
+        for (sp, human), n in self.by_species.items():
+            if (species is None or sp == species) and (human or not human_only):
+                total += n
+        return total
+
+
+def _label_stats(project: Project) -> LabelStats:
+    with project.session() as s:
+        rows = s.execute(
+            select(
+                Observation.species,
+                Observation.observation_type,
+                Observation.source,
+                func.count(),
+            )
+            .where(Observation.retracted_utc.is_(None), Observation.media_id.is_not(None))
+            .group_by(Observation.species, Observation.observation_type, Observation.source)
+        ).all()
+        n_seq = s.scalar(
+            select(func.count()).select_from(MediaGroup).where(MediaGroup.kind == "sequence")
+        )
+    by: dict[tuple[str | None, bool], int] = defaultdict(int)
+    for species, otype, source, n in rows:
+        by[("blank" if otype == "blank" else species, source == HUMAN)] += int(n)
+    return LabelStats(
+        n_obs=sum(by.values()),
+        n_sequences=int(n_seq or 0),
+        n_human=sum(n for (_sp, human), n in by.items() if human),
+        by_species=dict(by),
     )
 
 
-def _detector(project: Project, s: Session) -> str | None:
+def label_stats(project: Project) -> LabelStats:
+    """:class:`LabelStats` of the project, kept 60 s."""
     from irbis.web.cache import cached
 
-    return cached((project.root, "detector"), 10.0, lambda: main_detector(s))
+    return cached((project.root, "label-stats"), 60.0, lambda: _label_stats(project))
 
 
-def _filtered(q: SequenceQuery, detector: str | None) -> Select:
+# Above this many matching sequence ids the "fetch the matches first" plan would
+# bind too many parameters; walking in grid order is the plan then.
+_MAX_PREFETCH = 20_000
+
+
+def _prefetch_pays(stats: LabelStats, n_anchor: int, limit: int) -> bool:
+    """Whether listing the matches of a label first beats walking sequences in grid order.
+
+    Walking visits about ``limit * n_obs / n_anchor`` sequences, probing each
+    one's observations; listing reads the ``n_anchor`` matching rows once.
+    """
+    if n_anchor > _MAX_PREFETCH:
+        return False
+    if n_anchor == 0:
+        return True
+    per_seq = stats.n_obs / max(stats.n_sequences, 1)
+    walk = (limit + 1) * stats.n_obs / n_anchor * max(per_seq, 1.0)
+    return n_anchor < walk
+
+
+def _detector(project: Project) -> str | None:
+    from irbis.web.cache import cached
+
+    def compute() -> str | None:
+        with project.session() as s:
+            return main_detector(s)
+
+    return cached((project.root, "detector"), 10.0, compute)
+
+
+def _filtered(
+    s: Session, project: Project, q: SequenceQuery, detector: str | None, limit: int
+) -> Select:
+    """The grid's rows under ``q``'s filters (unordered, unlimited).
+
+    Sequences are read in ``(start_utc, id)`` order from an index and the label
+    filters are per-sequence probes, so a page stops after ``limit`` matches.
+    When the label asked for is rare (few observation rows say it, judged from
+    :func:`label_stats`), such a walk would visit most sequences to fill a page;
+    then the ids of the sequences carrying that label are listed first and
+    only those are probed.
+    """
     sv = aliased(SequenceVerdict)
     stmt = (
         select(
@@ -208,32 +347,45 @@ def _filtered(q: SequenceQuery, detector: str | None) -> Select:
         stmt = stmt.where(sv.verdict == q.verdict)
     if q.min_confidence is not None:
         stmt = stmt.where(sv.best_score >= q.min_confidence)
+    if q.reviewed is None and not q.species:
+        return stmt
+
+    fence = s.get_bind().dialect.name == "postgresql"
 
     def is_human(o):
         return o.source == HUMAN
 
-    human = MediaGroup.id.in_(_seqs_with(is_human))
-    if q.reviewed is True:
-        stmt = stmt.where(human)
+    named = None
+    if q.species == "blank":
+
+        def named(o):
+            return o.observation_type == "blank"
+
+    elif q.species:
+
+        def named(o):
+            return o.species == q.species
+
+    human = _has_obs(fence, is_human)
+    # The current label is a person's when there is one, else anyone's. Each
+    # case is an "anchor" (a label every match carries, which can be listed
+    # from the observations' side) and the rest of the condition.
+    if named is None:
+        if not q.reviewed:
+            return stmt.where(~human)
+        anchor: tuple = (is_human,)
+        rest: list[Any] = []
+    elif q.reviewed is True:
+        anchor, rest = (is_human, named), []
     elif q.reviewed is False:
-        stmt = stmt.where(~human)
-    if q.species:
-        if q.species == "blank":
-
-            def named(o):
-                return o.observation_type == "blank"
-        else:
-
-            def named(o):
-                return o.species == q.species
-
-        # The current label: a person's when there is one, else anyone's.
-        stmt = stmt.where(
-            or_(
-                MediaGroup.id.in_(_seqs_with(is_human, named)),
-                and_(~human, MediaGroup.id.in_(_seqs_with(named))),
-            )
-        )
+        anchor, rest = (named,), [~human]
+    else:
+        anchor, rest = (named,), [or_(_has_obs(fence, is_human, named), ~human)]
+    stats = label_stats(project)
+    n_anchor = stats.count(q.species, human_only=is_human in anchor)
+    if _prefetch_pays(stats, n_anchor, limit):
+        return stmt.where(_in_ids(MediaGroup.id, _seq_ids_with(s, *anchor), fence), *rest)
+    return stmt.where(_has_obs(fence, *anchor), *rest)
     return stmt
 
 
@@ -271,7 +423,15 @@ def provenance(source: str) -> str:
 
 
 def _page_extras(s: Session, ids: list[int]) -> tuple[dict, dict]:
+    """Media (in time order) and current observations of the sequences ``ids``.
+
+    Observations are fetched by the media ids just read rather than by a join
+    on ``sequence_id``: PostgreSQL would otherwise hash-join a scan of every
+    observation of the project for a 48-sequence page.
+    """
+    pg = s.get_bind().dialect.name == "postgresql"
     media: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    seq_of: dict[int, int] = {}
     for mid, sid, local, version, mtype in s.execute(
         select(
             MediaRow.id,
@@ -280,25 +440,28 @@ def _page_extras(s: Session, ids: list[int]) -> tuple[dict, dict]:
             MediaRow.review_version,
             MediaRow.mediatype,
         )
-        .where(MediaRow.sequence_id.in_(ids))
+        .where(_in_ids(MediaRow.sequence_id, ids, pg))
         .order_by(MediaRow.sequence_id, MediaRow.timestamp_utc, MediaRow.id)
     ):
         media[sid].append({"id": mid, "version": version, "local": local, "type": mtype})
+        seq_of[mid] = sid
     obs: dict[int, list[tuple]] = defaultdict(list)
-    for sid, *rest in s.execute(
+    if not seq_of:
+        return media, obs
+    for mid, *rest in s.execute(
         select(
-            MediaRow.sequence_id,
+            Observation.media_id,
             Observation.species,
             Observation.count,
             Observation.observation_type,
             Observation.individual,
             Observation.source,
             Observation.by,
+        ).where(
+            _in_ids(Observation.media_id, list(seq_of), pg), Observation.retracted_utc.is_(None)
         )
-        .join(Observation, Observation.media_id == MediaRow.id)
-        .where(MediaRow.sequence_id.in_(ids), Observation.retracted_utc.is_(None))
     ):
-        obs[sid].append(tuple(rest))
+        obs[seq_of[mid]].append(tuple(rest))
     return media, obs
 
 
@@ -315,8 +478,8 @@ def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
     """
     q.check()
     with project.session() as s:
-        detector = _detector(project, s)
-        stmt = _filtered(q, detector)
+        detector = _detector(project)
+        stmt = _filtered(s, project, q, detector, q.limit)
         if q.after:
             t, sid = decode_cursor(q.after)
             stmt = stmt.where(
@@ -364,7 +527,7 @@ def neighbours(project: Project, q: SequenceQuery, seq_id: int) -> dict[str, int
         )
         if start is None:
             raise NotFoundError(f"sequence {seq_id} not found")
-        base = _filtered(q, _detector(project, s)).with_only_columns(MediaGroup.id)
+        base = _filtered(s, project, q, _detector(project), 1).with_only_columns(MediaGroup.id)
         after = or_(
             MediaGroup.start_utc > start,
             and_(MediaGroup.start_utc == start, MediaGroup.id > seq_id),
@@ -418,7 +581,7 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
         if row is None:
             raise NotFoundError(f"sequence {seq_id} not found")
         group, dep, station = row
-        detector = _detector(project, s)
+        detector = _detector(project)
         verdict = (
             s.scalar(
                 select(SequenceVerdict).where(

@@ -1,0 +1,125 @@
+"""The grid's fast query plans answer exactly what the plain definition of each filter says.
+
+The sequence grid picks, per request, between walking sequences in grid order
+with per-sequence probes and listing the sequences that carry a rare label
+first (irbis.web.sequences._prefetch_pays). Both must give the same pages;
+here both are forced in turn on the real camtrapR card, after people have
+labelled some sequences, and compared with the filters computed one sequence
+at a time from sequence_detail. On SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from irbis.web import cache, labels, sequences
+from irbis.web.app import create_app
+
+from .test_web_api import build_project
+
+
+def _all_ids(project, q: sequences.SequenceQuery) -> list[int]:
+    """Every matching id, page after page (pages of 2 to exercise the cursor)."""
+    out: list[int] = []
+    q.limit = 2
+    while True:
+        page = sequences.list_sequences(project, q)
+        out += [item["id"] for item in page["items"]]
+        if not page["next"]:
+            return out
+        q.after = page["next"]
+
+
+def _expected(details: list[dict], species: str | None, reviewed: bool | None) -> list[int]:
+    out = []
+    for d in details:
+        if reviewed is not None and d["reviewed"] != reviewed:
+            continue
+        if species is not None:
+            names = {"blank" if lab["type"] == "blank" else lab["species"] for lab in d["labels"]}
+            if species not in names:
+                continue
+        out.append(d["id"])
+    return out
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_label_filters_match_their_definition(project, monkeypatch, prefetch):
+    build_project(project)
+    cache.clear(project.root)
+    everything = sequences.list_sequences(project, sequences.SequenceQuery(limit=500))["items"]
+    assert len(everything) >= 6
+    # People label a few sequences: one with the species it already had, one
+    # with another species, one blank; the rest keep their folder labels.
+    first = sequences.sequence_detail(project, everything[0]["id"])
+    own = next(lab["species"] for lab in first["labels"] if lab["species"])
+    plan = [
+        (everything[0]["id"], labels.Label(species=own, count=1)),
+        (everything[2]["id"], labels.Label(species="Panthera uncia", count=2)),
+        (everything[4]["id"], labels.Label(blank=True)),
+    ]
+    for sid, label in plan:
+        d = sequences.sequence_detail(project, sid)
+        versions = {m["id"]: m["review_version"] for m in d["media"]}
+        labels.label_sequences(project, [(sid, versions)], label, "tester")
+
+    monkeypatch.setattr(sequences, "_prefetch_pays", lambda *_a: prefetch)
+    # Time order, as the grid shows them.
+    details = [sequences.sequence_detail(project, item["id"]) for item in everything]
+    assert sum(d["reviewed"] for d in details) == 3
+    names = {lab["species"] for d in details for lab in d["labels"] if lab["species"]}
+    for species in [None, "blank", "Panthera uncia", *sorted(names), "Nonexistent species"]:
+        for reviewed in (None, True, False):
+            if species is None and reviewed is None:
+                continue
+            q = sequences.SequenceQuery(species=species, reviewed=reviewed)
+            assert _all_ids(project, q) == _expected(details, species, reviewed), (
+                species,
+                reviewed,
+            )
+    # Previous/next in the viewer follow the same filters.
+    q = sequences.SequenceQuery(reviewed=False)
+    ids = _expected(details, None, False)
+    nb = sequences.neighbours(project, q, ids[1])
+    assert nb == {"previous": ids[0], "next": ids[2] if len(ids) > 2 else None}
+
+
+def test_server_timing_header(project):
+    build_project(project)
+    with TestClient(create_app(project)) as c:
+        r = c.get("/api/sequences?limit=5")
+    assert r.status_code == 200
+    name, _, dur = r.headers["server-timing"].partition(";dur=")
+    assert name == "app" and float(dur) >= 0
+
+
+def test_cache_serves_stale_while_one_thread_refreshes(tmp_path):
+    key = (tmp_path, "test")
+    calls: list[int] = []
+    release = threading.Event()
+
+    def compute() -> int:
+        calls.append(1)
+        if len(calls) > 1:
+            release.wait(5)
+        return len(calls)
+
+    assert cache.cached(key, 0.05, compute) == 1
+    time.sleep(0.06)
+    # Expired: both answered at once with the old value; one refresh runs.
+    assert cache.cached(key, 0.05, compute) == 1
+    assert cache.cached(key, 0.05, compute) == 1
+    release.set()
+    for _ in range(100):
+        if cache.cached(key, 60, compute) == 2:
+            break
+        time.sleep(0.02)
+    assert len(calls) == 2
+    assert cache.cached(key, 60, compute) == 2
+    # A write clears it: the next call computes in the request.
+    cache.clear(tmp_path)
+    assert cache.cached(key, 60, compute) == 3
