@@ -157,13 +157,10 @@ def test_photo_when_camera_broken_is_clear(tmp_path) -> None:
     p.close()
 
 
-def test_camtrapr_tagged_leopard_cats(tmp_path) -> None:
-    """Real XMP-tagged images: who was where (and when) matches camtrapR's own table."""
-    import csv
-
+def _tagged_leopard_cats(tmp_path) -> Project:
+    """camtrapR's XMP-tagged leopard cats, each file put in its station's deployment."""
     from sqlalchemy import select
 
-    from irbis.ingest.effort import project_effort
     from irbis.ingest.registry import import_registry
     from irbis.ingest.runner import ingest
     from irbis.store.schema import Deployment, Station
@@ -178,6 +175,19 @@ def test_camtrapr_tagged_leopard_cats(tmp_path) -> None:
         deps = {st.name: d.code for d, st in s.execute(select(Deployment, Station).join(Station))}
     for f in sorted(cats.glob("*.JPG")):  # one folder for all stations: station from the name
         ingest(p, f, deployment=deps[f.name.split("__")[0]], workers=1)
+    return p
+
+
+def test_camtrapr_tagged_leopard_cats(tmp_path) -> None:
+    """Real XMP-tagged images: who was where (and when) matches camtrapR's own table."""
+    import csv
+
+    from irbis.ingest.effort import project_effort
+
+    from .conftest import need_data
+
+    root = need_data("cameratrap", "camtrapR")
+    p = _tagged_leopard_cats(tmp_path)
     with (root / "oracle" / "recordTableIndividualSample.csv").open() as fh:
         want = list(csv.DictReader(fh))
     ch = project_capthist(p, detector="proximity")
@@ -203,20 +213,9 @@ def test_capture_histories_follow_reviews(tmp_path) -> None:
 
     from irbis.exchange.secr_text import project_records
     from irbis.ingest.records import record_table
-    from irbis.ingest.registry import import_registry
-    from irbis.ingest.runner import ingest
-    from irbis.store.schema import Deployment, Individual, Observation, Station
+    from irbis.store.schema import Individual, Observation
 
-    from .conftest import need_data
-
-    root = need_data("cameratrap", "camtrapR")
-    cats = need_data("cameratrap", "camtrapR", "pictures", "sample_images_indiv_tag", "LeopardCat")
-    p = Project.init(tmp_path / "p")
-    import_registry(p, root / "oracle" / "camtraps.csv", date_format="%d/%m/%Y")
-    with p.session() as s:
-        deps = {st.name: d.code for d, st in s.execute(select(Deployment, Station).join(Station))}
-    for f in sorted(cats.glob("*.JPG")):
-        ingest(p, f, deployment=deps[f.name.split("__")[0]], workers=1)
+    p = _tagged_leopard_cats(tmp_path)
     before = project_records(p)
     n_records = len(record_table(p, min_delta_min=0))
     now = datetime.now(UTC).replace(tzinfo=None)  # after the ingest's tag observations

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +17,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from irbis.core.jsonsafe import finite
+
 # Messages and progress go to stderr so that stdout carries only results.
 err = Console(stderr=True)
 out = Console()
@@ -25,20 +26,9 @@ out = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
-def _finite(obj: Any) -> Any:
-    """Non-finite floats become null: the output stays strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def emit_json(data: object) -> None:
     """Print ``data`` as one JSON document on stdout."""
-    sys.stdout.write(json.dumps(_finite(data), indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(finite(data), indent=2, default=str) + "\n")
 
 
 def progress() -> Progress:

@@ -4,24 +4,13 @@ fitting SECR models takes seconds to minutes."""
 
 from __future__ import annotations
 
-import math
 import threading
 import time
-from typing import Any
 
+from irbis.core.jsonsafe import finite
 from irbis.store.project import Project
 
 _lock = threading.Lock()
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def census_data(project: Project, cache: dict, *, public: bool, refresh: bool = False) -> dict:
@@ -58,7 +47,7 @@ def census_data(project: Project, cache: dict, *, public: bool, refresh: bool = 
         data["computed_s"] = round(time.perf_counter() - t0, 2)
         data["generated_utc"] = c.generated_utc.isoformat()
         data["available"] = True
-        data = _finite(data)
+        data = finite(data)
         cache[public] = data
         return data
 
