@@ -218,3 +218,40 @@ def test_registry_correction_retimes_ingested_files(tmp_path):
         assert (local - raw).total_seconds() == shift
         assert (local - before[sha]).total_seconds() == shift
     p.close()
+
+
+def test_ctrl_c_says_how_to_resume_and_rerun_completes(tmp_path):
+    """Ctrl-C during `irbis ingest`: exit 130, one line saying to rerun; the rerun finishes."""
+    import signal
+    import sqlite3
+    import time
+
+    card = tmp_path / "card"
+    files = write_card(card, STATIONS, start=datetime(2026, 2, 1), events=400, burst=3)
+    p = _new_project(tmp_path / "p", None)
+    db = p.root / "irbis.db"
+    p.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "irbis", "ingest", str(tmp_path / "p"), str(card)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        committed = 0
+        deadline = time.monotonic() + 120
+        while committed < BATCH_SIZE and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+            with sqlite3.connect(db) as conn:
+                committed = conn.execute("select count(*) from media").fetchone()[0]
+        assert proc.poll() is None, "the ingest finished before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "run the same command again to resume" in stderr and "Traceback" not in stderr
+    with Project.open(tmp_path / "p") as again:
+        res = ingest(again, card)
+        assert res.n_new + res.n_duplicate == len(files)
+        with again.session() as s:
+            assert len(s.scalars(select(Media.id)).all()) == len(files)

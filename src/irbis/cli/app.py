@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from irbis import __version__
-from irbis.cli.common import JsonOpt, emit_json, err, out, progress
+from irbis.cli.common import JsonOpt, emit_json, err, out, progress, resumable
 from irbis.core.errors import IrbisError
 
 app = typer.Typer(
@@ -204,7 +204,7 @@ def ingest(
             def tick(done: int, total: int, rel: str) -> None:
                 bar.update(task, completed=done, total=total, file=rel[-40:])
 
-            try:
+            with resumable():
                 res = run_ingest(
                     p,
                     source,
@@ -214,12 +214,6 @@ def ingest(
                     create_stations=create_stations,
                     progress=tick,
                 )
-            except KeyboardInterrupt:
-                err.print(
-                    "[yellow]interrupted: what was committed is kept; "
-                    "run the same command again to resume[/]"
-                )
-                raise typer.Exit(130) from None
     if as_json:
         emit_json(res.as_dict())
         return

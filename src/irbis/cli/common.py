@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -43,3 +45,17 @@ def progress() -> Progress:
         console=err,
         transient=False,
     )
+
+
+@contextmanager
+def resumable(kept: str = "what was committed is kept") -> Iterator[None]:
+    """Turn Ctrl-C into one line saying that rerunning the command resumes (exit 130).
+
+    Every long irbis command commits in batches, so an interrupted run loses
+    at most the batch in flight.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted: {kept}; run the same command again to resume[/]")
+        raise typer.Exit(130) from None

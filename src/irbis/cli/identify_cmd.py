@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from irbis.cli.common import JsonOpt, emit_json, err, progress
+from irbis.cli.common import JsonOpt, emit_json, err, progress, resumable
 
 __all__ = ["identify"]
 
@@ -37,14 +37,8 @@ def identify(
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        try:
+        with resumable("proposals made so far are kept"):
             res = run_identify(p, top=top, min_score=min_score, progress=tick)
-        except KeyboardInterrupt:
-            err.print(
-                "[yellow]interrupted: proposals made so far are kept; "
-                "run the same command again to resume[/]"
-            )
-            raise typer.Exit(130) from None
     if as_json:
         emit_json(res.as_dict())
         return
