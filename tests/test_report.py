@@ -237,6 +237,22 @@ def test_report_estimates_match_irbis_stats(project, tmp_path):
     assert "Otis et al." in methods and "Borchers & Efford 2008" in methods
     assert "HHN" in methods and f"{est.occasion_days} days" in methods
 
+    # Occupancy per species: the table's psi is irbis.stats' fit on the same histories.
+    from irbis.stats.occupancy import detection_histories, occupancy_fit
+
+    op = project_effort(project)
+    fitted = [r for r in census.community if "psi" in r]
+    assert fitted and "MacKenzie et al. (2002)" in methods
+    for r in fitted:
+        daily = np.zeros((len(op.stations), len(op.days)))
+        for x in recs:
+            day = datetime.fromisoformat(x["time"]).date()
+            if x["species"] == r["species"] and day in op.days:
+                daily[op.stations.index(x["station"]), op.days.index(day)] += 1
+        y = detection_histories(daily, np.nan_to_num(op.values), census.community_occasion_days)
+        assert r["psi"] == pytest.approx(occupancy_fit(y).psi_mean, rel=1e-6)
+        assert f'data-species="{r["species"]}" data-psi=' in html
+
 
 def test_public_report_hides_sensitive_locations(project, tmp_path):
     """Public edition: nothing finer than the policy's cell for snow-leopard stations."""

@@ -133,6 +133,8 @@ class Census:
     activity_hours: list[float]
     catalogue: list[dict[str, Any]]
     estimates: Estimates
+    community: list[dict[str, Any]] = field(default_factory=list)
+    community_occasion_days: int = 0
     methods: list[str] = field(default_factory=list)
     references: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -181,6 +183,7 @@ class Census:
             "closed_reason": self.estimates.closed_reason,
             "secr_reason": self.estimates.secr_reason,
             "secr_best": self.estimates.secr_best,
+            "community": self.community,
         }
 
 
@@ -758,6 +761,9 @@ def gather_census(
         _generalise_estimates(est, frame, policy)
     tick(6)
 
+    k_occ = occasion_days or auto_occasion_days(len(op.days))
+    community = _community(records, op, main, k_occ)
+
     census = Census(
         project=project.settings.name or project.root.name,
         generated_utc=datetime.now(UTC).replace(tzinfo=None, microsecond=0),
@@ -774,11 +780,80 @@ def gather_census(
         activity_hours=hours,
         catalogue=catalogue,
         estimates=est,
+        community=community,
+        community_occasion_days=k_occ,
     )
     from irbis.reports.methods import write_methods
 
     census.methods, census.references = write_methods(census)
     return census
+
+
+#: Fewest independent records of a species for occupancy and overlap to be shown.
+MIN_COMMUNITY_RECORDS = 5
+
+
+def _community(
+    records: list[dict[str, Any]], op: Any, main: str | None, occasion_days: int
+) -> list[dict[str, Any]]:
+    """Occupancy of every species and its activity overlap with the main species.
+
+    Stations are the sites, occasions are ``occasion_days`` long and an
+    occasion on which the camera never worked is missing, not a zero.
+    """
+    from irbis.stats.activity import overlap
+    from irbis.stats.occupancy import detection_histories, occupancy_fit
+
+    row = {name: i for i, name in enumerate(op.stations)}
+    col = {d: j for j, d in enumerate(op.days)}
+    operating = np.nan_to_num(np.asarray(op.values, float), nan=0.0)
+    by_species: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        by_species[r["species"]].append(r)
+
+    def hours(rs: list[dict[str, Any]]) -> list[float]:
+        out = []
+        for r in rs:
+            t = datetime.fromisoformat(r["time"])
+            out.append(t.hour + t.minute / 60 + t.second / 3600)
+        return out
+
+    main_hours = hours(by_species.get(main, [])) if main else []
+    rows = []
+    for sp, rs in sorted(by_species.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        entry: dict[str, Any] = {
+            "species": sp,
+            "records": len(rs),
+            "stations": len({r["station"] for r in rs}),
+            "main": sp == main,
+        }
+        if len(rs) < MIN_COMMUNITY_RECORDS:
+            entry["reason"] = f"fewer than {MIN_COMMUNITY_RECORDS} independent records"
+            rows.append(entry)
+            continue
+        daily = np.zeros_like(operating)
+        for r in rs:
+            day = datetime.fromisoformat(r["time"]).date()
+            if r["station"] in row and day in col:
+                daily[row[r["station"]], col[day]] += 1
+        try:
+            fit = occupancy_fit(detection_histories(daily, operating, occasion_days))
+            entry.update(
+                naive=fit.naive,
+                psi=fit.psi_mean,
+                psi_ci=fit.psi_ci,
+                p=fit.p_mean,
+                p_ci=fit.p_ci,
+                n_sites=fit.n_sites,
+                n_occasions=fit.n_occasions,
+            )
+        except BadInputError as exc:
+            entry["reason"] = exc.reason
+        if main and sp != main and len(main_hours) >= MIN_COMMUNITY_RECORDS:
+            ov = overlap(main_hours, hours(rs), n_boot=200)
+            entry.update(overlap=ov.estimate, overlap_ci=ov.ci, overlap_estimator=ov.estimator)
+        rows.append(entry)
+    return rows
 
 
 def _no_animals(species: str, exc: BadInputError) -> str:

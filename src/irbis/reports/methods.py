@@ -30,6 +30,9 @@ REFS = {
     "ridout": "Ridout, M.S. & Linkie, M. (2009). Estimating overlap of daily activity "
     "patterns from camera trap data. Journal of Agricultural, Biological and "
     "Environmental Statistics 14, 322–337.",
+    "mackenzie": "MacKenzie, D.I., Nichols, J.D., Lachman, G.B., Droege, S., Royle, J.A. & "
+    "Langtimm, C.A. (2002). Estimating site occupancy rates when detection probabilities "
+    "are less than one. Ecology 83, 2248–2255.",
     "taylor": "Taylor, C.C. (2008). Automatic bandwidth selection for circular density "
     "estimation. Computational Statistics & Data Analysis 52, 3493–3500.",
 }
@@ -119,6 +122,24 @@ def write_methods(census: Census) -> tuple[list[str], list[str]]:
             f"The activity pattern of {census.main_species} is the circular kernel density "
             f"of the local times of its {len(census.activity_hours)} independent records "
             f"(von Mises kernel; Ridout & Linkie 2009) with the bandwidth of Taylor (2008)."
+        )
+    fitted = [r for r in census.community if "psi" in r]
+    if fitted:
+        used.append("mackenzie")
+        paras.append(
+            f"Occupancy of {len(fitted)} species was estimated with the single-season model "
+            f"of MacKenzie et al. (2002) (constant ψ and p, maximum likelihood, logit-scale "
+            f"95% intervals), treating stations as sites and "
+            f"{census.community_occasion_days}-day periods as occasions."
+        )
+    overlaps = [r for r in census.community if "overlap" in r]
+    if overlaps:
+        used += ["ridout", "taylor"]
+        paras.append(
+            f"Overlap of daily activity with {census.main_species} was estimated for "
+            f"{len(overlaps)} species with the coefficient of overlap of Ridout & Linkie (2009) "
+            f"(Δ1 below 50 records of either species, Δ4 otherwise) on von Mises kernel "
+            f"densities, with 95% intervals from 200 bootstrap resamples of the records."
         )
     if census.public:
         p = census.policy

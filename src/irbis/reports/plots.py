@@ -15,16 +15,15 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
-from scipy import special
+
+from irbis.stats.activity import activity_density
 
 __all__ = [
-    "activity_density",
     "activity_plot",
     "data_uri",
     "fig_png",
     "per_station_plot",
     "rai_plot",
-    "taylor_bandwidth",
     "thumbnail",
 ]
 
@@ -107,59 +106,6 @@ def rai_plot(rai: list[dict[str, Any]]) -> Figure:
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_xlim(0, max(vals or [1.0]) * 1.2 or 1.0)
     return fig
-
-
-def _kappa_mle(theta: np.ndarray) -> float:
-    """Von Mises concentration from the mean resultant length (Best & Fisher 1981)."""
-    r = float(np.hypot(np.cos(theta).mean(), np.sin(theta).mean()))
-    if r < 0.53:
-        return 2 * r + r**3 + 5 * r**5 / 6
-    if r < 0.85:
-        return -0.4 + 1.39 * r + 0.43 / (1 - r)
-    return 1.0 / max(r**3 - 4 * r**2 + 3 * r, 1e-9)
-
-
-def taylor_bandwidth(theta: np.ndarray) -> float:
-    """Concentration of the von Mises kernel by Taylor's (2008) plug-in rule.
-
-    Parameters
-    ----------
-    theta:
-        Angles (radians) of the records.
-
-    Returns
-    -------
-    float
-        The kernel concentration ``nu`` (larger = narrower kernel).
-    """
-    n = len(theta)
-    k = max(_kappa_mle(theta), 1e-3)
-    # I2(2k) / I0(k)^2 with the exponentially scaled Bessel functions (no overflow)
-    ratio = special.ive(2, 2 * k) / special.i0e(k) ** 2
-    return float((3 * n * k**2 * ratio / (4 * math.sqrt(math.pi))) ** 0.4)
-
-
-def activity_density(hours: Sequence[float], grid: np.ndarray) -> np.ndarray:
-    """Circular kernel density of times of day, per hour, at ``grid`` hours.
-
-    Parameters
-    ----------
-    hours:
-        Local times of day in hours (0–24).
-    grid:
-        Hours to evaluate at.
-
-    Returns
-    -------
-    numpy.ndarray
-        Density per hour (integrates to 1 over 24 h).
-    """
-    theta = np.asarray(hours, float) * 2 * math.pi / 24
-    nu = taylor_bandwidth(theta)
-    g = np.asarray(grid, float) * 2 * math.pi / 24
-    # exp(nu cos d) / (2 pi I0(nu)) written with i0e to stay finite for large nu
-    k = np.exp(nu * (np.cos(g[:, None] - theta[None, :]) - 1.0)) / (2 * math.pi * special.i0e(nu))
-    return k.mean(axis=1) * 2 * math.pi / 24
 
 
 def activity_plot(hours: Sequence[float], species: str) -> Figure:
