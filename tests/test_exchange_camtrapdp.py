@@ -223,3 +223,21 @@ def test_cli_import_then_export(tmp_path):
     data = json.loads(res.stdout)
     assert data["media_persons_left_out"] > 0
     assert data["media"] == 423 - data["media_persons_left_out"]
+
+
+def test_import_never_stores_a_path_outside_the_package(project, tmp_path):
+    """filePath values pointing elsewhere are kept for the round trip, never opened."""
+    pkg = tmp_path / "pkg"
+    shutil.copytree(need_data(*EXAMPLE), pkg, ignore=shutil.ignore_patterns("*.JPG"))
+    with open(pkg / "media.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    col = rows[0].index("filePath")
+    rows[1][col] = "/etc/passwd"
+    rows[2][col] = "../../../etc/hostname"
+    with open(pkg / "media.csv", "w", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+    import_camtrapdp(pkg, project)
+    with project.session() as s:
+        paths = {m.source_relpath: m.stored_path for m in s.scalars(select(Media))}
+    assert paths["/etc/passwd"] == "" and paths["../../../etc/hostname"] == ""
+    assert all(p == "" or Path(p).is_relative_to(pkg.resolve()) for p in paths.values())

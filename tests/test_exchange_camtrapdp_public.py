@@ -17,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
+from irbis.core.errors import IrbisError
 from irbis.core.sensitivity import snap
 from irbis.exchange.camtrapdp import export_camtrapdp
 from irbis.store.schema import (
@@ -296,3 +297,62 @@ def test_copied_person_images_are_blurred_or_left_out(project, tmp_path):
     assert (tmp_path / "blur" / rows[f"m{ibex.id}"]["filePath"]).read_bytes() == Path(
         ibex.stored_path
     ).read_bytes()
+
+
+def _gps_jpeg(path: Path) -> None:
+    """A JPEG whose EXIF carries a GPS fix (as phones and some trail cameras write)."""
+    img = Image.new("RGB", (64, 48), (90, 140, 60))
+    exif = img.getexif()
+    exif[0x010F] = "RECONYX"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2] = "N", (49.0, 50.0, 37.3)
+    gps[3], gps[4] = "E", (87.0, 39.0, 7.6)
+    img.save(path, exif=exif)
+
+
+def test_public_package_carries_no_gps_and_no_locating_tags(project, tmp_path):
+    """Covariates such as lat/elev and the cameras' GPS fixes never reach a public package."""
+    files = tmp_path / "files"
+    files.mkdir()
+    _build(project, [(49.843712, 87.652101, ["Panthera uncia"])], file_dir=files)
+    src = files / "1.jpg"
+    _gps_jpeg(src)
+    with project.session() as s, s.begin():
+        st = s.scalars(select(Station)).one()
+        st.covariates = {"lat": 49.843712, "elev_m": 3120, "UTM_x": 410000.5, "ridge": "north"}
+        m = s.scalars(select(Media)).one()
+        m.extra = {"camtrapdp": {"exifData": json.dumps({"Make": "RECONYX", "GPSLatitude": 49.84})}}
+    res = export_camtrapdp(project, tmp_path / "pub", media_files="copy")
+    assert res.validation.valid, res.validation.errors
+    dep = _rows(tmp_path / "pub", "deployments")[0]
+    assert dep["deploymentTags"] == "ridge:north"
+    media = _rows(tmp_path / "pub", "media")[0]
+    assert json.loads(media["exifData"]) == {"Make": "RECONYX"}
+    with Image.open(tmp_path / "pub" / media["filePath"]) as im:
+        exif = im.getexif()
+        assert 0x8825 not in exif and exif[0x010F] == "RECONYX"
+    # For cleared partners the covariates and the file stay as they are.
+    precise = export_camtrapdp(project, tmp_path / "precise", public=False, media_files="copy")
+    assert "lat:49.843712" in _rows(tmp_path / "precise", "deployments")[0]["deploymentTags"]
+    row = _rows(tmp_path / "precise", "media")[0]
+    assert (tmp_path / "precise" / row["filePath"]).read_bytes() == src.read_bytes()
+    assert precise.validation.valid
+
+
+def test_export_never_replaces_a_folder_it_did_not_write(project, tmp_path):
+    _build(project, [(49.8, 87.6, ["Capra sibirica"])])
+    theirs = tmp_path / "their-package"
+    (theirs / "media").mkdir(parents=True)
+    (theirs / "datapackage.json").write_text("{}")
+    (theirs / "media" / "IMG_0001.JPG").write_bytes(b"original")
+    with pytest.raises(IrbisError, match="not written by `irbis export camtrapdp`"):
+        export_camtrapdp(project, theirs)
+    assert (theirs / "media" / "IMG_0001.JPG").read_bytes() == b"original"
+    # Its own earlier export is replaced; a stray file in it stops the export.
+    ours = tmp_path / "ours"
+    export_camtrapdp(project, ours)
+    export_camtrapdp(project, ours)
+    (ours / "notes.txt").write_text("mine")
+    with pytest.raises(IrbisError, match="notes.txt"):
+        export_camtrapdp(project, ours)
+    assert (ours / "notes.txt").read_text() == "mine"

@@ -43,6 +43,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections import defaultdict
@@ -186,15 +187,48 @@ def _raw(extra: dict | None, key: str) -> str:
     return "" if v is None else str(v)
 
 
-def _exif(raw: str) -> tuple[str, bool]:
-    """``(cell, dropped)``: the raw text when it is a JSON object, else empty."""
+def _without_gps(value: Any) -> Any:
+    """``value`` with every key naming a GPS field removed, at any depth."""
+    if isinstance(value, dict):
+        return {k: _without_gps(v) for k, v in value.items() if "gps" not in str(k).lower()}
+    if isinstance(value, list):
+        return [_without_gps(v) for v in value]
+    return value
+
+
+def _exif(raw: str, public: bool = False) -> tuple[str, bool]:
+    """``(cell, dropped)``: the raw text when it is a JSON object, else empty.
+
+    A public package never carries the camera's GPS fix: it would undo the
+    generalised coordinates.
+    """
     if not raw:
         return "", False
     try:
-        ok = isinstance(json.loads(raw), dict)
+        data = json.loads(raw)
     except json.JSONDecodeError:
-        ok = False
-    return (raw, False) if ok else ("", True)
+        return "", True
+    if not isinstance(data, dict):
+        return "", True
+    if public:
+        clean = _without_gps(data)
+        if clean != data:
+            return json.dumps(clean, ensure_ascii=False, separators=(", ", ": ")), False
+    return raw, False
+
+
+#: Covariate names that say where a station is (whole words or prefixes).
+_LOCATING = re.compile(
+    r"(^|[_\W])(lat|latitude|lon|long|longitude|lng|x|y|utm|easting|northing|east|north|"
+    r"coord|coords|coordinates|gps|elev|elevation|alt|altitude|height|wkt|geom|geometry|"
+    r"position|location)([_\W\d]|$)",
+    re.IGNORECASE,
+)
+
+
+def _locates(key: str) -> bool:
+    """Whether a covariate name looks like a coordinate, elevation or position."""
+    return bool(_LOCATING.search(key)) or key.lower().startswith(("utm", "gps", "elev", "coord"))
 
 
 def _half_diagonal_m(lat: float, step: float) -> float:
@@ -300,13 +334,14 @@ def export_camtrapdp(
     if precision_deg is not None:
         policy = LocationPolicy(policy.sensitive_species, float(precision_deg))
 
+    _check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         result = ExportResult(path=out, public=public)
         tables, meta = _build(project, policy, public, result)
         if media_files == "copy":
-            _copy_files(project, tmp, tables, meta, person_writer, result)
+            _copy_files(project, tmp, tables, meta, person_writer, result, public)
         for table in TABLES:
             _write_csv(tmp / f"{table}.csv", table, tables[table])
         schema_dir = tmp / SCHEMA_FOLDER
@@ -316,6 +351,7 @@ def export_camtrapdp(
                 json.dumps(load_table_schema(table), indent=2, ensure_ascii=False) + "\n",
                 encoding="utf-8",
             )
+        (tmp / MARKER).write_text(f"written by irbis {__version__}\n", encoding="utf-8")
         descriptor = _descriptor(project, tables, meta, policy, result)
         (tmp / "datapackage.json").write_text(
             json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -335,8 +371,35 @@ def export_camtrapdp(
     return result
 
 
+#: Written into every package irbis exports: only such a folder may be replaced.
+MARKER = ".irbis-export"
+
+
+def _check_target(out: Path) -> None:
+    """Refuse to overwrite a folder irbis did not write (or that holds more than it wrote)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise IrbisError(f"{out}: exists and is not a folder; choose another output path")
+    if not any(out.iterdir()):
+        return
+    if not (out / MARKER).is_file():
+        raise IrbisError(
+            f"{out}: folder exists and was not written by `irbis export camtrapdp`; "
+            "choose a new or empty folder (nothing was changed)"
+        )
+    top = PurePosixPath(SCHEMA_FOLDER).parts[0]
+    ours = {MARKER, "datapackage.json", top, "media", *(f"{t}.csv" for t in TABLES)}
+    extra = sorted(p.name for p in out.iterdir() if p.name not in ours)
+    if extra:
+        raise IrbisError(
+            f"{out}: holds files irbis did not write ({', '.join(extra[:3])}); "
+            "choose a new or empty folder (nothing was changed)"
+        )
+
+
 def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename the validated folder to ``out``, replacing an earlier package."""
+    """Rename the validated folder to ``out``, replacing an earlier irbis export."""
     old = None
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -455,7 +518,9 @@ def _build(
             tags = " | ".join(
                 f"{k}:{v}"
                 for k, v in sorted(cov.items())
-                if k not in ("locationID", "featureType", "habitat") and v not in (None, "")
+                if k not in ("locationID", "featureType", "habitat")
+                and v not in (None, "")
+                and not (generalise and _locates(k))
             )
         dep_rows.append(
             {
@@ -509,7 +574,7 @@ def _build(
             result.media_persons_left_out += 1
             result.observations_persons_left_out += len(mobs)
             continue
-        exif, dropped = _exif(_raw(m.extra, "exifData"))
+        exif, dropped = _exif(_raw(m.extra, "exifData"), public)
         result.exif_dropped += dropped
         capture = _raw(m.extra, "captureMethod") or "activityDetection"
         meta.capture.add(capture)
@@ -724,6 +789,7 @@ def _copy_files(
     meta: _Meta,
     person_writer: PersonWriter | None,
     result: ExportResult,
+    public: bool = False,
 ) -> None:
     """Copy (or blur-copy) each media file into ``media/`` and point ``filePath`` at it."""
     used: set[str] = set()
@@ -746,12 +812,39 @@ def _copy_files(
                 row["filePublic"] = "false"
                 continue
             result.files_blurred += 1
+        elif public:
+            _copy_without_gps(src, dest)
         else:
             shutil.copy2(src, dest)
         used.add(rel)
         result.files_copied += 1
         row["filePath"] = rel
         row["filePublic"] = "true"
+
+
+def _copy_without_gps(src: Path, dest: Path) -> None:
+    """Copy a photo with its EXIF GPS block removed (other metadata kept).
+
+    JPEGs are rewritten with their own quantisation tables (``quality="keep"``),
+    so the picture is not degraded; files Pillow cannot read are copied as they
+    are (videos keep their container metadata: say so in the package notes).
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(src) as im:
+            exif = im.getexif()
+            if 0x8825 not in exif and "xmp" not in im.info:
+                shutil.copy2(src, dest)
+                return
+            exif.pop(0x8825, None)
+            fmt = im.format
+            kw: dict[str, Any] = {"exif": exif.tobytes()}
+            if fmt == "JPEG":
+                kw["quality"] = "keep"
+            im.save(dest, format=fmt, **kw)
+    except (OSError, ValueError, SyntaxError):
+        shutil.copy2(src, dest)
 
 
 def _descriptor(

@@ -323,7 +323,11 @@ def import_camtrapdp(package: Path | str, project: Project) -> ImportResult:
             ts = parse_time(row["timestamp"], where, "timestamp")
             file_path = row["filePath"]
             sha = size = None
-            stored = file_path
+            # Only a file shipped inside the package is stored as a reference;
+            # a URL or a path leading elsewhere (``/etc/passwd``, ``../..``) is
+            # kept as the package wrote it (``source_relpath``, for the round
+            # trip) but never becomes a path irbis would open or serve.
+            stored = ""
             if file_path and "://" not in file_path:
                 local = (root / file_path).resolve()
                 if local.is_file() and local.is_relative_to(root):
