@@ -136,3 +136,52 @@ def test_identify_proposes_the_right_cat_with_keypoints_and_is_idempotent(tmp_pa
     assert fourth.queried == 0
     with project.session() as s:
         assert s.scalar(select(func.count(MatchDecision.id))) == n_decisions + 1
+
+
+def test_merged_individuals_are_one_animal_in_the_catalogue(tmp_path, project):
+    """After a merge the catalogue holds the survivor only, and proposals are redone."""
+    card, registry, picked, truth, times = _card(tmp_path)
+    import_registry(project, registry)
+    ingest(project, card, deployment="TJ-2012", storage="reference")
+    now = datetime(2026, 11, 25)
+    with project.session() as s:
+        for m in s.scalars(select(Media)):
+            # the first frame of each burst is labelled with its cat; a blank name is no name
+            first = m.file_name == picked_first(picked, truth, m.file_name)
+            s.add(
+                Observation(
+                    media_id=m.id,
+                    species="snow leopard",
+                    individual=truth[m.file_name] if first else " ",
+                    source="human",
+                    by="tester",
+                    created_utc=now,
+                )
+            )
+        s.commit()
+    first = run_identify(project)
+    assert first.catalogue_individuals == 3
+    with project.session() as s:
+        assert "" not in set(s.scalars(select(Individual.name)))
+        cats = {i.name: i for i in s.scalars(select(Individual))}
+        cats["Cat4"].merged_into_id = cats["Cat2"].id
+        s.commit()
+    second = run_identify(project)
+    assert second.catalogue_individuals == 2
+    assert second.queried == first.queried  # the catalogue changed: everything re-proposed
+    with project.session() as s:
+        proposed = set(
+            s.scalars(
+                select(MatchDecision.individual_id).where(MatchDecision.individual_id.is_not(None))
+            )
+        )
+        assert cats["Cat4"].id not in proposed
+
+
+def picked_first(picked, truth, name):
+    """The first frame (by path) of the burst ``name`` belongs to."""
+    for rs in picked.values():
+        names = [r["path"].split("/")[-1] for r in rs]
+        if name in names:
+            return names[0]
+    raise KeyError(name)

@@ -310,6 +310,40 @@ def test_public_report_hides_sensitive_locations(project, tmp_path):
     # same estimates, coarser maps
     np.testing.assert_equal(public.estimate_rows(), precise.estimate_rows())
 
+    # Estimates of a species that is not sensitive still draw every trap: in a
+    # public census the stations of the sensitive one (here ibex, by setting)
+    # must not show through the density map.
+    project.settings.extra["sensitive_species"] = ["Siberian ibex"]
+    other = gather_census(project, public=True, species="snow leopard")
+    assert any(st["sensitive"] for st in other.stations)
+    assert other.estimates.trap_xy is not None and other.estimates.density_xy is None
+    on_grid(other.estimates.trap_xy[:, 0], other.estimates.trap_xy[:, 1])
+
+
+def test_public_report_prints_no_coordinate_of_an_unmapped_sensitive_station(project, tmp_path):
+    """A sensitive station with only the other kind of coordinates is not printed either."""
+    from irbis.store.schema import Station
+
+    build_leopard_season(tmp_path, project, seed=11, n_stations=6)
+    name = next(
+        st["name"] for st in gather_census(project, public=False).stations if st["sensitive"]
+    )
+    with project.session() as s:
+        # most stations in lon/lat only; one leopard station keeps x/y only
+        for st in s.scalars(select(Station)):
+            if st.name == name:
+                st.lon = st.lat = None
+                x, y = st.x, st.y
+            else:
+                st.lon, st.lat = 87.6 + 0.01 * st.id, 49.8 + 0.01 * st.id
+                st.x = st.y = None
+        s.commit()
+    census = gather_census(project, public=True)
+    st = next(r for r in census.stations if r["name"] == name)
+    assert st["sensitive"] and st["x"] is None and st["y"] is None and st["elevation"] is None
+    html = render_html(census)
+    assert f"{x:.0f}" not in html and f"{y:.0f}" not in html
+
 
 def test_report_without_identified_animals_says_why(project, tmp_path):
     """Real camtrapR cards, sorted by species: abundance equals camtrapR's, no estimate."""

@@ -194,6 +194,7 @@ def _station_table(project: Any) -> dict[str, dict[str, Any]]:
                 "y": st.y,
                 "lon": st.lon,
                 "lat": st.lat,
+                "crs": st.crs,
                 "covariates": dict(st.covariates or {}),
             }
             for st in s.scalars(select(Station))
@@ -213,10 +214,29 @@ def _coordinates(names: list[str], table: dict[str, dict[str, Any]]) -> np.ndarr
         tr = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
         x, y = tr.transform(lon, lat)
         return np.column_stack([x, y])
-    bad = next(n for n in names if table[n]["x"] is None and table[n]["lon"] is None)
-    raise BadInputError(
-        f"station {bad}", "no coordinates", "give the station x/y or lon/lat in the registry"
-    )
+    bad = [n for n in names if table[n]["x"] is None and table[n]["lon"] is None]
+    if bad:
+        raise BadInputError(
+            f"station {bad[0]}", "no coordinates", "give the station x/y or lon/lat in the registry"
+        )
+    # Some stations have only projected x/y, others only lon/lat: bring the
+    # projected ones to lon/lat (their CRS says how), then project all alike.
+    from pyproj import Transformer
+
+    filled = {n: dict(table[n]) for n in names}
+    for n, row in filled.items():
+        if row["lon"] is not None and row["lat"] is not None:
+            continue
+        if not row.get("crs"):
+            raise BadInputError(
+                f"station {n}",
+                "has x/y without a CRS while other stations have only lon/lat",
+                "give its CRS in the registry (crs column, e.g. EPSG:32646) or its lon/lat",
+            )
+        tr = Transformer.from_crs(row["crs"], "EPSG:4326", always_xy=True)
+        row["lon"], row["lat"] = tr.transform(row["x"], row["y"])
+        row["x"] = row["y"] = None
+    return _coordinates(names, filled)
 
 
 def _covariates(names: list[str], table: dict[str, dict[str, Any]]) -> dict[str, np.ndarray]:

@@ -121,6 +121,8 @@ def create_annotations(
             ind_id = o.individual_id
             if ind_id is None:
                 name = o.individual.strip()
+                if not name:
+                    continue
                 if name not in known:
                     ind = Individual(name=name, created_by=o.by or o.source, created_utc=_now())
                     s.add(ind)
@@ -276,12 +278,23 @@ def run_identify(
             .join(Individual, Individual.id == Annotation.individual_id, isouter=True)
             .order_by(Annotation.id)
         ).all()
-        names = {i.id: i.name for i in s.scalars(select(Individual))}
+        everyone = list(s.scalars(select(Individual)))
+        names = {i.id: i.name for i in everyone}
+        parent = {i.id: i.merged_into_id for i in everyone}
+
+        def root(ind_id: int) -> int:
+            # A merged individual's evidence counts for the one it was merged into.
+            seen = set()
+            while parent.get(ind_id) is not None and ind_id not in seen:
+                seen.add(ind_id)
+                ind_id = parent[ind_id]
+            return ind_id
+
         ids_by_name = {v: k for k, v in names.items()}
         # A catalogue "version": proposals made against a different set of
         # confirmed annotations are stale and are made again.
         confirmed = sorted(
-            (a.id, a.individual_id) for a, _, _ in rows if a.individual_id is not None
+            (a.id, root(a.individual_id)) for a, _, _ in rows if a.individual_id is not None
         )
         version = hashlib.sha1(repr(confirmed).encode()).hexdigest()[:16]
         stamped = {
@@ -299,7 +312,7 @@ def run_identify(
     for ann, media, ind in rows:
         if ind is None:
             continue
-        ra = _reid_annotation(project, ann, media, ind.name)
+        ra = _reid_annotation(project, ann, media, names[root(ind.id)])
         try:
             catalogue.add(ra, _features(cache, ra, ann))
         except BadImageError as exc:

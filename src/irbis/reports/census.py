@@ -757,7 +757,10 @@ def gather_census(
         if best is not None:
             est.density_xy = best.lik.mask.xy.copy()
             est.density_per_100km2 = density_surface(best) * 1e4
-    if public and policy.is_sensitive(main):
+    # A density map draws every trap and the mask around them: in a public
+    # census it must not place the stations a sensitive species uses, whichever
+    # species the estimates are for.
+    if public and (policy.is_sensitive(main) or any(st["sensitive"] for st in stations)):
         _generalise_estimates(est, frame, policy)
     tick(6)
 
@@ -877,6 +880,11 @@ def _place_for_map(
         st["map_x"], st["map_y"], st["generalised"] = st["px"], st["py"], False
     if not public:
         return
+    for st in stations:
+        if st["sensitive"] and st["px"] is None:
+            # Not on the map (its coordinates are of the other kind than the
+            # map's): then no coordinate of it is printed anywhere either.
+            st["x"] = st["y"] = st["lon"] = st["lat"] = st["elevation"] = None
     todo = [st for st in stations if st["sensitive"] and st["px"] is not None]
     if not todo:
         return
