@@ -356,3 +356,31 @@ def test_export_never_replaces_a_folder_it_did_not_write(project, tmp_path):
     with pytest.raises(IrbisError, match="notes.txt"):
         export_camtrapdp(project, ours)
     assert (ours / "notes.txt").read_text() == "mine"
+
+
+def test_public_package_names_no_team_member_unless_the_project_chose_to(project, tmp_path):
+    from irbis.store.schema import User
+
+    _build(project, [(49.8, 87.6, ["Capra sibirica"])])
+    with project.session() as s, s.begin():
+        s.add(
+            User(
+                name="tara",
+                display_name="Tara N.",
+                organisation="Sailyugem NP",
+                role="admin",
+                created_utc=T0,
+            )
+        )
+    pub = json.loads(
+        (export_camtrapdp(project, tmp_path / "pub").path / "datapackage.json").read_text()
+    )
+    assert "Tara" not in json.dumps(pub) and "Sailyugem NP" not in json.dumps(pub)
+    pre = json.loads(
+        (
+            export_camtrapdp(project, tmp_path / "pre", public=False).path / "datapackage.json"
+        ).read_text()
+    )
+    assert {"title": "Tara N.", "role": "contact", "organization": "Sailyugem NP"} in pre[
+        "contributors"
+    ]

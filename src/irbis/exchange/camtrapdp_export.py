@@ -877,6 +877,9 @@ def _descriptor(
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "title": saved.get("title") or f"{name}: camera-trap census",
     }
+    # The team's accounts name people and their organisations: a public
+    # package lists them only when the project chose to (saved contributors).
+    team = [] if result.public else meta.users
     contributors = (
         saved.get("contributors")
         or [
@@ -885,7 +888,7 @@ def _descriptor(
                 "role": "contact" if u.role == "admin" else "contributor",
                 **({"organization": u.organisation} if u.organisation else {}),
             }
-            for u in meta.users
+            for u in team
         ]
         or [{"title": f"{name} census team", "role": "contact"}]
     )
