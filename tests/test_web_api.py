@@ -172,11 +172,13 @@ def client_of():
     from fastapi.testclient import TestClient
 
     from irbis.web import create_app
+    from irbis.web.app import allowed_hosts_for
 
     clients = []
 
     def make(project, token: str | None = None):
-        c = TestClient(create_app(project))
+        # TestClient sends ``Host: testserver``; local mode answers only the names it is given.
+        c = TestClient(create_app(project, allowed_hosts_for(extra=("testserver",))))
         if token:
             c.headers["Authorization"] = f"Bearer {token}"
         clients.append(c)

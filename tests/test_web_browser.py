@@ -180,3 +180,23 @@ def test_review_a_match(browser_page, project):
     page.screenshot(path=str(out / "api_docs.png"), full_page=True)
     for name in ("identify.png", "individual.png", "census.png"):
         assert (out / name).stat().st_size > 5000
+
+
+def test_station_name_is_text_not_html(browser_page, project):
+    """A station named like an HTML tag shows as that text; its script never runs."""
+    from irbis.store.schema import Station
+
+    page, base, _, out, _, _ = browser_page
+    evil = '<img src=x onerror="window.__xss=1">'
+    with project.session() as s:
+        st = s.scalar(select(Station).order_by(Station.name))
+        st.name = evil
+        s.commit()
+    page.goto(f"{base}/map")
+    page.wait_for_selector(".leaflet-tooltip")
+    page.wait_for_timeout(300)  # time for an injected image's onerror to fire
+    assert page.evaluate("window.__xss") is None
+    assert page.locator(".leaflet-tooltip img").count() == 0
+    texts = page.locator(".leaflet-tooltip").all_inner_texts()
+    assert any(t.startswith(evil) for t in texts), texts
+    page.screenshot(path=str(out / "map_text_names.png"), full_page=True)

@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from irbis.web import cache, labels, sequences
-from irbis.web.app import create_app
+from irbis.web.app import allowed_hosts_for, create_app
 
 from .test_web_api import build_project
 
@@ -90,7 +90,7 @@ def test_label_filters_match_their_definition(project, monkeypatch, prefetch):
 
 def test_server_timing_header(project):
     build_project(project)
-    with TestClient(create_app(project)) as c:
+    with TestClient(create_app(project, allowed_hosts_for(extra=("testserver",)))) as c:
         r = c.get("/api/sequences?limit=5")
     assert r.status_code == 200
     name, _, dur = r.headers["server-timing"].partition(";dur=")

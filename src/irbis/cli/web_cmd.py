@@ -33,13 +33,16 @@ def serve(
 
     from irbis.store import Project
     from irbis.web import create_app
-    from irbis.web.app import PROJECT_ENV
+    from irbis.web.app import HOST_ENV, PROJECT_ENV
     from irbis.web.auth import has_users
 
     p = Project.open(project)  # brings the schema up to date once, before any worker
     mode = "users with tokens" if has_users(p) else "local mode (no users: full rights)"
     procs = f", {workers} workers" if workers > 1 else ""
     err.print(f"irbis serving [bold]{p.settings.name}[/] at http://{host}:{port}/ ({mode}{procs})")
+    # Local mode answers only requests addressed to loopback or to --host
+    # (no DNS rebinding); the app and every worker read it from here.
+    os.environ[HOST_ENV] = host
     if workers > 1:
         # Python runs one request's code at a time per process; several
         # processes let a team's requests use every core. Each worker opens

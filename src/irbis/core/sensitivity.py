@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass, field
 
 #: Species treated as sensitive unless a project says otherwise.
-DEFAULT_SENSITIVE = ("Panthera uncia", "snow leopard", "snow_leopard", "irbis")
+# "snowleopard" is a spelling the identify stage accepts (and folder names use).
+DEFAULT_SENSITIVE = ("Panthera uncia", "snow leopard", "snow_leopard", "snowleopard", "irbis")
 
 
 @dataclass(frozen=True)

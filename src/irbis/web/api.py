@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from irbis.store.project import Project
 from irbis.web import identify, individuals, labels, locations, media, overview, sequences
 from irbis.web.auth import WebUser
-from irbis.web.deps import admin, current_user, get_project, reviewer
+from irbis.web.deps import MAX_ID, DbId, admin, current_user, get_project, reviewer
 
 router = APIRouter(prefix="/api")
+BodyId = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 ProjectDep = Annotated[Project, Depends(get_project)]
 UserDep = Annotated[WebUser, Depends(current_user)]
@@ -33,18 +34,18 @@ class LabelIn(_Strict):
     blank: bool = Field(False, description="Nothing in the sequence")
     individual: str | None = Field(None, max_length=200)
     comments: str = Field("", max_length=2000)
-    versions: dict[int, int] = Field(
+    versions: dict[BodyId, BodyId] = Field(
         ..., description="review_version of every media of the sequence, as the client saw it"
     )
 
 
 class VersionsIn(_Strict):
-    versions: dict[int, int]
+    versions: dict[BodyId, BodyId]
 
 
 class BulkItem(_Strict):
-    sequence_id: int
-    versions: dict[int, int]
+    sequence_id: BodyId
+    versions: dict[BodyId, BodyId]
 
 
 class BulkLabelIn(_Strict):
@@ -61,15 +62,17 @@ class DecisionIn(_Strict):
     """A reviewer's answer on one annotation."""
 
     decision: Literal["accept", "reject", "new", "unsure"]
-    version: int = Field(..., description="The annotation version the client saw")
+    version: int = Field(..., ge=0, le=MAX_ID, description="The annotation version the client saw")
     side: Literal["left", "right", "unknown"] = "unknown"
-    individual_id: int | None = Field(None, description="The candidate (accept / reject)")
+    individual_id: int | None = Field(
+        None, ge=0, le=MAX_ID, description="The candidate (accept / reject)"
+    )
     name: str | None = Field(None, max_length=200, description="Name of a new individual")
     sex: Literal["female", "male", "unknown"] = "unknown"
 
 
 class MergeIn(_Strict):
-    into: int = Field(..., description="The individual that absorbs this one")
+    into: int = Field(..., ge=0, le=MAX_ID, description="The individual that absorbs this one")
 
 
 def _label(body: LabelIn | BulkLabelIn) -> labels.Label:
@@ -148,7 +151,7 @@ def get_sequences(project: ProjectDep, user: UserDep, q: QueryDep) -> dict[str, 
 
 
 @router.get("/sequences/{seq_id}", tags=["sequences"])
-def get_sequence(seq_id: int, project: ProjectDep, user: UserDep, q: QueryDep) -> dict[str, Any]:
+def get_sequence(seq_id: DbId, project: ProjectDep, user: UserDep, q: QueryDep) -> dict[str, Any]:
     """One sequence: media, boxes, observations; previous/next under the same filters."""
     data = sequences.sequence_detail(project, seq_id)
     data["neighbours"] = sequences.neighbours(project, q, seq_id)
@@ -157,7 +160,7 @@ def get_sequence(seq_id: int, project: ProjectDep, user: UserDep, q: QueryDep) -
 
 @router.post("/sequences/{seq_id}/label", tags=["labels"])
 def post_label(
-    seq_id: int, body: LabelIn, project: ProjectDep, user: ReviewerDep
+    seq_id: DbId, body: LabelIn, project: ProjectDep, user: ReviewerDep
 ) -> dict[str, Any]:
     """Label a sequence. 409 when any of its media changed since the client loaded it."""
     return labels.label_sequences(project, [(seq_id, body.versions)], _label(body), user.name)[0]
@@ -165,7 +168,7 @@ def post_label(
 
 @router.post("/sequences/{seq_id}/undo", tags=["labels"])
 def post_undo(
-    seq_id: int, body: VersionsIn, project: ProjectDep, user: ReviewerDep
+    seq_id: DbId, body: VersionsIn, project: ProjectDep, user: ReviewerDep
 ) -> dict[str, Any]:
     """Retract the sequence's last human label, bringing back the one before it."""
     return labels.undo_label(project, seq_id, body.versions, user.name)
@@ -179,21 +182,27 @@ def post_bulk_label(body: BulkLabelIn, project: ProjectDep, user: ReviewerDep) -
 
 
 @router.get("/media/{media_id}/file", tags=["media"], response_class=FileResponse)
-def get_media_file(media_id: int, project: ProjectDep, user: UserDep) -> FileResponse:
-    """The original file, unchanged."""
-    path, mime = media.media_file(project, media_id)
-    return FileResponse(path, media_type=mime, headers={"Cache-Control": "private, max-age=86400"})
+def get_media_file(media_id: DbId, project: ProjectDep, user: UserDep) -> Response:
+    """The original file; JPEGs without their GPS Exif and XMP for users without
+    precise locations. Only photos and videos are served (415 otherwise)."""
+    # Who asks changes the bytes: a browser shared by two users must not reuse one's copy.
+    headers = {**media.FILE_HEADERS, "Vary": "Authorization, Cookie, X-Irbis-Token"}
+    if user.precise_locations:
+        path, mime = media.media_file(project, media_id)
+        return FileResponse(path, media_type=mime, headers=headers)
+    path, mime, data = media.original_without_location(project, media_id)
+    if data is None:
+        return FileResponse(path, media_type=mime, headers=headers)
+    return Response(data, media_type=mime, headers=headers)
 
 
 @router.get("/media/{media_id}/thumb", tags=["media"], response_class=FileResponse)
 def get_media_thumb(
-    media_id: int, project: ProjectDep, user: UserDep, size: int = Query(320, ge=16, le=2048)
+    media_id: DbId, project: ProjectDep, user: UserDep, size: int = Query(320, ge=16, le=2048)
 ) -> FileResponse:
-    """A cached JPEG thumbnail (long side 160, 320 or 640 pixels)."""
+    """A cached JPEG thumbnail (long side 160, 320 or 640 pixels); 422 for a damaged file."""
     path = media.thumbnail(project, media_id, size)
-    return FileResponse(
-        path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"}
-    )
+    return FileResponse(path, media_type="image/jpeg", headers=media.FILE_HEADERS)
 
 
 @router.get("/annotations", tags=["identification"])
@@ -201,21 +210,21 @@ def get_annotations(
     project: ProjectDep,
     user: UserDep,
     limit: int = Query(50, ge=1, le=500),
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_ID),
 ) -> dict[str, Any]:
     """Annotations with machine proposals waiting for a person."""
     return identify.review_queue(project, limit, after)
 
 
 @router.get("/annotations/{ann_id}", tags=["identification"])
-def get_annotation(ann_id: int, project: ProjectDep, user: UserDep) -> dict[str, Any]:
+def get_annotation(ann_id: DbId, project: ProjectDep, user: UserDep) -> dict[str, Any]:
     """One annotation with its ranked candidates and matched keypoints."""
     return identify.annotation_detail(project, ann_id)
 
 
 @router.post("/annotations/{ann_id}/decision", tags=["identification"])
 def post_decision(
-    ann_id: int, body: DecisionIn, project: ProjectDep, user: ReviewerDep
+    ann_id: DbId, body: DecisionIn, project: ProjectDep, user: ReviewerDep
 ) -> dict[str, Any]:
     """Accept / reject a candidate, name a new individual, or mark unsure (with side)."""
     d = identify.Decision(
@@ -236,27 +245,44 @@ def get_individuals(project: ProjectDep, user: UserDep) -> list[dict[str, Any]]:
 
 
 @router.get("/individuals/{ind_id}", tags=["individuals"])
-def get_individual(ind_id: int, project: ProjectDep, user: UserDep) -> dict[str, Any]:
+def get_individual(ind_id: DbId, project: ProjectDep, user: UserDep) -> dict[str, Any]:
     """Photos per flank, sightings, stations and range (minimum convex polygon)."""
     return individuals.individual_detail(project, ind_id, user)
 
 
 @router.post("/individuals/{ind_id}/merge", tags=["individuals"])
-def post_merge(ind_id: int, body: MergeIn, project: ProjectDep, user: AdminDep) -> dict[str, Any]:
+def post_merge(ind_id: DbId, body: MergeIn, project: ProjectDep, user: AdminDep) -> dict[str, Any]:
     """Merge this individual into another (kept, marked as merged); admins only."""
     return individuals.merge_individuals(project, ind_id, body.into, user.name)
 
 
 @router.get("/census", tags=["census"])
 def get_census(
-    request: Request, project: ProjectDep, user: UserDep, refresh: bool = False
+    request: Request,
+    project: ProjectDep,
+    user: UserDep,
+    refresh: Annotated[
+        bool, Query(description="Not accepted: refit with POST /api/census/refit")
+    ] = (False),
 ) -> dict[str, Any]:
-    """Population estimates with CIs, effort per station, activity (fitted on first call)."""
+    """Population estimates with CIs, effort per station, activity (fitted on first call,
+    then the kept result; refitting is ``POST /api/census/refit``)."""
+    from irbis.core.errors import BadInputError
+    from irbis.web.census import census_data
+
+    if refresh:
+        # A GET must not start minutes of model fitting for anyone who can read.
+        raise BadInputError(
+            "refresh", "GET does not refit the models", "POST /api/census/refit (reviewer or admin)"
+        )
+    return census_data(project, request.app.state.census_cache, public=not user.precise_locations)
+
+
+@router.post("/census/refit", tags=["census"])
+def post_census_refit(request: Request, project: ProjectDep, user: ReviewerDep) -> dict[str, Any]:
+    """Fit the population models again on the current data (reviewers and admins)."""
     from irbis.web.census import census_data
 
     return census_data(
-        project,
-        request.app.state.census_cache,
-        public=not user.precise_locations,
-        refresh=refresh,
+        project, request.app.state.census_cache, public=not user.precise_locations, refresh=True
     )

@@ -14,12 +14,24 @@ from fastapi.staticfiles import StaticFiles
 
 from irbis.core.errors import BadInputError
 from irbis.store.project import Project
-from irbis.web.errors import ConflictError, ForbiddenError, NotFoundError, UnauthorizedError
+from irbis.web.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    UnauthorizedError,
+    UnreadableMediaError,
+    UnsafeFileError,
+)
 
 HERE = Path(__file__).resolve().parent
 # Where ``create_app_from_env`` finds the project: uvicorn's worker processes
 # build their own app (and database pool) from it.
 PROJECT_ENV = "IRBIS_SERVE_PROJECT"
+# The address ``irbis serve --host`` listens on, for the workers' Host check.
+HOST_ENV = "IRBIS_SERVE_HOST"
+#: Host names that always reach this machine itself.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+_WILDCARD_BINDS = ("0.0.0.0", "::", "")
 
 
 def _tune_postgresql(project: Project) -> None:
@@ -74,6 +86,118 @@ class ServerTiming:
         await self.app(scope, receive, send_timed)
 
 
+def _host_name(header: str) -> str:
+    """The host of a ``Host`` header without its port (``[::1]:8765`` -> ``::1``)."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    if header.count(":") == 1:
+        return header.split(":", 1)[0]
+    return header
+
+
+def _is_ip(name: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def allowed_hosts_for(bind_host: str | None = None, extra: tuple[str, ...] = ()) -> frozenset[str]:
+    """The Host names a local-mode app answers: loopback, the bound address, ``extra``.
+
+    Parameters
+    ----------
+    bind_host:
+        The address the server listens on (``irbis serve --host``).
+    extra:
+        More names, e.g. a machine name the field team types.
+
+    Returns
+    -------
+    frozenset of str
+        Lower-case host names without ports. ``*`` stands for "any IP address",
+        added when the server listens on all interfaces (0.0.0.0 or ::).
+    """
+    names = {*LOOPBACK_HOSTS, *(h.strip().lower() for h in extra)}
+    if bind_host is not None:
+        bind = _host_name(bind_host) if bind_host.startswith("[") else bind_host.strip().lower()
+        if bind in _WILDCARD_BINDS:
+            names.add("*")
+        else:
+            names.add(bind)
+    return frozenset(names)
+
+
+class Guard:
+    """ASGI middleware: ``nosniff`` on every response; the Host check of local mode.
+
+    In local mode (no users) anyone who reaches the app has full rights, so
+    only requests naming this machine (loopback, the address it was started
+    on) are answered: a page on another site whose name was re-pointed at
+    127.0.0.1 (DNS rebinding) sends its own name as Host and gets a 400.
+    An IP address as Host can never come from rebinding, so when the app
+    listens on every interface any IP address is accepted. Projects with
+    users are protected by their tokens and are not checked.
+    """
+
+    def __init__(self, app, project: Project, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.project = project
+        self.allowed = allowed
+
+    def _host_ok(self, scope) -> bool:
+        host = ""
+        for key, value in scope.get("headers", ()):
+            if key == b"host":
+                host = value.decode("latin-1")
+                break
+        name = _host_name(host)
+        if name in self.allowed or ("*" in self.allowed and _is_ip(name)):
+            return True
+        from irbis.web.auth import has_users
+
+        return has_users(self.project)  # a token is needed anyway
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not self._host_ok(scope):
+            body = (
+                b'{"detail":"this irbis app (local mode, no users) answers only requests to '
+                b"localhost or the address it was started on; open it by that address, or "
+                b'add users (irbis users add) to serve it under other names"}'
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"x-content-type-options", b"nosniff"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+
+        async def send_guarded(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    h for h in message.get("headers", []) if h[0] != b"x-content-type-options"
+                ]
+                headers.append((b"x-content-type-options", b"nosniff"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_guarded)
+
+
 def _leaflet_dir() -> Path:
     import xstatic.pkg.leaflet as leaflet
 
@@ -95,13 +219,17 @@ def _wants_html(request: Request) -> bool:
     )
 
 
-def create_app(project: Project) -> FastAPI:
+def create_app(project: Project, allowed_hosts: frozenset[str] | None = None) -> FastAPI:
     """Build the review app for one open project.
 
     Parameters
     ----------
     project:
         An open :class:`~irbis.store.project.Project`; the app does not close it.
+    allowed_hosts:
+        Host names (no ports) a project without users answers; see
+        :func:`allowed_hosts_for`. Default: the loopback names and the address
+        in ``$IRBIS_SERVE_HOST`` (what ``irbis serve --host`` listens on).
 
     Returns
     -------
@@ -121,6 +249,9 @@ def create_app(project: Project) -> FastAPI:
     app.state.project = project
     app.state.census_cache = {}
     _tune_postgresql(project)
+    if allowed_hosts is None:
+        allowed_hosts = allowed_hosts_for(os.environ.get(HOST_ENV))
+    app.add_middleware(Guard, project=project, allowed=allowed_hosts)
     app.add_middleware(ServerTiming)
 
     def _error(status: int, message: str, request: Request) -> Response:
@@ -147,6 +278,14 @@ def create_app(project: Project) -> FastAPI:
         if _wants_html(request):
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         return JSONResponse({"detail": str(exc)}, status_code=401)
+
+    @app.exception_handler(UnsafeFileError)
+    async def _unsafe(request: Request, exc: UnsafeFileError) -> Response:
+        return _error(415, str(exc), request)
+
+    @app.exception_handler(UnreadableMediaError)
+    async def _unreadable(request: Request, exc: UnreadableMediaError) -> Response:
+        return _error(422, str(exc), request)
 
     @app.exception_handler(BadInputError)
     async def _bad_input(request: Request, exc: BadInputError) -> Response:

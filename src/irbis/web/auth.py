@@ -23,6 +23,8 @@ from irbis.web.errors import ForbiddenError, UnauthorizedError
 
 ROLES = ("viewer", "reviewer", "admin")
 COOKIE = "irbis_token"
+#: How machine results name themselves in ``by`` columns (``model:irbis-reid``).
+MACHINE_PREFIX = "model"
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,14 @@ def create_user(
     name = name.strip()
     if not name:
         raise BadInputError("users add", "the user name is empty", "give a name")
+    if name.lower().startswith(MACHINE_PREFIX):
+        # Decisions and labels "by" a name starting with "model" are read as a
+        # machine's (they are not a person's confirmation): a person cannot use it.
+        raise BadInputError(
+            f"users add {name}",
+            f"names starting with {MACHINE_PREFIX!r} are reserved for machine results",
+            "choose another name",
+        )
     if role not in ROLES:
         raise BadInputError(
             f"users add {name}", f"unknown role {role!r}", "use viewer, reviewer or admin"

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Path, Request
 
 from irbis.store.project import Project
 from irbis.web.auth import COOKIE, WebUser, resolve_user
+
+#: Largest value of the databases' 64-bit integer keys: a bigger id in a path or
+#: query is a clear 422, not an overflow deep in the database driver.
+MAX_ID = 2**63 - 1
+#: A database id in a URL path.
+DbId = Annotated[int, Path(ge=0, le=MAX_ID, description="Database id")]
 
 
 def get_project(request: Request) -> Project:

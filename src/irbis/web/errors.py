@@ -19,3 +19,11 @@ class ForbiddenError(IrbisError):
 
 class UnauthorizedError(IrbisError):
     """No valid token was given on a project that has users (401)."""
+
+
+class UnsafeFileError(IrbisError):
+    """A stored media file that is not a photo or video by its type or bytes (415)."""
+
+
+class UnreadableMediaError(IrbisError):
+    """A photo or video that cannot be decoded, e.g. a damaged file (422)."""

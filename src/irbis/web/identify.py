@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import exists, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from irbis.core.errors import BadInputError
@@ -30,6 +31,7 @@ from irbis.store.schema import (
     Station,
 )
 from irbis.web.errors import ConflictError, NotFoundError
+from irbis.web.individuals import root_of
 
 DECISIONS = {"accept": "same", "reject": "different", "new": "new", "unsure": "unsure"}
 SIDES = ("left", "right", "unknown")
@@ -244,6 +246,39 @@ def _next_name(s: Session) -> str:
             return name
 
 
+def _new_individual(s: Session, name: str, sex: str, user: str) -> Individual:
+    """Add a new individual named ``name`` (or the next free SL-NNN) in ``s``'s transaction.
+
+    Two reviewers naming new animals at once can both pick the same next
+    SL-NNN; the loser's insert hits the unique name, is rolled back to a
+    savepoint and takes the next free name. A name the reviewer chose that
+    someone else took meanwhile is a 409.
+    """
+    chosen = bool(name)
+    for _ in range(20):
+        candidate = name if chosen else _next_name(s)
+        if chosen and s.scalar(select(Individual.id).where(Individual.name == candidate)):
+            s.rollback()
+            raise BadInputError(
+                f"individual {candidate!r}", "the name is taken", "choose another name"
+            )
+        ind = Individual(name=candidate, sex=sex, created_by=user, created_utc=_now())
+        try:
+            with s.begin_nested():
+                s.add(ind)
+        except IntegrityError:
+            if chosen:
+                s.rollback()
+                raise ConflictError(
+                    f"individual {candidate!r} was just created by someone else; "
+                    "choose another name"
+                ) from None
+            continue
+        return ind
+    s.rollback()
+    raise ConflictError("could not find a free SL-NNN name (many new individuals at once); retry")
+
+
 def decide(project: Project, ann_id: int, d: Decision, user: str) -> dict[str, Any]:
     """Record a reviewer's decision on an annotation (one transaction).
 
@@ -269,8 +304,13 @@ def decide(project: Project, ann_id: int, d: Decision, user: str) -> dict[str, A
             target = s.get(Individual, d.individual_id)
             if target is None:
                 raise NotFoundError(f"individual {d.individual_id} not found")
-            while target.merged_into_id is not None:
-                target = s.get(Individual, target.merged_into_id)
+            root = root_of(s, target.id)
+            if root is None:
+                raise ConflictError(
+                    f"individual {d.individual_id}: its merges form a loop; ask an admin "
+                    "to repair merged_into_id in the database"
+                )
+            target = s.get(Individual, root)
         res = s.execute(
             update(Annotation)
             .where(Annotation.id == ann_id, Annotation.version == d.version)
@@ -293,17 +333,7 @@ def decide(project: Project, ann_id: int, d: Decision, user: str) -> dict[str, A
         if d.side != "unknown":
             values["side"] = d.side
         if d.decision == "new":
-            name = (d.name or "").strip() or _next_name(s)
-            if s.scalar(select(Individual.id).where(Individual.name == name)) is not None:
-                s.rollback()
-                raise BadInputError(
-                    f"individual {name!r}", "the name is taken", "choose another name"
-                )
-            target = Individual(
-                name=name, sex=d.sex or "unknown", created_by=user, created_utc=_now()
-            )
-            s.add(target)
-            s.flush()
+            target = _new_individual(s, (d.name or "").strip(), d.sex or "unknown", user)
         if d.decision in ("accept", "new"):
             values["individual_id"] = target.id
         if values:

@@ -11,13 +11,14 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from irbis.core.errors import BadInputError
 from irbis.store.project import Project
 from irbis.store.schema import Annotation, Deployment, Individual, Media, Station
 from irbis.web.auth import WebUser
-from irbis.web.errors import NotFoundError
+from irbis.web.errors import ConflictError, NotFoundError
 from irbis.web.locations import policy_of, station_point
 
 PHOTOS_PER_SIDE = 4
@@ -185,8 +186,55 @@ def individual_detail(project: Project, ind_id: int, user: WebUser) -> dict[str,
     }
 
 
+def lock_individuals(s: Session, ids: list[int]) -> None:
+    """Hold the rows of ``ids`` for this transaction before reading merge chains.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE`` in id order (two merges of the same
+    pair in opposite directions wait for each other instead of deadlocking).
+    SQLite: a no-op UPDATE takes the database's write lock now, so what this
+    transaction reads next is what it will write over (its reads would
+    otherwise be made before another writer's commit).
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(
+            select(Individual.id)
+            .where(Individual.id.in_(ids))
+            .order_by(Individual.id)
+            .with_for_update()
+        )
+    else:
+        s.execute(
+            update(Individual)
+            .where(Individual.id.in_(ids))
+            .values(merged_into_id=Individual.merged_into_id)
+        )
+
+
+def root_of(s: Session, ind_id: int) -> int | None:
+    """The individual ``ind_id`` finally resolves to through merges, read in ``s``.
+
+    Returns None when the chain of merges loops (damaged data: no individual
+    is the answer, and following it would never end).
+    """
+    seen: set[int] = set()
+    cur: int | None = ind_id
+    while cur is not None:
+        if cur in seen:
+            return None
+        seen.add(cur)
+        nxt = s.scalar(select(Individual.merged_into_id).where(Individual.id == cur))
+        if nxt is None:
+            return cur
+        cur = nxt
+    return None
+
+
 def merge_individuals(project: Project, source_id: int, into_id: int, user: str) -> dict[str, Any]:
     """Merge individual ``source_id`` into ``into_id`` (the absorbed row is kept, marked).
+
+    The chain of earlier merges is read inside the transaction, with the rows
+    held (:func:`lock_individuals`), so two admins merging at once cannot make
+    a loop.
 
     Raises
     ------
@@ -194,25 +242,39 @@ def merge_individuals(project: Project, source_id: int, into_id: int, user: str)
         Either individual does not exist.
     BadInputError
         Merging an individual into itself (directly or through earlier merges).
+    ConflictError
+        The merge would make a loop of merges (someone merged the other way
+        meanwhile), or the chain of merges already loops.
     """
-    roots = _members(project)
     with project.session() as s:
+        lock_individuals(s, [source_id, into_id])
         src = s.get(Individual, source_id)
         dst = s.get(Individual, into_id)
         if src is None:
             raise NotFoundError(f"individual {source_id} not found")
         if dst is None:
             raise NotFoundError(f"individual {into_id} not found")
-        if roots.get(source_id) == roots.get(into_id):
-            raise BadInputError(
-                f"individual {source_id}", f"is already {dst.name}", "pick two different animals"
-            )
         if src.merged_into_id is not None:
             raise BadInputError(
                 f"individual {source_id}", "was merged already", "merge the individual it went into"
             )
-        src.merged_into_id = roots.get(into_id, into_id)
+        target = root_of(s, into_id)
+        if target is None:
+            raise ConflictError(
+                f"individual {into_id}: its merges form a loop; ask an admin to repair "
+                "merged_into_id in the database"
+            )
+        if source_id == into_id:
+            raise BadInputError(
+                f"individual {source_id}", "cannot merge into itself", "pick two different animals"
+            )
+        if target == source_id:
+            raise ConflictError(
+                f"individual {into_id} ({dst.name}) was merged into {source_id} ({src.name}); "
+                "merging back would make a loop: reload the catalogue"
+            )
+        src.merged_into_id = target
         stamp = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
         src.notes = (src.notes + "\n" if src.notes else "") + f"merged by {user} at {stamp} UTC"
         s.commit()
-        return {"merged": source_id, "into": src.merged_into_id}
+        return {"merged": source_id, "into": target}

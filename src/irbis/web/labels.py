@@ -43,6 +43,10 @@ class Label:
     individual: str | None = None
     comments: str = ""
 
+    def individual_name(self) -> str | None:
+        """The individual's name without surrounding spaces; None when empty or blank."""
+        return (self.individual or "").strip() or None
+
     def check(self) -> None:
         """Raise :class:`BadInputError` for a label that says nothing or contradicts itself."""
         species = (self.species or "").strip()
@@ -174,7 +178,7 @@ def label_sequences(
                         level="media",
                         species=None if label.blank else label.species.strip(),
                         count=None if label.blank else (label.count or 1),
-                        individual=(label.individual or None) if not label.blank else None,
+                        individual=label.individual_name() if not label.blank else None,
                         observation_type="blank" if label.blank else "animal",
                         source=HUMAN,
                         by=user,

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from irbis.core.sensitivity import LocationPolicy, snap
 from irbis.store.project import Project
-from irbis.store.schema import Deployment, Media, Observation, Station
+from irbis.store.schema import Annotation, Deployment, Individual, Media, Observation, Station
 from irbis.web.auth import WebUser
 
 METRES_PER_DEGREE = 111_320.0
@@ -28,17 +28,27 @@ def policy_of(project: Project) -> LocationPolicy:
 
 
 def sensitive_station_ids(project: Project, policy: LocationPolicy) -> set[int]:
-    """Stations where a current (not retracted) observation names a sensitive species."""
+    """Stations where a sensitive species was seen, by any record the report counts.
+
+    A station is sensitive when a current (not retracted) observation names a
+    sensitive species, when an observation names an individual of a sensitive
+    species, or when a photo there carries an annotation of such an
+    individual (identifications count toward the census whatever the
+    observation says, so they must hide the station too).
+    """
     names = sorted({s.strip().lower() for s in policy.sensitive_species})
     if not names:
         return set()
+    sensitive_obs = func.lower(Observation.species).in_(names)
+    sensitive_ind = select(Individual.id).where(func.lower(Individual.species).in_(names))
+    by_individual = Observation.individual_id.in_(sensitive_ind)
 
     with project.session() as s:
         by_media = (
             select(Deployment.station_id)
             .join(Media, Media.deployment_id == Deployment.id)
             .join(Observation, Observation.media_id == Media.id)
-            .where(Observation.retracted_utc.is_(None), func.lower(Observation.species).in_(names))
+            .where(Observation.retracted_utc.is_(None), or_(sensitive_obs, by_individual))
         )
         by_event = (
             select(Deployment.station_id)
@@ -46,10 +56,19 @@ def sensitive_station_ids(project: Project, policy: LocationPolicy) -> set[int]:
             .where(
                 Observation.media_id.is_(None),
                 Observation.retracted_utc.is_(None),
-                func.lower(Observation.species).in_(names),
+                or_(sensitive_obs, by_individual),
             )
         )
-        return set(s.scalars(by_media.distinct()).all()) | set(s.scalars(by_event.distinct()).all())
+        by_annotation = (
+            select(Deployment.station_id)
+            .join(Media, Media.deployment_id == Deployment.id)
+            .join(Annotation, Annotation.media_id == Media.id)
+            .where(Annotation.individual_id.in_(sensitive_ind))
+        )
+        out: set[int] = set()
+        for q in (by_media, by_event, by_annotation):
+            out |= set(s.scalars(q.distinct()).all())
+        return out
 
 
 def station_point(station: Station, *, generalise: bool, policy: LocationPolicy) -> dict[str, Any]:

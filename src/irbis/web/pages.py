@@ -16,7 +16,7 @@ from irbis.core.errors import BadInputError
 from irbis.store.project import Project
 from irbis.web import identify, individuals, labels, locations, overview, sequences
 from irbis.web.auth import COOKIE, WebUser, has_users, resolve_user
-from irbis.web.deps import current_user, get_project
+from irbis.web.deps import DbId, current_user, get_project
 from irbis.web.errors import UnauthorizedError
 
 HERE = Path(__file__).resolve().parent
@@ -92,7 +92,7 @@ def page_sequences(request: Request, project: ProjectDep, user: UserDep) -> HTML
 
 @router.get("/sequences/{seq_id}", response_class=HTMLResponse)
 def page_sequence(
-    seq_id: int, request: Request, project: ProjectDep, user: UserDep
+    seq_id: DbId, request: Request, project: ProjectDep, user: UserDep
 ) -> HTMLResponse:
     q = sequences.SequenceQuery.from_params(dict(request.query_params))
     data = sequences.sequence_detail(project, seq_id)
@@ -114,7 +114,7 @@ def page_identify(request: Request, project: ProjectDep, user: UserDep) -> HTMLR
 
 @router.get("/identify/{ann_id}", response_class=HTMLResponse)
 def page_identify_one(
-    ann_id: int, request: Request, project: ProjectDep, user: UserDep
+    ann_id: DbId, request: Request, project: ProjectDep, user: UserDep
 ) -> HTMLResponse:
     ann = identify.annotation_detail(project, ann_id)
     queue = identify.review_queue(project, 1, ann_id)["items"]
@@ -136,7 +136,7 @@ def page_individuals(request: Request, project: ProjectDep, user: UserDep) -> HT
 
 
 @router.get("/individuals/{ind_id}", response_class=HTMLResponse)
-def page_individual(ind_id: int, request: Request, project: ProjectDep, user: UserDep) -> Response:
+def page_individual(ind_id: DbId, request: Request, project: ProjectDep, user: UserDep) -> Response:
     data = individuals.individual_detail(project, ind_id, user)
     if "merged_into" in data:
         return RedirectResponse(f"/individuals/{data['merged_into']}", status_code=303)

@@ -137,7 +137,10 @@ def encode_cursor(start: datetime, seq_id: int) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         stamp, sid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(stamp), int(sid)
+        seq_id = int(sid)
+        if not 0 <= seq_id < 2**63:  # the database's integer keys are 64-bit
+            raise ValueError(sid)
+        return datetime.fromisoformat(stamp), seq_id
     except Exception as exc:  # noqa: BLE001 - any malformed cursor is the same mistake
         raise BadInputError(
             "after", "not a cursor this app made", "use the 'next' value of a previous page"
@@ -338,7 +341,7 @@ def _filtered(
         stmt = stmt.where(Station.name == q.station)
     if q.date_from:
         stmt = stmt.where(MediaGroup.start_utc >= datetime.combine(q.date_from, time.min))
-    if q.date_to:
+    if q.date_to and q.date_to < date.max:  # 9999-12-31 has no next day: no upper bound
         end = datetime.combine(q.date_to + timedelta(days=1), time.min)
         stmt = stmt.where(MediaGroup.start_utc < end)
     if q.verdict == "none":

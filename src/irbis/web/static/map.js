@@ -20,7 +20,11 @@ const irbisMap = (() => {
       if ((projected && s.x === null) || (!projected && s.lat === null)) continue;
       const ll = pt(s);
       pts.push(ll);
-      const label = `${s.name}${s.generalised ? " (generalised)" : ""}` +
+      // A DOM node, never a string: Leaflet puts strings in as HTML, and
+      // station names are data anyone with an import could have written.
+      const label = document.createElement("span");
+      label.className = "station-label";
+      label.textContent = `${s.name}${s.generalised ? " (generalised)" : ""}` +
         (s.media !== undefined ? ` · ${s.media} media` : "") +
         (s.sightings !== undefined ? ` · ${s.sightings} sightings` : "");
       L.circleMarker(ll, {
