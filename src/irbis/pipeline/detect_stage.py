@@ -226,10 +226,11 @@ def _pending_units(project: Project, key: str) -> tuple[list[_Unit], int, int]:
     return list(units.values()), total, total - todo
 
 
-def _open_image(path: Path) -> Image.Image:
-    with Image.open(path) as im:
-        im.load()
-        return im.convert("RGB") if im.mode != "RGB" else im.copy()
+def _open_image(path: Path, min_side: int | None = None) -> Image.Image:
+    """Decode a photo (a large JPEG at reduced scale when the detector allows it)."""
+    from irbis.vision.detector import open_image
+
+    return open_image(path, min_side=min_side)
 
 
 def _chunks(unit: _Unit, max_burst: int) -> list[list[int]]:
@@ -275,7 +276,7 @@ def _load_chunk(
                     )
                 )
             else:
-                photos.append(_open_image(item.path))
+                photos.append(_open_image(item.path, getattr(detector, "decode_side", None)))
                 photo_idx.append(i)
         except (BadInputError, OSError, ValueError, Image.DecompressionBombError) as exc:
             errors[i] = f"{item.file_name}: cannot decode ({exc})"

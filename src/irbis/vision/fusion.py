@@ -42,8 +42,13 @@ __all__ = ["DEFAULT_THRESHOLD", "LEARNED_CONF", "FusionParams", "fuse_burst", "f
 class FusionParams:
     """Operating point of the fused detector (defaults tuned on real bursts)."""
 
-    # The learned detector's own operating point: lowering it to 0.08 found one
-    # more single-frame encounter but put new boxes on camtrapR ground and trees.
+    # The learned detector's own operating point. Lowering it to 0.08 "finds"
+    # the one encounter fused misses (S26C2_2012-08-27, a lone frame) only
+    # through a 0.091 box on the rock at the top edge, not on the cat, and puts
+    # new boxes on camtrapR ground and trees. Test-time augmentation of such
+    # unconfident frames (mirror, 960 px, 2×2 tiles; bench/detect_tta.py) puts
+    # boxes on Camtrap DP vegetation at the same scores as on animals, so it
+    # is not used.
     learned_threshold: float = 0.1
     confirm_threshold: float = 0.01
     burst_threshold: float = 0.1

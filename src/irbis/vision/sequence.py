@@ -11,6 +11,9 @@ them:
     ONNX Runtime inference, post-processing and fusion; returns, per frame,
     the final boxes at the detector's operating point.
 
+``decode_side`` (optional) tells the pipeline how small a photo may be
+decoded: twice the network input, see :func:`irbis.vision.detector.open_image`.
+
 ``key`` names the whole configuration (model, version, threshold, fusion) and
 is what the database records next to every result, so results of different
 configurations never mix and a rerun with the same configuration adds nothing.
@@ -74,6 +77,11 @@ def _infer_all(detector: Any, prepared: Prepared, conf: float, batch: int) -> li
     return out
 
 
+def _decode_side(detector: Any) -> int | None:
+    size = getattr(detector, "input_size", None)
+    return 2 * int(size) if size else None
+
+
 def _prepare_tensors(detector: Any, frames: Sequence[Image.Image]) -> Prepared:
     if not frames:
         return Prepared(np.zeros((0, 3, 1, 1), np.float32), [])
@@ -106,6 +114,9 @@ class LearnedSequence:
         self.model_version = str(detector.version)
         self.params: dict[str, Any] = {"kind": self.kind, "threshold": self.threshold}
         self.key = f"{self.kind}:{self.model}@{self.model_version}:t{self.threshold:g}"
+        self.decode_side = _decode_side(detector)
+        if self.decode_side:
+            self.params["decode_min_side"] = self.decode_side
 
     def prepare(self, frames: Sequence[Image.Image]) -> Prepared:
         return _prepare_tensors(self.detector, frames)
@@ -161,6 +172,9 @@ class FusedSequence:
             **(params or {}),
         }
         self.key = f"{self.kind}:{self.model}@{self.model_version}:t{self.threshold:g}+{mname}"
+        self.decode_side = _decode_side(detector)
+        if self.decode_side:
+            self.params["decode_min_side"] = self.decode_side
 
     def prepare(self, frames: Sequence[Image.Image]) -> Prepared:
         prepared = _prepare_tensors(self.detector, frames)
