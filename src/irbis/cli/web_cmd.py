@@ -49,14 +49,9 @@ def serve(
         # the project itself (create_app_from_env).
         p.close()
         os.environ[PROJECT_ENV] = str(p.root)
-        uvicorn.run(
-            "irbis.web.app:create_app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-        )
+        from irbis.web.server import serve_workers
+
+        serve_workers(host, port, workers, "irbis.web.app:create_app_from_env")
         return
     app = create_app(p)
     try:
