@@ -11,6 +11,7 @@ connections on Linux) and forks the workers, which share it.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import socket
 
 import uvicorn
@@ -30,7 +31,19 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the parent dies, even by SIGKILL (best effort)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker(sock: socket.socket, app: str) -> None:
+    _die_with_parent()
     config = uvicorn.Config(app, factory=True, log_level="warning")
     uvicorn.Server(config).run(sockets=[sock])
 
@@ -48,6 +61,11 @@ def serve_workers(host: str, port: int, workers: int, app: str) -> None:
         ``"module:factory"`` of a function returning the ASGI app.
     """
     sock = listening_socket(host, port)
+
+    def stop(_signum, _frame) -> None:
+        raise SystemExit(0)  # run the cleanup below: workers never outlive the parent
+
+    signal.signal(signal.SIGTERM, stop)
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_worker, args=(sock, app), daemon=True) for _ in range(workers)]
     for p in procs:
@@ -55,7 +73,7 @@ def serve_workers(host: str, port: int, workers: int, app: str) -> None:
     try:
         for p in procs:
             p.join()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         for p in procs:
