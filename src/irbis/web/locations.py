@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from irbis.core.sensitivity import LocationPolicy, snap
 from irbis.store.project import Project
@@ -36,39 +36,52 @@ def sensitive_station_ids(project: Project, policy: LocationPolicy) -> set[int]:
     individual (identifications count toward the census whatever the
     observation says, so they must hide the station too).
     """
-    names = sorted({s.strip().lower() for s in policy.sensitive_species})
+    names = {s.strip().lower() for s in policy.sensitive_species}
     if not names:
         return set()
-    sensitive_obs = func.lower(Observation.species).in_(names)
-    sensitive_ind = select(Individual.id).where(func.lower(Individual.species).in_(names))
-    by_individual = Observation.individual_id.in_(sensitive_ind)
-
+    out: set[int] = set()
     with project.session() as s:
-        by_media = (
-            select(Deployment.station_id)
-            .join(Media, Media.deployment_id == Deployment.id)
-            .join(Observation, Observation.media_id == Media.id)
-            .where(Observation.retracted_utc.is_(None), or_(sensitive_obs, by_individual))
-        )
-        by_event = (
-            select(Deployment.station_id)
-            .join(Observation, Observation.deployment_id == Deployment.id)
-            .where(
-                Observation.media_id.is_(None),
-                Observation.retracted_utc.is_(None),
-                or_(sensitive_obs, by_individual),
+        # Resolve the names first (a distinct over the species index, and the
+        # small individuals table), so each query below is an indexed lookup
+        # rather than lower() over every observation.
+        species = [
+            sp
+            for sp in s.scalars(select(Observation.species).distinct())
+            if sp and sp.strip().lower() in names
+        ]
+        inds = list(
+            s.scalars(
+                select(Individual.id).where(func.lower(Individual.species).in_(sorted(names)))
             )
         )
-        by_annotation = (
-            select(Deployment.station_id)
-            .join(Media, Media.deployment_id == Deployment.id)
-            .join(Annotation, Annotation.media_id == Media.id)
-            .where(Annotation.individual_id.in_(sensitive_ind))
-        )
-        out: set[int] = set()
-        for q in (by_media, by_event, by_annotation):
-            out |= set(s.scalars(q.distinct()).all())
-        return out
+        conditions = []
+        if species:
+            conditions.append(Observation.species.in_(species))
+        if inds:
+            conditions.append(Observation.individual_id.in_(inds))
+        for cond in conditions:
+            by_media = (
+                select(Deployment.station_id)
+                .join(Media, Media.deployment_id == Deployment.id)
+                .join(Observation, Observation.media_id == Media.id)
+                .where(Observation.retracted_utc.is_(None), cond)
+            )
+            by_event = (
+                select(Deployment.station_id)
+                .join(Observation, Observation.deployment_id == Deployment.id)
+                .where(Observation.media_id.is_(None), Observation.retracted_utc.is_(None), cond)
+            )
+            for q in (by_media, by_event):
+                out |= set(s.scalars(q.distinct()).all())
+        if inds:
+            by_annotation = (
+                select(Deployment.station_id)
+                .join(Media, Media.deployment_id == Deployment.id)
+                .join(Annotation, Annotation.media_id == Media.id)
+                .where(Annotation.individual_id.in_(inds))
+            )
+            out |= set(s.scalars(by_annotation.distinct()).all())
+    return out
 
 
 def station_point(station: Station, *, generalise: bool, policy: LocationPolicy) -> dict[str, Any]:
