@@ -19,7 +19,7 @@ import cv2
 from irbis.reid import EvalOptions, evaluate, read_labels
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared/data/reid/snowleopard-tajikistan"
-KEYS = ("top1", "top5", "mAP", "ms_per_query", "pair_precision", "pair_recall")
+KEYS = ("top1", "top5", "mAP", "macro_top1", "ms_per_query", "pair_precision", "pair_recall")
 
 
 def main() -> None:
@@ -38,7 +38,8 @@ def main() -> None:
         r = evaluate(anns, EvalOptions(method=method, max_queries=args.max_queries))
         r.pop("per_query")
         out[method] = r
-        print(method, {k: round(r[k], 3) for k in KEYS}, file=sys.stderr, flush=True)
+        shown = {k: round(r[k], 3) for k in (*KEYS, "majority_rate")}
+        print(method, shown, file=sys.stderr, flush=True)
     lower_better = {"ms_per_query"}
     out["default_wins"] = {
         k: (out["default"][k] < out["baseline"][k])

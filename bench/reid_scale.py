@@ -2,7 +2,10 @@
 
 Synthetic annotations (random RootSIFT-like descriptors drawn around shared
 "visual words", random keypoints) are added in steps; at each size the same
-real-shaped queries are timed. Prints one JSON document.
+real-shaped queries are timed (wall and CPU time). The reference in the same run is the catalogue
+as it was before the index was retrained with growth: one IVF trained once at
+50,000 descriptors and never again (``--reference``; off by default because it
+doubles the run). Prints one JSON document.
 
     .venv/bin/python bench/reid_scale.py [--sizes 100,1000,10000,100000] [--kp 200]
 """
@@ -12,8 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
 
+import faiss
 import numpy as np
 
 from irbis.reid import Annotation, Catalogue, Features, MatchConfig
@@ -35,44 +40,70 @@ def main() -> None:
     ap.add_argument("--kp", type=int, default=200, help="descriptors per annotation")
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--codec", default="SQ8", help="IVF codec (SQ8, PQ32, Flat)")
+    ap.add_argument("--reference", action="store_true", help="also time the never-retrained IVF")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    out: dict = {"descriptors_per_annotation": args.kp, "codec": args.codec}
+    configs = {"default": MatchConfig(ivf_codec=args.codec)}
+    if args.reference:
+        configs["reference_fixed_ivf"] = MatchConfig(
+            ivf_codec=args.codec, ivf_above=50_000, ivf_retrain=0.0, nprobe=8
+        )
+    for name, cfg in configs.items():
+        out[name] = run(cfg, sizes, args.kp, args.queries)
+    steps = out["default"]
+    if len(steps) >= 2:
+        a, b = steps[-2], steps[-1]
+        # Sublinear: latency grows by less than the catalogue does.
+        out["growth_last_step"] = {
+            "annotations_x": b["annotations"] / a["annotations"],
+            "p50_x": round(b["p50_ms"] / max(a["p50_ms"], 1e-9), 2),
+        }
+    print(json.dumps(out, indent=2))
+
+
+def run(cfg: MatchConfig, sizes: list[int], kp: int, n_queries: int) -> list[dict]:
+    """Grow one catalogue through ``sizes`` and time the same queries at each."""
     rng = np.random.default_rng(0)
     words = np.abs(rng.normal(0, 1, (20000, 128))).astype(np.float32)
     words /= np.linalg.norm(words, axis=1, keepdims=True)
-    cfg = MatchConfig(ivf_codec=args.codec)
     cat = Catalogue(cfg)
-    queries = [synthetic(rng, words, args.kp) for _ in range(args.queries)]
-    out: dict = {"descriptors_per_annotation": args.kp, "codec": args.codec, "steps": []}
+    queries = [synthetic(rng, words, kp) for _ in range(n_queries)]
+    steps = []
     n = 0
     for size in sizes:
         t0 = time.perf_counter()
         while n < size:
-            cat.add(
-                Annotation(str(n), None, individual=f"I{n // 5}"), synthetic(rng, words, args.kp)
-            )
+            cat.add(Annotation(str(n), None, individual=f"I{n // 5}"), synthetic(rng, words, kp))
             n += 1
         add_s = time.perf_counter() - t0
-        lat = []
+        cat.query(queries[0])  # warm-up
+        lat, cpu = [], []
         for q in queries:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             cat.query(q)
             lat.append(1000 * (time.perf_counter() - t))
+            cpu.append(1000 * (time.process_time() - c))
+        mem = cat.memory_bytes()
         idx = cat._index
-        code = idx.sa_code_size() if hasattr(idx, "sa_code_size") else 0
         step = {
             "annotations": size,
             "descriptors": cat.n_descriptors,
-            "index": "ivf" if cat._ivf else "flat",
-            "index_bytes_est": int(cat.n_descriptors * ((code or 512) + 8)),
-            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "index": f"IVF{faiss.extract_index_ivf(idx).nlist}" if cat._ivf else "flat",
+            "index_mb": round(mem["index"] / 2**20, 1),
+            "keypoints_mb": round(mem["keypoints"] / 2**20, 1),
+            "lookup_mb": round(mem["lookup"] / 2**20, 1),
+            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "add_s": round(add_s, 2),
             "p50_ms": round(float(np.percentile(lat, 50)), 1),
             "p95_ms": round(float(np.percentile(lat, 95)), 1),
+            # CPU time of the process (all its threads): on a machine shared with
+            # other jobs wall time inflates, CPU time does not.
+            "p50_cpu_ms": round(float(np.percentile(cpu, 50)), 1),
         }
-        out["steps"].append(step)
-        print(json.dumps(step), flush=True, file=__import__("sys").stderr)
-    print(json.dumps(out, indent=2))
+        steps.append(step)
+        print(json.dumps(step), flush=True, file=sys.stderr)
+    return steps
 
 
 if __name__ == "__main__":

@@ -72,12 +72,13 @@ def _run(*args: str) -> dict:
 
 def test_reid_scale_bench_small() -> None:
     doc = _run("bench/reid_scale.py", "--sizes", "20,60", "--kp", "40", "--queries", "4")
-    steps = doc["steps"]
+    steps = doc["default"]
     assert [s["annotations"] for s in steps] == [20, 60]
     for s in steps:
         assert s["descriptors"] == s["annotations"] * 40
         assert 0 < s["p50_ms"] <= s["p95_ms"]
-        assert s["index_bytes_est"] > 0
+        assert s["index_mb"] > 0 and s["index"] == "flat"
+    assert doc["growth_last_step"]["annotations_x"] == 3.0
 
 
 def test_reid_accuracy_bench_on_synthetic_images(tmp_path: Path) -> None:

@@ -41,6 +41,12 @@ def test_evaluate_json(tmp_path: Path) -> None:
     assert doc["pair_precision"] == 1.0 and doc["pair_recall"] == 1.0
     assert doc["open_set_queries"] == 1 and doc["open_set_new_rate"] == 1.0
     assert doc["closed_set_queries"] == 6
+    # Honest figures: per individual, their mean, and what naming the most
+    # frequent individual would score (here no individual dominates).
+    assert doc["macro_top1"] == 1.0
+    assert set(doc["per_individual"]) == {"Cat0", "Cat1", "Cat2"}
+    assert all(v["queries"] == 2 for v in doc["per_individual"].values())
+    assert 0.0 <= doc["majority_rate"] <= 0.5
 
 
 def test_evaluate_roles_and_baseline(tmp_path: Path) -> None:

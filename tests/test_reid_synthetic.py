@@ -209,6 +209,23 @@ def test_ivf_index_still_matches(cats: dict[str, list[np.ndarray]]) -> None:
     assert cat.query(feats_of(cats["C3"][1])).individual != "C3"
 
 
+def test_ivf_retrains_as_it_grows(cats: dict[str, list[np.ndarray]]) -> None:
+    cfg = MatchConfig(ivf_above=300, ivf_retrain=1.5, ivf_codec="Flat", nprobe=256)
+    cat = Catalogue(cfg)
+    # Gallery frames plus distractors (the other frames under other names).
+    for name, frames in cats.items():
+        cat.add(Annotation(name, frames[0], individual=name), feats_of(frames[0]))
+    first = cat._trained_at
+    for name, frames in cats.items():
+        cat.add(Annotation(f"x{name}", frames[1], individual=f"X{name}"), feats_of(frames[1]))
+    assert cat._ivf and cat._trained_at > first >= 300
+    assert cat._trained_at > cat.n_descriptors / 1.5
+    cat.remove("xC0")
+    assert "xC0" not in cat
+    assert cat.query(feats_of(cats["C0"][1])).individual == "C0"
+    assert cat.memory_bytes()["index"] > 0
+
+
 def test_clustering(cats: dict[str, list[np.ndarray]]) -> None:
     anns, feats, truth = [], [], []
     for name, frames in cats.items():
@@ -246,3 +263,17 @@ def test_read_labels(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("file,id\na.jpg,K\n")
     with pytest.raises(IrbisError, match="path,individual_id"):
         read_labels(tmp_path / "bad.csv")
+
+
+def test_shifted_camera_background_is_flagged() -> None:
+    from irbis.reid.catalogue import _shifted_background
+
+    rng = np.random.default_rng(3)
+    # A re-mounted camera: rocks moved by (-11, -14.5) px, to a fraction of a pixel.
+    rocks = np.array([-11.0, -14.5]) + rng.normal(0, 0.3, (12, 2))
+    # The animal: displacements all over the place.
+    animal = rng.uniform(-300, 300, (25, 2))
+    flags = _shifted_background(np.vstack([rocks, animal]), tol=3.0, max_shift=80.0)
+    assert flags[:12].all() and not flags[12:].any()
+    # Too few agreeing correspondences is no evidence of a shift.
+    assert not _shifted_background(rocks[:4], 3.0, 80.0).any()

@@ -78,7 +78,8 @@ def evaluate_cmd(
     t = Table(title=f"reid evaluation ({result['method']}, protocol {result['protocol']})")
     t.add_column("figure")
     t.add_column("value", justify="right")
-    for key in ("top1", "top5", "mAP", "ms_per_query", "pair_precision", "pair_recall"):
+    keys = ("top1", "top5", "mAP", "macro_top1", "majority_rate", "ms_per_query")
+    for key in (*keys, "pair_precision", "pair_recall"):
         t.add_row(key, f"{result[key]:.3f}")
     t.add_row("queries (closed set)", str(result["closed_set_queries"]))
     t.add_row("open-set queries", str(result["open_set_queries"]))

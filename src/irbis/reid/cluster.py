@@ -15,6 +15,15 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from irbis.reid.annotations import Annotation
+from irbis.reid.calibration import Calibration
+
+#: Calibration of *catalogue-free* match scores. Without labels every
+#: encounter votes as its own name, so a descriptor's LNBNN normaliser is often
+#: another encounter of the same cat and scores run lower than against a
+#: labelled catalogue. Fitted (penalised logistic, :func:`fit_calibration`) on
+#: the verified cross-encounter edges of the Tajik set; refit on a survey's
+#: own confirmed pairs where they exist.
+BLIND_CALIBRATION = Calibration(a=4.9, b=0.05)
 
 
 def cluster_pairs(
@@ -99,6 +108,7 @@ def cluster_annotations(
     feats: Sequence,
     false_merge_rate: float = 0.05,
     config: object | None = None,
+    calibration: Calibration | None = BLIND_CALIBRATION,
 ) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
     """Cluster annotations (any ``individual`` they carry is ignored).
 
@@ -111,6 +121,9 @@ def cluster_annotations(
         need a calibrated match probability of at least ``1 - false_merge_rate``.
     config:
         :class:`~irbis.reid.catalogue.MatchConfig` (default parameters if ``None``).
+    calibration:
+        Score → probability of catalogue-free edges (default
+        :data:`BLIND_CALIBRATION`); ``None`` keeps the config's own.
 
     Returns
     -------
@@ -119,9 +132,12 @@ def cluster_annotations(
     """
     from dataclasses import replace
 
-    from irbis.reid.catalogue import Catalogue
+    from irbis.reid.catalogue import Catalogue, MatchConfig
 
-    cat = Catalogue(config)  # type: ignore[arg-type]
+    cfg = config if isinstance(config, MatchConfig) else MatchConfig()
+    if calibration is not None:
+        cfg = replace(cfg, calibration=calibration)
+    cat = Catalogue(cfg)
     blind = [replace(a, individual=None, id=str(i)) for i, a in enumerate(anns)]
     for a, f in zip(blind, feats, strict=True):
         cat.add(a, f)
