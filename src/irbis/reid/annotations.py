@@ -83,7 +83,9 @@ def read_labels(labels: str | Path, images: str | Path | None = None) -> list[An
     """Read a ``labels.csv`` (``path,individual_id`` + optional ``side,encounter,role,mask``).
 
     Relative paths are resolved against ``images`` (default: the CSV's folder).
-    A row without ``encounter`` is its own encounter.
+    A row without ``encounter`` is its own encounter. Optional ``box_x, box_y,
+    box_w, box_h`` give the animal crop in original pixels (from a detector or
+    drawn by a person); empty cells mean the whole frame.
 
     Raises
     ------
@@ -114,12 +116,25 @@ def read_labels(labels: str | Path, images: str | Path | None = None) -> list[An
             if role not in ("", "gallery", "query"):
                 raise IrbisError(f"{labels}:{n}: role {role!r} is not gallery or query")
             ind = (row.get("individual_id") or "").strip() or None
+            cells = [(row.get(k) or "").strip() for k in ("box_x", "box_y", "box_w", "box_h")]
+            box = None
+            if any(cells):
+                try:
+                    bx, by, bw, bh = (float(c) for c in cells)
+                except ValueError:
+                    raise IrbisError(
+                        f"{labels}:{n}: box_x/box_y/box_w/box_h must all be numbers or all empty"
+                    ) from None
+                if bw <= 0 or bh <= 0:
+                    raise IrbisError(f"{labels}:{n}: box width and height must be positive")
+                box = (bx, by, bw, bh)
             station = (row.get("station") or "").strip()
             camera = (row.get("camera") or "").strip()
             out.append(
                 Annotation(
                     id=p,
                     image=path,
+                    box=box,
                     side=Side.parse(row.get("side")),
                     individual=ind,
                     encounter=(row.get("encounter") or "").strip() or f"row{n}",
