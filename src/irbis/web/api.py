@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from irbis.core.jsonsafe import finite
 from irbis.store.project import Project
 from irbis.web import identify, individuals, labels, locations, media, overview, sequences
 from irbis.web.auth import WebUser
 from irbis.web.deps import MAX_ID, DbId, admin, current_user, get_project, reviewer
+
+
+class PlainJSON(Response):
+    """JSON written straight by ``json.dumps``.
+
+    The service layer already returns plain dicts of JSON types (times as
+    strings); FastAPI's generic encoder walks every value again and cost more
+    than the database query on the sequence list (3.3 ms of 5 per page).
+    """
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(
+            finite(content), ensure_ascii=False, separators=(",", ":"), default=str
+        ).encode("utf-8")
+
 
 router = APIRouter(prefix="/api")
 BodyId = Annotated[int, Field(ge=0, le=MAX_ID)]
@@ -144,18 +163,18 @@ def get_species(project: ProjectDep, user: UserDep) -> list[str]:
     return labels.species_choices(project)
 
 
-@router.get("/sequences", tags=["sequences"])
-def get_sequences(project: ProjectDep, user: UserDep, q: QueryDep) -> dict[str, Any]:
+@router.get("/sequences", tags=["sequences"], response_class=PlainJSON)
+def get_sequences(project: ProjectDep, user: UserDep, q: QueryDep) -> PlainJSON:
     """A page of sequences matching the filters; pass ``next`` back as ``after``."""
-    return sequences.list_sequences(project, q)
+    return PlainJSON(sequences.list_sequences(project, q))
 
 
-@router.get("/sequences/{seq_id}", tags=["sequences"])
-def get_sequence(seq_id: DbId, project: ProjectDep, user: UserDep, q: QueryDep) -> dict[str, Any]:
+@router.get("/sequences/{seq_id}", tags=["sequences"], response_class=PlainJSON)
+def get_sequence(seq_id: DbId, project: ProjectDep, user: UserDep, q: QueryDep) -> PlainJSON:
     """One sequence: media, boxes, observations; previous/next under the same filters."""
     data = sequences.sequence_detail(project, seq_id)
     data["neighbours"] = sequences.neighbours(project, q, seq_id)
-    return data
+    return PlainJSON(data)
 
 
 @router.post("/sequences/{seq_id}/label", tags=["labels"])
