@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from irbis.cli.common import JsonOpt, emit_json, err, out, progress
+from irbis.cli.common import JsonOpt, emit_json, err, out, progress, resumable
 
 __all__ = ["detect", "models_app"]
 
@@ -67,7 +67,7 @@ def detect(
             def tick(done: int, total: int, name: str) -> None:
                 bar.update(task, completed=done, total=total, file=name[-40:])
 
-            try:
+            with resumable("finished sequences are kept"):
                 res = run_detect(
                     p,
                     seq,
@@ -76,12 +76,6 @@ def detect(
                     video_max_frames=video_max_frames,
                     limit=limit,
                 )
-            except KeyboardInterrupt:
-                err.print(
-                    "[yellow]interrupted: finished sequences are kept; "
-                    "run the same command again to resume[/]"
-                )
-                raise typer.Exit(130) from None
         status = detection_status(p, res.detector)
     if as_json:
         emit_json({**res.as_dict(), "status": status})
