@@ -104,3 +104,12 @@ def test_sqlite_migrations_are_all_or_nothing(tmp_path):
         assert "half" not in {c["name"] for c in insp.get_columns("media")}
     finally:
         p.close()
+
+
+def test_merge_roots_follow_chains_and_stop_on_loops():
+    from irbis.store.individuals import merge_roots
+
+    # 3 was merged into 2, 2 into 1; 4 stands alone; 5 and 6 were merged into each other.
+    roots = merge_roots({1: None, 2: 1, 3: 2, 4: None, 5: 6, 6: 5})
+    assert roots[1] == roots[2] == roots[3] == 1 and roots[4] == 4
+    assert roots[5] in (5, 6) and roots[6] in (5, 6)  # a loop ends, it does not hang

@@ -76,6 +76,7 @@ from irbis.exchange.camtrapdp_validate import (
     load_table_schema,
     validate_camtrapdp,
 )
+from irbis.store.individuals import merge_roots
 from irbis.store.project import Project
 from irbis.store.schema import (
     Camera,
@@ -261,14 +262,8 @@ def _lonlat(station: Station, dep: Deployment) -> tuple[float, float]:
 def _final_names(individuals: Iterable[Individual]) -> dict[int, Individual]:
     """Each individual id -> the individual it was finally merged into."""
     by_id = {i.id: i for i in individuals}
-    out = {}
-    for i in by_id.values():
-        cur, seen = i, set()
-        while cur.merged_into_id and cur.merged_into_id in by_id and cur.id not in seen:
-            seen.add(cur.id)
-            cur = by_id[cur.merged_into_id]
-        out[i.id] = cur
-    return out
+    roots = merge_roots({i.id: i.merged_into_id for i in by_id.values()})
+    return {i: by_id[r] for i, r in roots.items()}
 
 
 def _write_csv(path: Path, table: str, rows: list[dict[str, str]]) -> None:

@@ -64,22 +64,19 @@ def project_records(project: Any, species: str | None = None) -> list[dict[str, 
     """
     from sqlalchemy import select
 
+    from irbis.store.individuals import load_merge_roots
     from irbis.store.schema import Annotation, Deployment, Individual, Media, Observation, Station
 
     proj, opened = _as_project(project)
     try:
         with proj.session() as s:
             # Merged individuals answer to the one they were merged into.
-            parent = dict(s.execute(select(Individual.id, Individual.merged_into_id)).all())
+            roots = load_merge_roots(s)
             names = dict(s.execute(select(Individual.id, Individual.name)).all())
 
             def resolve(ind_id: int | None, text: str | None) -> str | None:
-                seen = set()
-                while ind_id is not None and parent.get(ind_id) and ind_id not in seen:
-                    seen.add(ind_id)
-                    ind_id = parent[ind_id]
                 if ind_id is not None:
-                    return names.get(ind_id)
+                    return names.get(roots.get(ind_id, ind_id))
                 return text
 
             where_media = (

@@ -39,6 +39,7 @@ from irbis.reid import Annotation as ReidAnnotation
 from irbis.reid import BadImageError, Catalogue, Side, extract, prepare
 from irbis.reid.features import Features
 from irbis.store import Project
+from irbis.store.individuals import merge_roots
 from irbis.store.schema import (
     Annotation,
     DetectionBox,
@@ -280,21 +281,14 @@ def run_identify(
         ).all()
         everyone = list(s.scalars(select(Individual)))
         names = {i.id: i.name for i in everyone}
-        parent = {i.id: i.merged_into_id for i in everyone}
-
-        def root(ind_id: int) -> int:
-            # A merged individual's evidence counts for the one it was merged into.
-            seen = set()
-            while parent.get(ind_id) is not None and ind_id not in seen:
-                seen.add(ind_id)
-                ind_id = parent[ind_id]
-            return ind_id
+        # A merged individual's evidence counts for the one it was merged into.
+        roots = merge_roots({i.id: i.merged_into_id for i in everyone})
 
         ids_by_name = {v: k for k, v in names.items()}
         # A catalogue "version": proposals made against a different set of
         # confirmed annotations are stale and are made again.
         confirmed = sorted(
-            (a.id, root(a.individual_id)) for a, _, _ in rows if a.individual_id is not None
+            (a.id, roots[a.individual_id]) for a, _, _ in rows if a.individual_id is not None
         )
         version = hashlib.sha1(repr(confirmed).encode()).hexdigest()[:16]
         stamped = {
@@ -312,7 +306,7 @@ def run_identify(
     for ann, media, ind in rows:
         if ind is None:
             continue
-        ra = _reid_annotation(project, ann, media, names[root(ind.id)])
+        ra = _reid_annotation(project, ann, media, names[roots[ind.id]])
         try:
             catalogue.add(ra, _features(cache, ra, ann))
         except BadImageError as exc:

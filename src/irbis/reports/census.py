@@ -36,6 +36,7 @@ from sqlalchemy import func, select
 from irbis.core.errors import BadInputError, IrbisError
 from irbis.core.sensitivity import LocationPolicy
 from irbis.reports.geo import MapFrame, frame_for
+from irbis.store.individuals import load_merge_roots
 from irbis.store.project import Project
 from irbis.store.schema import (
     Annotation,
@@ -315,13 +316,7 @@ def _catalogue(project: Project) -> list[dict[str, Any]]:
             i.id: i
             for i in s.scalars(select(Individual).where(Individual.merged_into_id.is_(None)))
         }
-        merged = dict(
-            s.execute(
-                select(Individual.id, Individual.merged_into_id).where(
-                    Individual.merged_into_id.is_not(None)
-                )
-            ).all()
-        )
+        roots = load_merge_roots(s)
         by_name = {i.name: i.id for i in inds.values()}
         media_cols = (
             Media.id,
@@ -374,8 +369,8 @@ def _catalogue(project: Project) -> list[dict[str, Any]]:
     entries: dict[str, dict[str, Any]] = {}
 
     def entry(ind_id: int | None, name: str | None, species: str | None) -> dict[str, Any]:
-        while ind_id in merged:  # a merged animal's photos belong to the one it joined
-            ind_id = merged[ind_id]
+        # a merged animal's photos belong to the one it joined
+        ind_id = roots.get(ind_id, ind_id) if ind_id is not None else None
         if ind_id is None and name in by_name:
             ind_id = by_name[name]
         if ind_id is not None and ind_id in inds:

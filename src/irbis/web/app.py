@@ -261,35 +261,28 @@ def create_app(project: Project, allowed_hosts: frozenset[str] | None = None) ->
             return error_page(request, status, message)
         return JSONResponse({"detail": message}, status_code=status)
 
-    @app.exception_handler(NotFoundError)
-    async def _not_found(request: Request, exc: NotFoundError) -> Response:
-        return _error(404, str(exc), request)
+    # Service-layer errors and the status each one answers with.
+    statuses: dict[type[Exception], int] = {
+        NotFoundError: 404,
+        ConflictError: 409,
+        ForbiddenError: 403,
+        UnsafeFileError: 415,
+        UnreadableMediaError: 422,
+        BadInputError: 422,
+    }
 
-    @app.exception_handler(ConflictError)
-    async def _conflict(request: Request, exc: ConflictError) -> Response:
-        return _error(409, str(exc), request)
+    async def _by_status(request: Request, exc: Exception) -> Response:
+        status = next(statuses[c] for c in type(exc).__mro__ if c in statuses)
+        return _error(status, str(exc), request)
 
-    @app.exception_handler(ForbiddenError)
-    async def _forbidden(request: Request, exc: ForbiddenError) -> Response:
-        return _error(403, str(exc), request)
+    for exc_class in statuses:
+        app.add_exception_handler(exc_class, _by_status)
 
     @app.exception_handler(UnauthorizedError)
     async def _unauthorized(request: Request, exc: UnauthorizedError) -> Response:
         if _wants_html(request):
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         return JSONResponse({"detail": str(exc)}, status_code=401)
-
-    @app.exception_handler(UnsafeFileError)
-    async def _unsafe(request: Request, exc: UnsafeFileError) -> Response:
-        return _error(415, str(exc), request)
-
-    @app.exception_handler(UnreadableMediaError)
-    async def _unreadable(request: Request, exc: UnreadableMediaError) -> Response:
-        return _error(422, str(exc), request)
-
-    @app.exception_handler(BadInputError)
-    async def _bad_input(request: Request, exc: BadInputError) -> Response:
-        return _error(422, str(exc), request)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from irbis.core.errors import BadInputError
+from irbis.store.individuals import load_merge_roots
 from irbis.store.project import Project
 from irbis.store.schema import Annotation, Deployment, Individual, Media, Station
 from irbis.web.auth import WebUser
@@ -27,16 +28,7 @@ PHOTOS_PER_SIDE = 4
 def _members(project: Project) -> dict[int, int]:
     """Map every individual id to the id it finally resolves to (through merges)."""
     with project.session() as s:
-        parent = dict(s.execute(select(Individual.id, Individual.merged_into_id)).all())
-
-    def root(i: int) -> int:
-        seen = set()
-        while parent.get(i) is not None and i not in seen:
-            seen.add(i)
-            i = parent[i]
-        return i
-
-    return {i: root(i) for i in parent}
+        return load_merge_roots(s)
 
 
 def list_individuals(project: Project) -> list[dict[str, Any]]:
