@@ -241,3 +241,22 @@ def test_import_never_stores_a_path_outside_the_package(project, tmp_path):
         paths = {m.source_relpath: m.stored_path for m in s.scalars(select(Media))}
     assert paths["/etc/passwd"] == "" and paths["../../../etc/hostname"] == ""
     assert all(p == "" or Path(p).is_relative_to(pkg.resolve()) for p in paths.values())
+
+
+def test_import_and_export_report_progress(project, tmp_path):
+    seen: list[tuple[str, int, int | None]] = []
+    import_camtrapdp(need_data(*EXAMPLE), project, progress=lambda *a: seen.append(a))
+    rows = {t: max(d for s, d, _ in seen if s == t) for t in ("deployments", "media")}
+    assert rows == {"deployments": 4, "media": 423}
+    seen.clear()
+    res = export_camtrapdp(
+        project,
+        tmp_path / "o",
+        public=False,
+        media_files="copy",
+        progress=lambda *a: seen.append(a),
+    )
+    steps = [s for s, _, _ in seen]
+    assert steps[0] == "reading the project" and steps[-1] == "validating"
+    copies = [(d, t) for s, d, t in seen if s == "copying media"]
+    assert copies[-1] == (res.media, res.media) and len(copies) == res.media

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from irbis.cli.common import JsonOpt, emit_json, err
+from irbis.cli.common import JsonOpt, emit_json, err, progress
 
 import_app = typer.Typer(help="Read standard packages into a project.", no_args_is_help=True)
 
@@ -61,7 +61,12 @@ def export_camtrapdp_cmd(
     from irbis.store import Project
 
     writer = _blur_writer() if media_files == "copy" else None
-    with Project.open(project) as p:
+    with Project.open(project) as p, progress() as bar:
+        task = bar.add_task("export", total=None, file="")
+
+        def tick(step: str, done: int, total: int | None) -> None:
+            bar.update(task, description=step, completed=done, total=total)
+
         res = export_camtrapdp(
             p,
             out_dir,
@@ -69,6 +74,7 @@ def export_camtrapdp_cmd(
             precision_deg=precision_deg,
             media_files=media_files,
             person_writer=writer,
+            progress=tick,
         )
     if as_json:
         emit_json(res.as_dict())
@@ -106,8 +112,13 @@ def import_camtrapdp_cmd(
 
     created = not (project / SETTINGS_FILE).exists()
     opened = Project.init(project) if created else Project.open(project)
-    with opened as p:
-        res = import_camtrapdp(package, p)
+    with opened as p, progress() as bar:
+        task = bar.add_task("import", total=None, file="")
+
+        def tick(table: str, done: int, _total: int | None) -> None:
+            bar.update(task, description=table, completed=done)
+
+        res = import_camtrapdp(package, p, progress=tick)
     data = res.as_dict() | {"project_created": created}
     if as_json:
         emit_json(data)

@@ -60,6 +60,7 @@ from irbis.core.errors import BadInputError, IrbisError
 from irbis.core.sensitivity import LocationPolicy
 from irbis.exchange.camtrapdp_rows import (
     HUMAN_NAMES,
+    Progress,
     iso,
     iso_local,
     iso_utc,
@@ -284,6 +285,7 @@ def export_camtrapdp(
     precision_deg: float | None = None,
     media_files: str = "none",
     person_writer: PersonWriter | None = None,
+    progress: Progress | None = None,
 ) -> ExportResult:
     """Write ``project`` as a Camtrap DP 1.0.2 package in ``out_dir``.
 
@@ -306,6 +308,8 @@ def export_camtrapdp(
     person_writer:
         Writes a blurred copy of a person image (see :data:`PersonWriter`);
         without one, person images are never copied.
+    progress:
+        Called as ``progress(step, done, total)`` while the export runs.
 
     Returns
     -------
@@ -334,9 +338,11 @@ def export_camtrapdp(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         result = ExportResult(path=out, public=public)
+        if progress is not None:
+            progress("reading the project", 0, None)
         tables, meta = _build(project, policy, public, result)
         if media_files == "copy":
-            _copy_files(project, tmp, tables, meta, person_writer, result, public)
+            _copy_files(project, tmp, tables, meta, person_writer, result, public, progress)
         for table in TABLES:
             _write_csv(tmp / f"{table}.csv", table, tables[table])
         schema_dir = tmp / SCHEMA_FOLDER
@@ -351,6 +357,8 @@ def export_camtrapdp(
         (tmp / "datapackage.json").write_text(
             json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
+        if progress is not None:
+            progress("validating", 0, None)
         result.validation = validate_camtrapdp(tmp)
         if not result.validation.valid:
             errs = result.validation.errors
@@ -785,10 +793,14 @@ def _copy_files(
     person_writer: PersonWriter | None,
     result: ExportResult,
     public: bool = False,
+    progress: Progress | None = None,
 ) -> None:
     """Copy (or blur-copy) each media file into ``media/`` and point ``filePath`` at it."""
     used: set[str] = set()
-    for row in tables["media"]:
+    total = len(tables["media"])
+    for done, row in enumerate(tables["media"], 1):
+        if progress is not None:
+            progress("copying media", done, total)
         src, person_boxes, is_person = meta.files[row["mediaID"]]
         if src is None:
             result.files_not_copied += 1

@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import select
 
 from irbis.core.errors import BadInputError
-from irbis.exchange.camtrapdp_rows import offset_name, parse_time
+from irbis.exchange.camtrapdp_rows import Progress, offset_name, parse_time
 from irbis.exchange.camtrapdp_validate import TABLES
 from irbis.store.project import Project
 from irbis.store.schema import (
@@ -124,7 +124,9 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8-sig", newline="")
 
 
-def _rows(root: Path, rel: str, table: str) -> Iterator[tuple[str, dict[str, str]]]:
+def _rows(
+    root: Path, rel: str, table: str, progress: Progress | None = None
+) -> Iterator[tuple[str, dict[str, str]]]:
     """``(where, row)`` for each data row; the header is row 1."""
     path = root / rel
     if not path.is_file():
@@ -141,6 +143,8 @@ def _rows(root: Path, rel: str, table: str) -> Iterator[tuple[str, dict[str, str
             )
         for i, row in enumerate(reader):
             yield f"{rel}:row {i + 2}", {k: (v or "").strip() for k, v in row.items() if k}
+            if progress is not None:
+                progress(table, i + 1, None)
 
 
 def _float(v: str, where: str, col: str, lo: float | None = None, hi: float | None = None):
@@ -192,7 +196,9 @@ def _resource_paths(root: Path) -> tuple[dict[str, str], dict[str, Any]]:
     return paths, descriptor
 
 
-def import_camtrapdp(package: Path | str, project: Project) -> ImportResult:
+def import_camtrapdp(
+    package: Path | str, project: Project, *, progress: Progress | None = None
+) -> ImportResult:
     """Import the Camtrap DP package in folder ``package`` into ``project``.
 
     Parameters
@@ -203,6 +209,8 @@ def import_camtrapdp(package: Path | str, project: Project) -> ImportResult:
     project:
         The open project to add to. Deployment codes and media IDs must be
         new to it.
+    progress:
+        Called as ``progress(table, rows_read, None)`` for every row read.
 
     Returns
     -------
@@ -231,7 +239,7 @@ def import_camtrapdp(package: Path | str, project: Project) -> ImportResult:
 
         # -- deployments
         deps: dict[str, Deployment] = {}
-        for where, row in _rows(root, paths["deployments"], "deployments"):
+        for where, row in _rows(root, paths["deployments"], "deployments", progress):
             code = row["deploymentID"]
             if not code:
                 raise BadInputError(where, "empty deploymentID", "give each deployment an ID")
@@ -303,7 +311,7 @@ def import_camtrapdp(package: Path | str, project: Project) -> ImportResult:
 
         # -- media
         media: dict[str, Media] = {}
-        for where, row in _rows(root, paths["media"], "media"):
+        for where, row in _rows(root, paths["media"], "media", progress):
             mid = row["mediaID"]
             if not mid:
                 raise BadInputError(where, "empty mediaID", "give each media file an ID")
@@ -380,7 +388,7 @@ def import_camtrapdp(package: Path | str, project: Project) -> ImportResult:
 
         # -- observations
         seen_obs: set[str] = set()
-        for where, row in _rows(root, paths["observations"], "observations"):
+        for where, row in _rows(root, paths["observations"], "observations", progress):
             oid = row["observationID"]
             if not oid or oid in seen_obs:
                 raise BadInputError(where, f"observationID {oid!r} empty or repeated", "fix it")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,6 +20,9 @@ _OFFSET_RE = re.compile(r"^([+-])(\d{2}):?(\d{2})?$")
 
 #: Names a folder or tag may give people; such observations are of type ``human``.
 HUMAN_NAMES = frozenset({"homo sapiens", "human", "humans", "person", "people"})
+
+#: ``progress(step, done, total)``: what is being done and how far (``None``: total unknown).
+Progress = Callable[[str, int, int | None], None]
 
 
 def zone(name: str | None) -> tzinfo:
