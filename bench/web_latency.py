@@ -234,11 +234,14 @@ def refresh_statistics(root: Path) -> None:
 
     A cached project may predate the latest migration; its new indexes have
     no statistics until ANALYZE, as a long-used real project would have.
+    The sequence summaries the bulk inserts queued are computed first.
     """
     from irbis.store import Project
+    from irbis.store.sequence_summary import refresh
 
     p = Project.open(root)
     try:
+        refresh(p.engine)  # the grid's derived summaries, as `irbis ingest` leaves them
         if p.engine.dialect.name == "postgresql":
             with p.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("ANALYZE")

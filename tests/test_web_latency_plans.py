@@ -1,11 +1,11 @@
-"""The grid's fast query plans answer exactly what the plain definition of each filter says.
+"""The grid's fast filters answer exactly what the plain definition of each filter says.
 
-The sequence grid picks, per request, between walking sequences in grid order
-with per-sequence probes and listing the sequences that carry a rare label
-first (irbis.web.sequences._prefetch_pays). Both must give the same pages;
-here both are forced in turn on the real camtrapR card, after people have
-labelled some sequences, and compared with the filters computed one sequence
-at a time from sequence_detail. On SQLite and PostgreSQL.
+The sequence grid filters on precomputed summaries (``sequence_labels``,
+irbis.store.sequence_summary) walked in grid order. Here, on the real
+camtrapR card after people have labelled some sequences, every label filter
+is compared with the same filter computed one sequence at a time from
+sequence_detail (which reads the observations themselves), page after page.
+On SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 from fastapi.testclient import TestClient
 
 from irbis.web import cache, labels, sequences
@@ -47,8 +46,7 @@ def _expected(details: list[dict], species: str | None, reviewed: bool | None) -
     return out
 
 
-@pytest.mark.parametrize("prefetch", [True, False])
-def test_label_filters_match_their_definition(project, monkeypatch, prefetch):
+def test_label_filters_match_their_definition(project):
     build_project(project)
     cache.clear(project.root)
     everything = sequences.list_sequences(project, sequences.SequenceQuery(limit=500))["items"]
@@ -67,7 +65,6 @@ def test_label_filters_match_their_definition(project, monkeypatch, prefetch):
         versions = {m["id"]: m["review_version"] for m in d["media"]}
         labels.label_sequences(project, [(sid, versions)], label, "tester")
 
-    monkeypatch.setattr(sequences, "_prefetch_pays", lambda *_a: prefetch)
     # Time order, as the grid shows them.
     details = [sequences.sequence_detail(project, item["id"]) for item in everything]
     assert sum(d["reviewed"] for d in details) == 3

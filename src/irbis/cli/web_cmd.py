@@ -37,6 +37,9 @@ def serve(
     from irbis.web.auth import has_users
 
     p = Project.open(project)  # brings the schema up to date once, before any worker
+    from irbis.store.sequence_summary import refresh
+
+    refresh(p.engine)  # and the grid's summaries (after an upgrade, or a hand edit)
     mode = "users with tokens" if has_users(p) else "local mode (no users: full rights)"
     procs = f", {workers} workers" if workers > 1 else ""
     err.print(f"irbis serving [bold]{p.settings.name}[/] at http://{host}:{port}/ ({mode}{procs})")

@@ -50,6 +50,7 @@ from irbis.store.schema import (
     Observation,
     Station,
 )
+from irbis.store.sequence_summary import refresh as refresh_summaries
 
 __all__ = ["ImportResult", "import_camtrapdp"]
 
@@ -521,6 +522,7 @@ def import_camtrapdp(
         extra["camtrapdp"] = {"package": saved, "imported_from": str(root)}
         project.settings.extra = extra
         project.save_settings()
+    refresh_summaries(project.engine)  # the review grid's view of the imported sequences
     if result.exif_not_json:
         result.notes.append(
             f"{result.exif_not_json} media rows have exifData that is not a JSON object "

@@ -43,6 +43,7 @@ from irbis.store.schema import (
     Rejection,
     Station,
 )
+from irbis.store.sequence_summary import refresh as refresh_summaries
 
 BATCH_SIZE = 64
 CHUNK = 1 << 20
@@ -378,6 +379,8 @@ def ingest(
         batch.n_duplicate, batch.n_rejected = result.n_duplicate, result.n_rejected
         batch.bytes_read = result.bytes_read
         session.commit()
+    # The review grid's summaries of the new sequences, now rather than on its first page.
+    refresh_summaries(project.engine)
     return result
 
 

@@ -73,6 +73,7 @@ class Deployment(Base):
     """One camera at one station for one period, with its clock correction."""
 
     __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_station", "station_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(200), unique=True)
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
@@ -131,7 +132,8 @@ class MediaGroup(Base):
 
     __tablename__ = "media_groups"
     __table_args__ = (
-        Index("ix_media_groups_deployment_kind", "deployment_id", "kind"),
+        # Also a station's sequences in grid order (migration 0006).
+        Index("ix_media_groups_deployment_kind", "deployment_id", "kind", "start_utc", "id"),
         # The review grid pages sequences in (start_utc, id) order (migration 0005).
         Index("ix_media_groups_kind_start", "kind", "start_utc", "id"),
     )
@@ -445,3 +447,55 @@ class User(Base):
     precise_locations: Mapped[bool] = mapped_column(Boolean, default=False)
     token_hash: Mapped[str | None] = mapped_column(String(128))
     created_utc: Mapped[datetime] = mapped_column(DateTime)
+
+
+# Derived tables (migration 0006). Everything below is recomputed from media,
+# observations and media_groups by ``irbis.store.sequence_summary.refresh``;
+# database triggers queue the sequences whose rows changed in
+# ``sequence_dirty``, whatever program wrote them. Never edited by hand.
+
+
+class SequenceDirty(Base):
+    """A sequence whose summary must be recomputed (one row per change; duplicates are fine)."""
+
+    __tablename__ = "sequence_dirty"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sequence_id: Mapped[int] = mapped_column(Integer)
+
+
+class SequenceSummary(Base):
+    """What the review grid shows of one sequence, precomputed.
+
+    ``labels`` and ``media`` are JSON text: the current labels (a person's when
+    one labelled it, else what folders, tags and models said) and
+    ``[[media id, review version], ...]``.
+    """
+
+    __tablename__ = "sequence_summaries"
+    sequence_id: Mapped[int] = mapped_column(
+        ForeignKey("media_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    start_local: Mapped[datetime | None] = mapped_column(DateTime)
+    reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
+    labels: Mapped[str] = mapped_column(Text, default="[]")
+    media: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class SequenceLabel(Base):
+    """One current label of a sequence (``*`` for every sequence), for the grid's filters.
+
+    ``start_utc`` repeats the sequence's start so that "the next page of
+    sequences labelled X, not yet reviewed" is one walk of an index.
+    """
+
+    __tablename__ = "sequence_labels"
+    __table_args__ = (
+        Index("ix_sequence_labels_label_reviewed", "label", "reviewed", "start_utc", "sequence_id"),
+        Index("ix_sequence_labels_label_start", "label", "start_utc", "sequence_id"),
+    )
+    sequence_id: Mapped[int] = mapped_column(
+        ForeignKey("media_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    label: Mapped[str] = mapped_column(String(200), primary_key=True)
+    reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
+    start_utc: Mapped[datetime] = mapped_column(DateTime)

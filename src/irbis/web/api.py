@@ -27,9 +27,15 @@ class PlainJSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(
-            finite(content), ensure_ascii=False, separators=(",", ":"), default=str
-        ).encode("utf-8")
+        try:  # almost always: no NaN or infinity anywhere, nothing to rewrite
+            text = json.dumps(
+                content, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False
+            )
+        except ValueError:
+            text = json.dumps(
+                finite(content), ensure_ascii=False, separators=(",", ":"), default=str
+            )
+        return text.encode("utf-8")
 
 
 router = APIRouter(prefix="/api")
@@ -104,7 +110,7 @@ def _label(body: LabelIn | BulkLabelIn) -> labels.Label:
     )
 
 
-def sequence_query(
+async def sequence_query(
     station: Annotated[str | None, Query(description="Station name")] = None,
     date_from: Annotated[str | None, Query(description="First UTC date, YYYY-MM-DD")] = None,
     date_to: Annotated[str | None, Query(description="Last UTC date, YYYY-MM-DD")] = None,

@@ -135,12 +135,17 @@ def resolve_user(project: Project, token: str | None) -> WebUser:
     UnauthorizedError
         The project has users and the token is missing or unknown.
     """
-    with project.session() as s:
-        if not s.scalar(select(func.count()).select_from(User)):
+    # Core statements, no ORM session: this runs for every request.
+    with project.engine.connect() as conn:
+        if not conn.execute(select(func.count()).select_from(User)).scalar():
             return LOCAL_USER
         if not token:
             raise UnauthorizedError("log in first: send your token (irbis users add gives one)")
-        user = s.scalar(select(User).where(User.token_hash == hash_token(token)))
-        if user is None:
-            raise UnauthorizedError("unknown token: check it or ask an admin for a new one")
-        return WebUser(user.name, user.role, bool(user.precise_locations))
+        row = conn.execute(
+            select(User.name, User.role, User.precise_locations).where(
+                User.token_hash == hash_token(token)
+            )
+        ).first()
+    if row is None:
+        raise UnauthorizedError("unknown token: check it or ask an admin for a new one")
+    return WebUser(row.name, row.role, bool(row.precise_locations))

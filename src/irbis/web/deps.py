@@ -16,7 +16,9 @@ MAX_ID = 2**63 - 1
 DbId = Annotated[int, Path(ge=0, le=MAX_ID, description="Database id")]
 
 
-def get_project(request: Request) -> Project:
+# Dependencies that do no blocking work are ``async``: FastAPI runs a plain
+# ``def`` dependency on its thread pool, a thread hop per dependency per request.
+async def get_project(request: Request) -> Project:
     return request.app.state.project
 
 

@@ -10,13 +10,14 @@ models said. Nothing here writes.
 from __future__ import annotations
 
 import base64
+import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, Select, and_, any_, bindparam, func, literal, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from irbis.core.errors import BadInputError
@@ -27,13 +28,27 @@ from irbis.store.schema import (
     MediaDetection,
     MediaGroup,
     Observation,
+    SequenceLabel,
+    SequenceSummary,
     SequenceVerdict,
     Station,
 )
 from irbis.store.schema import Media as MediaRow
+from irbis.store.sequence_summary import (
+    ANY_LABEL,
+    current_labels,
+    ensure_fresh,
+    label_key,
+    provenance,
+)
 from irbis.web.errors import NotFoundError
 
 VERDICTS = ("blank", "animal", "person", "vehicle")
+# Aliases are built once: making one copies every column of the table, which
+# cost more than the whole query when done for each request.
+_SV = aliased(SequenceVerdict, name="sv")
+_SUMM = aliased(SequenceSummary, name="summ")
+_SL = aliased(SequenceLabel, name="sl")
 HUMAN = "human"
 MAX_PAGE = 500
 
@@ -157,146 +172,6 @@ def main_detector(session: Session) -> str | None:
     )
 
 
-def _has_obs(fence: bool, *conds: Any) -> Any:
-    """``EXISTS`` a current observation meeting ``conds`` on a media file of the sequence.
-
-    Written as media-then-observation nested probes so that both databases
-    walk the sequence's few files (``ix_media_sequence``) and look each one up
-    in ``ix_observations_media_current``, whatever their statistics say: a page
-    then costs what it shows. Driven from the observations side (as SQLite
-    chooses without ``ANALYZE``, and PostgreSQL when it flattens the probe
-    into a join) every probe would read every labelled row of the project.
-    ``fence`` adds ``OFFSET 0`` for PostgreSQL, which keeps the probe a
-    per-sequence sub-plan.
-    """
-    m = aliased(MediaRow)
-    o = aliased(Observation)
-    on_file = (
-        select(literal(1))
-        .select_from(o)
-        .where(o.media_id == m.id, o.retracted_utc.is_(None), *[c(o) for c in conds])
-        .exists()
-    )
-    sub = select(literal(1)).select_from(m).where(m.sequence_id == MediaGroup.id, on_file)
-    if fence:
-        sub = sub.offset(0)
-    return sub.exists()
-
-
-def _in_ids(column: Any, ids: list[int], pg: bool) -> Any:
-    """``column IN ids``; on PostgreSQL as ``= ANY(array)``, one parameter, not thousands.
-
-    Binding and planning thousands of separate parameters costs PostgreSQL
-    more than the lookups they feed.
-    """
-    if pg:
-        return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))
-    return column.in_(ids)
-
-
-def _seq_ids_with(s: Session, *conds: Any) -> list[int]:
-    """Ids of sequences with a current observation meeting ``conds`` (read from that side).
-
-    SQLite: one join, driven from the label's index. PostgreSQL: two lookups
-    (media ids from the observations, then their sequences by primary key as
-    one array parameter): as a join it hashes a scan of every media row even
-    when a few hundred match. No DISTINCT in SQL: it makes SQLite walk the
-    ``(media_id, ...)`` index in order instead of looking the label up.
-    """
-    conn = s.connection()  # Core rows: no ORM bookkeeping for thousands of ids
-    current = [Observation.retracted_utc.is_(None), *[c(Observation) for c in conds]]
-    if conn.dialect.name != "postgresql":
-        rows = conn.execute(
-            select(MediaRow.sequence_id)
-            .select_from(Observation)
-            .join(MediaRow, MediaRow.id == Observation.media_id)
-            .where(*current)
-        )
-        return sorted({sid for (sid,) in rows if sid is not None})
-    media_ids = sorted(
-        {mid for (mid,) in conn.execute(select(Observation.media_id).where(*current)) if mid}
-    )
-    if not media_ids:
-        return []
-    rows = conn.execute(select(MediaRow.sequence_id).where(_in_ids(MediaRow.id, media_ids, True)))
-    return sorted({sid for (sid,) in rows if sid is not None})
-
-
-@dataclass(frozen=True)
-class LabelStats:
-    """How many current media-level observations say what: chooses a filter's plan.
-
-    Only used to estimate costs, so a stale value (kept 60 s) costs time, never
-    correctness.
-    """
-
-    n_obs: int
-    n_sequences: int
-    n_human: int
-    by_species: dict[tuple[str | None, bool], int]  # (species or "blank", human) -> rows
-
-    def count(self, species: str | None, human_only: bool) -> int:
-        """Observation rows with this label (``species=None``: any), by people only or any."""
-        total = 0
-        for (sp, human), n in self.by_species.items():
-            if (species is None or sp == species) and (human or not human_only):
-                total += n
-        return total
-
-
-def _label_stats(project: Project) -> LabelStats:
-    with project.session() as s:
-        rows = s.execute(
-            select(
-                Observation.species,
-                Observation.observation_type,
-                Observation.source,
-                func.count(),
-            )
-            .where(Observation.retracted_utc.is_(None), Observation.media_id.is_not(None))
-            .group_by(Observation.species, Observation.observation_type, Observation.source)
-        ).all()
-        n_seq = s.scalar(
-            select(func.count()).select_from(MediaGroup).where(MediaGroup.kind == "sequence")
-        )
-    by: dict[tuple[str | None, bool], int] = defaultdict(int)
-    for species, otype, source, n in rows:
-        by[("blank" if otype == "blank" else species, source == HUMAN)] += int(n)
-    return LabelStats(
-        n_obs=sum(by.values()),
-        n_sequences=int(n_seq or 0),
-        n_human=sum(n for (_sp, human), n in by.items() if human),
-        by_species=dict(by),
-    )
-
-
-def label_stats(project: Project) -> LabelStats:
-    """:class:`LabelStats` of the project, kept 60 s."""
-    from irbis.web.cache import cached
-
-    return cached((project.root, "label-stats"), 60.0, lambda: _label_stats(project))
-
-
-# Above this many matching sequence ids the "fetch the matches first" plan would
-# bind too many parameters; walking in grid order is the plan then.
-_MAX_PREFETCH = 20_000
-
-
-def _prefetch_pays(stats: LabelStats, n_anchor: int, limit: int) -> bool:
-    """Whether listing the matches of a label first beats walking sequences in grid order.
-
-    Walking visits about ``limit * n_obs / n_anchor`` sequences, probing each
-    one's observations; listing reads the ``n_anchor`` matching rows once.
-    """
-    if n_anchor > _MAX_PREFETCH:
-        return False
-    if n_anchor == 0:
-        return True
-    per_seq = stats.n_obs / max(stats.n_sequences, 1)
-    walk = (limit + 1) * stats.n_obs / n_anchor * max(per_seq, 1.0)
-    return n_anchor < walk
-
-
 def _detector(project: Project) -> str | None:
     from irbis.web.cache import cached
 
@@ -307,19 +182,26 @@ def _detector(project: Project) -> str | None:
     return cached((project.root, "detector"), 10.0, compute)
 
 
-def _filtered(
-    s: Session, project: Project, q: SequenceQuery, detector: str | None, limit: int
-) -> Select:
-    """The grid's rows under ``q``'s filters (unordered, unlimited).
+def _label_filter(q: SequenceQuery) -> tuple[str, bool | None] | None:
+    """The ``sequence_labels`` row a match must have: ``(label, reviewed or None)``."""
+    if q.species:
+        return label_key(None, "blank") if q.species == "blank" else q.species, q.reviewed
+    if q.reviewed is not None:
+        return ANY_LABEL, q.reviewed
+    return None
 
-    Sequences are read in ``(start_utc, id)`` order from an index and the label
-    filters are per-sequence probes, so a page stops after ``limit`` matches.
-    When the label asked for is rare (few observation rows say it, judged from
-    :func:`label_stats`), such a walk would visit most sequences to fill a page;
-    then the ids of the sequences carrying that label are listed first and
-    only those are probed.
+
+def _filtered(q: SequenceQuery, detector: str | None) -> tuple[Select, Any, Any]:
+    """The grid's rows under ``q``'s filters, and the columns that order them.
+
+    Without a label filter, sequences are read in ``(start_utc, id)`` order
+    from ``ix_media_groups_kind_start``; with one, from the label's rows of
+    ``sequence_labels`` (which repeat the start time), so a page of a rare
+    species or of "not yet reviewed" stops after ``limit`` matches either way.
+    Returns ``(statement, start column, id column)``: order and page by the
+    latter two.
     """
-    sv = aliased(SequenceVerdict)
+    sv, summ = _SV, _SUMM
     stmt = (
         select(
             MediaGroup.id,
@@ -331,141 +213,59 @@ def _filtered(
             sv.verdict,
             sv.best_score,
             sv.best_media_id,
+            summ.start_local,
+            summ.reviewed,
+            summ.labels,
+            summ.media,
         )
         .join(Deployment, Deployment.id == MediaGroup.deployment_id)
         .join(Station, Station.id == Deployment.station_id)
         .outerjoin(sv, and_(sv.sequence_id == MediaGroup.id, sv.detector == detector))
+        .outerjoin(summ, summ.sequence_id == MediaGroup.id)
         .where(MediaGroup.kind == "sequence")
     )
+    start_col, id_col = MediaGroup.start_utc, MediaGroup.id
+    wanted = _label_filter(q)
+    if wanted is not None:
+        label, reviewed = wanted
+        on = [_SL.sequence_id == MediaGroup.id, _SL.label == label]
+        if reviewed is not None:
+            on.append(_SL.reviewed == reviewed)
+        stmt = stmt.join(_SL, and_(*on))
+        start_col, id_col = _SL.start_utc, _SL.sequence_id
     if q.station:
         stmt = stmt.where(Station.name == q.station)
     if q.date_from:
-        stmt = stmt.where(MediaGroup.start_utc >= datetime.combine(q.date_from, time.min))
+        stmt = stmt.where(start_col >= datetime.combine(q.date_from, time.min))
     if q.date_to and q.date_to < date.max:  # 9999-12-31 has no next day: no upper bound
         end = datetime.combine(q.date_to + timedelta(days=1), time.min)
-        stmt = stmt.where(MediaGroup.start_utc < end)
+        stmt = stmt.where(start_col < end)
     if q.verdict == "none":
         stmt = stmt.where(sv.id.is_(None))
     elif q.verdict:
         stmt = stmt.where(sv.verdict == q.verdict)
     if q.min_confidence is not None:
         stmt = stmt.where(sv.best_score >= q.min_confidence)
-    if q.reviewed is None and not q.species:
-        return stmt
-
-    fence = s.get_bind().dialect.name == "postgresql"
-
-    def is_human(o):
-        return o.source == HUMAN
-
-    named = None
-    if q.species == "blank":
-
-        def named(o):
-            return o.observation_type == "blank"
-
-    elif q.species:
-
-        def named(o):
-            return o.species == q.species
-
-    human = _has_obs(fence, is_human)
-    # The current label is a person's when there is one, else anyone's. Each
-    # case is an "anchor" (a label every match carries, which can be listed
-    # from the observations' side) and the rest of the condition.
-    if named is None:
-        if not q.reviewed:
-            return stmt.where(~human)
-        anchor: tuple = (is_human,)
-        rest: list[Any] = []
-    elif q.reviewed is True:
-        anchor, rest = (is_human, named), []
-    elif q.reviewed is False:
-        anchor, rest = (named,), [~human]
-    else:
-        anchor, rest = (named,), [or_(_has_obs(fence, is_human, named), ~human)]
-    stats = label_stats(project)
-    n_anchor = stats.count(q.species, human_only=is_human in anchor)
-    if _prefetch_pays(stats, n_anchor, limit):
-        return stmt.where(_in_ids(MediaGroup.id, _seq_ids_with(s, *anchor), fence), *rest)
-    return stmt.where(_has_obs(fence, *anchor), *rest)
-    return stmt
+    return stmt, start_col, id_col
 
 
-def _labels(rows: list[tuple]) -> tuple[list[dict[str, Any]], bool]:
-    """Current labels of one sequence from its current observations."""
-    human = [r for r in rows if r[4] == HUMAN]
-    use = human or rows
-    seen: dict[tuple, dict[str, Any]] = {}
-    for species, count, otype, individual, source, by in use:
-        key = (species, otype, source, by)
-        item = seen.setdefault(
-            key,
-            {
-                "species": species,
-                "type": otype,
-                "count": count,
-                "individual": individual,
-                "source": source,
-                "by": by,
-                "provenance": provenance(source),
-            },
-        )
-        if count is not None and (item["count"] is None or count > item["count"]):
-            item["count"] = count
-    return list(seen.values()), bool(human)
+def _after(start_col: Any, id_col: Any, start: datetime, seq_id: int) -> Any:
+    """Rows after ``(start, seq_id)`` in grid order.
 
-
-def provenance(source: str) -> str:
-    """``human``, ``machine`` (a model) or ``import`` (folder names, tags, packages)."""
-    if source == HUMAN:
-        return "human"
-    if source.startswith("model"):
-        return "machine"
-    return "import"
-
-
-def _page_extras(s: Session, ids: list[int]) -> tuple[dict, dict]:
-    """Media (in time order) and current observations of the sequences ``ids``.
-
-    Observations are fetched by the media ids just read rather than by a join
-    on ``sequence_id``: PostgreSQL would otherwise hash-join a scan of every
-    observation of the project for a 48-sequence page.
+    Written with a plain range on the start first: an index walk can then
+    begin at ``start`` (a bare ``OR`` made SQLite scan from the beginning).
     """
-    pg = s.get_bind().dialect.name == "postgresql"
-    media: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    seq_of: dict[int, int] = {}
-    for mid, sid, local, version, mtype in s.execute(
-        select(
-            MediaRow.id,
-            MediaRow.sequence_id,
-            MediaRow.timestamp_local,
-            MediaRow.review_version,
-            MediaRow.mediatype,
-        )
-        .where(_in_ids(MediaRow.sequence_id, ids, pg))
-        .order_by(MediaRow.sequence_id, MediaRow.timestamp_utc, MediaRow.id)
-    ):
-        media[sid].append({"id": mid, "version": version, "local": local, "type": mtype})
-        seq_of[mid] = sid
-    obs: dict[int, list[tuple]] = defaultdict(list)
-    if not seq_of:
-        return media, obs
-    for mid, *rest in s.execute(
-        select(
-            Observation.media_id,
-            Observation.species,
-            Observation.count,
-            Observation.observation_type,
-            Observation.individual,
-            Observation.source,
-            Observation.by,
-        ).where(
-            _in_ids(Observation.media_id, list(seq_of), pg), Observation.retracted_utc.is_(None)
-        )
-    ):
-        obs[seq_of[mid]].append(tuple(rest))
-    return media, obs
+    return and_(start_col >= start, or_(start_col > start, id_col > seq_id))
+
+
+def _before(start_col: Any, id_col: Any, start: datetime, seq_id: int) -> Any:
+    """Rows before ``(start, seq_id)`` in grid order (see :func:`_after`)."""
+    return and_(start_col <= start, or_(start_col < start, id_col < seq_id))
+
+
+def _fresh(project: Project) -> None:
+    """Bring the derived summaries up to date with every committed write."""
+    ensure_fresh(project.engine)
 
 
 def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
@@ -480,25 +280,19 @@ def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
         their ``review_version``, needed to label it).
     """
     q.check()
-    with project.session() as s:
-        detector = _detector(project)
-        stmt = _filtered(s, project, q, detector, q.limit)
-        if q.after:
-            t, sid = decode_cursor(q.after)
-            stmt = stmt.where(
-                or_(MediaGroup.start_utc > t, and_(MediaGroup.start_utc == t, MediaGroup.id > sid))
-            )
-        rows = s.execute(
-            stmt.order_by(MediaGroup.start_utc, MediaGroup.id).limit(q.limit + 1)
-        ).all()
-        more = len(rows) > q.limit
-        rows = rows[: q.limit]
-        media, obs = _page_extras(s, [r[0] for r in rows])
+    _fresh(project)
+    detector = _detector(project)
+    stmt, start_col, id_col = _filtered(q, detector)
+    if q.after:
+        t, sid = decode_cursor(q.after)
+        stmt = stmt.where(_after(start_col, id_col, t, sid))
+    with project.engine.connect() as conn:  # Core rows: no ORM bookkeeping
+        rows = conn.execute(stmt.order_by(start_col, id_col).limit(q.limit + 1)).all()
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
     items = []
-    for sid, start, end, n, station, dep, verdict, score, best in rows:
-        labels, reviewed = _labels(obs.get(sid, []))
-        mlist = media.get(sid, [])
-        first_local = mlist[0]["local"] if mlist else None
+    for sid, start, end, n, station, dep, verdict, score, best, local, rev, labels, media in rows:
+        pairs = json.loads(media) if media else []
         items.append(
             {
                 "id": sid,
@@ -506,14 +300,14 @@ def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
                 "deployment": dep,
                 "start_utc": start.isoformat(),
                 "end_utc": end.isoformat(),
-                "start_local": first_local.isoformat() if first_local else None,
+                "start_local": local.isoformat() if local else None,
                 "n_media": n,
                 "verdict": verdict,
                 "confidence": score,
-                "thumb_media_id": best or (mlist[0]["id"] if mlist else None),
-                "labels": labels,
-                "reviewed": reviewed,
-                "media": [{"id": m["id"], "version": m["version"]} for m in mlist],
+                "thumb_media_id": best or (pairs[0][0] if pairs else None),
+                "labels": json.loads(labels) if labels else [],
+                "reviewed": bool(rev),
+                "media": [{"id": m, "version": v} for m, v in pairs],
             }
         )
     nxt = encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
@@ -530,23 +324,17 @@ def neighbours(project: Project, q: SequenceQuery, seq_id: int) -> dict[str, int
         )
         if start is None:
             raise NotFoundError(f"sequence {seq_id} not found")
-        base = _filtered(s, project, q, _detector(project), 1).with_only_columns(MediaGroup.id)
-        after = or_(
-            MediaGroup.start_utc > start,
-            and_(MediaGroup.start_utc == start, MediaGroup.id > seq_id),
-        )
-        before = or_(
-            MediaGroup.start_utc < start,
-            and_(MediaGroup.start_utc == start, MediaGroup.id < seq_id),
-        )
-        nxt = s.scalar(base.where(after).order_by(MediaGroup.start_utc, MediaGroup.id).limit(1))
-        prev = s.scalar(
-            base.where(before).order_by(MediaGroup.start_utc.desc(), MediaGroup.id.desc()).limit(1)
-        )
+        stmt, start_col, id_col = _filtered(q, _detector(project))
+        base = stmt.with_only_columns(id_col)
+        after = _after(start_col, id_col, start, seq_id)
+        before = _before(start_col, id_col, start, seq_id)
+        nxt = s.scalar(base.where(after).order_by(start_col, id_col).limit(1))
+        prev = s.scalar(base.where(before).order_by(start_col.desc(), id_col.desc()).limit(1))
     return {"previous": prev, "next": nxt}
 
 
-def _obs_dict(o: Observation) -> dict[str, Any]:
+def _obs_dict(o: Any) -> dict[str, Any]:
+    """An observation row (ORM object or Core row with the same names) as JSON."""
     return {
         "id": o.id,
         "media_id": o.media_id,
@@ -574,65 +362,116 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
     NotFoundError
         No sequence has this id.
     """
-    with project.session() as s:
-        row = s.execute(
-            select(MediaGroup, Deployment.code, Station.name)
+    o = Observation
+    obs_cols = (
+        o.id,
+        o.media_id,
+        o.level,
+        o.species,
+        o.count,
+        o.observation_type,
+        o.individual,
+        o.source,
+        o.by,
+        o.created_utc,
+        o.retracted_utc,
+        o.retracted_by,
+        o.probability,
+    )
+    # Core rows with the columns shown (attribute names as on the ORM classes):
+    # loading whole ORM objects cost more than the queries.
+    with project.engine.connect() as conn:
+        row = conn.execute(
+            select(
+                MediaGroup.id,
+                MediaGroup.start_utc,
+                MediaGroup.end_utc,
+                MediaGroup.n_media,
+                MediaGroup.deployment_id,
+                Deployment.code,
+                Station.name,
+            )
             .join(Deployment, Deployment.id == MediaGroup.deployment_id)
             .join(Station, Station.id == Deployment.station_id)
             .where(MediaGroup.id == seq_id, MediaGroup.kind == "sequence")
         ).first()
         if row is None:
             raise NotFoundError(f"sequence {seq_id} not found")
-        group, dep, station = row
+        group, dep, station = row, row.code, row.name
         detector = _detector(project)
         verdict = (
-            s.scalar(
-                select(SequenceVerdict).where(
-                    SequenceVerdict.sequence_id == seq_id, SequenceVerdict.detector == detector
-                )
-            )
+            conn.execute(
+                select(
+                    SequenceVerdict.verdict,
+                    SequenceVerdict.best_score,
+                    SequenceVerdict.best_media_id,
+                ).where(SequenceVerdict.sequence_id == seq_id, SequenceVerdict.detector == detector)
+            ).first()
             if detector
             else None
         )
-        media = s.scalars(
-            select(MediaRow)
+        media = conn.execute(
+            select(
+                MediaRow.id,
+                MediaRow.file_name,
+                MediaRow.mediatype,
+                MediaRow.mime,
+                MediaRow.width,
+                MediaRow.height,
+                MediaRow.timestamp_local,
+                MediaRow.timestamp_utc,
+                MediaRow.time_flag,
+                MediaRow.review_version,
+            )
             .where(MediaRow.sequence_id == seq_id)
             .order_by(MediaRow.timestamp_utc, MediaRow.id)
         ).all()
         ids = [m.id for m in media]
         boxes: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for b, det in s.execute(
-            select(DetectionBox, MediaDetection.detector)
-            .join(MediaDetection, MediaDetection.id == DetectionBox.result_id)
-            .where(DetectionBox.media_id.in_(ids))
-            .order_by(DetectionBox.media_id, DetectionBox.frame, DetectionBox.score.desc())
+        b = DetectionBox
+        for media_id, frame, category, score, x, y, w, h, source, det in conn.execute(
+            select(
+                b.media_id,
+                b.frame,
+                b.category,
+                b.score,
+                b.x,
+                b.y,
+                b.width,
+                b.height,
+                b.source,
+                MediaDetection.detector,
+            )
+            .join(MediaDetection, MediaDetection.id == b.result_id)
+            .where(b.media_id.in_(ids))
+            .order_by(b.media_id, b.frame, b.score.desc())
         ):
-            boxes[b.media_id].append(
+            boxes[media_id].append(
                 {
-                    "frame": b.frame,
-                    "category": b.category,
-                    "score": b.score,
-                    "x": b.x,
-                    "y": b.y,
-                    "width": b.width,
-                    "height": b.height,
-                    "source": b.source,
+                    "frame": frame,
+                    "category": category,
+                    "score": score,
+                    "x": x,
+                    "y": y,
+                    "width": w,
+                    "height": h,
+                    "source": source,
                     "detector": det,
                     "main": det == detector,
                 }
             )
-        obs_rows = s.scalars(
-            select(Observation)
-            .where(Observation.media_id.in_(ids))
-            .order_by(Observation.media_id, Observation.id)
+        obs_rows = conn.execute(
+            select(*obs_cols).where(o.media_id.in_(ids)).order_by(o.media_id, o.id)
         ).all()
-        events = s.scalars(
-            select(Observation).where(
-                Observation.media_id.is_(None),
-                Observation.deployment_id == group.deployment_id,
-                Observation.event_start_utc <= group.end_utc,
-                Observation.event_end_utc >= group.start_utc,
+        events = conn.execute(
+            select(*obs_cols)
+            .where(
+                o.media_id.is_(None),
+                o.deployment_id == group.deployment_id,
+                o.event_start_utc <= group.end_utc,
+                o.event_end_utc >= group.start_utc,
             )
+            .order_by(o.id)
         ).all()
     obs: dict[int, list[dict[str, Any]]] = defaultdict(list)
     current: list[tuple] = []
@@ -640,7 +479,7 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
         obs[o.media_id].append(_obs_dict(o))
         if o.retracted_utc is None:
             current.append((o.species, o.count, o.observation_type, o.individual, o.source, o.by))
-    labels, reviewed = _labels(current)
+    labels, reviewed = current_labels(current)
     return {
         "id": group.id,
         "station": station,
