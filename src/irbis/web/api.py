@@ -140,8 +140,16 @@ async def sequence_query(
 QueryDep = Annotated[sequences.SequenceQuery, Depends(sequence_query)]
 
 
+# Reads that the database answers in milliseconds are ``async def``: they run
+# on the worker's event loop, one at a time per process (``irbis serve
+# --workers`` gives one process per core). As plain ``def`` each one would hop
+# to the thread pool and back, which cost as much CPU as the page itself and
+# made the threads of a busy worker fight over the GIL. Endpoints that read
+# files, decode images, fit models or write stay ``def``, on the thread pool.
+
+
 @router.get("/me", tags=["users"])
-def me(user: UserDep) -> dict[str, Any]:
+async def me(user: UserDep) -> dict[str, Any]:
     """Who the request is made as, and what they may do."""
     return {
         "name": user.name,
@@ -152,31 +160,31 @@ def me(user: UserDep) -> dict[str, Any]:
 
 
 @router.get("/overview", tags=["project"])
-def get_overview(project: ProjectDep, user: UserDep) -> dict[str, Any]:
+async def get_overview(project: ProjectDep, user: UserDep) -> dict[str, Any]:
     """Counts: media, sequences, detector verdicts, reviewed, individuals (kept 10 s)."""
     return overview.cached_overview(project)
 
 
 @router.get("/stations", tags=["project"])
-def get_stations(project: ProjectDep, user: UserDep) -> list[dict[str, Any]]:
+async def get_stations(project: ProjectDep, user: UserDep) -> list[dict[str, Any]]:
     """Stations; sensitive ones generalised unless the user may see precise locations."""
     return locations.stations_for(project, user)
 
 
 @router.get("/species", tags=["labels"])
-def get_species(project: ProjectDep, user: UserDep) -> list[str]:
+async def get_species(project: ProjectDep, user: UserDep) -> list[str]:
     """The species on hotkeys 1..9, in order."""
     return labels.species_choices(project)
 
 
 @router.get("/sequences", tags=["sequences"], response_class=PlainJSON)
-def get_sequences(project: ProjectDep, user: UserDep, q: QueryDep) -> PlainJSON:
+async def get_sequences(project: ProjectDep, user: UserDep, q: QueryDep) -> PlainJSON:
     """A page of sequences matching the filters; pass ``next`` back as ``after``."""
     return PlainJSON(sequences.list_sequences(project, q))
 
 
 @router.get("/sequences/{seq_id}", tags=["sequences"], response_class=PlainJSON)
-def get_sequence(seq_id: DbId, project: ProjectDep, user: UserDep, q: QueryDep) -> PlainJSON:
+async def get_sequence(seq_id: DbId, project: ProjectDep, user: UserDep, q: QueryDep) -> PlainJSON:
     """One sequence: media, boxes, observations; previous/next under the same filters."""
     data = sequences.sequence_detail(project, seq_id)
     data["neighbours"] = sequences.neighbours(project, q, seq_id)
@@ -231,7 +239,7 @@ def get_media_thumb(
 
 
 @router.get("/annotations", tags=["identification"])
-def get_annotations(
+async def get_annotations(
     project: ProjectDep,
     user: UserDep,
     limit: int = Query(50, ge=1, le=500),
@@ -242,7 +250,7 @@ def get_annotations(
 
 
 @router.get("/annotations/{ann_id}", tags=["identification"])
-def get_annotation(ann_id: DbId, project: ProjectDep, user: UserDep) -> dict[str, Any]:
+async def get_annotation(ann_id: DbId, project: ProjectDep, user: UserDep) -> dict[str, Any]:
     """One annotation with its ranked candidates and matched keypoints."""
     return identify.annotation_detail(project, ann_id)
 
@@ -264,13 +272,13 @@ def post_decision(
 
 
 @router.get("/individuals", tags=["individuals"])
-def get_individuals(project: ProjectDep, user: UserDep) -> list[dict[str, Any]]:
+async def get_individuals(project: ProjectDep, user: UserDep) -> list[dict[str, Any]]:
     """The catalogue (merged individuals left out)."""
     return individuals.list_individuals(project)
 
 
 @router.get("/individuals/{ind_id}", tags=["individuals"])
-def get_individual(ind_id: DbId, project: ProjectDep, user: UserDep) -> dict[str, Any]:
+async def get_individual(ind_id: DbId, project: ProjectDep, user: UserDep) -> dict[str, Any]:
     """Photos per flank, sightings, stations and range (minimum convex polygon)."""
     return individuals.individual_detail(project, ind_id, user)
 

@@ -30,7 +30,7 @@ def token_of(request: Request) -> str | None:
     return request.headers.get("x-irbis-token") or request.cookies.get(COOKIE)
 
 
-def current_user(request: Request) -> WebUser:
+async def current_user(request: Request) -> WebUser:
     """The user of this request (raises UnauthorizedError when a token is needed)."""
     cached = getattr(request.state, "user", None)
     if cached is not None:
@@ -40,13 +40,13 @@ def current_user(request: Request) -> WebUser:
     return user
 
 
-def reviewer(request: Request) -> WebUser:
-    user = current_user(request)
+async def reviewer(request: Request) -> WebUser:
+    user = await current_user(request)
     user.require("reviewer")
     return user
 
 
-def admin(request: Request) -> WebUser:
-    user = current_user(request)
+async def admin(request: Request) -> WebUser:
+    user = await current_user(request)
     user.require("admin")
     return user

@@ -50,12 +50,12 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
 
 
 @router.get("/", response_class=HTMLResponse)
-def page_overview(request: Request, project: ProjectDep, user: UserDep) -> HTMLResponse:
+async def page_overview(request: Request, project: ProjectDep, user: UserDep) -> HTMLResponse:
     return _render(request, "overview.html", user, data=overview.cached_overview(project))
 
 
 @router.get("/map", response_class=HTMLResponse)
-def page_map(request: Request, project: ProjectDep, user: UserDep) -> HTMLResponse:
+async def page_map(request: Request, project: ProjectDep, user: UserDep) -> HTMLResponse:
     tiles = project.settings.extra.get("map_tiles")
     return _render(
         request,
@@ -67,7 +67,7 @@ def page_map(request: Request, project: ProjectDep, user: UserDep) -> HTMLRespon
 
 
 @router.get("/sequences", response_class=HTMLResponse)
-def page_sequences(request: Request, project: ProjectDep, user: UserDep) -> HTMLResponse:
+async def page_sequences(request: Request, project: ProjectDep, user: UserDep) -> HTMLResponse:
     params = dict(request.query_params)
     error = None
     try:
@@ -91,7 +91,7 @@ def page_sequences(request: Request, project: ProjectDep, user: UserDep) -> HTML
 
 
 @router.get("/sequences/{seq_id}", response_class=HTMLResponse)
-def page_sequence(
+async def page_sequence(
     seq_id: DbId, request: Request, project: ProjectDep, user: UserDep
 ) -> HTMLResponse:
     q = sequences.SequenceQuery.from_params(dict(request.query_params))
@@ -108,12 +108,12 @@ def page_sequence(
 
 
 @router.get("/identify", response_class=HTMLResponse)
-def page_identify(request: Request, project: ProjectDep, user: UserDep) -> HTMLResponse:
+async def page_identify(request: Request, project: ProjectDep, user: UserDep) -> HTMLResponse:
     return _render(request, "identify.html", user, queue=identify.review_queue(project, 200))
 
 
 @router.get("/identify/{ann_id}", response_class=HTMLResponse)
-def page_identify_one(
+async def page_identify_one(
     ann_id: DbId, request: Request, project: ProjectDep, user: UserDep
 ) -> HTMLResponse:
     ann = identify.annotation_detail(project, ann_id)
@@ -129,14 +129,16 @@ def page_identify_one(
 
 
 @router.get("/individuals", response_class=HTMLResponse)
-def page_individuals(request: Request, project: ProjectDep, user: UserDep) -> HTMLResponse:
+async def page_individuals(request: Request, project: ProjectDep, user: UserDep) -> HTMLResponse:
     return _render(
         request, "individuals.html", user, individuals=individuals.list_individuals(project)
     )
 
 
 @router.get("/individuals/{ind_id}", response_class=HTMLResponse)
-def page_individual(ind_id: DbId, request: Request, project: ProjectDep, user: UserDep) -> Response:
+async def page_individual(
+    ind_id: DbId, request: Request, project: ProjectDep, user: UserDep
+) -> Response:
     data = individuals.individual_detail(project, ind_id, user)
     if "merged_into" in data:
         return RedirectResponse(f"/individuals/{data['merged_into']}", status_code=303)
