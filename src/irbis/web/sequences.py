@@ -316,20 +316,22 @@ def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
 
 def neighbours(project: Project, q: SequenceQuery, seq_id: int) -> dict[str, int | None]:
     """The previous and next sequence of ``seq_id`` under the grid's filters."""
-    with project.session() as s:
-        start = s.scalar(
+    stmt, start_col, id_col = _filtered(q, _detector(project))
+    base = stmt.with_only_columns(id_col)
+    with project.engine.connect() as conn:
+        start = conn.execute(
             select(MediaGroup.start_utc).where(
                 MediaGroup.id == seq_id, MediaGroup.kind == "sequence"
             )
-        )
+        ).scalar()
         if start is None:
             raise NotFoundError(f"sequence {seq_id} not found")
-        stmt, start_col, id_col = _filtered(q, _detector(project))
-        base = stmt.with_only_columns(id_col)
         after = _after(start_col, id_col, start, seq_id)
         before = _before(start_col, id_col, start, seq_id)
-        nxt = s.scalar(base.where(after).order_by(start_col, id_col).limit(1))
-        prev = s.scalar(base.where(before).order_by(start_col.desc(), id_col.desc()).limit(1))
+        nxt = conn.execute(base.where(after).order_by(start_col, id_col).limit(1)).scalar()
+        prev = conn.execute(
+            base.where(before).order_by(start_col.desc(), id_col.desc()).limit(1)
+        ).scalar()
     return {"previous": prev, "next": nxt}
 
 
