@@ -5,7 +5,8 @@ Builds (or reuses, under ``--cache``) one project per backend by bulk inserts
 share of human labels), serves it with uvicorn in a subprocess and drives
 ``--clients`` concurrent clients on loopback against the grid page and the
 JSON API. The server is ``irbis serve --workers N`` (``--workers``, default
-one per CPU core). Prints JSON: p50/p95 per endpoint as the clients saw it
+one per CPU core on SQLite and two on PostgreSQL, as ``irbis serve --help``
+advises). Prints JSON: p50/p95 per endpoint as the clients saw it
 and as the server measured it (its ``Server-Timing`` header: the app's own
 time, without queueing for a worker or the network), the grid page's time to
 first byte, and as the same-run reference the latency of ``/api/me``
@@ -483,8 +484,11 @@ def main() -> None:
     ap.add_argument(
         "--workers",
         type=int,
-        default=os.cpu_count() or 1,
-        help="server processes (irbis serve --workers)",
+        default=None,
+        help=(
+            "server processes (irbis serve --workers); default as `irbis serve --help` "
+            "advises: one per core on SQLite, two per core on PostgreSQL"
+        ),
     )
     ap.add_argument(
         "--pg",
@@ -499,7 +503,7 @@ def main() -> None:
         "media": args.media,
         "sequences": args.sequences,
         "clients": args.clients,
-        "workers": args.workers,
+        "workers": args.workers or "per backend",
         "goal_p95_ms": GOAL_MS,
         "cpus": os.cpu_count(),
         "backends": {},
@@ -514,7 +518,9 @@ def main() -> None:
             result["backends"][backend] = {"error": str(exc).splitlines()[0]}
             continue
         refresh_statistics(root)
-        proc, base = serve(root, args.workers)
+        cpus = os.cpu_count() or 1
+        workers = args.workers or (2 * cpus if backend == "postgresql" else cpus)
+        proc, base = serve(root, workers)
         try:
             paths = endpoints(base)
             use_wrk = args.generator == "wrk" or (
@@ -527,6 +533,7 @@ def main() -> None:
             )
             result["backends"][backend] = {
                 "project": info,
+                "workers": workers,
                 "load_average_before": [round(x, 2) for x in os.getloadavg()],
                 **measured,
             }

@@ -22,7 +22,11 @@ def serve(
         int,
         typer.Option(
             min=1,
-            help="Server processes (several reviewers at once: about one per CPU core).",
+            help=(
+                "Server processes (several reviewers at once): about one per CPU core on "
+                "SQLite, two per core on PostgreSQL (a process waiting for the database "
+                "server uses no CPU)."
+            ),
         ),
     ] = 1,
 ) -> None:
