@@ -21,6 +21,9 @@ from irbis.web.errors import UnauthorizedError
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
+# Templates ship inside the package and do not change while the app runs: no
+# stat() of every template file on every page.
+templates.env.auto_reload = False
 # JSON for data attributes (escaped by autoescape) and for <script> blocks (not
 # HTML-escaped, but "</" broken up so no value can close the script element).
 templates.env.filters["tojson_safe"] = lambda v: json.dumps(v, default=str)
