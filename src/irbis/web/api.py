@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -187,7 +188,9 @@ async def get_sequences(project: ProjectDep, user: UserDep, q: QueryDep) -> Plai
 async def get_sequence(seq_id: DbId, project: ProjectDep, user: UserDep, q: QueryDep) -> PlainJSON:
     """One sequence: media, boxes, observations; previous/next under the same filters."""
     data = sequences.sequence_detail(project, seq_id)
-    data["neighbours"] = sequences.neighbours(project, q, seq_id)
+    data["neighbours"] = sequences.neighbours(
+        project, q, seq_id, start=datetime.fromisoformat(data["start_utc"])
+    )
     return PlainJSON(data)
 
 

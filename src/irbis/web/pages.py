@@ -4,6 +4,7 @@ as the API and then talks to ``/api`` with a little hand-written JavaScript."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -99,7 +100,9 @@ async def page_sequence(
 ) -> HTMLResponse:
     q = sequences.SequenceQuery.from_params(dict(request.query_params))
     data = sequences.sequence_detail(project, seq_id)
-    data["neighbours"] = sequences.neighbours(project, q, seq_id)
+    data["neighbours"] = sequences.neighbours(
+        project, q, seq_id, start=datetime.fromisoformat(data["start_utc"])
+    )
     return _render(
         request,
         "sequence.html",

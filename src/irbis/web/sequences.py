@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from irbis.core.errors import BadInputError
@@ -314,24 +314,35 @@ def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
     return {"items": items, "next": nxt, "detector": detector}
 
 
-def neighbours(project: Project, q: SequenceQuery, seq_id: int) -> dict[str, int | None]:
-    """The previous and next sequence of ``seq_id`` under the grid's filters."""
+def neighbours(
+    project: Project, q: SequenceQuery, seq_id: int, start: datetime | None = None
+) -> dict[str, int | None]:
+    """The previous and next sequence of ``seq_id`` under the grid's filters.
+
+    ``start``: the sequence's start when the caller has read it already.
+    Both neighbours come back in one round trip.
+    """
     stmt, start_col, id_col = _filtered(q, _detector(project))
-    base = stmt.with_only_columns(id_col)
+    base = stmt.with_only_columns(id_col.label("id"), literal(0).label("side"))
     with project.engine.connect() as conn:
-        start = conn.execute(
-            select(MediaGroup.start_utc).where(
-                MediaGroup.id == seq_id, MediaGroup.kind == "sequence"
-            )
-        ).scalar()
+        if start is None:
+            start = conn.execute(
+                select(MediaGroup.start_utc).where(
+                    MediaGroup.id == seq_id, MediaGroup.kind == "sequence"
+                )
+            ).scalar()
         if start is None:
             raise NotFoundError(f"sequence {seq_id} not found")
-        after = _after(start_col, id_col, start, seq_id)
-        before = _before(start_col, id_col, start, seq_id)
-        nxt = conn.execute(base.where(after).order_by(start_col, id_col).limit(1)).scalar()
-        prev = conn.execute(
-            base.where(before).order_by(start_col.desc(), id_col.desc()).limit(1)
-        ).scalar()
+        nxt_q = base.where(_after(start_col, id_col, start, seq_id))
+        prev_q = base.with_only_columns(id_col.label("id"), literal(1).label("side")).where(
+            _before(start_col, id_col, start, seq_id)
+        )
+        both = union_all(
+            select(nxt_q.order_by(start_col, id_col).limit(1).subquery()),
+            select(prev_q.order_by(start_col.desc(), id_col.desc()).limit(1).subquery()),
+        )
+        found = {side: sid for sid, side in conn.execute(both)}
+    nxt, prev = found.get(0), found.get(1)
     return {"previous": prev, "next": nxt}
 
 
@@ -383,6 +394,8 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
     # Core rows with the columns shown (attribute names as on the ORM classes):
     # loading whole ORM objects cost more than the queries.
     with project.engine.connect() as conn:
+        detector = _detector(project)
+        sv = _SV
         row = conn.execute(
             select(
                 MediaGroup.id,
@@ -392,26 +405,19 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
                 MediaGroup.deployment_id,
                 Deployment.code,
                 Station.name,
+                sv.verdict,
+                sv.best_score,
+                sv.best_media_id,
             )
             .join(Deployment, Deployment.id == MediaGroup.deployment_id)
             .join(Station, Station.id == Deployment.station_id)
+            .outerjoin(sv, and_(sv.sequence_id == MediaGroup.id, sv.detector == detector))
             .where(MediaGroup.id == seq_id, MediaGroup.kind == "sequence")
         ).first()
         if row is None:
             raise NotFoundError(f"sequence {seq_id} not found")
         group, dep, station = row, row.code, row.name
-        detector = _detector(project)
-        verdict = (
-            conn.execute(
-                select(
-                    SequenceVerdict.verdict,
-                    SequenceVerdict.best_score,
-                    SequenceVerdict.best_media_id,
-                ).where(SequenceVerdict.sequence_id == seq_id, SequenceVerdict.detector == detector)
-            ).first()
-            if detector
-            else None
-        )
+        verdict = row if detector and row.verdict is not None else None
         media = conn.execute(
             select(
                 MediaRow.id,
