@@ -28,9 +28,8 @@ from sqlalchemy.orm import Session
 from irbis.core.errors import BadInputError
 from irbis.store.project import Project
 from irbis.store.schema import Media, MediaGroup, Observation
+from irbis.store.sequence_summary import HUMAN
 from irbis.web.errors import ConflictError, NotFoundError
-
-HUMAN = "human"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from irbis.pipeline.detect_stage import detection_status
 from irbis.store.project import Project
 from irbis.store.schema import Annotation, Individual, Media, MediaGroup, Observation
+from irbis.store.sequence_summary import HUMAN
 from irbis.store.summary import project_status
 from irbis.web.identify import _pending_clause
 
@@ -31,7 +32,7 @@ def overview(project: Project) -> dict[str, Any]:
         reviewed = s.scalar(
             select(func.count(func.distinct(Media.sequence_id)))
             .join(Observation, Observation.media_id == Media.id)
-            .where(Observation.source == "human", Observation.retracted_utc.is_(None))
+            .where(Observation.source == HUMAN, Observation.retracted_utc.is_(None))
         )
         total = s.scalar(
             select(func.count()).select_from(MediaGroup).where(MediaGroup.kind == "sequence")

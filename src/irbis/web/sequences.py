@@ -49,7 +49,6 @@ VERDICTS = ("blank", "animal", "person", "vehicle")
 _SV = aliased(SequenceVerdict, name="sv")
 _SUMM = aliased(SequenceSummary, name="summ")
 _SL = aliased(SequenceLabel, name="sl")
-HUMAN = "human"
 MAX_PAGE = 500
 
 
@@ -263,11 +262,6 @@ def _before(start_col: Any, id_col: Any, start: datetime, seq_id: int) -> Any:
     return and_(start_col <= start, or_(start_col < start, id_col < seq_id))
 
 
-def _fresh(project: Project) -> None:
-    """Bring the derived summaries up to date with every committed write."""
-    ensure_fresh(project.engine)
-
-
 def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
     """One page of the sequence grid.
 
@@ -280,7 +274,7 @@ def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
         their ``review_version``, needed to label it).
     """
     q.check()
-    _fresh(project)
+    ensure_fresh(project.engine)  # the summaries as of every committed write
     detector = _detector(project)
     stmt, start_col, id_col = _filtered(q, detector)
     if q.after:
