@@ -64,7 +64,7 @@ def project_records(project: Any, species: str | None = None) -> list[dict[str, 
     """
     from sqlalchemy import select
 
-    from irbis.store.individuals import load_merge_roots
+    from irbis.store.individuals import load_merge_roots, names_individual
     from irbis.store.schema import Annotation, Deployment, Individual, Media, Observation, Station
 
     proj, opened = _as_project(project)
@@ -99,10 +99,7 @@ def project_records(project: Any, species: str | None = None) -> list[dict[str, 
                 .join(Deployment, Deployment.id == Media.deployment_id)
                 .join(Station, Station.id == Deployment.station_id)
                 .where(Observation.retracted_utc.is_(None))
-                .where(
-                    Observation.individual_id.is_not(None)
-                    | (Observation.individual.is_not(None) & (Observation.individual != ""))
-                )
+                .where(names_individual())
                 .where(*where_media)
             )
             if species is not None:

@@ -39,7 +39,7 @@ from irbis.reid import Annotation as ReidAnnotation
 from irbis.reid import BadImageError, Catalogue, Side, extract, prepare
 from irbis.reid.features import Features
 from irbis.store import Project
-from irbis.store.individuals import merge_roots
+from irbis.store.individuals import merge_roots, names_individual
 from irbis.store.schema import (
     Annotation,
     DetectionBox,
@@ -114,8 +114,7 @@ def create_annotations(
                 Observation.media_id.is_not(None),
                 Observation.retracted_utc.is_(None),
                 func.lower(Observation.species).in_(names),
-                Observation.individual_id.is_not(None)
-                | (Observation.individual.is_not(None) & (Observation.individual != "")),
+                names_individual(),
             )
             .order_by(Observation.created_utc, Observation.id)
         ):

@@ -36,7 +36,7 @@ from sqlalchemy import func, select
 from irbis.core.errors import BadInputError, IrbisError
 from irbis.core.sensitivity import LocationPolicy
 from irbis.reports.geo import MapFrame, frame_for
-from irbis.store.individuals import load_merge_roots
+from irbis.store.individuals import load_merge_roots, names_individual
 from irbis.store.project import Project
 from irbis.store.schema import (
     Annotation,
@@ -359,10 +359,7 @@ def _catalogue(project: Project) -> list[dict[str, Any]]:
                 .join(Media, Media.id == Observation.media_id)
                 .outerjoin(Deployment, Deployment.id == Media.deployment_id)
                 .outerjoin(Station, Station.id == Deployment.station_id)
-                .where(
-                    (Observation.individual_id.is_not(None))
-                    | ((Observation.individual.is_not(None)) & (Observation.individual != ""))
-                )
+                .where(names_individual())
             )
         ).all()
 

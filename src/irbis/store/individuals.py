@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from irbis.store.schema import Individual
+from irbis.store.schema import Individual, Observation
 
-__all__ = ["load_merge_roots", "merge_roots"]
+__all__ = ["load_merge_roots", "merge_roots", "names_individual"]
+
+
+def names_individual() -> ColumnElement[bool]:
+    """SQL condition: the observation says which individual it shows.
+
+    Either by the catalogue's id or by a name typed into the ``individual``
+    column (folder names, tags, imported packages) that is not empty.
+    """
+    return Observation.individual_id.is_not(None) | (
+        Observation.individual.is_not(None) & (Observation.individual != "")
+    )
 
 
 def merge_roots(parent: Mapping[int, int | None]) -> dict[int, int]:
