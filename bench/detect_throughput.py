@@ -1,25 +1,29 @@
-"""Detection throughput: the ``irbis detect`` stage next to bare ONNX Runtime and PyTorch.
+"""Detection throughput: the ``irbis detect`` stage next to bare inference and PyTorch.
 
 In one run, on the same frames and the same CPU cores (``--cores``, pinned
-with the affinity mask so the reference inherits it):
+with the affinity mask so the reference inherits it), for each engine of
+``--engines`` (ONNX Runtime; OpenVINO float32 and bfloat16 where installed):
 
-a. ``ort_bare``: ONNX Runtime's ``session.run`` alone on the frames' already
+a. ``bare``: the engine's ``session.run`` alone on the frames' already
    letterboxed tensors, one image per call: the floor of any pipeline on
-   this model;
+   this model and engine;
 b. ``pipeline_learned`` / ``pipeline_fused``: the whole stage
    (:func:`irbis.pipeline.detect_stage.run_detect`) on a fresh project that
    references the frames in place: reading, decoding, letterboxing, inference,
-   NMS, (motion + fusion,) verdicts and database writes; ``overhead`` is its
-   time over (a) minus one (goal ≤ 0.15);
+   NMS, (motion + fusion,) verdicts and database writes;
+   ``overhead_vs_onnxruntime_bare`` is its time over bare ONNX Runtime's minus
+   one (the issue's measure, goal ≤ 0.15) and ``overhead_vs_own_bare`` over
+   the same engine's floor;
 c. ``torch``: the reference PyTorch implementation (pixeltable-yolox on
    torch, run from a separate Python given by ``--torch-python``, never
    irbis's own environment): ``forward_only`` on the same tensors, and
    ``end_to_end`` with the reference pre/post-processing (Pillow decode,
-   ``ImageOps.pad``, forward, NMS) per image; ``speedup`` is irbis over it
-   (goal ≥ 2 per image on 2 cores). The reference runs with
-   ``OMP_WAIT_POLICY=PASSIVE`` (irbis's ONNX Runtime does not spin either) and
+   ``ImageOps.pad``, forward, NMS) per image; ``speedup_vs_torch_*`` is
+   irbis over it (goal ≥ 2 per image on 2 cores). The reference runs with
+   ``OMP_WAIT_POLICY=PASSIVE`` (irbis's engines do not spin either) and
    with the better of ``--cores`` and 1 threads;
-d. on a machine whose ONNX Runtime has the CUDA provider: (a) and (b) on the GPU;
+d. on a machine whose ONNX Runtime has the CUDA provider: bare and the
+   learned pipeline on the GPU;
 e. ``preprocess_ms_per_frame``: decode + letterbox alone, the reference's
    ``ImageOps.pad`` next to irbis's letterbox (the same pixels, written
    straight into the network tensor).
@@ -32,7 +36,9 @@ Prints one JSON object on stdout; progress on stderr. Run::
         --torch-python /tmp/torchref/bin/python
 
 Each column is the best of ``--repeats`` alternating rounds (others' load on
-a shared machine hits all columns alike); ``load_average_*`` is recorded.
+a shared machine hits all columns alike); ``load_average_*`` and the CPU
+features the engines' kernels depend on (``cpu_flags``: AVX-512, AMX) are
+recorded, since they decide the float32/bfloat16 figures.
 """
 
 from __future__ import annotations
@@ -86,7 +92,7 @@ def load_average() -> list[float]:
 # -- (a) bare ONNX Runtime --------------------------------------------------------------
 
 
-def ort_bare(detector: Any, tensors: np.ndarray, repeats: int = 1) -> dict[str, Any]:
+def bare_run(detector: Any, tensors: np.ndarray, repeats: int = 1) -> dict[str, Any]:
     """Time ``session.run`` alone over every tensor, one image per call."""
     detector.infer(tensors[:1])  # warm-up: graph optimisation, memory arena
     t0 = time.perf_counter()
@@ -113,6 +119,32 @@ def preprocess_compare(detector: Any, files: list[Path]) -> dict[str, Any]:
             out[name] = round(min(ms, out.get(name, ms)), 2)
     out["frames"] = len(files)
     return out
+
+
+def _engine_kwargs(engine: str) -> dict[str, str]:
+    name, _, precision = engine.partition("-")
+    return (
+        {"engine": name, "precision": precision or "f32"}
+        if name == "openvino"
+        else {"engine": name}
+    )
+
+
+def _engine_label(detector: Any) -> str:
+    return str(getattr(detector, "engine", "onnxruntime"))
+
+
+def cpu_flags() -> list[str]:
+    """The CPU features that decide which kernels the engines use (AVX-512, VNNI, AMX)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next(
+        (ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []
+    )
+    keep = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni")
+    return [f for f in keep if f in flags]
 
 
 # -- (b) the stage ------------------------------------------------------------------------
@@ -309,6 +341,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     ap.add_argument("--skip-fused", action="store_true", help="only the learned pipeline")
     ap.add_argument(
+        "--engines",
+        default="onnxruntime,openvino-f32,openvino-bf16",
+        help="comma-separated: onnxruntime, openvino-f32, openvino-bf16 (OpenVINO ones are "
+        "skipped when it is not installed)",
+    )
+    ap.add_argument(
         "--repeats",
         type=int,
         default=2,
@@ -331,9 +369,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from irbis.vision.sequence import LearnedSequence, load_sequence_detector
 
     registry.install("mdlite", log=log)
-    det = load_detector("mdlite", threads=threads, providers=["CPUExecutionProvider"])
+    from irbis.vision.runtime import openvino_available
+
+    engines = [e for e in args.engines.split(",") if e]
+    if not openvino_available():
+        skipped = [e for e in engines if e.startswith("openvino")]
+        engines = [e for e in engines if not e.startswith("openvino")]
+        if skipped:
+            log(f"OpenVINO not installed: skipping {', '.join(skipped)}")
+    default_engine = _engine_label(load_detector("mdlite", threads=threads))
     from PIL import Image
 
+    dets = {e: load_detector("mdlite", threads=threads, **_engine_kwargs(e)) for e in engines}
+    det = next(iter(dets.values()))
     log("letterboxing every frame (untimed) for the bare runs")
     tensors = np.stack([det.preprocess(Image.open(f).convert("RGB"))[0] for f in files])
     tensors_file = workdir / "tensors.npy"
@@ -344,39 +392,56 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "frame_sizes": sorted({Image.open(f).size for f in files}),
         "cores": threads,
         "machine": platform.machine(),
+        "cpu_flags": cpu_flags(),
         "python": platform.python_version(),
         "load_average_start": load_average(),
+        "default_engine": default_engine,
     }
     import onnxruntime as ort
 
     result["onnxruntime"] = ort.__version__
-    learned = LearnedSequence(det, threshold=0.1)
-    fused = None if args.skip_fused else load_sequence_detector("fused", threads=threads)
-    runs: dict[str, list[dict[str, Any]]] = {}
+    if openvino_available():
+        import openvino
+
+        result["openvino"] = openvino.__version__
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {e: {} for e in engines}
     for rep in range(args.repeats):
-        log(f"round {rep + 1}/{args.repeats}: bare ONNX Runtime")
-        runs.setdefault("ort_bare", []).append(ort_bare(det, tensors))
-        log(f"  {runs['ort_bare'][-1]['images_per_s']} images/s; pipeline, learned alone")
-        runs.setdefault("pipeline_learned", []).append(
-            pipeline(workdir, files, learned, f"learned-{rep}")
-        )
-        log(f"  {runs['pipeline_learned'][-1]['images_per_s']} images/s")
-        if fused is not None:
-            log("  pipeline, fused default detector")
-            runs.setdefault("pipeline_fused", []).append(
-                pipeline(workdir, files, fused, f"fused-{rep}")
+        for e in engines:
+            d = dets[e]
+            log(f"round {rep + 1}/{args.repeats}, {e}: bare session.run")
+            runs[e].setdefault("bare", []).append(bare_run(d, tensors))
+            log(f"  {runs[e]['bare'][-1]['images_per_s']} images/s; pipeline, learned alone")
+            runs[e].setdefault("pipeline_learned", []).append(
+                pipeline(workdir, files, LearnedSequence(d, threshold=0.1), f"learned-{e}-{rep}")
             )
-            log(f"  {runs['pipeline_fused'][-1]['images_per_s']} images/s")
+            log(f"  {runs[e]['pipeline_learned'][-1]['images_per_s']} images/s")
+            if not args.skip_fused:
+                log("  pipeline, fused default detector")
+                fused = load_sequence_detector("fused", threads=threads, **_engine_kwargs(e))
+                runs[e].setdefault("pipeline_fused", []).append(
+                    pipeline(workdir, files, fused, f"fused-{e}-{rep}")
+                )
+                log(f"  {runs[e]['pipeline_fused'][-1]['images_per_s']} images/s")
     log("pre-processing alone: decode + reference letterbox vs decode + irbis letterbox")
     result["preprocess_ms_per_frame"] = preprocess_compare(det, files[:120])
-    for key, rs in runs.items():
-        best = max(rs, key=lambda r: r["images_per_s"])
-        result[key] = {**best, "all_images_per_s": [r["images_per_s"] for r in rs]}
+    result["engines"] = {}
+    for e, by_key in runs.items():
+        section: dict[str, Any] = {}
+        for key, rs in by_key.items():
+            best = max(rs, key=lambda r: r["images_per_s"])
+            section[key] = {**best, "all_images_per_s": [r["images_per_s"] for r in rs]}
+        result["engines"][e] = section
     del tensors
-    base = result["ort_bare"]["images_per_s"]
-    for key in ("pipeline_learned", "pipeline_fused"):
-        if key in result:
-            result[key]["overhead"] = round(base / result[key]["images_per_s"] - 1, 4)
+    ort_base = result["engines"].get("onnxruntime", {}).get("bare", {}).get("images_per_s")
+    for section in result["engines"].values():
+        own = section["bare"]["images_per_s"]
+        for key in ("pipeline_learned", "pipeline_fused"):
+            if key in section:
+                ips = section[key]["images_per_s"]
+                # The issue's measure: the stage next to bare ONNX Runtime on the same tensors.
+                if ort_base:
+                    section[key]["overhead_vs_onnxruntime_bare"] = round(ort_base / ips - 1, 4)
+                section[key]["overhead_vs_own_bare"] = round(own / ips - 1, 4)
     result["overhead_goal"] = OVERHEAD_GOAL
 
     if args.torch_python:
@@ -384,23 +449,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ref = torch_reference(args.torch_python, workdir, tensors_file, files, threads)
         result["torch"] = ref
         if "forward_only" in ref:
-            result["speedup_forward"] = round(base / ref["forward_only"]["images_per_s"], 3)
+            fwd = ref["forward_only"]["images_per_s"]
             e2e = ref["end_to_end"]["images_per_s"]
-            for key in ("pipeline_learned", "pipeline_fused"):
-                if key in result:
-                    result[key]["speedup_vs_torch_end_to_end"] = round(
-                        result[key]["images_per_s"] / e2e, 3
-                    )
+            for section in result["engines"].values():
+                section["bare"]["speedup_vs_torch_forward"] = round(
+                    section["bare"]["images_per_s"] / fwd, 3
+                )
+                for key in ("pipeline_learned", "pipeline_fused"):
+                    if key in section:
+                        section[key]["speedup_vs_torch_end_to_end"] = round(
+                            section[key]["images_per_s"] / e2e, 3
+                        )
         result["speedup_goal"] = SPEEDUP_GOAL
     else:
         result["torch"] = {"skipped": "give --torch-python (a separate venv with torch)"}
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         log("GPU: bare ONNX Runtime and the learned pipeline on CUDA")
-        gdet = load_detector("mdlite", providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        gdet = load_detector(
+            "mdlite",
+            providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
+            engine="onnxruntime",
+        )
         gt = np.load(tensors_file)
         result["gpu"] = {
-            "ort_bare": ort_bare(gdet, gt),
+            "bare": bare_run(gdet, gt),
             "pipeline_learned": pipeline(
                 workdir, files, LearnedSequence(gdet, threshold=0.1), "gpu"
             ),

@@ -34,10 +34,36 @@ def mdlite_root() -> Path:
     return root
 
 
-def test_reference_detections_reproduced(mdlite_root: Path) -> None:
+def _engines() -> list[object]:
+    from irbis.vision.runtime import openvino_available
+
+    ov = pytest.mark.skipif(not openvino_available(), reason="OpenVINO not installed")
+    return [
+        "onnxruntime",
+        pytest.param("openvino-f32", marks=ov),
+        pytest.param("openvino-bf16", marks=[ov, pytest.mark.skipif(
+            not _cpu_has_bf16(), reason="this CPU has no bfloat16 units (AMX / AVX-512 BF16)")]),
+    ]  # fmt: skip
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        import openvino
+
+        hint = openvino.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
+    except Exception:  # noqa: BLE001 - no OpenVINO, no bf16
+        return False
+    return hint.get_type_name() == "bf16"
+
+
+@pytest.mark.parametrize("engine", _engines())
+def test_reference_detections_reproduced(mdlite_root: Path, engine: str) -> None:
+    """Every engine irbis may pick runs the reference detector, within the reference's tolerance."""
     base = need_data("cameratrap")
     ref = json.loads((base / "mdlite_reference.json").read_text())
-    det = load_detector("mdlite", mdlite_root)
+    name, _, precision = engine.partition("-")
+    det = load_detector("mdlite", mdlite_root, engine=name, precision=precision or None)
+    assert det.engine == engine
     worst_score, worst_iou, extras, matched = 0.0, 1.0, [], 0
     for rel, entry in ref["images"].items():
         image = Image.open(base / rel)

@@ -42,6 +42,20 @@ def detect(
     threads: Annotated[
         int | None, typer.Option(help="CPU threads for inference (default: all usable).")
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="auto (default: OpenVINO when installed, else ONNX Runtime), onnxruntime "
+            "or openvino. Also IRBIS_ENGINE."
+        ),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenVINO precision: f32 (default, same numbers as ONNX Runtime) or bf16 "
+            "(faster on CPUs with AMX / AVX-512 BF16). Also IRBIS_PRECISION."
+        ),
+    ] = None,
     video_every: Annotated[float, typer.Option(help="Seconds between sampled video frames.")] = (
         1.0
     ),
@@ -59,7 +73,14 @@ def detect(
     if detector not in ("fused", "learned"):
         raise typer.BadParameter("--detector must be fused or learned")
     # The model is loaded (and its sha256 checked) before the project is touched.
-    seq = load_sequence_detector(detector, model=model, threshold=threshold, threads=threads)
+    seq = load_sequence_detector(
+        detector,
+        model=model,
+        threshold=threshold,
+        threads=threads,
+        engine=engine,
+        precision=precision,
+    )
     with Project.open(project) as p:
         with progress() as bar:
             task = bar.add_task("detect", total=None, file="")

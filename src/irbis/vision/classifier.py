@@ -81,6 +81,8 @@ class OnnxClassifier:
         ONNX Runtime intra-op threads (default: the usable CPUs).
     providers
         ONNX Runtime providers (default: CUDA when present, then CPU).
+    engine, precision
+        Inference engine and OpenVINO precision; see :func:`irbis.vision.runtime.make_session`.
     """
 
     def __init__(
@@ -95,17 +97,27 @@ class OnnxClassifier:
         std: Sequence[float] = IMAGENET_STD,
         threads: int | None = None,
         providers: list[str] | None = None,
+        engine: str | None = None,
+        precision: str | None = None,
     ) -> None:
         from irbis.vision.registry import ModelError
-        from irbis.vision.runtime import make_session
+        from irbis.vision.runtime import EngineError, make_session
 
         self.name, self.version = name, version
         self.labels = tuple(labels)
         try:
-            self.session = make_session(model_path, threads=threads, providers=providers)
+            self.session = make_session(
+                model_path,
+                threads=threads,
+                providers=providers,
+                engine=engine,
+                precision=precision,
+            )
+        except EngineError:
+            raise
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises untyped errors
             raise ModelError.for_model(
-                name, f"ONNX Runtime cannot load {model_path} ({exc})"
+                name, f"the inference engine cannot load {model_path} ({exc})"
             ) from exc
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name

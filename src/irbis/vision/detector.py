@@ -130,7 +130,7 @@ class YoloxDetector:
         IoU above which a lower-scoring box is suppressed (class-agnostic).
     labels
         Class names of the head (mdlite: ``animal``).
-    threads, providers
+    threads, providers, engine, precision
         Passed to :func:`irbis.vision.runtime.make_session`.
     """
 
@@ -146,19 +146,31 @@ class YoloxDetector:
         labels: Sequence[str] = ("animal",),
         threads: int | None = None,
         providers: list[str] | None = None,
+        engine: str | None = None,
+        precision: str | None = None,
     ) -> None:
-        from irbis.vision.runtime import make_session
+        from irbis.vision.runtime import EngineError, make_session
 
         self.name, self.version = name, version
         self.input_size, self.conf, self.nms_iou = input_size, conf, nms_iou
         self.labels = tuple(labels)
         try:
-            self.session = make_session(model_path, threads=threads, providers=providers)
+            self.session = make_session(
+                model_path,
+                threads=threads,
+                providers=providers,
+                engine=engine,
+                precision=precision,
+            )
+        except EngineError:
+            raise
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelError.for_model(
-                name, f"ONNX Runtime cannot load {model_path} ({exc})"
+                name, f"the inference engine cannot load {model_path} ({exc})"
             ) from exc
         self.input_name = self.session.get_inputs()[0].name
+        #: Which engine runs the graph: ``onnxruntime`` or ``openvino-f32``/``openvino-bf16``.
+        self.engine = _engine_name(self.session)
 
     @classmethod
     def from_installed(cls, model: InstalledModel, **kwargs: object) -> YoloxDetector:
@@ -235,6 +247,11 @@ class YoloxDetector:
                 flush()
         flush()
         return results
+
+
+def _engine_name(session: object) -> str:
+    precision = getattr(session, "precision", None)
+    return f"openvino-{precision}" if precision else "onnxruntime"
 
 
 def load_detector(

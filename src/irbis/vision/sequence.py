@@ -77,6 +77,13 @@ def _infer_all(detector: Any, prepared: Prepared, conf: float, batch: int) -> li
     return out
 
 
+def _precision_suffix(detector: Any) -> str:
+    # float32 engines give the same numbers (within 1e-4), so they share results;
+    # a reduced-precision run is a different detector run.
+    engine = str(getattr(detector, "engine", "onnxruntime"))
+    return "" if engine in ("onnxruntime", "openvino-f32") else f":{engine}"
+
+
 def _decode_side(detector: Any) -> int | None:
     size = getattr(detector, "input_size", None)
     return 2 * int(size) if size else None
@@ -114,6 +121,8 @@ class LearnedSequence:
         self.model_version = str(detector.version)
         self.params: dict[str, Any] = {"kind": self.kind, "threshold": self.threshold}
         self.key = f"{self.kind}:{self.model}@{self.model_version}:t{self.threshold:g}"
+        self.key += _precision_suffix(detector)
+        self.params["engine"] = getattr(detector, "engine", "onnxruntime")
         self.decode_side = _decode_side(detector)
         if self.decode_side:
             self.params["decode_min_side"] = self.decode_side
@@ -172,6 +181,8 @@ class FusedSequence:
             **(params or {}),
         }
         self.key = f"{self.kind}:{self.model}@{self.model_version}:t{self.threshold:g}+{mname}"
+        self.key += _precision_suffix(detector)
+        self.params["engine"] = getattr(detector, "engine", "onnxruntime")
         self.decode_side = _decode_side(detector)
         if self.decode_side:
             self.params["decode_min_side"] = self.decode_side
@@ -195,6 +206,8 @@ def load_sequence_detector(
     root: Path | None = None,
     threshold: float | None = None,
     threads: int | None = None,
+    engine: str | None = None,
+    precision: str | None = None,
 ) -> SequenceDetector:
     """The installed default detector as a sequence detector.
 
@@ -209,7 +222,9 @@ def load_sequence_detector(
     threshold
         Override of the operating point (learned threshold for ``fused``).
     threads
-        ONNX Runtime threads.
+        Inference threads.
+    engine, precision
+        Inference engine and OpenVINO precision (:func:`irbis.vision.runtime.make_session`).
 
     Raises
     ------
@@ -218,7 +233,7 @@ def load_sequence_detector(
     """
     from irbis.vision import detector as det_mod
 
-    det = det_mod.load_detector(model, root, threads=threads)
+    det = det_mod.load_detector(model, root, threads=threads, engine=engine, precision=precision)
     if kind == "learned":
         default = float(getattr(det_mod, "DEFAULT_THRESHOLD", 0.1))
         return LearnedSequence(det, threshold=threshold if threshold is not None else default)
