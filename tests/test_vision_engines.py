@@ -151,3 +151,18 @@ def test_float_engines_share_results_reduced_precision_does_not() -> None:
     runs = bf16.detector.session.precision
     assert runs in ("bf16", "f32") and bf16.params["engine"] == f"openvino-{runs}"
     assert bf16.key.endswith(":openvino-bf16") == (runs == "bf16")
+
+
+@needs_openvino
+def test_openvino_session_serves_several_threads(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = _tiny_cnn(tmp_path / "m.onnx")
+    s = make_session(model, engine="openvino", precision="f32", threads=1)
+    rng = np.random.default_rng(3)
+    xs = [rng.uniform(0, 255, (1, 3, 24, 24)).astype(np.float32) for _ in range(24)]
+    want = [make_session(model, engine="onnxruntime").run(None, {"x": x})[0] for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda x: s.run(None, {"x": x})[0], xs))
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, atol=1e-5)

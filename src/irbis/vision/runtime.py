@@ -20,6 +20,7 @@ many threads (``IRBIS_THREADS`` overrides) and turn spinning off.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,6 +197,9 @@ class OpenVinoSession:
         #: ``f32`` or ``bf16``: the precision the convolutions run at.
         self.precision = precision
         self._requests: dict[tuple[int, ...], object] = {}
+        # An infer request serves one call at a time (ONNX Runtime's run may be called
+        # from several threads): calls from other threads wait their turn.
+        self._lock = threading.Lock()
         self._inputs = [_Arg(p.get_any_name(), _dims(p)) for p in self._model.inputs]
         self._outputs = [_Arg(p.get_any_name(), _dims(p)) for p in self._model.outputs]
         if len(self._inputs) == 1 and all(isinstance(d, int) for d in self._inputs[0].shape):
@@ -228,6 +232,10 @@ class OpenVinoSession:
             raise ValueError("OpenVinoSession runs models with exactly one input")
         ((_, x),) = feed.items()
         x = np.ascontiguousarray(x, dtype=np.float32)
+        with self._lock:
+            return self._run(output_names, x)
+
+    def _run(self, output_names: list[str] | None, x: np.ndarray) -> list[np.ndarray]:
         names = output_names or [o.name for o in self._outputs]
         index = [i for n in names for i, o in enumerate(self._outputs) if o.name == n]
         if self._inputs[0].shape[:1] == [None] and x.ndim > 1 and x.shape[0] != 1:
