@@ -52,8 +52,9 @@ def detect(
     precision: Annotated[
         str | None,
         typer.Option(
-            help="OpenVINO precision: f32 (default, same numbers as ONNX Runtime) or bf16 "
-            "(faster on CPUs with AMX / AVX-512 BF16). Also IRBIS_PRECISION."
+            help="OpenVINO precision: f32 (default, same numbers as ONNX Runtime), bf16 "
+            "(faster on CPUs with AMX / AVX-512 BF16) or auto (bf16 where the CPU has it). "
+            "Also IRBIS_PRECISION."
         ),
     ] = None,
     video_every: Annotated[float, typer.Option(help="Seconds between sampled video frames.")] = (
