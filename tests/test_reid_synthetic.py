@@ -277,3 +277,31 @@ def test_shifted_camera_background_is_flagged() -> None:
     assert flags[:12].all() and not flags[12:].any()
     # Too few agreeing correspondences is no evidence of a shift.
     assert not _shifted_background(rocks[:4], 3.0, 80.0).any()
+
+
+def test_burst_pooled_answer_sums_frames_scores() -> None:
+    """A burst's frames vote together: one weak frame is outvoted, open-set frames don't count."""
+    from irbis.reid.annotations import Annotation
+    from irbis.reid.evaluate import _burst_pooled
+
+    anns = [
+        Annotation(id="q1", image=None, individual="Khan", encounter="e1"),
+        Annotation(id="q2", image=None, individual="Khan", encounter="e1"),
+        Annotation(id="q3", image=None, individual="Zara", encounter="e2"),
+        Annotation(id="g1", image=None, individual="Khan", encounter="e3"),
+        Annotation(id="g2", image=None, individual="Zara", encounter="e4"),
+        Annotation(id="q4", image=None, individual="Nova", encounter="e5"),  # seen nowhere else
+    ]
+    enc = [a.encounter for a in anns]
+    by_enc: dict[str | None, list[int]] = {}
+    for i, e in enumerate(enc):
+        by_enc.setdefault(e, []).append(i)
+    scores = {
+        "e1": [{"Zara": 3.0, "Khan": 2.0}, {"Khan": 5.0}],  # frame 1 alone would say Zara
+        "e2": [{"Khan": 1.0}],  # Zara only at rank 2
+        "e5": [{"Khan": 9.0}],
+    }
+    top1, top5 = _burst_pooled(anns, [0, 1, 2, 5], enc, by_enc, scores)
+    assert top1 == pytest.approx(2 / 3)  # q1 and q2 right through the burst, q3 wrong
+    assert top5 == pytest.approx(2 / 3)  # Zara is not among e2's candidates at all
+    assert _burst_pooled(anns, [5], enc, by_enc, scores) == (None, None)

@@ -18,6 +18,11 @@ the individual with the most gallery rows), ``per_individual`` top-1/top-5 and
 their means over individuals, ``macro_top1``/``macro_top5``: a matcher is only
 useful where ``macro_top1`` is well above ``1 / individuals``.
 
+``burst_pooled_top1``/``burst_pooled_top5`` score the burst, not the frame:
+each frame is still matched against other encounters only, and the
+per-individual scores of a burst's frames are summed into one ranking that
+every frame of the burst gets (as the identify stage names a sequence).
+
 Clustering (``pair_precision``, ``pair_recall``) is catalogue-free, as at a
 first census: the queries are matched against each other with every
 individual label hidden (:func:`~irbis.reid.cluster.cluster_annotations`),
@@ -186,6 +191,7 @@ def evaluate(
     edges: list[tuple[int, int, float]] = []
     qset = set(qidx)
     records: list[dict] = []
+    burst_scores: dict[str | None, list[dict[str, float]]] = {}
     for done, qi in enumerate(qidx):
         a = anns[qi]
         excl = set(by_enc[enc[qi]])
@@ -196,6 +202,7 @@ def evaluate(
             ranked_inds = [c.individual for c in res.candidates]
             ann_rank = [int(m.annotation) for m in res.annotations if m.score > 0 or m.raw > 0]
             said_same = res.decision == "same"
+            ind_scores = {str(c.individual): float(c.score) for c in res.candidates}
         else:
             scores = np.zeros(n)
             for j in gallery:
@@ -207,6 +214,9 @@ def evaluate(
                 if anns[j].individual not in ranked_inds:
                     ranked_inds.append(anns[j].individual)
             said_same = bool(ann_rank) and scores[ann_rank[0]] >= BASELINE_EDGE_INLIERS
+            ind_scores = {}
+            for j in ann_rank:  # best inlier count per individual
+                ind_scores.setdefault(str(anns[j].individual), float(scores[j]))
             for j in ann_rank:
                 if j in qset:
                     edges.append((qi, j, float(scores[j])))
@@ -227,6 +237,7 @@ def evaluate(
             aps.append(
                 average_precision(np.array([j in relevant for j in ann_rank]), len(relevant))
             )
+        burst_scores.setdefault(enc[qi], []).append(ind_scores)
         records.append(
             {
                 "query": a.id,
@@ -238,6 +249,7 @@ def evaluate(
         if progress:
             progress("queries", done + 1, len(qidx))
     closed = max(1, len(aps))
+    burst_top1, burst_top5 = _burst_pooled(anns, qidx, enc, by_enc, burst_scores)
     per_individual = {
         k: {
             "queries": len(v),
@@ -291,6 +303,8 @@ def evaluate(
         if per_individual
         else 0.0,
         "majority_rate": majority_hits / closed,
+        "burst_pooled_top1": burst_top1,
+        "burst_pooled_top5": burst_top5,
         "per_individual": per_individual,
         "ms_per_query": 1000.0 * float(np.mean(times)) if times else 0.0,
         "pair_precision": ps["pair_precision"],
@@ -303,6 +317,44 @@ def evaluate(
         "unusable_images": problems,
         "per_query": records,
     }
+
+
+def _burst_pooled(
+    anns: Sequence[Annotation],
+    qidx: Sequence[int],
+    enc: Sequence[str | None],
+    by_enc: dict[str | None, list[int]],
+    burst_scores: dict[str | None, list[dict[str, float]]],
+) -> tuple[float | None, float | None]:
+    """Top-1/top-5 when every frame of a burst gets the burst's answer.
+
+    The identify stage names a sequence, not a frame: the per-individual scores
+    of the burst's frames (each matched against other encounters only) are
+    summed and the ranking applies to each of its frames. Closed-set queries
+    only, as ``top1``; None when no query has a match elsewhere.
+    """
+    pooled: dict[str | None, list[str]] = {}
+    for e, per_frame in burst_scores.items():
+        total: dict[str, float] = {}
+        for sc in per_frame:
+            for ind, v in sc.items():
+                total[ind] = total.get(ind, 0.0) + v
+        pooled[e] = sorted(total, key=lambda k: -total[k])
+    hits1 = hits5 = n = 0
+    for qi in qidx:
+        a, truth = anns[qi], str(anns[qi].individual)
+        own = set(by_enc[enc[qi]])
+        if not any(
+            str(anns[j].individual) == truth and a.side.compatible(anns[j].side)
+            for j in range(len(anns))
+            if j not in own
+        ):
+            continue  # open set, as in top1
+        n += 1
+        ranked = pooled.get(enc[qi], [])
+        hits1 += int(ranked[:1] == [truth])
+        hits5 += int(truth in ranked[:5])
+    return (hits1 / n, hits5 / n) if n else (None, None)
 
 
 def _as(a: Annotation, new_id: str) -> Annotation:
