@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 from irbis.exchange.secr_text import project_records
 from irbis.ingest.registry import import_registry
 from irbis.ingest.runner import ingest
-from irbis.pipeline.identify_stage import MODEL, burst_ranking, pool_burst, run_identify
+from irbis.pipeline.identify_stage import MODEL, run_identify
 from irbis.reid import Match, QueryResult
+from irbis.reid.burst import burst_ranking, candidate_scores, pool_burst
 from irbis.store.schema import Annotation, Individual, MatchDecision, Media, Observation
 
 from .conftest import need_data
@@ -199,7 +200,7 @@ def test_a_burst_outvotes_one_frame_and_keeps_each_frames_evidence():
     f1 = QueryResult("same", "Khan", 0.97, [_match("Khan", 6.0), _match("Zara", 1.0)], [])
     f2 = QueryResult("same", "Zara", 0.96, [_match("Zara", 3.0), _match("Khan", 2.5)], [])
     f3 = QueryResult("new", None, 0.1, [], [])
-    pooled = pool_burst([f1, f2, f3])
+    pooled = pool_burst(candidate_scores(f) for f in (f1, f2, f3))
     assert pooled == {"Khan": 8.5, "Zara": 4.0}
     d1, c1 = burst_ranking(f1, pooled)
     d2, c2 = burst_ranking(f2, pooled)
@@ -208,4 +209,4 @@ def test_a_burst_outvotes_one_frame_and_keeps_each_frames_evidence():
     assert c2[0] is f2.candidates[1]  # frame 2's own match, with its own keypoints
     assert burst_ranking(f3, pooled) == ("new", [])
     # A lone frame (no sequence) is its own burst: nothing changes.
-    assert burst_ranking(f2, pool_burst([f2])) == ("same", f2.candidates)
+    assert burst_ranking(f2, pool_burst([candidate_scores(f2)])) == ("same", f2.candidates)

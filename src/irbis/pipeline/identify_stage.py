@@ -16,7 +16,7 @@
    and ``rank = 0`` proposes a new individual.
    The frames of one sequence (a burst shows one animal) are queried
    together: each keeps its own matches, ranked by the sequence's summed
-   evidence (:func:`pool_burst`), and "same as X" is proposed only where the
+   evidence (:mod:`irbis.reid.burst`), and "same as X" is proposed only where the
    frame and its sequence agree.
 
 Nothing a person decided is touched; the stage is idempotent (an annotation
@@ -42,6 +42,7 @@ from sqlalchemy import func, select
 from irbis.pipeline.detect_stage import media_path
 from irbis.reid import Annotation as ReidAnnotation
 from irbis.reid import BadImageError, Catalogue, Side, extract, prepare
+from irbis.reid.burst import burst_ranking, candidate_scores, pool_burst
 from irbis.reid.catalogue import Match, QueryResult
 from irbis.reid.features import Features
 from irbis.store import Project
@@ -260,39 +261,6 @@ def _by_sequence(
     return list(groups.values())
 
 
-def pool_burst(results: Iterable[QueryResult]) -> dict[str, float]:
-    """Per-individual score of a burst: each frame's best score for that individual, summed.
-
-    Frames of one burst show one animal; a frame where the flank is turned
-    away is outvoted by the frames that show it (on the Tajik set, top-1
-    0.517 per frame, 0.639 for the burst: ``irbis reid evaluate``'s
-    ``burst_pooled_top1``).
-    """
-    total: dict[str, float] = {}
-    for result in results:
-        for c in result.candidates:
-            if c.individual is not None:
-                total[c.individual] = total.get(c.individual, 0.0) + float(c.score)
-    return total
-
-
-def burst_ranking(result: QueryResult, pooled: dict[str, float]) -> tuple[str, list[Match]]:
-    """One frame's decision and candidates, ranked by its burst's evidence.
-
-    The frame keeps its own matches (their keypoints are what a person checks),
-    ordered by the burst's pooled score. "Same as X" stands only when the
-    frame and its burst agree on X; otherwise a person decides ("unsure").
-    """
-    ranked = sorted(
-        result.candidates,
-        key=lambda c: (-pooled.get(c.individual or "", 0.0), -float(c.score)),
-    )
-    decision = result.decision
-    if decision == "same" and (not ranked or ranked[0].individual != result.individual):
-        decision = "unsure"
-    return decision, ranked
-
-
 def _proposals(
     ann: Annotation,
     result: QueryResult,
@@ -433,7 +401,7 @@ def run_identify(
                 )
                 continue
             results.append((ann, catalogue.query(feats, side=ra.side, camera=ra.camera)))
-        pooled = pool_burst([r for _, r in results])
+        pooled = pool_burst(candidate_scores(r) for _, r in results)
         for ann, result in results:
             summary.queried += 1
             decision, candidates = burst_ranking(result, pooled)

@@ -43,6 +43,7 @@ import numpy as np
 
 from irbis.reid.annotations import Annotation
 from irbis.reid.baseline import BASELINE_SIDE, baseline_features, baseline_inliers
+from irbis.reid.burst import candidate_scores, pool_burst
 from irbis.reid.catalogue import Catalogue, MatchConfig
 from irbis.reid.cluster import cluster_annotations, cluster_pairs, pair_scores
 from irbis.reid.features import Features, extract
@@ -204,7 +205,7 @@ def evaluate(
             ranked_inds = [c.individual for c in res.candidates]
             ann_rank = [int(m.annotation) for m in res.annotations if m.score > 0 or m.raw > 0]
             said_same = res.decision == "same"
-            ind_scores = {str(c.individual): float(c.score) for c in res.candidates}
+            ind_scores = candidate_scores(res)
         else:
             scores = np.zeros(n)
             for j in gallery:
@@ -332,16 +333,12 @@ def _burst_pooled(
 
     The per-individual scores of the burst's frames (each matched against
     other encounters only) are summed and the ranking applies to each of its
-    frames, as :func:`irbis.pipeline.identify_stage.pool_burst` does for a
-    sequence. Closed-set queries
+    frames (:func:`irbis.reid.burst.pool_burst`). Closed-set queries
     only, as ``top1``; None when no query has a match elsewhere.
     """
     pooled: dict[str | None, list[str]] = {}
     for e, per_frame in burst_scores.items():
-        total: dict[str, float] = {}
-        for sc in per_frame:
-            for ind, v in sc.items():
-                total[ind] = total.get(ind, 0.0) + v
+        total = pool_burst(per_frame)
         pooled[e] = sorted(total, key=lambda k: -total[k])
     hits1 = hits5 = n = 0
     for qi in qidx:
