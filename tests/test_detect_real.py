@@ -83,6 +83,9 @@ def test_detect_command_on_the_heron_burst(tmp_path, models, monkeypatch):
     listed = runner.invoke(app, ["models", "list", "--json"])
     rows = {r["name"]: r for r in json.loads(listed.stdout)["models"]}
     assert rows["mdlite"]["status"] == "ok" and rows["mdlite"]["licence"] == "MIT"
+    engines = json.loads(listed.stdout)["engines"]
+    assert [e["name"] for e in engines if e["default"]] in (["openvino"], ["onnxruntime"])
+    assert engines[0]["name"] == "onnxruntime" and engines[0]["version"]
     ok = runner.invoke(app, ["models", "verify", "mdlite", "--json"])
     assert ok.exit_code == 0 and json.loads(ok.stdout)["models"][0]["ok"]
 

@@ -166,3 +166,27 @@ def test_openvino_session_serves_several_threads(tmp_path: Path) -> None:
         got = list(pool.map(lambda x: s.run(None, {"x": x})[0], xs))
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, atol=1e-5)
+
+
+@needs_openvino
+def test_auto_falls_back_to_onnxruntime_for_an_operator_openvino_lacks(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A user's classifier with an unusual operator (here Det) still runs; asked-for fails."""
+    graph = helper.make_graph(
+        [helper.make_node("Det", ["x"], ["y"])],
+        "det",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "det.onnx"
+    path.write_bytes(model.SerializeToString())
+    monkeypatch.delenv("IRBIS_ENGINE", raising=False)
+    session = make_session(path, providers=["CPUExecutionProvider"])
+    assert type(session).__name__ == "InferenceSession"
+    x = np.stack([np.eye(3, dtype=np.float32) * 2, np.eye(3, dtype=np.float32)])
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], [8.0, 1.0], rtol=1e-6)
+    with pytest.raises(Exception):  # noqa: B017 - OpenVINO's own error type
+        make_session(path, engine="openvino")

@@ -127,10 +127,12 @@ def detect(
 def models_list(as_json: JsonOpt = False) -> None:
     """Known and installed models, with licence and state."""
     from irbis.vision.registry import list_models, models_dir
+    from irbis.vision.runtime import describe_engines
 
     rows = list_models()
+    engines = describe_engines()
     if as_json:
-        emit_json({"models_dir": str(models_dir()), "models": rows})
+        emit_json({"models_dir": str(models_dir()), "models": rows, "engines": engines})
         return
     table = Table(title=f"Models ({models_dir()})")
     for col in ("name", "kind", "version", "licence", "status", "description"):
@@ -140,6 +142,10 @@ def models_list(as_json: JsonOpt = False) -> None:
             r["name"], r["kind"], r["version"], r["licence"], str(r["status"]), r["description"]
         )
     out.print(table)
+    for e in engines:
+        extra = e.get("precisions") or e.get("providers")
+        mark = " (used by default)" if e["default"] else ""
+        out.print(f"engine {e['name']} {e['version']}{mark}: {', '.join(map(str, extra))}")
 
 
 @models_app.command("install")

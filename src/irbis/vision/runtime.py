@@ -33,6 +33,7 @@ __all__ = [
     "EngineError",
     "OpenVinoSession",
     "available_providers",
+    "describe_engines",
     "make_session",
     "openvino_available",
     "usable_cpus",
@@ -74,12 +75,57 @@ def openvino_available() -> bool:
     return True
 
 
+def describe_engines() -> list[dict[str, object]]:
+    """The inference engines installed here, for ``irbis models list`` and bug reports.
+
+    Returns
+    -------
+    list of dict
+        ``name``, ``version``, ``default`` (what ``auto`` picks) and, per engine,
+        ``providers`` (ONNX Runtime) or ``precisions`` (OpenVINO: ``bf16`` only
+        on CPUs with bfloat16 units).
+    """
+    import onnxruntime as ort
+
+    pick = _resolve_engine(None, None)
+    rows: list[dict[str, object]] = [
+        {
+            "name": "onnxruntime",
+            "version": ort.__version__,
+            "default": pick == "onnxruntime",
+            "providers": available_providers(),
+        }
+    ]
+    if openvino_available():
+        import openvino
+
+        native = openvino.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+        rows.append(
+            {
+                "name": "openvino",
+                "version": openvino.__version__.split("-")[0],
+                "default": pick == "openvino",
+                "precisions": ["f32", "bf16"] if native == "bf16" else ["f32"],
+            }
+        )
+    return rows
+
+
 def _setting(explicit: str | None, env: str, allowed: tuple[str, ...], default: str) -> str:
     value = (explicit or os.environ.get(env, "") or default).strip().lower()
     if value not in allowed:
         where = env if not explicit else env.removeprefix("IRBIS_").lower()
         raise EngineError(f"{where}={value!r}: expected one of {', '.join(allowed)}")
     return value
+
+
+def _resolve_engine(engine: str | None, providers: list[str] | None) -> str:
+    """The engine ``engine`` (or ``IRBIS_ENGINE``, default ``auto``) means here."""
+    engine = _setting(engine, "IRBIS_ENGINE", ENGINES, "auto")
+    if engine != "auto":
+        return engine
+    gpu = any(p != "CPUExecutionProvider" for p in (providers or available_providers()))
+    return "openvino" if openvino_available() and not gpu else "onnxruntime"
 
 
 def _threads(threads: int | None) -> int:
@@ -121,18 +167,22 @@ def make_session(
     onnxruntime.InferenceSession or OpenVinoSession
         Either offers ``run``, ``get_inputs`` and ``get_outputs``.
     """
-    engine = _setting(engine, "IRBIS_ENGINE", ENGINES, "auto")
-    if engine == "auto":
-        gpu = any(p != "CPUExecutionProvider" for p in (providers or available_providers()))
-        engine = "openvino" if openvino_available() and not gpu else "onnxruntime"
+    chosen = _setting(engine, "IRBIS_ENGINE", ENGINES, "auto") == "auto"
+    engine = _resolve_engine(engine, providers)
     if engine == "openvino":
         if not openvino_available():
             raise EngineError(
-                "engine 'openvino' asked for but OpenVINO is not installed: "
-                "pip install 'irbis[openvino]', or use the onnxruntime engine"
+                "engine 'openvino' asked for but OpenVINO is not installed here: "
+                "use --engine onnxruntime (or IRBIS_ENGINE=onnxruntime)"
             )
         prec = _setting(precision, "IRBIS_PRECISION", PRECISIONS, "f32")
-        return OpenVinoSession(model, threads=_threads(threads), precision=prec)
+        try:
+            return OpenVinoSession(model, threads=_threads(threads), precision=prec)
+        except Exception:
+            # A user's model with an operator OpenVINO lacks still runs, on ONNX
+            # Runtime, when nobody asked for OpenVINO; asked for, the error stands.
+            if not chosen:
+                raise
     return _ort_session(model, threads=_threads(threads), providers=providers)
 
 
