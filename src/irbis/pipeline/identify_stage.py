@@ -16,15 +16,14 @@
    and ``rank = 0`` proposes a new individual.
    The frames of one sequence (a burst shows one animal) are queried
    together: each keeps its own matches, ranked by the sequence's summed
-   evidence (:mod:`irbis.reid.burst`), and "same as X" is proposed only where the
-   frame and its sequence agree.
+   evidence (:mod:`irbis.reid.burst`), and "same as X" is proposed only
+   where the frame and its sequence agree.
 
 Nothing a person decided is touched; the stage is idempotent (an annotation
 with proposals from the current catalogue is skipped) and commits each
 sequence's proposals as soon as they are made, so it can be interrupted and
-resumed. Features are
-cached under ``PROJECT/tmp/reid`` by annotation id and box, so a rerun or a
-growing catalogue does not re-extract them.
+resumed. Features are cached under ``PROJECT/tmp/reid`` by annotation id and
+box, so a rerun or a growing catalogue does not re-extract them.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ class EngineError(IrbisError):
 
 
 def openvino_available() -> bool:
-    """Whether the optional OpenVINO runtime (``irbis[openvino]``) can be imported."""
+    """Whether OpenVINO can be imported (installed with irbis where its wheels exist)."""
     try:
         import openvino  # noqa: F401
     except ImportError:
@@ -292,9 +292,10 @@ class OpenVinoSession:
             # One compiled model per image shape, not per batch size: on a CPU a batch
             # is no faster than its images one by one, and each compile costs ~0.2 s.
             req = self._request((1, *x.shape[1:]))
-            parts = [req.infer({0: x[i : i + 1]}) for i in range(x.shape[0])]
+            parts = [req.infer({0: x[i : i + 1]}, share_inputs=True) for i in range(x.shape[0])]
             return [np.concatenate([np.array(r[i]) for r in parts]) for i in index]
-        result = self._request(tuple(x.shape)).infer({0: x})
+        # The input is read in place (no copy of a 5 MB tensor); outputs are copies.
+        result = self._request(tuple(x.shape)).infer({0: x}, share_inputs=True)
         return [np.array(result[i]) for i in index]
 
 
