@@ -47,6 +47,12 @@ def test_evaluate_json(tmp_path: Path) -> None:
     assert set(doc["per_individual"]) == {"Cat0", "Cat1", "Cat2"}
     assert all(v["queries"] == 2 for v in doc["per_individual"].values())
     assert 0.0 <= doc["majority_rate"] <= 0.5
+    # Bursts of one frame each: pooling changes nothing.
+    assert doc["burst_pooled_top1"] == doc["top1"] and doc["burst_pooled_top5"] == doc["top5"]
+    table = CliRunner().invoke(
+        reid_app, ["evaluate", "--images", str(tmp_path), "--labels", str(labels)]
+    )
+    assert table.exit_code == 0 and "burst_pooled_top1" in table.stdout
 
 
 def test_evaluate_roles_and_baseline(tmp_path: Path) -> None:

@@ -79,8 +79,10 @@ def evaluate_cmd(
     t.add_column("figure")
     t.add_column("value", justify="right")
     keys = ("top1", "top5", "mAP", "macro_top1", "majority_rate", "ms_per_query")
-    for key in (*keys, "pair_precision", "pair_recall"):
-        t.add_row(key, f"{result[key]:.3f}")
+    more = ("burst_pooled_top1", "burst_pooled_top5", "pair_precision", "pair_recall")
+    for key in (*keys, *more):
+        value = result.get(key)
+        t.add_row(key, "n/a" if value is None else f"{value:.3f}")
     t.add_row("queries (closed set)", str(result["closed_set_queries"]))
     t.add_row("open-set queries", str(result["open_set_queries"]))
     out.print(t)
