@@ -57,6 +57,7 @@ def test_detect_command_on_the_heron_burst(tmp_path, models, monkeypatch):
     doc = json.loads(res.stdout)
     assert doc["media_processed"] == 10 and doc["frames"] == 10
     assert doc["model"] == "mdlite" and doc["detector"].startswith("fused:mdlite@")
+    assert doc["engine"] in ("openvino-f32", "onnxruntime")  # float32 unless asked otherwise
     assert not doc["errors"]
     # One burst of a grey heron at night: an animal sequence, its best frame one of the ten.
     assert doc["status"]["sequences"] == {"animal": 1}

@@ -99,12 +99,14 @@ def detect(
                     limit=limit,
                 )
         status = detection_status(p, res.detector)
+    engine = seq.params.get("engine", "")
     if as_json:
-        emit_json({**res.as_dict(), "status": status})
+        emit_json({**res.as_dict(), "engine": engine, "status": status})
         return
     err.print(
-        f"{res.media_processed} media ({res.frames} frames) in {res.seconds:.1f} s, "
-        f"{res.media_done_before} done before; "
+        f"{res.media_processed} media ({res.frames} frames) in {res.seconds:.1f} s"
+        + (f" on {engine}" if engine else "")
+        + f", {res.media_done_before} done before; "
         + ", ".join(f"{k} {v}" for k, v in sorted(res.verdicts.items()))
     )
     for e in res.errors[:20]:
