@@ -380,6 +380,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     default_engine = _engine_label(load_detector("mdlite", threads=threads))
     from PIL import Image
 
+    if not engines:
+        raise SystemExit("no engine left to time (see --engines)")
     dets = {e: load_detector("mdlite", threads=threads, **_engine_kwargs(e)) for e in engines}
     det = next(iter(dets.values()))
     log("letterboxing every frame (untimed) for the bare runs")

@@ -208,5 +208,10 @@ def test_a_burst_outvotes_one_frame_and_keeps_each_frames_evidence():
     assert (d2, [c.individual for c in c2]) == ("unsure", ["Khan", "Zara"])
     assert c2[0] is f2.candidates[1]  # frame 2's own match, with its own keypoints
     assert burst_ranking(f3, pooled) == ("new", [])
+    # A frame sure of Khan, alone in proposing him, against a burst that says Zara.
+    f4 = QueryResult("same", "Khan", 0.99, [_match("Khan", 5.0)], [])
+    crowd = pool_burst([candidate_scores(f4), {"Zara": 60.0}, {"Zara": 40.0}])
+    d4, c4 = burst_ranking(f4, crowd)
+    assert d4 == "unsure" and [c.individual for c in c4] == ["Khan"]
     # A lone frame (no sequence) is its own burst: nothing changes.
     assert burst_ranking(f2, pool_burst([candidate_scores(f2)])) == ("same", f2.candidates)

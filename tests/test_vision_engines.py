@@ -26,7 +26,7 @@ from irbis.vision.runtime import (
 needs_openvino = pytest.mark.skipif(not openvino_available(), reason="OpenVINO not installed")
 
 
-def _tiny_cnn(path: Path, *, dynamic: bool = True) -> Path:
+def _tiny_cnn(path: Path, *, dynamic: bool | str = True) -> Path:
     """Conv 3→4 (3×3, pad 1) + Sigmoid + global mean: N×3×H×W → N×4, seeded weights."""
     rng = np.random.default_rng(7)
     w = numpy_helper.from_array(rng.normal(0, 0.05, (4, 3, 3, 3)).astype(np.float32), "w")
@@ -37,7 +37,7 @@ def _tiny_cnn(path: Path, *, dynamic: bool = True) -> Path:
         helper.make_node("GlobalAveragePool", ["s"], ["g"]),
         helper.make_node("Flatten", ["g"], ["y"]),
     ]
-    dims = ["N", 3, "H", "W"] if dynamic else [1, 3, 32, 48]
+    dims = {True: ["N", 3, "H", "W"], False: [1, 3, 32, 48], "batch": ["N", 3, 32, 48]}[dynamic]
     graph = helper.make_graph(
         nodes,
         "tiny",
@@ -60,8 +60,11 @@ def test_unknown_engine_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(EngineError, match="IRBIS_ENGINE='cuda-please'"):
         make_session(model)
     monkeypatch.setenv("IRBIS_ENGINE", "onnxruntime")
-    monkeypatch.setenv("IRBIS_PRECISION", "int4")  # ignored: ONNX Runtime has no precision knob
     assert type(make_session(model)).__name__ == "InferenceSession"
+    # A typo in the precision is an error whichever engine runs.
+    monkeypatch.setenv("IRBIS_PRECISION", "int4")
+    with pytest.raises(EngineError, match="IRBIS_PRECISION='int4'"):
+        make_session(model)
 
 
 def test_auto_engine_prefers_openvino_on_cpu(tmp_path: Path, monkeypatch) -> None:
@@ -100,6 +103,21 @@ def test_openvino_fixed_shape_model_compiles_at_open(tmp_path: Path) -> None:
         s.run(["y"], {"x": x})[0], make_session(model, engine="onnxruntime").run(None, {"x": x})[0],
         atol=1e-5,
     )  # fmt: skip
+
+
+@needs_openvino
+def test_openvino_open_batch_compiles_one_image_at_open_and_checks_output_names(
+    tmp_path: Path,
+) -> None:
+    model = _tiny_cnn(tmp_path / "m.onnx", dynamic="batch")
+    s = OpenVinoSession(model, threads=1, precision="f32")
+    assert list(s._requests) == [(1, 3, 32, 48)]  # the precision that runs is known at open
+    assert s.precision == "f32"
+    x = np.zeros((2, 3, 32, 48), np.float32)
+    assert s.run(["y"], {"x": x})[0].shape == (2, 4)
+    assert list(s._requests) == [(1, 3, 32, 48)]
+    with pytest.raises(ValueError, match="no output named logits"):
+        s.run(["logits"], {"x": x})
 
 
 @needs_openvino
@@ -170,7 +188,7 @@ def test_openvino_session_serves_several_threads(tmp_path: Path) -> None:
 
 @needs_openvino
 def test_auto_falls_back_to_onnxruntime_for_an_operator_openvino_lacks(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch, caplog
 ) -> None:
     """A user's classifier with an unusual operator (here Det) still runs; asked-for fails."""
     graph = helper.make_graph(
@@ -184,8 +202,10 @@ def test_auto_falls_back_to_onnxruntime_for_an_operator_openvino_lacks(
     path = tmp_path / "det.onnx"
     path.write_bytes(model.SerializeToString())
     monkeypatch.delenv("IRBIS_ENGINE", raising=False)
-    session = make_session(path, providers=["CPUExecutionProvider"])
+    with caplog.at_level("WARNING", logger="irbis.vision.runtime"):
+        session = make_session(path, providers=["CPUExecutionProvider"])
     assert type(session).__name__ == "InferenceSession"
+    assert "OpenVINO cannot run" in caplog.text and "det.onnx" in caplog.text
     x = np.stack([np.eye(3, dtype=np.float32) * 2, np.eye(3, dtype=np.float32)])
     np.testing.assert_allclose(session.run(None, {"x": x})[0], [8.0, 1.0], rtol=1e-6)
     with pytest.raises(Exception):  # noqa: B017 - OpenVINO's own error type

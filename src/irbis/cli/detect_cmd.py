@@ -145,7 +145,7 @@ def models_list(as_json: JsonOpt = False) -> None:
         )
     out.print(table)
     for e in engines:
-        extra = e.get("precisions") or e.get("providers")
+        extra = e.get("precisions", e.get("providers")) or [e.get("error", "unusable")]
         mark = " (used by default)" if e["default"] else ""
         out.print(f"engine {e['name']} {e['version']}{mark}: {', '.join(map(str, extra))}")
 

@@ -21,8 +21,8 @@
 
 Nothing a person decided is touched; the stage is idempotent (an annotation
 with proposals from the current catalogue is skipped) and commits each
-sequence's proposals as soon as they are made, so it can be interrupted and
-resumed. Features are cached under ``PROJECT/tmp/reid`` by annotation id and
+sequence's proposals in one transaction, so it can be interrupted and resumed
+with the same result. Features are cached under ``PROJECT/tmp/reid`` by annotation id and
 box, so a rerun or a growing catalogue does not re-extract them.
 """
 
@@ -327,7 +327,7 @@ def run_identify(
     min_score:
         Smallest detection score used as a crop.
     progress:
-        Called with ``(done, total)`` after each queried annotation.
+        Called with ``(done, total)`` annotations after each sequence is written.
 
     Returns
     -------
@@ -401,17 +401,23 @@ def run_identify(
                 continue
             results.append((ann, catalogue.query(feats, side=ra.side, camera=ra.camera)))
         pooled = pool_burst(candidate_scores(r) for _, r in results)
+        proposals: list[tuple[Annotation, list[MatchDecision]]] = []
         for ann, result in results:
             summary.queried += 1
             decision, candidates = burst_ranking(result, pooled)
-            rows_out = _proposals(ann, result, decision, candidates[:top], version, ids_by_name)
             if decision == "new" or not candidates:
                 summary.proposed_new += 1
             elif decision == "same":
                 summary.proposed_same += 1
             else:
                 summary.unsure += 1
-            with project.session() as s:
+            proposals.append(
+                (ann, _proposals(ann, result, decision, candidates[:top], version, ids_by_name))
+            )
+        # One transaction per burst: an interrupted run leaves a burst all
+        # proposed or not at all, so a resumed run pools the same frames.
+        with project.session() as s:
+            for ann, rows_out in proposals:
                 # Older machine proposals for this annotation are replaced, never
                 # a person's decision (those are different rows, by != MODEL).
                 for old in s.scalars(
@@ -423,7 +429,7 @@ def run_identify(
                 ):
                     s.delete(old)
                 s.add_all(rows_out)
-                s.commit()
+            s.commit()
         done += len(burst)
         if progress:
             progress(done, len(queries))

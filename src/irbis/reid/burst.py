@@ -44,8 +44,10 @@ def burst_ranking(result: QueryResult, pooled: Mapping[str, float]) -> tuple[str
     """One frame's decision and candidates, ranked by its burst's evidence.
 
     The frame keeps its own matches, ordered by the burst's pooled score.
-    "Same as X" stands only when the frame and its burst agree on X;
-    otherwise a person decides (``"unsure"``).
+    "Same as X" stands only when X is also the burst's best individual;
+    otherwise a person decides (``"unsure"``). A sequence showing a mother
+    and her cubs pools them together: that can reorder a cub frame's
+    candidates and send it to a person, never make a "same" out of a doubt.
 
     Returns
     -------
@@ -55,7 +57,8 @@ def burst_ranking(result: QueryResult, pooled: Mapping[str, float]) -> tuple[str
         result.candidates,
         key=lambda c: (-pooled.get(c.individual or "", 0.0), -float(c.score)),
     )
+    burst_best = min(pooled, key=lambda k: (-pooled[k], k)) if pooled else None
     decision = result.decision
-    if decision == "same" and (not ranked or ranked[0].individual != result.individual):
+    if decision == "same" and result.individual != (burst_best or result.individual):
         decision = "unsure"
     return decision, ranked

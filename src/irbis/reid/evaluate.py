@@ -170,7 +170,11 @@ def evaluate(
     problems: list[str] = []
     if feats is None:
         feats, problems = extract_all(anns, opts, progress)
-    enc = [a.encounter if opts.protocol == "encounter" else a.id for a in anns]
+    # An annotation without an encounter is its own encounter (as in labels.csv).
+    enc = [
+        a.encounter if opts.protocol == "encounter" and a.encounter is not None else a.id
+        for a in anns
+    ]
     by_enc: dict[str | None, list[int]] = {}
     for i, e in enumerate(enc):
         by_enc.setdefault(e, []).append(i)

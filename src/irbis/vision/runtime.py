@@ -19,6 +19,7 @@ many threads (``IRBIS_THREADS`` overrides) and turn spinning off.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ __all__ = [
     "openvino_available",
     "usable_cpus",
 ]
+
+_log = logging.getLogger(__name__)
 
 #: Inference engines :func:`make_session` knows, ``auto`` first.
 ENGINES = ("auto", "onnxruntime", "openvino")
@@ -87,7 +90,10 @@ def describe_engines() -> list[dict[str, object]]:
     """
     import onnxruntime as ort
 
-    pick = _resolve_engine(None, None)
+    try:
+        pick = _resolve_engine(None, None)
+    except EngineError:  # a bad IRBIS_ENGINE: list what is installed all the same
+        pick = ""
     rows: list[dict[str, object]] = [
         {
             "name": "onnxruntime",
@@ -99,15 +105,18 @@ def describe_engines() -> list[dict[str, object]]:
     if openvino_available():
         import openvino
 
-        native = openvino.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
-        rows.append(
-            {
-                "name": "openvino",
-                "version": openvino.__version__.split("-")[0],
-                "default": pick == "openvino",
-                "precisions": ["f32", "bf16"] if native == "bf16" else ["f32"],
-            }
-        )
+        row: dict[str, object] = {
+            "name": "openvino",
+            "version": openvino.__version__.split("-")[0],
+            "default": pick == "openvino",
+        }
+        try:
+            hint = openvino.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
+            row["precisions"] = ["f32", "bf16"] if hint.get_type_name() == "bf16" else ["f32"]
+        except Exception as exc:  # noqa: BLE001 - a CPU plugin that will not load
+            row["precisions"] = []
+            row["error"] = str(exc).strip().splitlines()[0] if str(exc).strip() else "unusable"
+        rows.append(row)
     return rows
 
 
@@ -178,11 +187,16 @@ def make_session(
         prec = _setting(precision, "IRBIS_PRECISION", PRECISIONS, "f32")
         try:
             return OpenVinoSession(model, threads=_threads(threads), precision=prec)
-        except Exception:
+        except Exception as exc:
             # A user's model with an operator OpenVINO lacks still runs, on ONNX
             # Runtime, when nobody asked for OpenVINO; asked for, the error stands.
             if not chosen:
                 raise
+            name = "model bytes" if isinstance(model, bytes) else str(model)
+            first = str(exc).strip().splitlines()[:1]
+            _log.warning("OpenVINO cannot run %s (%s); using ONNX Runtime", name, *first or [""])
+    else:
+        _setting(precision, "IRBIS_PRECISION", PRECISIONS, "f32")  # a typo is an error anywhere
     return _ort_session(model, threads=_threads(threads), providers=providers)
 
 
@@ -252,8 +266,14 @@ class OpenVinoSession:
         self._lock = threading.Lock()
         self._inputs = [_Arg(p.get_any_name(), _dims(p)) for p in self._model.inputs]
         self._outputs = [_Arg(p.get_any_name(), _dims(p)) for p in self._model.outputs]
-        if len(self._inputs) == 1 and all(isinstance(d, int) for d in self._inputs[0].shape):
-            self._request(_static(self._inputs[0].shape))  # compile now: fail at open, not later
+        # Compile now the shape most calls will use (fixed, or one image when only the
+        # batch is open): an unsupported model fails at open, where make_session can
+        # still fall back, and ``precision`` says what really runs.
+        if len(self._inputs) == 1:
+            dims = self._inputs[0].shape
+            if dims and all(isinstance(d, int) for d in dims[1:]):
+                first = dims[0] if isinstance(dims[0], int) else 1
+                self._request((first, *(int(d) for d in dims[1:])))  # type: ignore[arg-type]
 
     def get_inputs(self) -> list[_Arg]:
         return list(self._inputs)
@@ -287,7 +307,11 @@ class OpenVinoSession:
 
     def _run(self, output_names: list[str] | None, x: np.ndarray) -> list[np.ndarray]:
         names = output_names or [o.name for o in self._outputs]
-        index = [i for n in names for i, o in enumerate(self._outputs) if o.name == n]
+        known = {o.name: i for i, o in enumerate(self._outputs)}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise ValueError(f"model has no output named {', '.join(missing)}")
+        index = [known[n] for n in names]
         if self._inputs[0].shape[:1] == [None] and x.ndim > 1 and x.shape[0] != 1:
             # One compiled model per image shape, not per batch size: on a CPU a batch
             # is no faster than its images one by one, and each compile costs ~0.2 s.
