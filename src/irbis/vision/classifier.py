@@ -101,24 +101,18 @@ class OnnxClassifier:
         precision: str | None = None,
     ) -> None:
         from irbis.vision.registry import ModelError
-        from irbis.vision.runtime import EngineError, make_session
+        from irbis.vision.runtime import open_model_session
 
         self.name, self.version = name, version
         self.labels = tuple(labels)
-        try:
-            self.session = make_session(
-                model_path,
-                threads=threads,
-                providers=providers,
-                engine=engine,
-                precision=precision,
-            )
-        except EngineError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises untyped errors
-            raise ModelError.for_model(
-                name, f"the inference engine cannot load {model_path} ({exc})"
-            ) from exc
+        self.session = open_model_session(
+            name,
+            model_path,
+            threads=threads,
+            providers=providers,
+            engine=engine,
+            precision=precision,
+        )
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = list(inp.shape)

@@ -149,25 +149,19 @@ class YoloxDetector:
         engine: str | None = None,
         precision: str | None = None,
     ) -> None:
-        from irbis.vision.runtime import EngineError, make_session
+        from irbis.vision.runtime import open_model_session
 
         self.name, self.version = name, version
         self.input_size, self.conf, self.nms_iou = input_size, conf, nms_iou
         self.labels = tuple(labels)
-        try:
-            self.session = make_session(
-                model_path,
-                threads=threads,
-                providers=providers,
-                engine=engine,
-                precision=precision,
-            )
-        except EngineError:
-            raise
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError.for_model(
-                name, f"the inference engine cannot load {model_path} ({exc})"
-            ) from exc
+        self.session = open_model_session(
+            name,
+            model_path,
+            threads=threads,
+            providers=providers,
+            engine=engine,
+            precision=precision,
+        )
         self.input_name = self.session.get_inputs()[0].name
         #: Which engine runs the graph: ``onnxruntime`` or ``openvino-f32``/``openvino-bf16``.
         self.engine = _engine_name(self.session)

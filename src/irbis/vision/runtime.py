@@ -36,6 +36,7 @@ __all__ = [
     "available_providers",
     "describe_engines",
     "make_session",
+    "open_model_session",
     "openvino_available",
     "usable_cpus",
 ]
@@ -200,6 +201,24 @@ def make_session(
     return _ort_session(model, threads=_threads(threads), providers=providers)
 
 
+def open_model_session(name: str, model_path: str | Path, **kwargs: object):
+    """:func:`make_session` for a registry model: a file no engine can load is a ``ModelError``.
+
+    The error names the model and the file, so the user reinstalls it; an
+    unknown engine or precision stays an :class:`EngineError`.
+    """
+    from irbis.vision.registry import ModelError
+
+    try:
+        return make_session(model_path, **kwargs)  # type: ignore[arg-type]
+    except EngineError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - both engines raise their own untyped errors
+        raise ModelError.for_model(
+            name, f"the inference engine cannot load {model_path} ({exc})"
+        ) from exc
+
+
 def _ort_session(model: str | Path | bytes, *, threads: int, providers: list[str] | None):
     import onnxruntime as ort
 
@@ -217,11 +236,10 @@ def _ort_session(model: str | Path | bytes, *, threads: int, providers: list[str
 
 @dataclass(frozen=True)
 class _Arg:
-    """An input or output as ONNX Runtime describes it (``name``, ``shape``, ``type``)."""
+    """An input or output as ONNX Runtime describes it (``name``, ``shape``)."""
 
     name: str
     shape: list[int | str | None]
-    type: str = "tensor(float)"
 
 
 class OpenVinoSession:
@@ -281,9 +299,6 @@ class OpenVinoSession:
     def get_outputs(self) -> list[_Arg]:
         return list(self._outputs)
 
-    def get_providers(self) -> list[str]:
-        return [f"OpenVINO/CPU/{self.precision}"]
-
     def _request(self, shape: tuple[int, ...]):
         req = self._requests.get(shape)
         if req is None:
@@ -326,6 +341,3 @@ class OpenVinoSession:
 def _dims(port) -> list[int | str | None]:
     return [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
 
-
-def _static(shape: list[int | str | None]) -> tuple[int, ...]:
-    return tuple(int(d) for d in shape)  # type: ignore[arg-type]

@@ -77,11 +77,19 @@ def _infer_all(detector: Any, prepared: Prepared, conf: float, batch: int) -> li
     return out
 
 
-def _precision_suffix(detector: Any) -> str:
-    # float32 engines give the same numbers (within 1e-4), so they share results;
-    # a reduced-precision run is a different detector run.
+def _run_settings(detector: Any) -> tuple[str, int | None, dict[str, Any]]:
+    """How the learned model runs: key suffix, decode side and what the run records.
+
+    Float32 engines give the same numbers (within 1e-4), so they share results
+    (no key suffix); a reduced-precision run is a different detector run.
+    """
     engine = str(getattr(detector, "engine", "onnxruntime"))
-    return "" if engine in ("onnxruntime", "openvino-f32") else f":{engine}"
+    suffix = "" if engine in ("onnxruntime", "openvino-f32") else f":{engine}"
+    side = _decode_side(detector)
+    recorded: dict[str, Any] = {"engine": engine}
+    if side:
+        recorded["decode_min_side"] = side
+    return suffix, side, recorded
 
 
 def _decode_side(detector: Any) -> int | None:
@@ -121,11 +129,9 @@ class LearnedSequence:
         self.model_version = str(detector.version)
         self.params: dict[str, Any] = {"kind": self.kind, "threshold": self.threshold}
         self.key = f"{self.kind}:{self.model}@{self.model_version}:t{self.threshold:g}"
-        self.key += _precision_suffix(detector)
-        self.params["engine"] = getattr(detector, "engine", "onnxruntime")
-        self.decode_side = _decode_side(detector)
-        if self.decode_side:
-            self.params["decode_min_side"] = self.decode_side
+        suffix, self.decode_side, recorded = _run_settings(detector)
+        self.key += suffix
+        self.params.update(recorded)
 
     def prepare(self, frames: Sequence[Image.Image]) -> Prepared:
         return _prepare_tensors(self.detector, frames)
@@ -181,11 +187,9 @@ class FusedSequence:
             **(params or {}),
         }
         self.key = f"{self.kind}:{self.model}@{self.model_version}:t{self.threshold:g}+{mname}"
-        self.key += _precision_suffix(detector)
-        self.params["engine"] = getattr(detector, "engine", "onnxruntime")
-        self.decode_side = _decode_side(detector)
-        if self.decode_side:
-            self.params["decode_min_side"] = self.decode_side
+        suffix, self.decode_side, recorded = _run_settings(detector)
+        self.key += suffix
+        self.params.update(recorded)
 
     def prepare(self, frames: Sequence[Image.Image]) -> Prepared:
         prepared = _prepare_tensors(self.detector, frames)
