@@ -70,3 +70,31 @@ def test_evaluate_bad_labels(tmp_path: Path) -> None:
         reid_app, ["evaluate", "--images", str(tmp_path), "--labels", str(tmp_path / "l.csv")]
     )
     assert r.exit_code == 2 and "path,individual_id" in r.output
+
+
+def test_station_protocol_never_matches_a_query_against_its_own_station(tmp_path: Path) -> None:
+    # Cat0 and Cat2 were each seen at two stations, Cat1 twice at one station.
+    stations = {("Cat0", 0): "A", ("Cat0", 1): "B", ("Cat1", 0): "C", ("Cat1", 1): "C"}
+    stations |= {("Cat2", 0): "D", ("Cat2", 1): "E"}
+    lines = ["path,individual_id,side,encounter,station,camera"]
+    for k in range(3):
+        for e in range(2):
+            name = f"c{k}_e{e}.png"
+            cv2.imwrite(str(tmp_path / name), frame(pattern(40 + k), 7 * k + e))
+            lines.append(f"{name},Cat{k},,enc{k}{e},{stations[f'Cat{k}', e]},1")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    args = ["evaluate", "--images", str(tmp_path), "--labels", str(tmp_path / "labels.csv")]
+    docs = {}
+    for protocol in ("encounter", "station"):
+        r = CliRunner().invoke(reid_app, [*args, "--json", "--protocol", protocol])
+        assert r.exit_code == 0, r.output
+        docs[protocol] = json.loads(r.stdout)
+    assert docs["encounter"]["closed_set_queries"] == 6 and docs["encounter"]["top1"] == 1.0
+    station = docs["station"]
+    # Cat1's only other photo is at its own station: no right answer left.
+    assert station["closed_set_queries"] == 4 and station["open_set_queries"] == 2
+    assert station["top1"] == 1.0 and set(station["per_individual"]) == {"Cat0", "Cat2"}
+    # Its same-station pair is not counted as clustering evidence either.
+    assert docs["encounter"]["pair_recall"] == 1.0 and station["pair_recall"] == 1.0
+    bad = CliRunner().invoke(reid_app, [*args, "--protocol", "scene"])
+    assert bad.exit_code == 2 and "encounter, station, image" in bad.output

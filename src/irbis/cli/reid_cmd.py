@@ -30,7 +30,11 @@ def evaluate_cmd(
         Path, typer.Option("--labels", help="CSV: path,individual_id[,side,encounter,role,mask].")
     ],
     protocol: Annotated[
-        str, typer.Option(help="encounter: never match a query against its own burst; or image.")
+        str,
+        typer.Option(
+            help="encounter: never match a query against its own burst; station: nor against "
+            "its own station (rosettes only, no scene); image: only itself."
+        ),
     ] = "encounter",
     method: Annotated[
         str, typer.Option(help="default (RootSIFT+LNBNN+RANSAC) or baseline (SIFT+ratio+inliers).")

@@ -64,6 +64,10 @@ class Annotation:
         frame, so matches at the same pixel position between two frames of one
         camera are background, not rosettes; ``None`` = unknown (treated as
         possibly the same camera).
+    station:
+        Station key. Two cameras of one station can see the same rocks, and a
+        cat's revisits to a station share its scene, so the ``station``
+        evaluation protocol never matches a query against its own station.
     """
 
     id: str
@@ -76,16 +80,19 @@ class Annotation:
     mask: object | None = None
     role: str = ""
     camera: str | None = None
+    station: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
 def read_labels(labels: str | Path, images: str | Path | None = None) -> list[Annotation]:
-    """Read a ``labels.csv`` (``path,individual_id`` + optional ``side,encounter,role,mask``).
+    """Read a ``labels.csv`` (``path,individual_id`` + optional columns, see below).
 
     Relative paths are resolved against ``images`` (default: the CSV's folder).
     A row without ``encounter`` is its own encounter. Optional ``box_x, box_y,
     box_w, box_h`` give the animal crop in original pixels (from a detector or
-    drawn by a person); empty cells mean the whole frame.
+    drawn by a person); empty cells mean the whole frame. Optional ``side``
+    (left/right), ``role`` (gallery/query), ``mask`` (path of an animal mask),
+    ``station`` and ``camera`` (the camera key, and the ``station`` protocol).
 
     Raises
     ------
@@ -143,6 +150,7 @@ def read_labels(labels: str | Path, images: str | Path | None = None) -> list[An
                     else None,
                     role=role,
                     camera=f"{station}/{camera}" if station or camera else None,
+                    station=station or None,
                 )
             )
     return out

@@ -5,6 +5,13 @@ encounters, never frames of its own burst (which are near-duplicates and would
 make any matcher look perfect). With a ``role`` column only ``query`` rows are
 scored (all rows remain in the gallery, minus the query's encounter).
 
+Protocol ``station`` is stricter: a query is never matched against any row of
+its own station (rows without a station fall back to ``encounter``). A fixed
+camera sees the same rocks on every visit, so under ``encounter`` a cat that
+keeps returning to one station can be "recognised" by its scene; ``station``
+measures what the rosettes alone carry. Its clustering counts only pairs from
+different stations, for the same reason.
+
 Queries whose individual has no row in any other encounter (in the Tajik set:
 Cat8, Cat12) have no correct gallery answer. They are left out of ``top1``,
 ``top5`` and ``mAP`` and reported apart: ``open_set_queries`` counts them and
@@ -51,6 +58,9 @@ from irbis.reid.preprocess import BadImageError, burst_masks, prepare, read_imag
 
 Progress = Callable[[str, int, int], None]
 
+#: Evaluation protocols: which gallery rows a query may never be matched against.
+PROTOCOLS = ("encounter", "station", "image")
+
 #: Baseline clustering edge: at least this many RANSAC inliers (a common rule of thumb).
 BASELINE_EDGE_INLIERS = 20
 
@@ -64,7 +74,8 @@ class EvalOptions:
     method:
         ``"default"`` (RootSIFT + LNBNN + verification) or ``"baseline"``.
     protocol:
-        ``"encounter"`` (exclude the query's burst) or ``"image"`` (exclude only itself).
+        ``"encounter"`` (exclude the query's burst), ``"station"`` (exclude the
+        query's station) or ``"image"`` (exclude only itself).
     max_side, max_keypoints:
         Working image size and keypoint budget of the default method (the
         baseline uses its own fixed settings, see :mod:`irbis.reid.baseline`).
@@ -164,20 +175,33 @@ def evaluate(
     opts = opts or EvalOptions()
     if opts.method not in ("default", "baseline"):
         raise ValueError(f"unknown method {opts.method!r}: use default or baseline")
-    if opts.protocol not in ("encounter", "image"):
-        raise ValueError(f"unknown protocol {opts.protocol!r}: use encounter or image")
+    if opts.protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {opts.protocol!r}: use {', '.join(PROTOCOLS)}")
     n = len(anns)
     problems: list[str] = []
     if feats is None:
         feats, problems = extract_all(anns, opts, progress)
     # An annotation without an encounter is its own encounter (as in labels.csv).
     enc = [
-        a.encounter if opts.protocol == "encounter" and a.encounter is not None else a.id
-        for a in anns
+        a.encounter if opts.protocol != "image" and a.encounter is not None else a.id for a in anns
     ]
     by_enc: dict[str | None, list[int]] = {}
     for i, e in enumerate(enc):
         by_enc.setdefault(e, []).append(i)
+    by_station: dict[str, list[int]] = {}
+    if opts.protocol == "station":
+        for i, a in enumerate(anns):
+            if a.station is not None:
+                by_station.setdefault(a.station, []).append(i)
+
+    def excluded(i: int) -> set[int]:
+        """Rows query ``i`` may never be matched against (its burst, or its station)."""
+        out = set(by_enc[enc[i]])
+        station = anns[i].station
+        if station is not None and station in by_station:
+            out.update(by_station[station])
+        return out
+
     has_roles = any(a.role for a in anns)
     qidx = [i for i, a in enumerate(anns) if (a.role == "query" or not has_roles)]
     if opts.max_queries is not None and len(qidx) > opts.max_queries:
@@ -201,7 +225,7 @@ def evaluate(
     burst_scores: dict[str | None, list[dict[str, float]]] = {}
     for done, qi in enumerate(qidx):
         a = anns[qi]
-        excl = set(by_enc[enc[qi]])
+        excl = excluded(qi)
         gallery = [j for j in range(n) if j not in excl and a.side.compatible(anns[j].side)]
         t0 = time.perf_counter()
         if cat is not None:
@@ -256,7 +280,7 @@ def evaluate(
         if progress:
             progress("queries", done + 1, len(qidx))
     closed = max(1, len(aps))
-    burst_top1, burst_top5 = _burst_pooled(anns, qidx, enc, by_enc, burst_scores)
+    burst_top1, burst_top5 = _burst_pooled(anns, qidx, enc, excluded, burst_scores)
     per_individual = {
         k: {
             "queries": len(v),
@@ -291,8 +315,13 @@ def evaluate(
         cluster_s = time.perf_counter() - t0
     ps: dict = {"pair_precision": None, "pair_recall": None, "clusters": None}
     if labels is not None:
-        q_enc = np.array([str(enc[i]) for i in qidx], dtype=object)
-        cross = q_enc[:, None] != q_enc[None, :]
+        # Pairs within one burst (or, under ``station``, one station) are not evidence.
+        key = [
+            anns[i].station if opts.protocol == "station" and anns[i].station else enc[i]
+            for i in qidx
+        ]
+        q_key = np.array([str(k) for k in key], dtype=object)
+        cross = q_key[:, None] != q_key[None, :]
         ps = pair_scores(labels, [str(anns[i].individual) for i in qidx], mask=cross)
     return {
         "method": opts.method,
@@ -330,7 +359,7 @@ def _burst_pooled(
     anns: Sequence[Annotation],
     qidx: Sequence[int],
     enc: Sequence[str | None],
-    by_enc: dict[str | None, list[int]],
+    excluded: Callable[[int], set[int]],
     burst_scores: dict[str | None, list[dict[str, float]]],
 ) -> tuple[float | None, float | None]:
     """Top-1/top-5 when every frame of a burst gets the burst's answer.
@@ -347,7 +376,7 @@ def _burst_pooled(
     hits1 = hits5 = n = 0
     for qi in qidx:
         a, truth = anns[qi], str(anns[qi].individual)
-        own = set(by_enc[enc[qi]])
+        own = excluded(qi)
         if not any(
             str(anns[j].individual) == truth and a.side.compatible(anns[j].side)
             for j in range(len(anns))
