@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .conftest import need_data
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -91,3 +93,19 @@ def test_reid_accuracy_bench_on_synthetic_images(tmp_path: Path) -> None:
         # Two clean synthetic coats: both matchers must tell them apart.
         assert res["top1"] == 1.0, (method, res)
     assert set(doc["default_wins"]) >= {"top1", "top5", "mAP", "ms_per_query"}
+
+
+def test_reid_ceiling_on_the_real_views() -> None:
+    root = need_data("reid", "snowleopard-tajikistan")
+    doc = _run("bench/reid_ceiling.py", "--data", str(root))
+    # Every judged frame is a real row (the script refuses unknown paths), and
+    # the judged views cover every frame of the cats other than Cat1, Cat8, Cat12.
+    assert sum(doc["views_judged"].values()) == 216
+    per = doc["per_individual"]
+    assert per["Cat1"]["matchable"] == per["Cat1"]["queries"]  # not judged: counted as matchable
+    # Two tiny distant day frames are all Cat4's other encounter shows.
+    assert per["Cat4"]["matchable"] == 0
+    assert 0.5 < doc["top1_ceiling"] < 1.0
+    station = _run("bench/reid_ceiling.py", "--data", str(root), "--protocol", "station")
+    assert station["closed_set_queries"] < doc["closed_set_queries"]
+    assert "Cat4" not in station["per_individual"]  # both its encounters are at one station
