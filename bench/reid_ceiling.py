@@ -23,7 +23,12 @@ flank, day photos are allowed to match infrared ones), so the fraction of
 matchable closed-set queries bounds from above the top-1 a matcher can reach
 from the coat alone; anything above it comes from the scene or from guessing.
 
-    .venv/bin/python bench/reid_ceiling.py [--protocol encounter|station]
+With ``--results`` (the JSON of ``irbis reid evaluate --json --per-query``
+on the same labels and protocol) it also reports the matcher's top-1 and top-5
+on the judged queries that are matchable, on those that are not, and on the
+queries not judged (Cat1).
+
+    .venv/bin/python bench/reid_ceiling.py [--protocol encounter|station] [--results R.json]
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--views", type=Path, default=VIEWS)
     ap.add_argument("--protocol", choices=("encounter", "station"), default="encounter")
+    ap.add_argument("--results", type=Path, help="evaluate --json --per-query output")
     args = ap.parse_args()
     if not (args.data / "labels.csv").exists():
         sys.exit(f"no labels.csv under {args.data} (see ../shared/data/README.md)")
@@ -67,6 +73,7 @@ def main() -> None:
     key = "station" if args.protocol == "station" else "encounter"
     closed = Counter()
     matchable = Counter()
+    is_matchable: dict[str, bool] = {}
     for q in rows:
         qv = views.get(q["path"], "any")
         gallery = [
@@ -80,7 +87,9 @@ def main() -> None:
             continue  # open set: no right answer in the gallery
         cat = q["individual_id"]
         closed[cat] += 1
-        matchable[cat] += any(compatible(qv, views.get(g["path"], "any")) for g in gallery)
+        ok = any(compatible(qv, views.get(g["path"], "any")) for g in gallery)
+        matchable[cat] += ok
+        is_matchable[q["path"]] = ok
     n = sum(closed.values())
     per = {c: {"queries": closed[c], "matchable": matchable[c]} for c in sorted(closed)}
     others = [c for c in closed if c != "Cat1"]
@@ -96,7 +105,48 @@ def main() -> None:
         "views_judged": dict(Counter(views.values())),
         "per_individual": per,
     }
+    if args.results:
+        out["matcher"] = _matcher_split(args.results, args.data, is_matchable, set(views))
     print(json.dumps(out, indent=2))
+
+
+def _matcher_split(
+    results: Path, data: Path, is_matchable: dict[str, bool], judged: set[str]
+) -> dict:
+    """The matcher's top-1/top-5 on judged matchable and not matchable queries.
+
+    Queries of individuals not in the views file (Cat1) are reported apart.
+    """
+    doc = json.loads(results.read_text())
+    if doc.get("protocol") not in (None, "encounter", "station"):
+        sys.exit(f"{results}: protocol {doc.get('protocol')!r} is not encounter or station")
+    if "per_query" not in doc:
+        sys.exit(f"{results}: no per_query list; run irbis reid evaluate --json --per-query")
+    split: dict[str, list[tuple[bool, bool]]] = {
+        "matchable": [],
+        "not_matchable": [],
+        "not_judged": [],
+    }
+    for rec in doc["per_query"]:
+        path = Path(rec["query"])
+        if path.is_absolute():
+            path = path.relative_to(data.resolve()) if path.is_relative_to(data.resolve()) else path
+        key = path.as_posix()
+        if rec["open_set"] or key not in is_matchable:
+            continue
+        hit = (rec["ranked"][:1] == [rec["truth"]], rec["truth"] in rec["ranked"][:5])
+        if key not in judged:
+            split["not_judged"].append(hit)
+        else:
+            split["matchable" if is_matchable[key] else "not_matchable"].append(hit)
+    return {
+        k: {
+            "queries": len(v),
+            "top1": sum(h for h, _ in v) / len(v) if v else None,
+            "top5": sum(h for _, h in v) / len(v) if v else None,
+        }
+        for k, v in split.items()
+    }
 
 
 if __name__ == "__main__":

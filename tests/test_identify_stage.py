@@ -215,3 +215,18 @@ def test_a_burst_outvotes_one_frame_and_keeps_each_frames_evidence():
     assert d4 == "unsure" and [c.individual for c in c4] == ["Khan"]
     # A lone frame (no sequence) is its own burst: nothing changes.
     assert burst_ranking(f2, pool_burst([candidate_scores(f2)])) == ("same", f2.candidates)
+
+
+def test_the_scene_key_is_the_station_not_the_deployment(project):
+    from irbis.pipeline.identify_stage import _reid_annotation
+
+    # Deployments 1 and 2 are two seasons at one station, 3 is elsewhere.
+    station_of = {1: 7, 2: 7, 3: 8}
+    ann = Annotation(id=1, media_id=1, x=0.0, y=0.0, width=1.0, height=1.0)
+    keys = []
+    for dep in (1, 2, 3, None):
+        media = Media(id=dep or 9, deployment_id=dep, storage="reference", stored_path="/x.jpg")
+        ra = _reid_annotation(project, ann, media, None, station_of)
+        keys.append((ra.camera, ra.station))
+    assert keys[0] == keys[1] == ("station:7", "7")
+    assert keys[2] == ("station:8", "8") and keys[3] == (None, None)

@@ -48,6 +48,12 @@ def evaluate_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON document on stdout.")
     ] = False,
+    per_query: Annotated[
+        bool,
+        typer.Option(
+            "--per-query", help="With --json: add each query's truth and top-5 (per_query)."
+        ),
+    ] = False,
 ) -> None:
     """Measure top-1/top-5/mAP and clustering precision/recall on labelled images."""
     from irbis.reid.annotations import read_labels
@@ -76,7 +82,7 @@ def evaluate_cmd(
     for p in result["unusable_images"]:
         err.print(f"[yellow]skipped:[/] {p}")
     if as_json:
-        doc = {k: v for k, v in result.items() if k != "per_query"}
+        doc = {k: v for k, v in result.items() if per_query or k != "per_query"}
         emit_json(doc)
         return
     t = Table(title=f"reid evaluation ({result['method']}, protocol {result['protocol']})")

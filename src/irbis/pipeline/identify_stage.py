@@ -48,6 +48,7 @@ from irbis.store import Project
 from irbis.store.individuals import merge_roots, names_individual
 from irbis.store.schema import (
     Annotation,
+    Deployment,
     DetectionBox,
     Individual,
     MatchDecision,
@@ -232,7 +233,14 @@ class _FeatureCache:
         return feats
 
 
-def _reid_annotation(project: Project, ann: Annotation, media: Media, individual: str | None):
+def _reid_annotation(
+    project: Project,
+    ann: Annotation,
+    media: Media,
+    individual: str | None,
+    station_of: dict[int, int],
+):
+    station = station_of.get(media.deployment_id) if media.deployment_id else None
     return ReidAnnotation(
         id=str(ann.id),
         image=media_path(project, media),
@@ -241,7 +249,11 @@ def _reid_annotation(project: Project, ann: Annotation, media: Media, individual
         quality=ann.quality if ann.quality is not None else 1.0,
         individual=individual,
         encounter=str(media.sequence_id) if media.sequence_id else None,
-        camera=str(media.deployment_id) if media.deployment_id else None,
+        # The station, not the deployment: a camera re-mounted at the same post
+        # for the next season sees the same rocks, and the background filters
+        # (static and shifted scene) must know those frames share a scene.
+        camera=f"station:{station}" if station is not None else None,
+        station=str(station) if station is not None else None,
     )
 
 
@@ -345,6 +357,7 @@ def run_identify(
             .order_by(Annotation.id)
         ).all()
         everyone = list(s.scalars(select(Individual)))
+        station_of = dict(s.execute(select(Deployment.id, Deployment.station_id)).tuples().all())
         names = {i.id: i.name for i in everyone}
         # A merged individual's evidence counts for the one it was merged into.
         roots = merge_roots({i.id: i.merged_into_id for i in everyone})
@@ -371,7 +384,7 @@ def run_identify(
     for ann, media, ind in rows:
         if ind is None:
             continue
-        ra = _reid_annotation(project, ann, media, names[roots[ind.id]])
+        ra = _reid_annotation(project, ann, media, names[roots[ind.id]], station_of)
         try:
             catalogue.add(ra, _features(cache, ra, ann))
         except BadImageError as exc:
@@ -391,7 +404,7 @@ def run_identify(
     for burst in _by_sequence(queries):
         results: list[tuple[Annotation, QueryResult]] = []
         for ann, media in burst:
-            ra = _reid_annotation(project, ann, media, None)
+            ra = _reid_annotation(project, ann, media, None, station_of)
             try:
                 feats = _features(cache, ra, ann)
             except BadImageError as exc:
