@@ -301,7 +301,13 @@ def test_burst_pooled_answer_sums_frames_scores() -> None:
         "e2": [{"Khan": 1.0}],  # Zara only at rank 2
         "e5": [{"Khan": 9.0}],
     }
-    top1, top5 = _burst_pooled(anns, [0, 1, 2, 5], enc, by_enc, scores)
+
+    def own_burst(i: int) -> set[int]:
+        return set(by_enc[enc[i]])
+
+    top1, top5 = _burst_pooled(anns, [0, 1, 2, 5], enc, own_burst, scores)
     assert top1 == pytest.approx(2 / 3)  # q1 and q2 right through the burst, q3 wrong
     assert top5 == pytest.approx(2 / 3)  # Zara is not among e2's candidates at all
-    assert _burst_pooled(anns, [5], enc, by_enc, scores) == (None, None)
+    assert _burst_pooled(anns, [5], enc, own_burst, scores) == (None, None)
+    # Excluding more (a station protocol that also hides g1) turns Khan's burst open-set.
+    assert _burst_pooled(anns, [0, 1], enc, lambda i: own_burst(i) | {3}, scores) == (None, None)
