@@ -3,8 +3,8 @@
 Runs the evaluation harness (protocol ``encounter`` unless ``--protocol
 station``) with the default method and with the plain SIFT baseline on the
 same images and prints one JSON document with both figure sets and which
-figures the default wins. ``bench/reid_ceiling.py`` gives the top-1 that no
-coat matcher can exceed on the same set and protocol.
+figures the default wins. ``bench/reid_matchable.py`` narrows the figures to
+the queries that certainly have a same-flank photo in another encounter.
 
     .venv/bin/python bench/reid_accuracy.py [--protocol encounter|station] [--max-queries N]
 """

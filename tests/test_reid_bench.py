@@ -95,17 +95,18 @@ def test_reid_accuracy_bench_on_synthetic_images(tmp_path: Path) -> None:
     assert set(doc["default_wins"]) >= {"top1", "top5", "mAP", "ms_per_query"}
 
 
-def test_reid_ceiling_on_the_real_views() -> None:
+def test_reid_matchable_on_the_real_views() -> None:
     root = need_data("reid", "snowleopard-tajikistan")
-    doc = _run("bench/reid_ceiling.py", "--data", str(root))
-    # Every judged frame is a real row (the script refuses unknown paths), and
-    # the judged views cover every frame of the cats other than Cat1, Cat8, Cat12.
-    assert sum(doc["views_judged"].values()) == 216
-    per = doc["per_individual"]
-    assert per["Cat1"]["matchable"] == per["Cat1"]["queries"]  # not judged: counted as matchable
-    # Two tiny distant day frames are all Cat4's other encounter shows.
-    assert per["Cat4"]["matchable"] == 0
-    assert 0.5 < doc["top1_ceiling"] < 1.0
-    station = _run("bench/reid_ceiling.py", "--data", str(root), "--protocol", "station")
+    doc = _run("bench/reid_matchable.py", "--data", str(root))
+    # Every judged photo is a real row (the script refuses unknown paths), and the
+    # two passes cover every photo of the cats other than Cat1, Cat8 and Cat12.
+    assert doc["judged_photos"] == 216 and doc["closed_set_queries"] == 474
+    bounds = [doc["generous"][p]["top1_bound"] for p in ("first_pass", "second_pass")]
+    assert all(0.5 < b <= 1.0 for b in bounds)
+    # "Certain" queries need both passes to agree, so there are fewer of them
+    # than photos with an agreed flank, and only cats seen in several encounters.
+    assert 0 < doc["certain_queries"] <= doc["agreed_flank_photos"]
+    assert set(doc["certain_by_individual"]) <= {"Cat2", "Cat3", "Cat4", "Cat5", "Cat21", "Cat23"}
+    station = _run("bench/reid_matchable.py", "--data", str(root), "--protocol", "station")
     assert station["closed_set_queries"] < doc["closed_set_queries"]
-    assert "Cat4" not in station["per_individual"]  # both its encounters are at one station
+    assert station["certain_queries"] <= doc["certain_queries"]
