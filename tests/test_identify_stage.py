@@ -230,3 +230,58 @@ def test_the_scene_key_is_the_station_not_the_deployment(project):
         keys.append((ra.camera, ra.station))
     assert keys[0] == keys[1] == ("station:7", "7")
     assert keys[2] == ("station:8", "8") and keys[3] == (None, None)
+
+
+def test_machine_crops_follow_the_burst_motion_but_a_persons_box_stands(tmp_path, project):
+    from irbis.pipeline.identify_stage import _FeatureCache, _features, _MotionMasks
+    from irbis.reid import Annotation as ReidAnnotation
+
+    root = need_data(*TAJIK)
+    with open(root / "labels.csv") as fh:
+        burst = sorted(
+            (r for r in csv.DictReader(fh) if r["encounter"] == "S05C1_2012-06-19"),
+            key=lambda r: r["path"],
+        )[12:18]  # the cat walks across the middle of the frame
+    media = [
+        Media(
+            id=k + 1,
+            sequence_id=7,
+            mediatype="image",
+            storage="reference",
+            stored_path=str(root / r["path"]),
+        )
+        for k, r in enumerate(burst)
+    ]
+    motion = _MotionMasks(project, {7: media})
+    masks = [motion.get(m) for m in media]
+    assert sum(m is not None for m in masks) >= 4
+    k = next(i for i, m in enumerate(masks) if m is not None)
+    h, w = masks[k].shape
+    # A wrong best box: a small patch of rock in the top right corner.
+    box = (0.85, 0.1, 0.1, 0.1)
+    cache = _FeatureCache(tmp_path / "reid")
+    for source, on_cat in (("detector", True), ("human", False)):
+        ann = Annotation(
+            id=100 + on_cat,
+            media_id=media[k].id,
+            frame=0,
+            source=source,
+            x=box[0],
+            y=box[1],
+            width=box[2],
+            height=box[3],
+        )
+        ra = ReidAnnotation(
+            id=str(ann.id),
+            image=media[k].stored_path,
+            box=(box[0] * w, box[1] * h, box[2] * w, box[3] * h),
+        )
+        feats = _features(cache, ra, ann, media[k], motion)
+        assert len(feats) > 20
+        xy = feats.xy_original.astype(int)
+        inside_mask = (masks[k][xy[:, 1].clip(0, h - 1), xy[:, 0].clip(0, w - 1)] > 0).mean()
+        in_box = ((xy[:, 0] >= box[0] * w - 2) & (xy[:, 1] <= (box[1] + box[3]) * h + 2)).mean()
+        if on_cat:
+            assert inside_mask > 0.9  # the detector's crop went to what moves
+        else:
+            assert in_box == 1.0  # a person's box is kept as drawn
