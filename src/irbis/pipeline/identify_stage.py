@@ -295,7 +295,8 @@ class _MotionMasks:
             except BadImageError:
                 frames = []  # one unreadable frame: no motion for this burst, boxes stand
             masks = burst_masks(frames) if len(frames) >= 3 else []
-            if len(self._masks) >= 8:  # bursts are visited in order: keep a few
+            # Bursts are visited in order; full-size masks of 4K frames are large.
+            if len(self._masks) >= 2:
                 self._masks.pop(next(iter(self._masks)))
             self._masks[seq] = {m.id: k for m, k in zip(members, masks, strict=False)}
         return self._masks[seq].get(media.id)
