@@ -274,7 +274,7 @@ class _MotionMasks:
     On the Tajik set (boxes from the default detector, stage settings) cropping
     to the motion mask where the burst gives one, else to the box, raised
     per-frame top-1 from 0.344 to 0.534 and burst-pooled top-1 from 0.589 to
-    0.635 (``irbis reid evaluate`` with ``box_*`` columns; see the closing notes).
+    0.635 (``irbis reid evaluate`` on labels whose ``box_*`` columns hold those boxes).
     """
 
     def __init__(self, project: Project, photos: dict[int, list[Media]]) -> None:
