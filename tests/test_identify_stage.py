@@ -233,6 +233,7 @@ def test_the_scene_key_is_the_station_not_the_deployment(project):
 
 
 def test_machine_crops_follow_the_burst_motion_but_a_persons_box_stands(tmp_path, project):
+    from irbis.ingest.grouping import regroup_deployments
     from irbis.pipeline.identify_stage import _FeatureCache, _features, _MotionMasks
     from irbis.reid import Annotation as ReidAnnotation
 
@@ -242,17 +243,33 @@ def test_machine_crops_follow_the_burst_motion_but_a_persons_box_stands(tmp_path
             (r for r in csv.DictReader(fh) if r["encounter"] == "S05C1_2012-06-19"),
             key=lambda r: r["path"],
         )[12:18]  # the cat walks across the middle of the frame
-    media = [
-        Media(
-            id=k + 1,
-            sequence_id=7,
-            mediatype="image",
-            storage="reference",
-            stored_path=str(root / r["path"]),
+    card = tmp_path / "card"
+    card.mkdir()
+    for r in burst:
+        shutil.copyfile(root / r["path"], card / r["path"].split("/")[-1])
+    registry = tmp_path / "registry.csv"
+    registry.write_text(
+        "station,deployment,start,end,timezone\n"
+        "TJ,TJ-2012,2012-05-01T00:00:00,2012-10-01T00:00:00,Asia/Dushanbe\n"
+    )
+    import_registry(project, registry)
+    ingest(project, card, deployment="TJ-2012", storage="reference")
+    with project.session() as s:
+        # The frames carry no EXIF date: the times from the labels, then one burst.
+        by_name = {m.file_name: m for m in s.scalars(select(Media))}
+        for r in burst:
+            m = by_name[r["path"].split("/")[-1]]
+            m.timestamp_local = datetime.fromisoformat(f"{r['date']}T{r['time']}")
+            m.timestamp_utc, m.time_flag = m.timestamp_local - timedelta(hours=5), ""
+        s.flush()
+        regroup_deployments(
+            s, [m.deployment_id for m in by_name.values()][:1], burst_gap_s=60, event_gap_min=30
         )
-        for k, r in enumerate(burst)
-    ]
-    motion = _MotionMasks(project, {7: media})
+        s.commit()
+        media = sorted(s.scalars(select(Media)), key=lambda m: m.timestamp_utc)
+        s.expunge_all()
+    assert len({m.sequence_id for m in media}) == 1 and media[0].sequence_id is not None
+    motion = _MotionMasks(project)
     masks = [motion.get(m) for m in media]
     assert sum(m is not None for m in masks) >= 4
     k = next(i for i, m in enumerate(masks) if m is not None)

@@ -277,10 +277,20 @@ class _MotionMasks:
     0.635 (``irbis reid evaluate`` on labels whose ``box_*`` columns hold those boxes).
     """
 
-    def __init__(self, project: Project, photos: dict[int, list[Media]]) -> None:
+    def __init__(self, project: Project) -> None:
         self.project = project
-        self.photos = photos  # sequence id -> its photos in time order
         self._masks: dict[int, dict[int, np.ndarray | None]] = {}
+
+    def _photos(self, seq: int) -> list[Media]:
+        """The burst's photos in time order (asked only when a feature is not cached)."""
+        with self.project.session() as s:
+            return list(
+                s.scalars(
+                    select(Media)
+                    .where(Media.sequence_id == seq, Media.mediatype == "image")
+                    .order_by(Media.timestamp_utc, Media.id)
+                )
+            )
 
     def get(self, media: Media) -> np.ndarray | None:
         """The motion mask of ``media`` in its burst, or ``None`` (no burst, no motion)."""
@@ -288,7 +298,7 @@ class _MotionMasks:
         if seq is None or media.mediatype != "image":
             return None
         if seq not in self._masks:
-            members = self.photos.get(seq, [])
+            members = self._photos(seq)
             frames: list[np.ndarray] = []
             try:
                 frames = [read_image(media_path(self.project, m)) for m in members]
@@ -418,19 +428,6 @@ def run_identify(
         ).all()
         everyone = list(s.scalars(select(Individual)))
         station_of = dict(s.execute(select(Deployment.id, Deployment.station_id)).tuples().all())
-        # Every photo of the bursts that hold an annotation, for their motion masks.
-        annotated_bursts = (
-            select(Media.sequence_id)
-            .join(Annotation, Annotation.media_id == Media.id)
-            .where(Media.sequence_id.is_not(None))
-        )
-        photos: dict[int, list[Media]] = {}
-        for m in s.scalars(
-            select(Media)
-            .where(Media.sequence_id.in_(annotated_bursts), Media.mediatype == "image")
-            .order_by(Media.sequence_id, Media.timestamp_utc, Media.id)
-        ):
-            photos.setdefault(m.sequence_id, []).append(m)
         names = {i.id: i.name for i in everyone}
         # A merged individual's evidence counts for the one it was merged into.
         roots = merge_roots({i.id: i.merged_into_id for i in everyone})
@@ -454,7 +451,7 @@ def run_identify(
             s.scalars(select(MatchDecision.annotation_id).where(MatchDecision.by != MODEL)).all()
         )
 
-    motion = _MotionMasks(project, photos)
+    motion = _MotionMasks(project)
     for ann, media, ind in rows:
         if ind is None:
             continue
