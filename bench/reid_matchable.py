@@ -44,6 +44,7 @@ import argparse
 import csv
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared/data/reid/snowleopard-tajikistan"
@@ -134,18 +135,13 @@ def main() -> None:
         "agreed_flank_photos": len(agreed),
         "generous": generous,
         "certain_queries": len(certain),
-        "certain_by_individual": _count(views[p]["individual_id"] for p in certain),
+        "certain_by_individual": dict(
+            sorted(Counter(views[p]["individual_id"] for p in certain).items())
+        ),
     }
     if args.results:
         out["matcher_on_certain"] = _figures(args.results, args.data, set(certain))
     print(json.dumps(out, indent=2))
-
-
-def _count(items) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for i in items:
-        out[i] = out.get(i, 0) + 1
-    return dict(sorted(out.items()))
 
 
 def _figures(results: Path, data: Path, certain: set[str]) -> dict:
