@@ -72,6 +72,17 @@ def test_evaluate_bad_labels(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "path,individual_id" in r.output
 
 
+def test_evaluate_with_the_wrong_images_folder_says_so(tmp_path: Path) -> None:
+    # Paths relative to tmp_path, --images one level too deep: nothing readable
+    # must be an error naming the fix, not a table of zeros.
+    labels = _dataset(tmp_path)
+    (tmp_path / "sub").mkdir()
+    args = ["evaluate", "--images", str(tmp_path / "sub"), "--labels", str(labels), "--json"]
+    r = CliRunner().invoke(reid_app, args)
+    assert r.exit_code == 2
+    assert "none of the 7 images could be read" in r.output and "--images" in r.output
+
+
 def test_station_protocol_never_matches_a_query_against_its_own_station(tmp_path: Path) -> None:
     # Cat0 and Cat2 were each seen at two stations, Cat1 twice at one station.
     stations = {("Cat0", 0): "A", ("Cat0", 1): "B", ("Cat1", 0): "C", ("Cat1", 1): "C"}

@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from irbis.core.errors import IrbisError
 from irbis.reid.annotations import Annotation
 from irbis.reid.baseline import BASELINE_SIDE, baseline_features, baseline_inliers
 from irbis.reid.burst import candidate_scores, pool_burst
@@ -181,6 +182,12 @@ def evaluate(
     problems: list[str] = []
     if feats is None:
         feats, problems = extract_all(anns, opts, progress)
+        if n and len(problems) == n:
+            # Every image unreadable is a wrong --images folder, not a result of 0.
+            raise IrbisError(
+                f"none of the {n} images could be read (first: {problems[0]}); "
+                "point --images at the folder the label paths are relative to"
+            )
     # An annotation without an encounter is its own encounter (as in labels.csv).
     enc = [
         a.encounter if opts.protocol != "image" and a.encounter is not None else a.id for a in anns
