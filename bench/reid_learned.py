@@ -94,6 +94,7 @@ import numpy as np  # noqa: E402
 from irbis.reid.annotations import Annotation, read_labels  # noqa: E402
 from irbis.reid.catalogue import Catalogue  # noqa: E402
 from irbis.reid.evaluate import EvalOptions, extract_all  # noqa: E402
+from irbis.reid.evaluate import average_precision as evaluate_ap  # noqa: E402
 from irbis.reid.features import Features  # noqa: E402
 from irbis.reid.preprocess import burst_masks, detect_info_bars, read_image  # noqa: E402
 
@@ -236,16 +237,8 @@ def restrict(f: dict[str, np.ndarray], mask: np.ndarray | None) -> dict[str, np.
 
 
 def average_precision(ranked: list[int], relevant: set[int]) -> float:
-    """AP of a ranked list; relevant items never ranked contribute precision 0."""
-    if not relevant:
-        return 0.0
-    hits = 0
-    total = 0.0
-    for i, j in enumerate(ranked, start=1):
-        if j in relevant:
-            hits += 1
-            total += hits / i
-    return total / len(relevant)
+    """AP of a ranked list (the harness's own; relevant items never ranked count 0)."""
+    return evaluate_ap(np.array([j in relevant for j in ranked], bool), len(relevant))
 
 
 def figures(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
@@ -291,9 +284,9 @@ def fused(a: dict[str, list], b: dict[str, list], k: float = 1.0) -> dict[str, l
         for rank, ind in enumerate(r["individuals"]):
             score[ind] = score.get(ind, 0.0) + 1.0 / (k + rank)
     inds = sorted(score, key=lambda i: -score[i])
-    pos = {ind: r for r, ind in enumerate(inds)}
-    anns = a["annotations"] + [j for j in b["annotations"] if j not in set(a["annotations"])]
-    return {"individuals": inds, "annotations": anns, "pos": pos}
+    seen = set(a["annotations"])
+    anns = a["annotations"] + [j for j in b["annotations"] if j not in seen]
+    return {"individuals": inds, "annotations": anns}
 
 
 def lnbnn(
@@ -328,10 +321,14 @@ def lnbnn(
         t2 = time.perf_counter()
         t_default += t1 - t0
         t_learned += t2 - t1
-        f = fused(d, r)
-        f.pop("pos")
         rows.append(
-            {"truth": a.individual, "relevant": relevant, "default": d, "learned": r, "fused": f}
+            {
+                "truth": a.individual,
+                "relevant": relevant,
+                "default": d,
+                "learned": r,
+                "fused": fused(d, r),
+            }
         )
         if (qi + 1) % 50 == 0:
             log(
@@ -408,12 +405,8 @@ def main() -> int:
         t0 = time.perf_counter()
         res = cat.query(feats[qi], side=a.side, exclude=[ids[j] for j in excl], camera=a.camera)
         t_default += time.perf_counter() - t0
-        # Default ranking: verified candidates, then the rest by raw votes.
-        ann_order = [int(m.annotation) for m in res.annotations]
-        inds: list[str] = []
-        for m in list(res.candidates) + list(res.annotations):
-            if m.individual is not None and m.individual not in inds:
-                inds.append(m.individual)
+        default = ranking(res)
+        inds, ann_order = default["individuals"], default["annotations"]
         t0 = time.perf_counter()
         short = inds[: ARGS.shortlist]
         score: dict[str, int] = {}
@@ -458,7 +451,7 @@ def main() -> int:
             {
                 "truth": a.individual,
                 "relevant": relevant,
-                "default": {"individuals": inds, "annotations": ann_order},
+                "default": default,
                 "learned": {"individuals": reranked, "annotations": top_anns + rest},
             }
         )
