@@ -183,10 +183,11 @@ def evaluate(
     if feats is None:
         feats, problems = extract_all(anns, opts, progress)
         if n and len(problems) == n:
-            # Every image unreadable is a wrong --images folder, not a result of 0.
+            # Every image unreadable is a wrong images folder, not a result of 0. The
+            # library is called without the CLI too, so the hint names both.
             raise IrbisError(
-                f"none of the {n} images could be read (first: {problems[0]}); "
-                "point --images at the folder the label paths are relative to"
+                f"none of the {n} images could be read (first: {problems[0]}); check that "
+                "the label paths are relative to the images folder (irbis reid evaluate --images)"
             )
     # An annotation without an encounter is its own encounter (as in labels.csv).
     enc = [
