@@ -334,6 +334,40 @@ class DetectionBox(Base):
     source: Mapped[str] = mapped_column(String(40))
 
 
+class ReviewedBox(Base):
+    """A box a person drew, moved or confirmed on one frame, or "no animal here".
+
+    Kept beside the machine's boxes (:class:`DetectionBox`), never over them.
+    ``category``: ``animal`` | ``person`` | ``vehicle`` with a box, ``blank``
+    (no coordinates: a person confirmed there is no animal), or ``animal``
+    without coordinates ("an animal is here", box not drawn). ``x, y, width,
+    height`` are fractions of the frame, top-left origin, like detections.
+    Moving or deleting a box retracts its row and (for a move) adds a new one;
+    the current boxes of a frame are the rows with no ``retracted_utc``.
+    ``detection_id`` names the machine box a person started from, if any;
+    ``source`` is ``human`` or where an import came from (``boxes.csv``).
+    """
+
+    __tablename__ = "reviewed_boxes"
+    __table_args__ = (Index("ix_reviewed_boxes_media", "media_id", "frame"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
+    frame: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    category: Mapped[str] = mapped_column(String(10))
+    x: Mapped[float | None] = mapped_column(Float)
+    y: Mapped[float | None] = mapped_column(Float)
+    width: Mapped[float | None] = mapped_column(Float)
+    height: Mapped[float | None] = mapped_column(Float)
+    detection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("detections.id", ondelete="SET NULL")
+    )
+    source: Mapped[str] = mapped_column(String(40), default="human", server_default="human")
+    created_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    created_utc: Mapped[datetime] = mapped_column(DateTime)
+    retracted_utc: Mapped[datetime | None] = mapped_column(DateTime)
+    retracted_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+
+
 class SequenceVerdict(Base):
     """A detector configuration's verdict on one sequence (burst) and its best frame."""
 
