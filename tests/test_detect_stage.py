@@ -75,13 +75,15 @@ class ScriptedDetector:
         return out
 
 
-def _jpeg(when: datetime, *, patch: str | None, seed: int, x: int = 60) -> bytes:
+def _jpeg(when: datetime, *, patch: str | None, seed: int, x: int = 60, scale: int = 2) -> bytes:
+    """A 320x240 frame (``scale`` 2; 1: a 160x120 thumbnail); patch places in 160x120 units."""
     rng = np.random.default_rng(seed)
-    a = rng.integers(40, 120, size=(120, 160, 3), dtype=np.uint8)
+    a = rng.integers(40, 120, size=(120 * scale, 160 * scale, 3), dtype=np.uint8)
+    k = scale
     if patch == "animal":
-        a[40:70, x : x + 40] = 255
+        a[40 * k : 70 * k, x * k : (x + 40) * k] = 255
     elif patch == "person":
-        a[30:90, x : x + 20] = (10, 10, 255)
+        a[30 * k : 90 * k, x * k : (x + 20) * k] = (10, 10, 255)
     exif = Image.Exif()
     exif[0x010F], exif[0x0110] = "RECONYX", "HYPERFIRE 2"
     exif.get_ifd(0x8769)[36867] = when.strftime("%Y:%m:%d %H:%M:%S")
@@ -205,7 +207,7 @@ def test_verdicts_boxes_status_and_rerun(tmp_path, backend, card):
                 .join(Media, Media.id == DetectionBox.media_id)
                 .where(Media.file_name == "IMG_0001.JPG")
             ).one()
-            # Boxes are stored as fractions of the frame: patch at x 30..70 of 160.
+            # Boxes are stored as fractions of the frame: patch at x 60..140 of 320.
             assert (b.x, b.y, b.width, b.height) == pytest.approx(
                 (30 / 160, 40 / 120, 40 / 160, 30 / 120), abs=0.02
             )
@@ -372,3 +374,62 @@ def test_long_sequences_are_judged_in_runs(tmp_path, card):
     finally:
         a.close()
         b.close()
+
+
+def test_small_frames_and_unreadable_bursts_are_unjudged_not_blank(tmp_path):
+    """No box on a thumbnail is no verdict; a burst that could not be read is not blank."""
+    root = tmp_path / "card"
+    (root / "SLG-01").mkdir(parents=True)
+    (root / "SLG-02").mkdir(parents=True)
+    t = START + timedelta(hours=5)
+    # SLG-01: a burst of 160x120 thumbnails without an animal, then one with an animal.
+    for i in range(3):
+        (root / "SLG-01" / f"T_{i}.JPG").write_bytes(
+            _jpeg(t + timedelta(seconds=2 * i), patch=None, seed=200 + i, scale=1)
+        )
+    for i in range(2):
+        (root / "SLG-01" / f"A_{i}.JPG").write_bytes(
+            _jpeg(t + timedelta(hours=2, seconds=2 * i), patch="animal", seed=210 + i, scale=1)
+        )
+    # SLG-02: a burst of full frames without an animal, and one whose frames are unreadable.
+    for i in range(2):
+        (root / "SLG-02" / f"B_{i}.JPG").write_bytes(
+            _jpeg(t + timedelta(seconds=2 * i), patch=None, seed=220 + i)
+        )
+    for i in range(2):
+        (root / "SLG-02" / f"U_{i}.JPG").write_bytes(
+            _jpeg(t + timedelta(hours=3, seconds=2 * i), patch=None, seed=230 + i)
+        )
+    p = _project(tmp_path / "p", None)
+    try:
+        ingest(p, root)
+        with p.session() as s:
+            for m in s.scalars(select(Media).where(Media.file_name.like("U_%"))):
+                path = media_path(p, m)
+                path.chmod(0o644)
+                path.write_bytes(b"\xff\xd8 truncated")
+        res = run_detect(p, ScriptedDetector())
+        state = _state(p)
+        verdict = {k: v[1] for k, v in state["media"].items()}
+        # A thumbnail with a box is judged; without one it is unjudged, never blank.
+        assert [verdict[f"T_{i}.JPG"] for i in range(3)] == ["unjudged"] * 3
+        assert [verdict[f"A_{i}.JPG"] for i in range(2)] == ["animal"] * 2
+        assert [verdict[f"B_{i}.JPG"] for i in range(2)] == ["blank"] * 2
+        assert [verdict[f"U_{i}.JPG"] for i in range(2)] == ["error"] * 2
+        assert res.verdicts == {"unjudged": 3, "animal": 2, "blank": 2, "error": 2}
+        assert sorted(v[0] for v in state["sequences"]) == [
+            "animal", "blank", "unjudged", "unjudged",
+        ]  # fmt: skip
+        aside = detection_status(p)["set_aside"]
+        assert (aside["sequences"], aside["frames"]) == (1, 2)
+        assert aside["too_small_frames"] == 3 and aside["unreadable_frames"] == 2
+        assert aside["unjudged_sequences"] == 2
+        per = {r["station"]: r for r in aside["per_station"]}
+        assert per["SLG-01"]["set_aside_sequences"] == 0
+        assert per["SLG-01"]["too_small_frames"] == 3
+        assert per["SLG-02"]["set_aside_frames"] == 2
+        # A rerun rebuilds nothing and changes nothing.
+        run_detect(p, ScriptedDetector())
+        assert _state(p) == state
+    finally:
+        p.close()

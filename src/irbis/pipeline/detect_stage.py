@@ -19,11 +19,21 @@ that has no result: rerunning adds nothing, interrupting and rerunning
 equals one run. The model is loaded and verified before anything is read or
 written, so a broken model writes nothing.
 
+Verdict of a media file: the first of ``animal``, ``person``, ``vehicle``
+that one of its frames has a box of at the operating point; with no box,
+``unjudged`` when the frame is too small for the detector to judge (longer
+side under :data:`irbis.store.blanks.MIN_JUDGE_SIDE` pixels: camtrapR's
+100x75 thumbnails), else ``blank``.
+
 Verdict of a sequence: ``animal`` when any frame has an animal box, else
-``person``, else ``vehicle``, else ``blank``. Animal first because a blank
-filter that drops a sequence with a cat in it because a herder walked past
-is worse than one more sequence to look at; people are still counted per
-media and blurred in exports.
+``person``, else ``vehicle``; with no box anywhere, ``unjudged`` when one of
+its media is unjudged or unreadable, else ``blank``. Animal first because a
+blank filter that drops a sequence with a cat in it because a herder walked
+past is worse than one more sequence to look at; people are still counted
+per media and blurred in exports. A single frame with a box keeps the whole
+burst, and a burst the detector could not fully judge is never blank. What
+is finally set aside as blank also weighs people's boxes and labels
+(:mod:`irbis.store.blanks`).
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import aliased
 
 from irbis.core.errors import BadInputError
+from irbis.store.blanks import MIN_JUDGE_SIDE, blank_status
 from irbis.store.project import Project
 from irbis.store.schema import (
     Deployment,
@@ -65,6 +76,8 @@ __all__ = [
 
 Progress = Callable[[int, int, str], None]
 VERDICT_ORDER = ("animal", "person", "vehicle")
+#: No box, but the detector could not judge (too small) or read (error) a media file.
+UNJUDGED = "unjudged"
 
 
 def _now() -> datetime:
@@ -314,9 +327,19 @@ def _prefetch(jobs: Sequence[Any], load: Callable[[Any], Any]) -> Iterator[tuple
 # -- verdicts -----------------------------------------------------------------------
 
 
-def _verdict(boxes: Sequence[Detection]) -> str:
+def _verdict(boxes: Sequence[Detection], sizes: Sequence[tuple[int, int]]) -> str:
+    """A media file's verdict from the boxes of its frames and the frames' sizes.
+
+    No box: ``unjudged`` when no frame was looked at (a video that gave no
+    frame) or a frame is too small to judge, else ``blank``.
+    """
     cats = {b.category for b in boxes}
-    return next((c for c in VERDICT_ORDER if c in cats), "blank")
+    found = next((c for c in VERDICT_ORDER if c in cats), None)
+    if found is not None:
+        return found
+    if not sizes or any(max(wh) < MIN_JUDGE_SIDE for wh in sizes):
+        return UNJUDGED
+    return "blank"
 
 
 def _best(
@@ -389,7 +412,7 @@ def _write_unit(
                 continue
             frames = by_item.get(i, [])
             all_boxes = [b for _f, _t, _wh, bs in frames for b in bs]
-            verdict = _verdict(all_boxes)
+            verdict = _verdict(all_boxes, [wh for _f, _t, wh, _bs in frames])
             best_frame, _score = _best([(f, bs) for f, _t, _wh, bs in frames], verdict)
             row = MediaDetection(
                 media_id=item.media_id,
@@ -444,7 +467,11 @@ def _write_unit(
                     SequenceVerdict.sequence_id == unit.sequence_id, SequenceVerdict.detector == key
                 )
             )
-            s.add(_sequence_verdict(unit.sequence_id, detector, media_verdicts, now))
+            s.add(
+                _sequence_verdict(
+                    unit.sequence_id, detector, media_verdicts, now, unreadable=len(loaded.errors)
+                )
+            )
     summary.media_processed += len(unit.items)
     summary.frames += loaded.n_frames
     summary.sequences_processed += unit.sequence_id is not None
@@ -483,7 +510,8 @@ def _rebuild_unit(project: Project, detector: Any, unit: _Unit, summary: DetectS
                 SequenceVerdict.sequence_id == unit.sequence_id, SequenceVerdict.detector == key
             )
         )
-        s.add(_sequence_verdict(unit.sequence_id, detector, media, _now()))
+        unreadable = sum(1 for r in results.values() if r.verdict == "error")
+        s.add(_sequence_verdict(unit.sequence_id, detector, media, _now(), unreadable=unreadable))
     summary.sequences_rebuilt += 1
 
 
@@ -492,9 +520,14 @@ def _sequence_verdict(
     detector: Any,
     media: list[tuple[int, str, list[tuple[int, list[Detection]]]]],
     now: datetime,
+    *,
+    unreadable: int = 0,
 ) -> SequenceVerdict:
+    """The sequence's verdict from its judged media (``unreadable``: media that errored)."""
     counts = Counter(v for _m, v, _f in media)
-    verdict = next((c for c in VERDICT_ORDER if counts.get(c)), "blank")
+    verdict = next((c for c in VERDICT_ORDER if counts.get(c)), None)
+    if verdict is None:
+        verdict = UNJUDGED if unreadable or counts.get(UNJUDGED) else "blank"
     best: tuple[float, float, int, int, int] | None = None  # score, area, -order, media, frame
     for order, (mid, _v, frames) in enumerate(media):
         for f, boxes in frames:
@@ -630,8 +663,14 @@ def detection_status(project: Project, detector: str | None = None) -> dict[str,
     -------
     dict
         ``{"detector", "media": {verdict: n}, "sequences": {verdict: n},
-        "per_station": [{"station", "media", "blank", "animal", ...}]}``;
-        ``detector`` is None when nothing was detected yet.
+        "per_station": [{"station", "media", "blank", "animal", ...}],
+        "set_aside": {...}}``; ``detector`` is None when nothing was detected
+        yet. ``media`` and ``sequences`` count the detector's verdicts;
+        ``set_aside`` is what is set aside as blank once people's boxes and
+        labels and the unjudged frames are taken into account
+        (:func:`irbis.store.blanks.blank_status`: ``sequences``, ``frames``,
+        ``unjudged_frames``, ``too_small_frames``, ``kept_by_review``,
+        ``per_station``...).
     """
     with project.session() as s:
         if detector is None:
@@ -642,7 +681,13 @@ def detection_status(project: Project, detector: str | None = None) -> dict[str,
                 .limit(1)
             )
         if detector is None:
-            return {"detector": None, "media": {}, "sequences": {}, "per_station": []}
+            return {
+                "detector": None,
+                "media": {},
+                "sequences": {},
+                "per_station": [],
+                "set_aside": blank_status(s, None),
+            }
         media = dict(
             s.execute(
                 select(MediaDetection.verdict, func.count())
@@ -675,6 +720,7 @@ def detection_status(project: Project, detector: str | None = None) -> dict[str,
             .where(SequenceVerdict.detector == detector)
             .group_by(Station.name, SequenceVerdict.verdict)
         ).all()
+        set_aside = blank_status(s, detector)
     per: dict[str, dict[str, Any]] = {}
     for station, verdict, n in rows:
         name = station or "(no deployment)"
@@ -690,4 +736,5 @@ def detection_status(project: Project, detector: str | None = None) -> dict[str,
         "media": media,
         "sequences": seqs,
         "per_station": [per[k] for k in sorted(per)],
+        "set_aside": set_aside,
     }
