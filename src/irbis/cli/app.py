@@ -333,8 +333,18 @@ def status(project: ProjectArg, as_json: JsonOpt = False) -> None:
             + ", ".join(f"{k} {v}" for k, v in sorted(det["sequences"].items()))
             + " sequences"
         )
+        aside = det["set_aside"]
+        out.print(
+            f"set aside as blank: {aside['sequences']} sequences, {aside['frames']} frames"
+            + (
+                f"; {aside['too_small_frames']} frames too small for the detector to judge"
+                if aside["too_small_frames"]
+                else ""
+            )
+            + " (`irbis blanks sample` lists some to check)"
+        )
         table = Table(title="Detections per station (media)")
-        cols = ["station", "media", "blank", "animal", "person", "vehicle"]
+        cols = ["station", "media", "blank", "unjudged", "animal", "person", "vehicle"]
         for col in cols:
             table.add_column(col)
         for row in det["per_station"]:
@@ -494,6 +504,9 @@ app.add_typer(import_app, name="import", help="Import standard packages (Camtrap
 from irbis.cli.report_cmd import report as _report  # noqa: E402
 
 app.command("report")(_report)
+from irbis.cli.blanks_cmd import blanks_app  # noqa: E402
+
+app.add_typer(blanks_app, name="blanks")
 
 
 def main() -> None:

@@ -111,6 +111,16 @@ def detect(
     )
     for e in res.errors[:20]:
         err.print(f"  [red]error[/] {e['error']}")
+    aside = status["set_aside"]
+    err.print(
+        f"set aside as blank: {aside['sequences']} sequences, {aside['frames']} frames"
+        + (
+            f"; {aside['too_small_frames']} frames too small for the detector to judge (kept)"
+            if aside["too_small_frames"]
+            else ""
+        )
+        + "; spot-check some: irbis blanks sample PROJECT"
+    )
     table = Table(title=f"Detections ({res.detector})")
     for col in ("station", "media", "blank", "animal", "person", "vehicle", "sequences"):
         table.add_column(col)
