@@ -12,7 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from irbis.core.jsonsafe import finite
 from irbis.store.project import Project
-from irbis.web import identify, individuals, labels, locations, media, overview, sequences
+from irbis.web import (
+    boxes,
+    identify,
+    individuals,
+    labels,
+    locations,
+    media,
+    overview,
+    sequences,
+)
 from irbis.web.auth import WebUser
 from irbis.web.deps import MAX_ID, DbId, admin, current_user, get_project, reviewer
 
@@ -95,6 +104,51 @@ class DecisionIn(_Strict):
     )
     name: str | None = Field(None, max_length=200, description="Name of a new individual")
     sex: Literal["female", "male", "unknown"] = "unknown"
+
+
+Fraction = Annotated[float, Field(ge=-1.0, le=2.0, allow_inf_nan=False)]
+Extent = Annotated[float, Field(gt=0.0, le=2.0, allow_inf_nan=False)]
+Seen = Annotated[
+    list[BodyId],
+    Field(
+        max_length=1000,
+        description="ids of the frame's current reviewed boxes as the client showed them",
+    ),
+]
+
+
+class BoxIn(_Strict):
+    """A box a person draws: fractions of the frame, top-left origin (clipped to it)."""
+
+    x: Fraction
+    y: Fraction
+    width: Extent
+    height: Extent
+    category: Literal["animal", "person", "vehicle"] = "animal"
+    frame: int = Field(0, ge=0, le=10_000_000, description="0 for a photo")
+    seen: Seen
+
+
+class MoveIn(_Strict):
+    """The new place (and optionally category) of a reviewed box."""
+
+    x: Fraction
+    y: Fraction
+    width: Extent
+    height: Extent
+    category: Literal["animal", "person", "vehicle"] | None = None
+
+
+class AcceptIn(_Strict):
+    """A machine box accepted as it is."""
+
+    detection_id: BodyId
+    seen: Seen
+
+
+class FrameIn(_Strict):
+    frame: int = Field(0, ge=0, le=10_000_000, description="0 for a photo")
+    seen: Seen
 
 
 class MergeIn(_Strict):
@@ -239,6 +293,68 @@ def get_media_thumb(
     """A cached JPEG thumbnail (long side 160, 320 or 640 pixels); 422 for a damaged file."""
     path = media.thumbnail(project, media_id, size)
     return FileResponse(path, media_type="image/jpeg", headers=media.FILE_HEADERS)
+
+
+@router.get("/media/{media_id}/boxes", tags=["boxes"])
+async def get_media_boxes(media_id: DbId, project: ProjectDep, user: UserDep) -> dict[str, Any]:
+    """Every box people drew on this file, and their "no animal" / "animal here" marks,
+    current and retracted (the history), with who and when."""
+    return boxes.media_boxes(project, media_id)
+
+
+@router.post("/media/{media_id}/boxes", tags=["boxes"])
+def post_box(media_id: DbId, body: BoxIn, project: ProjectDep, user: ReviewerDep) -> dict[str, Any]:
+    """Draw a box (a standing "no animal here" is retracted). 409 when the frame's boxes
+    changed since the client loaded them (``seen``)."""
+    box = (body.x, body.y, body.width, body.height)
+    return boxes.draw(
+        project,
+        media_id,
+        box,
+        category=body.category,
+        frame=body.frame,
+        seen=body.seen,
+        user=user.name,
+    )
+
+
+@router.post("/media/{media_id}/boxes/accept", tags=["boxes"])
+def post_accept_box(
+    media_id: DbId, body: AcceptIn, project: ProjectDep, user: ReviewerDep
+) -> dict[str, Any]:
+    """Accept a machine box as it is: a reviewed box that names it (``detection_id``)."""
+    return boxes.accept(project, media_id, body.detection_id, seen=body.seen, user=user.name)
+
+
+@router.put("/boxes/{box_id}", tags=["boxes"])
+def put_box(box_id: DbId, body: MoveIn, project: ProjectDep, user: ReviewerDep) -> dict[str, Any]:
+    """Move or resize a reviewed box (the old row stays, retracted). 409 when someone
+    moved or deleted it meanwhile."""
+    box = (body.x, body.y, body.width, body.height)
+    return boxes.move(project, box_id, box, category=body.category, user=user.name)
+
+
+@router.delete("/boxes/{box_id}", tags=["boxes"])
+def delete_box(box_id: DbId, project: ProjectDep, user: ReviewerDep) -> dict[str, Any]:
+    """Delete a reviewed box (its row stays, retracted, with who and when)."""
+    return boxes.delete(project, box_id, user=user.name)
+
+
+@router.post("/media/{media_id}/no-animal", tags=["boxes"])
+def post_no_animal(
+    media_id: DbId, body: FrameIn, project: ProjectDep, user: ReviewerDep
+) -> dict[str, Any]:
+    """Confirm there is no animal in the frame (its reviewed boxes are retracted)."""
+    return boxes.no_animal(project, media_id, frame=body.frame, seen=body.seen, user=user.name)
+
+
+@router.post("/media/{media_id}/animal-here", tags=["boxes"])
+def post_animal_here(
+    media_id: DbId, body: FrameIn, project: ProjectDep, user: ReviewerDep
+) -> dict[str, Any]:
+    """There is an animal in the frame (no box drawn): its sequence no longer counts as
+    blank in the review grid."""
+    return boxes.animal_here(project, media_id, frame=body.frame, seen=body.seen, user=user.name)
 
 
 @router.get("/annotations", tags=["identification"])

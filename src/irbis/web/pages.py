@@ -103,6 +103,9 @@ async def page_sequence(
     data["neighbours"] = sequences.neighbours(
         project, q, seq_id, start=datetime.fromisoformat(data["start_utc"])
     )
+    # ``?media=ID`` opens that file (a report's spot-check list links to frames).
+    wanted = request.query_params.get("media", "")
+    start = next((m["id"] for m in data["media"] if str(m["id"]) == wanted), None)
     return _render(
         request,
         "sequence.html",
@@ -110,6 +113,7 @@ async def page_sequence(
         seq=data,
         filters=q.params(),
         hotkeys=labels.species_choices(project),
+        view={"can_edit": user.can("reviewer"), "start_media_id": start},
     )
 
 

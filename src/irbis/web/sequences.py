@@ -28,6 +28,7 @@ from irbis.store.schema import (
     MediaDetection,
     MediaGroup,
     Observation,
+    ReviewedBox,
     SequenceLabel,
     SequenceSummary,
     SequenceVerdict,
@@ -41,6 +42,7 @@ from irbis.store.sequence_summary import (
     label_key,
     provenance,
 )
+from irbis.web.boxes import reviewed_of
 from irbis.web.errors import NotFoundError
 
 VERDICTS = ("blank", "animal", "person", "vehicle")
@@ -58,7 +60,9 @@ class SequenceQuery:
 
     ``date_from``/``date_to`` are inclusive UTC dates of the sequence start;
     ``species`` matches the current label; ``verdict`` the detector's verdict
-    (``none``: not detected yet); ``reviewed`` whether a person labelled it.
+    (``none``: not detected yet), where a sequence set aside as ``blank`` on
+    which a person drew a box or said "animal here" counts as what they saw,
+    no longer as blank; ``reviewed`` whether a person labelled it.
     """
 
     station: str | None = None
@@ -241,11 +245,59 @@ def _filtered(q: SequenceQuery, detector: str | None) -> tuple[Select, Any, Any]
         stmt = stmt.where(start_col < end)
     if q.verdict == "none":
         stmt = stmt.where(sv.id.is_(None))
+    elif q.verdict == "blank":
+        # Set aside as blank, and no person said something is there.
+        stmt = stmt.where(sv.verdict == "blank", ~_people_found())
     elif q.verdict:
-        stmt = stmt.where(sv.verdict == q.verdict)
+        stmt = stmt.where(
+            or_(sv.verdict == q.verdict, and_(sv.verdict == "blank", _people_found(q.verdict)))
+        )
     if q.min_confidence is not None:
         stmt = stmt.where(sv.best_score >= q.min_confidence)
     return stmt, start_col, id_col
+
+
+def _found(b: Mapping[str, Any]) -> bool:
+    """A current reviewed row saying something is there (a box, or "animal here")."""
+    return b["current"] and b["category"] != "blank"
+
+
+def _people_found(category: str | None = None) -> Any:
+    """EXISTS: a current reviewed box or "animal here" mark on a file of the grid's sequence.
+
+    Such a sequence no longer counts as blank even when the detector set it
+    aside as blank: a person looked and saw something (of ``category``, if given).
+    """
+    rb = ReviewedBox
+    cond = rb.category == category if category else rb.category != "blank"
+    return (
+        select(rb.id)
+        .join(MediaRow, MediaRow.id == rb.media_id)
+        .where(MediaRow.sequence_id == MediaGroup.id, rb.retracted_utc.is_(None), cond)
+        .exists()
+    )
+
+
+def _people_found_of(conn: Any, seq_ids: list[int]) -> dict[int, list[str]]:
+    """Per sequence, the categories people boxed or marked present (current rows)."""
+    out: dict[int, list[str]] = defaultdict(list)
+    if not seq_ids:
+        return out
+    rb = ReviewedBox
+    rows = conn.execute(
+        select(MediaRow.sequence_id, rb.category)
+        .join(MediaRow, MediaRow.id == rb.media_id)
+        .where(
+            MediaRow.sequence_id.in_(seq_ids),
+            rb.retracted_utc.is_(None),
+            rb.category != "blank",
+        )
+        .distinct()
+        .order_by(MediaRow.sequence_id, rb.category)
+    )
+    for sid, category in rows:
+        out[sid].append(category)
+    return out
 
 
 def _after(start_col: Any, id_col: Any, start: datetime, seq_id: int) -> Any:
@@ -270,8 +322,11 @@ def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
     dict
         ``{"items": [...], "next": cursor or None, "detector": key or None}``;
         each item has ``id, station, deployment, start_utc, start_local, n_media,
-        verdict, confidence, thumb_media_id, labels, reviewed, media`` (ids with
-        their ``review_version``, needed to label it).
+        verdict, confidence, thumb_media_id, labels, reviewed, people_found, media``
+        (ids with their ``review_version``, needed to label it). ``verdict`` is
+        the detector's; ``people_found`` the categories people boxed or marked
+        present in it: a sequence set aside as blank with any of them no longer
+        matches ``verdict=blank`` and matches ``verdict=<category>``.
     """
     q.check()
     ensure_fresh(project.engine)  # the summaries as of every committed write
@@ -282,8 +337,9 @@ def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
         stmt = stmt.where(_after(start_col, id_col, t, sid))
     with project.engine.connect() as conn:  # Core rows: no ORM bookkeeping
         rows = conn.execute(stmt.order_by(start_col, id_col).limit(q.limit + 1)).all()
-    more = len(rows) > q.limit
-    rows = rows[: q.limit]
+        more = len(rows) > q.limit
+        rows = rows[: q.limit]
+        found = _people_found_of(conn, [r[0] for r in rows])
     items = []
     for sid, start, end, n, station, dep, verdict, score, best, local, rev, labels, media in rows:
         pairs = json.loads(media) if media else []
@@ -301,6 +357,7 @@ def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
                 "thumb_media_id": best or (pairs[0][0] if pairs else None),
                 "labels": json.loads(labels) if labels else [],
                 "reviewed": bool(rev),
+                "people_found": found.get(sid, []),
                 "media": [{"id": m, "version": v} for m, v in pairs],
             }
         )
@@ -431,8 +488,9 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
         ids = [m.id for m in media]
         boxes: dict[int, list[dict[str, Any]]] = defaultdict(list)
         b = DetectionBox
-        for media_id, frame, category, score, x, y, w, h, source, det in conn.execute(
+        for bid, media_id, frame, category, score, x, y, w, h, source, det in conn.execute(
             select(
+                b.id,
                 b.media_id,
                 b.frame,
                 b.category,
@@ -450,6 +508,7 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
         ):
             boxes[media_id].append(
                 {
+                    "id": bid,
                     "frame": frame,
                     "category": category,
                     "score": score,
@@ -462,6 +521,7 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
                     "main": det == detector,
                 }
             )
+        people = reviewed_of(conn, ids)
         obs_rows = conn.execute(
             select(*obs_cols).where(o.media_id.in_(ids)).order_by(o.media_id, o.id)
         ).all()
@@ -493,6 +553,9 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
         "verdict": verdict.verdict if verdict else None,
         "confidence": verdict.best_score if verdict else None,
         "best_media_id": verdict.best_media_id if verdict else None,
+        "people_found": sorted(
+            {b["category"] for rows in people.values() for b in rows if _found(b)}
+        ),
         "labels": labels,
         "reviewed": reviewed,
         "media": [
@@ -510,6 +573,7 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
                 "url": f"/api/media/{m.id}/file",
                 "thumb_url": f"/api/media/{m.id}/thumb",
                 "boxes": boxes.get(m.id, []),
+                "reviewed_boxes": people.get(m.id, []),
                 "observations": obs.get(m.id, []),
             }
             for m in media
