@@ -11,9 +11,22 @@ What goes where
   deployment; a file without a trusted time cannot carry the required
   ``timestamp`` and is counted in :attr:`ExportResult.media_untimed`.
 - ``observations.csv``: every observation not retracted, media and event
-  level. Media whose detector verdict has no human-made observation get the
-  detector's boxes as ``machine`` observations (``animal``, ``human``,
-  ``vehicle``, or one ``blank``).
+  level. The boxes people drew or accepted in the review app (current rows of
+  ``reviewed_boxes``; moved-away and deleted rows never) are media-level
+  observations of their own: ``classificationMethod`` ``human``, the bbox
+  fields, ``classifiedBy``/``classificationTimestamp`` the person and time,
+  ``scientificName`` the file's species when its human-classified
+  observations name exactly one (``count`` stays on those observations: a
+  box is not a count). A
+  person's "no animal here" is a ``blank`` observation of the file, and
+  "there is an animal here" (no box) an ``animal`` one, each written only
+  when the file's human-classified observations do not already say it (a
+  ``blank`` against a person's label naming an animal, e.g. the sequence's
+  label spread over its files, is left out and named in the notes); a
+  machine's classification of the same file stays beside them.
+  Media whose detector verdict has no human-made observation and no
+  reviewed box get the detector's boxes as ``machine`` observations
+  (``animal``, ``human``, ``vehicle``, or one ``blank``).
 
 Public packages (the default)
 -----------------------------
@@ -88,6 +101,7 @@ from irbis.store.schema import (
     MediaDetection,
     MediaGroup,
     Observation,
+    ReviewedBox,
     Site,
     Station,
     User,
@@ -113,6 +127,8 @@ _LIFE_STAGES = {"adult", "subadult", "juvenile"}
 _SEXES = {"female", "male"}
 _OBS_TYPES = {"animal", "human", "vehicle", "blank", "unknown", "unclassified"}
 _DETECTOR_TYPE = {"animal": "animal", "person": "human", "vehicle": "vehicle"}
+#: ``reviewed_boxes.category`` -> Camtrap DP ``observationType``.
+_REVIEWED_TYPE = {**_DETECTOR_TYPE, "blank": "blank"}
 
 
 @dataclass
@@ -131,6 +147,8 @@ class ExportResult:
     observations_persons_left_out: int = 0
     media_untimed: int = 0
     machine_observations: int = 0
+    #: Observations written from the boxes and marks people made in the review app.
+    reviewed_observations: int = 0
     exif_dropped: int = 0
     files_copied: int = 0
     files_blurred: int = 0
@@ -467,6 +485,15 @@ def _build(
             if md is not None and b.result_id == md.id:
                 boxes[b.media_id].append(b)
         person_media |= {mid for mid, md in latest.items() if md.verdict == "person"}
+        reviewed: dict[int, list[ReviewedBox]] = defaultdict(list)
+        for r in s.scalars(
+            select(ReviewedBox)
+            .where(ReviewedBox.retracted_utc.is_(None))
+            .order_by(ReviewedBox.media_id, ReviewedBox.frame, ReviewedBox.id)
+        ):
+            reviewed[r.media_id].append(r)
+            if r.category == "person":
+                person_media.add(r.media_id)
         meta.users = list(s.scalars(select(User).order_by(User.name)))
 
     # Which species were seen, and where people were.
@@ -582,13 +609,19 @@ def _build(
         capture = _raw(m.extra, "captureMethod") or "activityDetection"
         meta.capture.add(capture)
         src = _media_source(project, m)
-        person_boxes = [
-            (b.x, b.y, b.width, b.height) for b in boxes.get(m.id, []) if b.category == "person"
-        ] + [
-            (o.bbox_x, o.bbox_y, o.bbox_w, o.bbox_h)
-            for o in mobs
-            if _obs_type(o) == "human" and o.bbox_x is not None
-        ]
+        person_boxes = (
+            [(b.x, b.y, b.width, b.height) for b in boxes.get(m.id, []) if b.category == "person"]
+            + [
+                (o.bbox_x, o.bbox_y, o.bbox_w, o.bbox_h)
+                for o in mobs
+                if _obs_type(o) == "human" and o.bbox_x is not None
+            ]
+            + [
+                (r.x, r.y, r.width, r.height)
+                for r in reviewed.get(m.id, [])
+                if r.category == "person" and r.x is not None
+            ]
+        )
         meta.files[mid] = (src, person_boxes, is_person)
         file_public = _raw(m.extra, "filePublic") or "false"
         key = (d.code, m.timestamp_utc, m.file_name, mid)
@@ -615,6 +648,7 @@ def _build(
         ev_start = event.start_utc if event else m.timestamp_utc
         ev_end = event.end_utc if event else m.timestamp_utc
         human_made = [o for o in mobs if _human_source(o.source)]
+        revs = reviewed.get(m.id, [])
         for o in mobs:
             # An imported observation keeps the event its package gave it.
             row = _obs_row(
@@ -627,7 +661,12 @@ def _build(
                 inds,
                 meta,
             )
-            if row["observationType"] == "animal" and row["bboxX"] == "" and len(mobs) == 1:
+            if (
+                row["observationType"] == "animal"
+                and row["bboxX"] == ""
+                and len(mobs) == 1
+                and not revs  # a person's boxes say where the animal is, not the machine's
+            ):
                 best = max(
                     (b for b in boxes.get(m.id, []) if b.category == "animal"),
                     key=lambda b: b.score,
@@ -638,8 +677,12 @@ def _build(
                         best.x, best.y, best.width, best.height
                     )
             obs_rows.append(((d.code, ev_start, 1, m.timestamp_utc, row["observationID"]), row))
+        ev = (d.code, mid, ev_id, ev_start, ev_end)
+        for row in _reviewed_rows(revs, mobs, ev, meta, result):
+            result.reviewed_observations += 1
+            obs_rows.append(((d.code, ev_start, 1, m.timestamp_utc, row["observationID"]), row))
         md = latest.get(m.id)
-        if md is not None and not human_made and md.verdict != "error":
+        if md is not None and not human_made and not revs and md.verdict != "error":
             for row in _machine_rows(md, boxes.get(m.id, []), d.code, mid, ev_id, ev_start, ev_end):
                 meta.levels.add("media")
                 result.machine_observations += 1
@@ -782,6 +825,79 @@ def _machine_rows(
         )
     if not rows and md.verdict == "blank":
         rows.append({**base, "observationID": f"d{md.id}-blank", "observationType": "blank"})
+    return rows
+
+
+def _reviewed_rows(
+    revs: list[ReviewedBox],
+    mobs: list[Observation],
+    ev: tuple[str, str, str, datetime, datetime],
+    meta: _Meta,
+    result: ExportResult,
+) -> list[dict[str, str]]:
+    """The boxes and marks people made on one file as ``human`` media-level observations.
+
+    ``mobs``: the file's current observations. A mark ("no animal here",
+    "animal here") that a human-classified observation of the file says
+    already is not written twice; a "no animal here" that contradicts one
+    naming an animal, human or vehicle is left out (noted): the census keeps
+    the capture until people agree.
+    """
+    dep_code, media_id, event_id, ev_start, ev_end = ev
+    # What people said of the file (a machine's classification is not a person's:
+    # it stands beside theirs, as Camtrap DP allows).
+    by_people = [o for o in mobs if _method(o) == "human"]
+    said = {_obs_type(o) for o in by_people}
+    species = {o.species for o in by_people if o.species and _obs_type(o) == "animal"}
+    base = {name: "" for name in field_names("observations")}
+    base.update(
+        deploymentID=dep_code,
+        mediaID=media_id,
+        eventID=event_id,
+        eventStart=iso_utc(ev_start),
+        eventEnd=iso_utc(ev_end),
+        observationLevel="media",
+        classificationMethod="human",
+    )
+    rows = []
+    for r in revs:
+        kind = _REVIEWED_TYPE.get(r.category)
+        if kind is None:
+            continue
+        if r.x is None:
+            if kind == "blank" and said & {"animal", "human", "vehicle"}:
+                # Another observation of this file names something there: keep it,
+                # do not publish two contradicting statements about one file.
+                result.notes.append(
+                    f"observations: 'no animal here' on {media_id} (by {r.created_by}) "
+                    "left out: a person's observation of the file names an animal"
+                )
+                continue
+            if kind in said:
+                continue  # the file's observations say it already
+            said.add(kind)
+        box = _box(r.x, r.y, r.width, r.height)
+        if r.x is not None and box[0] == "":
+            continue
+        name = next(iter(species)) if kind == "animal" and len(species) == 1 else ""
+        if name:
+            meta.species.add(name)
+        rows.append(
+            {
+                **base,
+                "observationID": f"r{r.id}",
+                "observationType": kind,
+                "scientificName": name,
+                **dict(zip(("bboxX", "bboxY", "bboxWidth", "bboxHeight"), box, strict=True)),
+                "classifiedBy": r.created_by,
+                "classificationTimestamp": iso_utc(r.created_utc),
+                "observationComments": (
+                    f"machine box d{r.detection_id} accepted" if r.detection_id else ""
+                ),
+            }
+        )
+    if rows:
+        meta.levels.add("media")
     return rows
 
 
