@@ -184,6 +184,14 @@ def ingest(
     report: Annotated[
         bool, typer.Option("--report", help="List rejected and flagged files instead.")
     ] = False,
+    time_from: Annotated[
+        str | None,
+        typer.Option(help="Time without EXIF from: stamp,filename (default), filename, none."),
+    ] = None,
+    time_pattern: Annotated[
+        list[str] | None,
+        typer.Option(help="File-name time pattern, e.g. '%d-%m-%Y %H-%M-%S' (repeatable)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest a memory card: copy, hash, read times, group bursts. Safe to rerun."""
@@ -213,6 +221,8 @@ def ingest(
                     storage=storage,
                     create_stations=create_stations,
                     progress=tick,
+                    time_from=time_from,
+                    time_patterns=time_pattern,
                 )
     if as_json:
         emit_json(res.as_dict())
@@ -222,6 +232,9 @@ def ingest(
         f"{res.n_flagged} with an untrusted time "
         f"({res.bytes_read / 1e6:.1f} MB in {res.seconds:.1f} s)"
     )
+    err.print("times from: " + ", ".join(f"{k} {v}" for k, v in res.time_sources.items()))
+    for w in res.warnings:
+        err.print(f"  [yellow]warning[/] {w}")
     for r in res.rejected[:20]:
         err.print(
             f"  [red]rejected[/] {r['file']}: {r['reason']}"
@@ -248,6 +261,18 @@ def _print_report(data: dict) -> None:
             r["flag"],
             r["camera_time"] or "",
             r["corrected"] or "",
+        )
+    out.print(table)
+    out.print("times from: " + ", ".join(f"{k} {v}" for k, v in data["time_sources"].items()))
+    table = Table(title=f"Times read from info bars or file names ({len(data['read_times'])})")
+    for col in ("deployment", "file", "from", "time", "info bar text", "name says", "bar-name s"):
+        table.add_column(col)
+    for r in data["read_times"]:
+        gap = r["stamp_minus_filename_s"]
+        table.add_row(
+            *(r[k] or "" for k in ("deployment", "file", "source", "time", "stamp_text")),
+            r["filename_time"] or "",
+            "" if gap is None else f"{gap:+g}",
         )
     out.print(table)
 
@@ -304,12 +329,14 @@ def clock(
 @app.command()
 def status(project: ProjectArg, as_json: JsonOpt = False) -> None:
     """What the project holds."""
+    from irbis.ingest.report import time_sources
     from irbis.pipeline.detect_stage import detection_status
     from irbis.store.summary import project_status
 
     with _open(project) as p:
         data = project_status(p)
         data["detections"] = detection_status(p)
+        data["time_sources"] = time_sources(p)
     if as_json:
         emit_json(data)
         return
@@ -318,6 +345,7 @@ def status(project: ProjectArg, as_json: JsonOpt = False) -> None:
         f"{data['stations']} stations, {data['deployments']} deployments, {data['media']} media "
         f"({data['bytes'] / 1e6:.1f} MB), {data['sequences']} sequences, {data['events']} events"
     )
+    out.print("times from: " + ", ".join(f"{k} {v}" for k, v in data["time_sources"].items()))
     if data["flagged"]:
         out.print("untrusted times: " + ", ".join(f"{k} {v}" for k, v in data["flagged"].items()))
     if data["rejected"]:
@@ -507,6 +535,9 @@ app.command("report")(_report)
 from irbis.cli.blanks_cmd import blanks_app  # noqa: E402
 
 app.add_typer(blanks_app, name="blanks")
+from irbis.cli.train_cmd import boxes_app  # noqa: E402
+
+app.add_typer(boxes_app, name="boxes")
 
 
 def main() -> None:

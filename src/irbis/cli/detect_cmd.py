@@ -19,13 +19,15 @@ import typer
 from rich.table import Table
 
 from irbis.cli.common import JsonOpt, emit_json, err, out, progress, resumable
+from irbis.cli.train_cmd import train_app
 
 __all__ = ["detect", "models_app"]
 
 
 models_app = typer.Typer(
-    help="Detector and classifier models: list, install, verify.", no_args_is_help=True
+    help="Detector and classifier models: list, install, verify, train.", no_args_is_help=True
 )
+models_app.add_typer(train_app, name="train")
 
 
 def detect(
@@ -33,9 +35,13 @@ def detect(
     detector: Annotated[
         str, typer.Option(help="fused (learned + motion, default) or learned (model alone).")
     ] = "fused",
-    model: Annotated[str, typer.Option(help="Learned detector from `irbis models list`.")] = (
-        "mdlite"
-    ),
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Learned detector from `irbis models list` (default: the project's own, "
+            "installed by `irbis models train detector`, else mdlite)."
+        ),
+    ] = None,
     threshold: Annotated[
         float | None, typer.Option(help="Operating point of the learned detector.")
     ] = None,
@@ -73,7 +79,12 @@ def detect(
 
     if detector not in ("fused", "learned"):
         raise typer.BadParameter("--detector must be fused or learned")
-    # The model is loaded (and its sha256 checked) before the project is touched.
+    if model is None:
+        from irbis.pipeline.train_detector import project_detector
+
+        with Project.open(project) as p:
+            model = project_detector(p)
+    # The model is loaded (and its sha256 checked) before the project's rows are touched.
     seq = load_sequence_detector(
         detector,
         model=model,

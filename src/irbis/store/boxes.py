@@ -63,9 +63,7 @@ def _check_box(x: float, y: float, w: float, h: float) -> tuple[float, float, fl
 
 def _check_category(category: str) -> str:
     if category not in BOX_CATEGORIES:
-        raise IrbisError(
-            f"box category {category!r} is not one of {', '.join(BOX_CATEGORIES)}"
-        )
+        raise IrbisError(f"box category {category!r} is not one of {', '.join(BOX_CATEGORIES)}")
     return category
 
 
@@ -195,7 +193,7 @@ def mark_no_animal(session: Session, media_id: int, *, by: str, frame: int = 0) 
 def mark_animal_present(
     session: Session, media_id: int, *, by: str, frame: int = 0
 ) -> ReviewedBox | None:
-    """"There is an animal here" without a box (spot-checking frames set aside as blank).
+    """ "There is an animal here" without a box (spot-checking frames set aside as blank).
 
     A standing "no animal" is retracted. Returns None when the frame already
     has an animal box or mark (nothing to add).

@@ -555,3 +555,75 @@ def list_models(root: Path | None = None) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def install_trained(
+    name: str,
+    onnx_bytes: bytes,
+    parent: InstalledModel,
+    *,
+    summary: dict[str, Any],
+    description: str = "",
+    threshold: float | None = None,
+    root: Path | None = None,
+) -> InstalledModel:
+    """Install a survey-tuned detector as a new registry entry.
+
+    The entry is a model of its own (``name``; never a built-in name), with
+    its parent's input size and classes, ``parent`` (name, version, sha256 of
+    its graph), the training summary and a version made of the install time
+    and the graph's sha256, so every detection it makes is keyed apart from
+    the parent's and from other tunings.
+
+    Raises
+    ------
+    ModelError
+        ``name`` belongs to a built-in model, or is already installed (tuned
+        models are never replaced: choose a new name).
+    """
+    if name in _KNOWN:
+        raise ModelError.for_model(name, "this name belongs to a built-in model", "choose another")
+    base = root or models_dir()
+    if installed(name, base) is not None:
+        raise ModelError.for_model(
+            name,
+            "a model of this name is installed already (tuned models are never replaced)",
+            "choose another --name",
+        )
+    digest = hashlib.sha256(onnx_bytes).hexdigest()
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M")
+    spec = ModelSpec(
+        name=name,
+        version=f"{stamp}-{digest[:10]}",
+        kind="detector",
+        licence=parent.licence,
+        description=description or f"{parent.name} tuned on a survey's reviewed boxes",
+        source=f"fine-tuned from {parent.name} {parent.version} (irbis models train detector)",
+    )
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=base))
+    try:
+        (tmp / "model.onnx").write_bytes(onnx_bytes)
+        lic = parent.root / "LICENSE"
+        if lic.exists():
+            shutil.copyfile(lic, tmp / "LICENSE")
+        extra: dict[str, Any] = {
+            "main": "model.onnx",
+            "backend": parent.meta.get("backend", "yolox"),
+            "input_size": parent.input_size,
+            "classes": list(parent.labels),
+            "parent": {
+                "name": parent.name,
+                "version": parent.version,
+                "sha256": parent.files.get(parent.meta.get("main", "model.onnx"), ""),
+            },
+            "training": summary,
+        }
+        if threshold is not None:
+            extra["threshold"] = threshold
+        _write_manifest(tmp, spec, extra)
+        _swap_in(tmp, base / name)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return verify(name, base)

@@ -70,7 +70,16 @@ class _GraphBuilder:
         )
 
     def base_conv(self, x: str, key: str, stride: int = 1) -> str:
-        """Conv (no bias) + BatchNorm folded + SiLU."""
+        """Conv (no bias) + BatchNorm folded + SiLU.
+
+        A state dict whose BatchNorm is already folded (``{key}.conv.bias`` and
+        no ``{key}.bn.*``, as :mod:`irbis.vision.train` writes) is taken as is.
+        """
+        if self.prefix + f"{key}.bn.weight" not in self.state:
+            y = self.conv_bias(
+                x, self.w(f"{key}.conv.weight"), self.w(f"{key}.conv.bias"), stride
+            )
+            return self.node("Mul", [y, self.node("Sigmoid", [y], "sig")], "silu")
         w = self.w(f"{key}.conv.weight")
         gamma, beta = self.w(f"{key}.bn.weight"), self.w(f"{key}.bn.bias")
         mean, var = self.w(f"{key}.bn.running_mean"), self.w(f"{key}.bn.running_var")

@@ -1,0 +1,185 @@
+"""``irbis models train detector`` and ``irbis boxes import``: learning the survey.
+
+Wired into :mod:`irbis.cli.detect_cmd` (``models train``) and :mod:`irbis.cli.app`
+(``boxes``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from irbis.cli.common import JsonOpt, emit_json, err, out, progress
+
+__all__ = ["boxes_app", "train_app"]
+
+train_app = typer.Typer(
+    help="Tune models on the project's own reviews (needs `pip install irbis[train]`).",
+    no_args_is_help=True,
+)
+boxes_app = typer.Typer(help="Reviewed boxes: what people say is in a frame.", no_args_is_help=True)
+
+
+def _need_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise typer.BadParameter(
+            "training needs PyTorch: install the extra with `pip install 'irbis[train]'` "
+            "(a CPU build is enough)"
+        ) from None
+
+
+@train_app.command("detector")
+def train_detector_cmd(
+    project: Annotated[Path, typer.Argument(help="Project folder.")],
+    parent: Annotated[
+        str | None,
+        typer.Option(help="Model to start from (default: the project's detector, else mdlite)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Name of the tuned model (default <project>-detector-vN).")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the training frames.")] = 20,
+    size: Annotated[
+        int,
+        typer.Option(help="Training input size (multiple of 32; the model still detects at 640)."),
+    ] = 416,
+    batch: Annotated[int, typer.Option(help="Frames per step.")] = 8,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 0.002,
+    holdout: Annotated[
+        float, typer.Option(help="Share of encounters held out to compare before and after.")
+    ] = 0.25,
+    freeze_backbone: Annotated[
+        bool, typer.Option(help="Train only neck and head (faster, usually a little weaker).")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the split, augmentation and order.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: all).")] = None,
+    install: Annotated[
+        bool, typer.Option(help="Install the tuned model when it is not worse than its parent.")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune the detector on the project's reviewed boxes; install it unless it is worse.
+
+    Whole encounters are held out; the parent and the tuned model are judged on
+    them (a box ON the animal, false boxes per frame). Ctrl-C keeps the last
+    completed epoch, which is then measured as usual.
+    """
+    _need_torch()
+    from irbis.pipeline.train_detector import train_project_detector
+    from irbis.store import Project
+    from irbis.vision.train.detector import TrainConfig
+
+    try:
+        config = TrainConfig(
+            epochs=epochs,
+            image_size=size,
+            batch_size=batch,
+            lr=lr,
+            freeze_backbone=freeze_backbone,
+            seed=seed,
+            threads=threads or os.cpu_count(),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    with Project.open(project) as p, progress() as bar:
+        task = bar.add_task("train", total=epochs, file="")
+
+        def tick(r) -> None:  # noqa: ANN001 - EpochReport
+            bar.update(
+                task,
+                completed=r.epoch - 1 + r.step / r.steps,
+                file=f"epoch {r.epoch}/{r.epochs} loss {r.loss:.3f} "
+                f"{r.images_per_s:.2f} img/s, ~{r.eta_s / 60:.0f} min left",
+            )
+
+        outcome = train_project_detector(
+            p,
+            parent=parent,
+            name=name,
+            config=config,
+            holdout=holdout,
+            install=install,
+            progress=tick,
+        )
+    if as_json:
+        emit_json(outcome.as_dict())
+        return
+    b, a = outcome.before, outcome.after
+    out.print(
+        f"held out: {outcome.held_frames} frames of {outcome.held_encounters} encounters "
+        f"(trained on {outcome.train_frames}), operating point {outcome.threshold}"
+    )
+    out.print(f"{'':24}{'parent':>10}{'tuned':>10}")
+    out.print(f"{'box on the animal':24}{b.box_recall:>10.3f}{a.box_recall:>10.3f}")
+    out.print(f"{'false boxes per frame':24}{b.false_per_frame:>10.3f}{a.false_per_frame:>10.3f}")
+    out.print(
+        f"{'encounters found':24}{b.encounters_found:>10}{a.encounters_found:>10}"
+        f"  of {len(a.encounters)}"
+    )
+    for group, vals in a.by_group.get("lighting", {}).items():
+        bv = b.by_group.get("lighting", {}).get(group, {})
+        out.print(
+            f"{'  ' + group:24}{bv.get('box_recall', 0):>10.3f}{vals['box_recall']:>10.3f}"
+            f"  ({vals['frames_with_animal']} frames)"
+        )
+    for note in outcome.notes:
+        err.print(f"[yellow]{note}[/]")
+    t = outcome.training
+    err.print(
+        f"{t['epochs_done']} epochs, {t['seconds_per_image_epoch']:.2f} s per image per epoch"
+    )
+    if outcome.refused:
+        err.print(
+            "[red]refused[/]: the tuned model is worse than its parent on held-out encounters: "
+            + "; ".join(outcome.refused)
+        )
+        raise typer.Exit(1)
+    if outcome.installed:
+        err.print(
+            f"[green]installed {outcome.name} {outcome.version}[/]; `irbis detect {project}` "
+            "now uses it (its detections are kept apart from the parent's)"
+        )
+    else:
+        err.print("not installed (--no-install)")
+
+
+@boxes_app.command("import")
+def boxes_import(
+    project: Annotated[Path, typer.Argument(help="Project folder.")],
+    table: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV: file, and x_min,y_min,x_max,y_max or x,y,width,height (fractions); "
+            "optional category (animal, person, vehicle, blank)."
+        ),
+    ],
+    by: Annotated[str, typer.Option(help="Who drew the boxes (kept with every row).")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Import boxes drawn elsewhere as reviewed boxes (importing twice adds nothing)."""
+    from irbis.store import Project
+    from irbis.store.boxes import import_boxes_csv
+
+    with Project.open(project) as p, p.session() as s:
+        res = import_boxes_csv(s, table, by=by or table.name)
+        s.commit()
+    data = {
+        "added": res.added,
+        "unchanged": res.unchanged,
+        "frames": res.frames,
+        "unmatched": list(res.unmatched),
+    }
+    if as_json:
+        emit_json(data)
+        return
+    err.print(
+        f"{res.added} boxes added, {res.unchanged} already there, on {res.frames} frames"
+        + (f"; {len(res.unmatched)} rows name no ingested photo" if res.unmatched else "")
+    )
+    for name in res.unmatched[:10]:
+        err.print(f"  [yellow]not in the project[/] {name}")
