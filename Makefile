@@ -13,8 +13,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# The tests also train a detector: the train extra's PyTorch, pinned here to the
+# CPU build this machine's package index holds (the extra itself accepts any >= 2.2).
+TORCH_CPU ?= torch==2.13.0
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet '$(TORCH_CPU)'
+	$(BIN)/pip install --quiet -e '.[test,train]'
 	touch $@
 
 demo: $(VENV)/.installed
