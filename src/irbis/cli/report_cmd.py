@@ -41,6 +41,18 @@ def report(
     pdf_engine: Annotated[
         str, typer.Option(help="auto (Chromium when installed), chromium or matplotlib.")
     ] = "auto",
+    spot_check: Annotated[
+        int,
+        typer.Option(help="Frames set aside as blank listed at random for a person to check."),
+    ] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of that sample (same seed, same frames).")] = 15,
+    app_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Address of the review app (e.g. http://127.0.0.1:8765): the spot-check "
+            "pages become links to it (default: printed as paths; the file links nowhere)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the census report: one self-contained HTML file (and a PDF)."""
@@ -62,10 +74,14 @@ def report(
                 species=species,
                 occasion_days=occasion_days or None,
                 progress=tick,
+                spot_check_n=spot_check,
+                spot_check_seed=seed,
             )
             bar.update(task, completed=7, file="figures")
             html = render_html(
-                census, progress=lambda what: bar.update(task, completed=8, file=what)
+                census,
+                app_url=app_url,
+                progress=lambda what: bar.update(task, completed=8, file=what),
             )
             tmp = out.with_name(out.name + ".part")
             tmp.write_text(html, encoding="utf-8")

@@ -36,6 +36,7 @@ from sqlalchemy import func, select
 from irbis.core.errors import BadInputError, IrbisError
 from irbis.core.sensitivity import LocationPolicy
 from irbis.reports.geo import MapFrame, frame_for
+from irbis.store.blanks import DEFAULT_SEED, gather_blanks, sequence_url, spot_check_sample
 from irbis.store.individuals import load_merge_roots, names_individual
 from irbis.store.project import Project
 from irbis.store.schema import (
@@ -139,6 +140,12 @@ class Census:
     methods: list[str] = field(default_factory=list)
     references: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: What is set aside as blank (:meth:`irbis.store.blanks.Blanks.as_dict`).
+    blanks: dict[str, Any] = field(default_factory=dict)
+    #: A seeded random sample of set-aside frames for a person to check:
+    #: ``media_id, sequence_id, station, file, time, page, path``.
+    spot_check: list[dict[str, Any]] = field(default_factory=list)
+    spot_check_seed: int = DEFAULT_SEED
 
     def estimate_rows(self) -> list[dict[str, Any]]:
         """One row per fitted model: N or D with its CI, for tables and JSON."""
@@ -185,6 +192,13 @@ class Census:
             "secr_reason": self.estimates.secr_reason,
             "secr_best": self.estimates.secr_best,
             "community": self.community,
+            "set_aside_as_blank": {
+                **self.blanks,
+                "spot_check_seed": self.spot_check_seed,
+                "spot_check": [
+                    {k: v for k, v in f.items() if k != "path"} for f in self.spot_check
+                ],
+            },
         }
 
 
@@ -288,6 +302,8 @@ def _survey(project: Project) -> dict[str, Any]:
                     .group_by(SequenceVerdict.verdict)
                 ).all()
             )
+        blanks = gather_blanks(s, detector)
+    aside = blanks.as_dict()
     return {
         "stations": int(n_st),
         "deployments": int(n_dep),
@@ -298,10 +314,17 @@ def _survey(project: Project) -> dict[str, Any]:
         "untrusted_times": int(untrusted),
         "detector": detector,
         "media_judged": int(sum(verdicts.values())),
-        "blank_media": int(verdicts.get("blank", 0)),
         "person_media": int(verdicts.get("person", 0)),
-        "blank_sequences": int(seq_verdicts.get("blank", 0)),
         "sequences_judged": int(sum(seq_verdicts.values())),
+        # Set aside as blank: no box in any frame of the burst, every frame
+        # judged, and no person's box or label says otherwise (irbis.store.blanks).
+        "set_aside_media": aside["frames"],
+        "set_aside_sequences": aside["sequences"],
+        "too_small_media": aside["too_small_frames"],
+        "unjudged_media": aside["unjudged_frames"],
+        "kept_by_review": aside["kept_by_review"],
+        "min_judge_side": aside["min_judge_side"],
+        "_blanks": blanks,
     }
 
 
@@ -622,6 +645,8 @@ def gather_census(
     occasion_days: int | None = None,
     detectfns: tuple[str, ...] = ("HHN", "HEX"),
     progress: Progress | None = None,
+    spot_check_n: int = 20,
+    spot_check_seed: int = DEFAULT_SEED,
 ) -> Census:
     """Gather everything the census report shows from ``project``.
 
@@ -642,6 +667,9 @@ def gather_census(
         SECR detection functions to fit and compare.
     progress:
         Called as ``progress(step, done, total)`` after each step.
+    spot_check_n, spot_check_seed:
+        Size and seed of the random sample of frames set aside as blank that
+        the report lists for a person to check (the same seed, the same frames).
 
     Returns
     -------
@@ -660,6 +688,19 @@ def gather_census(
     gap = float(project.settings.event_gap_min)
 
     survey = _survey(project)
+    blanks = survey.pop("_blanks")
+    spot_check = [
+        {
+            "media_id": f.media_id,
+            "sequence_id": f.sequence_id,
+            "station": f.station,
+            "file": f.file_name,
+            "time": f.time_local.isoformat(sep=" ") if f.time_local else "",
+            "page": sequence_url(f.sequence_id, f.media_id),
+            "path": _media_path(project, f.storage, f.stored_path),
+        }
+        for f in spot_check_sample(blanks, n=spot_check_n, seed=spot_check_seed)
+    ]
     stations = _station_rows(project, policy)
     tick(0)
 
@@ -777,6 +818,9 @@ def gather_census(
         estimates=est,
         community=community,
         community_occasion_days=k_occ,
+        blanks=blanks.as_dict(),
+        spot_check=spot_check,
+        spot_check_seed=spot_check_seed,
     )
     from irbis.reports.methods import write_methods
 

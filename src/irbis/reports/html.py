@@ -119,10 +119,24 @@ def _catalogue_cards(census: Census, thumb_px: int) -> list[dict[str, Any]]:
     return cards
 
 
+def _spot_check_cards(census: Census, thumb_px: int) -> list[dict[str, Any]]:
+    """The spot-check frames with their thumbnails (none for a video or unreadable file)."""
+    out = []
+    for f in census.spot_check:
+        try:
+            uri = plots.data_uri(plots.thumbnail(f["path"], None, max_px=thumb_px), "image/jpeg")
+        except OSError:
+            uri = None  # a video or a file gone: listed without a picture
+        out.append({**{k: v for k, v in f.items() if k != "path"}, "uri": uri})
+    return out
+
+
 def render_html(
     census: Census,
     *,
     thumb_px: int = 360,
+    spot_px: int = 200,
+    app_url: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> str:
     """The report as one HTML document.
@@ -133,6 +147,12 @@ def render_html(
         A gathered census.
     thumb_px:
         Longest side of the catalogue thumbnails, pixels.
+    spot_px:
+        Longest side of the spot-check thumbnails of frames set aside as blank.
+    app_url:
+        Address of the review app (``http://host:port``): the spot-check pages
+        become links to it. None (default): the pages are printed as paths and
+        the file links nowhere.
     progress:
         Called with a word as figures and thumbnails are made.
 
@@ -147,6 +167,7 @@ def render_html(
     if progress:
         progress("catalogue")
     cards = _catalogue_cards(census, thumb_px)
+    spot = _spot_check_cards(census, spot_px)
     template = _env().get_template("report.html.j2")
     colours = plots.species_colours([r["species"] for r in census.species_rai])
     return template.render(
@@ -155,6 +176,8 @@ def render_html(
         est=census.estimates,
         figures=figures,
         cards=cards,
+        spot=spot,
+        app_url=app_url.rstrip("/") if app_url else None,
         colours=colours,
         secr_rows=_secr_rows(census),
     )

@@ -74,11 +74,21 @@ def write_methods(census: Census) -> tuple[list[str], list[str]]:
         f"100 trap-nights. Only photographs with a trusted time are counted."
     ]
     if s.get("detector"):
-        paras.append(
+        text = (
             f"Blank photographs (wind, snow, moving vegetation) were set aside by the "
-            f"automatic detector {s['detector']}: {s['blank_media']} of "
-            f"{s['media_judged']} photographs judged blank."
+            f"automatic detector {s['detector']}: {s['set_aside_media']} of "
+            f"{s['media_judged']} photographs ({s['set_aside_sequences']} bursts). A burst "
+            f"is set aside only when no frame of it has a box at the detector's operating "
+            f"point and no reviewer drew a box, marked an animal or labelled it; set-aside "
+            f"photographs are kept, and a seeded random sample of them is listed for a "
+            f"person to check."
         )
+        if s.get("too_small_media"):
+            text += (
+                f" {s['too_small_media']} photographs were too small for the detector to "
+                f"judge (longer side under {s['min_judge_side']} pixels) and were not set aside."
+            )
+        paras.append(text)
     if est.closed:
         names = [m for m in est.closed if m != "Mh_chao"]
         used += ["otis", "burnham"]

@@ -14,6 +14,7 @@ Two real engines, chosen in this order by ``engine="auto"``:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -138,6 +139,62 @@ def _fmt(v: Any, d: int = 1) -> str:
     return f"{f:.{d}f}" if np.isfinite(f) else "-"
 
 
+def _blanks_page(census: Census) -> Figure:
+    """Set aside as blank: counts per station and the spot-check sample (as the HTML)."""
+    from irbis.reports.plots import thumbnail
+
+    s = census.summary
+    p = _page("Set aside as blank")
+    lines = [
+        f"{s['set_aside_sequences']} bursts ({s['set_aside_media']} photographs) set aside as "
+        "blank: no frame has a box at the operating point and no reviewer's box or label "
+        "says otherwise. Nothing was deleted.",
+    ]
+    if s.get("too_small_media"):
+        lines.append(
+            f"{s['too_small_media']} photographs too small for the detector to judge (longer "
+            f"side under {s['min_judge_side']} px): not set aside, people look at them."
+        )
+    if s.get("kept_by_review"):
+        lines.append(f"{s['kept_by_review']} bursts the detector found nothing in kept by review.")
+    y = _text(p, 0.07, 0.92, lines, 9)
+    rows = [
+        f"{'station':<20} {'judged':>7} {'set aside':>10} {'photos':>7} {'too small':>10} "
+        f"{'kept':>5}",
+        *(
+            f"{r['station'][:20]:<20} {r['sequences_judged']:>7} {r['set_aside_sequences']:>10} "
+            f"{r['set_aside_frames']:>7} {r['too_small_frames']:>10} {r['kept_by_review']:>5}"
+            for r in census.blanks.get("per_station", [])[:20]
+        ),
+    ]
+    y = _text(p, 0.09, y - 0.01, rows, 8, family="monospace")
+    spot = census.spot_check
+    if spot:
+        y = _text(
+            p,
+            0.07,
+            y - 0.01,
+            [
+                f"Spot-check: {len(spot)} set-aside photographs drawn at random (seed "
+                f"{census.spot_check_seed}; `irbis blanks sample PROJECT --n {len(spot)} --seed "
+                f"{census.spot_check_seed}` lists the same). Open each page in the review app "
+                "and mark an animal where there is one."
+            ],
+            8.5,
+        )
+        top = y - 0.01
+        for i, f in enumerate(spot[:20]):
+            col, row = i % 5, i // 5
+            rect = (0.06 + col * 0.18, top - 0.13 - row * 0.17, 0.16, 0.12)
+            if rect[1] < 0.02:
+                break
+            with contextlib.suppress(OSError):  # a video or a file gone: its line stays
+                _image(p, thumbnail(f["path"], None, 200), rect)
+            p.text(rect[0], rect[1] - 0.004, f"{f['station']} {f['page']}", fontsize=6, va="top")
+            p.text(rect[0], rect[1] - 0.016, f["time"], fontsize=6, va="top")
+    return p
+
+
 def _matplotlib_pdf(census: Census, out: Path) -> None:
     from matplotlib.backends.backend_pdf import PdfPages
 
@@ -158,9 +215,15 @@ def _matplotlib_pdf(census: Census, out: Path) -> None:
     rows = [
         f"Camera stations: {s['stations']}    Deployments: {s['deployments']}",
         f"Trap-nights: {_fmt(s['trap_nights'])}    Media: {s['media']}",
-        f"Blank photographs removed by detection: {s['blank_media']} of {s['media_judged']}"
+        f"Set aside as blank by the detector: {s['set_aside_media']} of {s['media_judged']} "
+        f"photographs ({s['set_aside_sequences']} of {s['sequences_judged']} bursts)"
+        + (
+            f"; {s['too_small_media']} too small for the detector to judge (kept)"
+            if s.get("too_small_media")
+            else ""
+        )
         if s.get("detector")
-        else "Blank photographs removed by detection: no detector run",
+        else "Set aside as blank by the detector: no detector run",
         f"Independent records: {s['records']} (interval {census.gap_min:g} min)",
         f"Species: {', '.join(s['species']) or 'none'}",
         f"Identified individuals: {len(census.catalogue)}",
@@ -188,6 +251,9 @@ def _matplotlib_pdf(census: Census, out: Path) -> None:
     if "rai" in figs:
         _image(p, figs["rai"], (0.1, 0.05, 0.8, max(0.1, y - 0.08)))
     pages.append(p)
+
+    if s.get("detector"):
+        pages.append(_blanks_page(census))
 
     p = _page("5. Catalogue of individuals")
     cells = [(c, ph) for c in census.catalogue for ph in c["photos"]][:12]

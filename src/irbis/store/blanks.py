@@ -126,8 +126,11 @@ class Blanks:
     unjudged_sequences:
         Sequences with no box and at least one unjudged media file, by station.
     unjudged_frames:
-        Unjudged media ``{reason: n}`` by station; reasons ``too_small``,
-        ``unreadable``, ``not_run``.
+        Unjudged media of bursts without a box, ``{reason: n}`` by station;
+        reasons ``too_small``, ``unreadable``, ``not_run``.
+    too_small:
+        Every media file too small for the detector to judge (in any burst,
+        also those kept for a box in another frame), by station.
     judged:
         ``{"sequences": n, "frames": n}`` the detector looked at, by station.
     """
@@ -139,6 +142,7 @@ class Blanks:
     kept_by_review: dict[str, set[int]] = field(default_factory=dict)
     unjudged_sequences: dict[str, set[int]] = field(default_factory=dict)
     unjudged_frames: dict[str, Counter] = field(default_factory=dict)
+    too_small: dict[str, int] = field(default_factory=dict)
     judged: dict[str, Counter] = field(default_factory=dict)
 
     def per_station(self) -> list[dict[str, Any]]:
@@ -149,6 +153,7 @@ class Blanks:
             | set(self.kept_by_review)
             | set(self.unjudged_sequences)
             | set(self.unjudged_frames)
+            | set(self.too_small)
         )
         frames = Counter(f.station for f in self.frames)
         rows = []
@@ -164,7 +169,7 @@ class Blanks:
                     "set_aside_frames": int(frames[name]),
                     "unjudged_sequences": len(self.unjudged_sequences.get(name, ())),
                     "unjudged_frames": int(sum(unj.values())),
-                    "too_small_frames": int(unj["too_small"]),
+                    "too_small_frames": int(self.too_small.get(name, 0)),
                     "kept_by_review": len(self.kept_by_review.get(name, ())),
                 }
             )
@@ -184,7 +189,7 @@ class Blanks:
             "kept_by_review": sum(len(v) for v in self.kept_by_review.values()),
             "unjudged_sequences": sum(len(v) for v in self.unjudged_sequences.values()),
             "unjudged_frames": int(sum(reasons.values())),
-            "too_small_frames": int(reasons["too_small"]),
+            "too_small_frames": int(sum(self.too_small.values())),
             "unreadable_frames": int(reasons["unreadable"]),
             "per_station": self.per_station(),
         }
@@ -276,6 +281,23 @@ def gather_blanks(
         .group_by(Media.deployment_id)
     ):
         out.judged.setdefault(st(dep_id), Counter())["frames"] += n
+
+    for dep_id, n in session.execute(
+        select(Media.deployment_id, func.count())
+        .join(MediaDetection, MediaDetection.media_id == Media.id)
+        .where(
+            MediaDetection.detector == detector,
+            (MediaDetection.verdict == "unjudged")
+            | (
+                (MediaDetection.verdict == "blank")
+                & (Media.width < min_side)
+                & (Media.height < min_side)
+            ),
+        )
+        .group_by(Media.deployment_id)
+    ):
+        name = st(dep_id)
+        out.too_small[name] = out.too_small.get(name, 0) + n
 
     # Candidates: sequences without a box, and loose media without a box.
     seq_ids = list(
