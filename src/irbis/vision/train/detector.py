@@ -66,9 +66,10 @@ class TrainConfig:
     epochs
         Passes over the training frames (cosine learning-rate schedule over them).
     image_size
-        Square training input (a multiple of 32). The exported model keeps the
-        parent's input size (640): YOLOX trained at one scale detects at others,
-        and a smaller training input is several times cheaper on a CPU.
+        Square training window (a multiple of 32). The exported model keeps the
+        parent's input size (640) and windows are cut from frames scaled as the
+        detector sees them, so a smaller window is cheaper on a CPU without
+        changing the size at which cats are learned.
     batch_size
         Frames per step.
     lr
@@ -178,13 +179,22 @@ def split_by_group(
 
 
 class _Augmenter:
-    """Frames decoded once, then scaled, shifted, mirrored and recoloured per sample."""
+    """Frames decoded once, then scaled, cropped, mirrored and recoloured per sample.
 
-    def __init__(self, frames: Sequence[TrainingFrame], size: int, seed: int) -> None:
-        self.size = size
+    Frames are scaled as the detector will see them (long side about the
+    exported input, 640 px) and a training-size window is cut from them, so a
+    cat has the same size in pixels when training at 416 as when detecting at
+    640; the window usually holds the animal (a fifth of windows are anywhere,
+    which teaches the background).
+    """
+
+    def __init__(
+        self, frames: Sequence[TrainingFrame], size: int, seed: int, scale_to: int
+    ) -> None:
+        self.size, self.scale_to = size, scale_to
         self.rng = np.random.default_rng(seed)
         self.cache: list[np.ndarray] = []
-        cache_side = int(size * 1.25)
+        cache_side = int(scale_to * 1.25)
         for f in frames:
             im = open_image(f.path, min_side=cache_side)
             scale = cache_side / max(im.size)
@@ -196,33 +206,52 @@ class _Augmenter:
             self.cache.append(np.asarray(im, dtype=np.uint8))
         self.frames = list(frames)
 
+    def _offset(self, extent: int, window: int, lo: float, hi: float) -> int:
+        """Top-left of the window along one axis (negative: the image starts inside it)."""
+        if extent <= window:
+            return int(self.rng.integers(0, window - extent + 1))
+        if hi > lo and self.rng.random() < 0.8:
+            # Keep the animal's centre inside the window.
+            c = (lo + hi) / 2
+            a, b = max(0, int(c - window + 8)), min(extent - window, int(c - 8))
+            if b >= a:
+                return -int(self.rng.integers(a, b + 1))
+        return -int(self.rng.integers(0, extent - window + 1))
+
     def sample(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """One augmented (3, S, S) float32 tensor and its (G, 4) centre/size boxes in pixels."""
         rng, s = self.rng, self.size
         img = self.cache[i]
         h, w = img.shape[:2]
-        # Scale so the long side is 0.6-1.25 × the input: the letterbox at
-        # inference gives exactly 1.0, the rest teaches near and far cats.
-        k = s * rng.uniform(0.6, 1.25) / max(h, w)
+        # The letterbox at inference scales the long side to ``scale_to``;
+        # 0.7-1.3 × that teaches nearer and farther cats.
+        k = self.scale_to * rng.uniform(0.7, 1.3) / max(h, w)
         nw, nh = max(1, round(w * k)), max(1, round(h * k))
         im = np.asarray(Image.fromarray(img).resize((nw, nh), Image.Resampling.BILINEAR))
-        # Place on a black canvas (the letterbox pads black), cropping when larger.
-        ox = int(rng.integers(0, s - nw + 1)) if nw <= s else -int(rng.integers(0, nw - s + 1))
-        oy = int(rng.integers(0, s - nh + 1)) if nh <= s else -int(rng.integers(0, nh - s + 1))
+        src = self.frames[i].boxes
+        if src:
+            j = int(rng.integers(0, len(src)))
+            bx0, by0 = src[j][0] * nw, src[j][1] * nh
+            bx1, by1 = bx0 + src[j][2] * nw, by0 + src[j][3] * nh
+        else:
+            bx0 = by0 = bx1 = by1 = 0.0
+        ox = self._offset(nw, s, bx0, bx1)
+        oy = self._offset(nh, s, by0, by1)
+        # Paste on a black canvas (the letterbox pads black).
         canvas = np.zeros((s, s, 3), dtype=np.float32)
         x0, y0 = max(ox, 0), max(oy, 0)
         sx0, sy0 = x0 - ox, y0 - oy
         cw, ch = min(s - x0, nw - sx0), min(s - y0, nh - sy0)
         canvas[y0 : y0 + ch, x0 : x0 + cw] = im[sy0 : sy0 + ch, sx0 : sx0 + cw]
         boxes = []
-        for bx, by, bw, bh in self.frames[i].boxes:
+        for bx, by, bw, bh in src:
             a0, b0 = bx * nw + ox, by * nh + oy
             a1, b1 = a0 + bw * nw, b0 + bh * nh
             c0, d0, c1, d1 = max(a0, 0), max(b0, 0), min(a1, s), min(b1, s)
-            if c1 - c0 < 4 or d1 - d0 < 4:
+            if c1 - c0 < 8 or d1 - d0 < 8:
                 continue
-            # A box mostly pushed out of the canvas is no longer "the animal".
-            if (c1 - c0) * (d1 - d0) < 0.35 * (a1 - a0) * (b1 - b0):
+            # A box mostly cut away by the window is no longer "the animal".
+            if (c1 - c0) * (d1 - d0) < 0.2 * (a1 - a0) * (b1 - b0):
                 continue
             boxes.append([c0, d0, c1, d1])
         if rng.random() < 0.5:
@@ -293,7 +322,7 @@ def train_detector(
         momentum=0.9,
         nesterov=True,
     )
-    aug = _Augmenter(frames, config.image_size, config.seed)
+    aug = _Augmenter(frames, config.image_size, config.seed, scale_to=export_size)
     order_rng = random.Random(config.seed)
     n = len(frames)
     steps = math.ceil(n / config.batch_size)
