@@ -176,3 +176,72 @@ def test_tiny_training_run_installs_when_not_worse_and_refuses_when_worse(
     n = PER_ENCOUNTER * len(ENCOUNTERS)
     assert keys == {"mdlite": n, out["name"]: n}
     project.close()
+
+
+def test_network_read_back_from_onnx_reproduces_the_parent_exactly(models_root):
+    """Weights read out of the installed graph and written back give the same detections."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from PIL import Image
+
+    from irbis.vision.detector import letterbox
+    from irbis.vision.train.yolox_torch import decode, export_onnx, from_onnx
+
+    root = need_data(*TAJIK)
+    image = Image.open(next(iter(sorted((root / "images").glob("*.JPG")))))
+    x, _ = letterbox(image, 640)
+    parent = onnx.load(str(models_root / "mdlite" / "model.onnx"))
+    net = from_onnx(parent)
+    ref = ort.InferenceSession(parent.SerializeToString()).run(None, {"images": x[None]})[0]
+    again = export_onnx(net).SerializeToString()
+    got = ort.InferenceSession(again).run(None, {"images": x[None]})[0]
+    assert np.array_equal(got, ref)
+    # The PyTorch network itself computes the same decoded predictions (float rounding).
+    with torch.no_grad():
+        raw, grid, stride = decode(net(torch.from_numpy(x[None])))
+    xy = (raw[..., :2] + grid) * stride[:, None]
+    wh = torch.exp(raw[..., 2:4]) * stride[:, None]
+    mine = torch.cat([xy, wh, torch.sigmoid(raw[..., 4:])], -1).numpy()
+    assert np.abs(mine[..., 4] - ref[..., 4]).max() < 1e-3
+    assert np.abs(mine[..., :4] - ref[..., :4]).max() < 0.05  # pixels
+
+
+def test_split_by_encounter_never_puts_a_group_on_both_sides():
+    from irbis.vision.train.detector import TrainingFrame, split_by_group
+
+    frames = [
+        TrainingFrame(Path(f"{g}-{i}.jpg"), ((0.1, 0.1, 0.2, 0.2),) if g < 8 else (), f"enc{g}")
+        for g in range(10)
+        for i in range(3)
+    ]
+    train, held = split_by_group(frames, 0.25, seed=3)
+    assert {f.group for f in train}.isdisjoint({f.group for f in held})
+    assert len(train) + len(held) == len(frames)
+    # Both sides see animals and confirmed-empty frames.
+    assert any(f.boxes for f in held) and any(not f.boxes for f in held)
+    assert any(f.boxes for f in train) and any(not f.boxes for f in train)
+    assert split_by_group(frames, 0.25, seed=3) == (train, held)
+
+
+def test_box_level_judgement_counts_boxes_on_the_animal_only():
+    from irbis.vision.boxeval import judge_frame, summarize
+
+    cat = (0.2, 0.4, 0.4, 0.3)
+    on = (0.22, 0.42, 0.36, 0.3)  # on the cat
+    rock = (0.75, 0.05, 0.2, 0.2)  # elsewhere
+    half = (0.2, 0.4, 0.12, 0.3)  # a third of the cat: neither hit nor false
+    frames = [
+        judge_frame("a", [on, rock], [cat], groups={"lighting": "day", "encounter": "e1"}),
+        judge_frame("b", [rock], [cat], groups={"lighting": "day", "encounter": "e1"}),
+        judge_frame("c", [half], [cat], groups={"lighting": "night_ir", "encounter": "e2"}),
+        judge_frame("d", [rock], [], groups={"lighting": "day", "encounter": "e3"}),
+    ]
+    assert [f.hit for f in frames] == [True, False, False, False]
+    assert [f.false for f in frames] == [1, 1, 0, 1]
+    s = summarize(frames).as_dict()
+    assert s["box_recall"] == round(1 / 3, 4) and s["frame_any_box"] == 1.0
+    assert s["false_boxes"] == 3 and s["blank_frames_with_box"] == 1
+    assert s["encounters"] == 2 and s["encounters_missed"] == ["e2"]
+    assert s["by"]["lighting"]["night_ir"]["box_recall"] == 0.0
+    assert s["by"]["lighting"]["day"]["box_recall"] == 0.5
