@@ -267,6 +267,8 @@ def test_animal_here_on_a_set_aside_sequence_unblanks_it_in_the_grid(project, cl
     )
     assert item["verdict"] == "blank" and item["people_found"] == ["animal"]  # the machine's, kept
     assert c.get(f"/api/sequences/{sid}").json()["people_found"] == ["animal"]
+    tile = c.get("/sequences", params={"verdict": "animal"}).text.split(f'data-id="{sid}"')[1]
+    assert "animal (person)" in tile.split("</article>")[0]
     # Filtered neighbours follow the same rule.
     q = sequences.SequenceQuery(verdict="blank")
     assert sequences.neighbours(project, q, blank_ids[1]) == {"previous": None, "next": None}

@@ -33,7 +33,9 @@
   }
 
   const media = () => seq.media[index];
-  const editable = () => Boolean(view.can_edit) && media() && media().mediatype === "image";
+  // Boxes are edited on photos, by reviewers, while they are shown.
+  const editable = () => Boolean(view.can_edit) && media() && media().mediatype === "image" &&
+    document.getElementById("show-boxes").checked;
   const reviewed = (m) => (m.reviewed_boxes || []).filter((b) => b.current && b.frame === 0);
   const seenOf = (m) => reviewed(m).map((b) => b.id);
   const machineBoxes = (m) => m.boxes.filter((b) => b.frame === 0 && (b.main || !m.boxes.some((o) => o.main)));
