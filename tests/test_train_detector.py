@@ -245,3 +245,45 @@ def test_box_level_judgement_counts_boxes_on_the_animal_only():
     assert s["encounters"] == 2 and s["encounters_missed"] == ["e2"]
     assert s["by"]["lighting"]["night_ir"]["box_recall"] == 0.0
     assert s["by"]["lighting"]["day"]["box_recall"] == 0.5
+
+
+def test_ctrl_c_keeps_the_last_completed_epoch(models_root):
+    """Ctrl-C in the second epoch: the first epoch's network is kept, and says so."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from PIL import Image
+
+    from irbis.vision.detector import letterbox
+    from irbis.vision.train.detector import TrainConfig, TrainingFrame, train_detector
+
+    root = need_data(*TAJIK)
+    with open(root / "boxes.csv") as fh:
+        rows = list(csv.DictReader(fh))[:4]
+    frames = [
+        TrainingFrame(
+            root / "images" / r["file"],
+            ((float(r["x_min"]), float(r["y_min"]),
+              float(r["x_max"]) - float(r["x_min"]), float(r["y_max"]) - float(r["y_min"])),),
+            r["file"],
+        )
+        for r in rows
+    ]  # fmt: skip
+    cfg = TrainConfig(epochs=5, image_size=128, batch_size=2, lr=0.01, threads=2)
+    seen = []
+
+    def press_ctrl_c(report) -> None:
+        seen.append((report.epoch, report.step))
+        if report.epoch == 2 and report.step == 1:
+            raise KeyboardInterrupt
+
+    parent = models_root / "mdlite" / "model.onnx"
+    res = train_detector(parent, frames, cfg, progress=press_ctrl_c)
+    assert res.interrupted and res.epochs_done == 1 and len(res.losses) == 1
+    assert seen[-1] == (2, 1) and res.summary()["interrupted"] is True
+    # What was kept is a trained network, not the parent.
+    x, _ = letterbox(Image.open(frames[0].path), 640)
+    feed = {"images": x[None]}
+    a = ort.InferenceSession(onnx.load(str(parent)).SerializeToString()).run(None, feed)
+    b = ort.InferenceSession(res.model.SerializeToString()).run(None, feed)
+    assert not np.array_equal(a[0], b[0])
