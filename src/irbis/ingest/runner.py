@@ -33,6 +33,9 @@ from irbis.ingest.grouping import regroup_deployments
 from irbis.ingest.layout import fields_from_path, parse_layout
 from irbis.ingest.metadata import media_kind, read_metadata, read_video_metadata
 from irbis.ingest.sources import Rejected, SourceFile, iter_source
+from irbis.ingest.stamp import TESSERACT_MISSING
+from irbis.ingest.timealign import align_to_stamps
+from irbis.ingest.timesource import TimeFallback, TimeReading
 from irbis.ingest.timing import FLAG_NO_DEPLOYMENT, Clock
 from irbis.store.project import Project
 from irbis.store.schema import (
@@ -67,6 +70,9 @@ class IngestResult:
     rejected: list[dict] = field(default_factory=list)
     flagged: list[dict] = field(default_factory=list)
     deployments: list[str] = field(default_factory=list)
+    # New files per time source: exif, video, stamp, filename, none.
+    time_sources: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -81,6 +87,8 @@ class IngestResult:
             "seconds": round(self.seconds, 3),
             "mb_per_s": round(self.bytes_read / 1e6 / self.seconds, 2) if self.seconds else None,
             "deployments": self.deployments,
+            "time_sources": self.time_sources,
+            "warnings": self.warnings,
             "rejected_files": self.rejected,
             "flagged_files": self.flagged,
         }
@@ -97,6 +105,7 @@ class _Read:
     stored_path: str = ""
     storage: str = "copy"
     error: BadInputError | None = None
+    time: TimeReading | None = None
 
 
 class _DeploymentResolver:
@@ -162,18 +171,25 @@ class _DeploymentResolver:
         return best
 
 
-def _read_one(sf: SourceFile, store: BlobStore, storage: str, known: set[str]) -> _Read:
+def _read_one(
+    sf: SourceFile, store: BlobStore, storage: str, known: set[str], times: TimeFallback
+) -> _Read:
     out = _Read(source=sf)
     kind = media_kind(sf.relpath)
     try:
         if kind == "video":
-            return _read_video(sf, store, storage, known, out)
+            _read_video(sf, store, storage, known, out)
+            _time_without_metadata(out, None, times)
+            return out
         data = sf.read()
         out.size = len(data)
         out.sha256 = hashlib.sha256(data).hexdigest()
         if out.sha256 in known:
             return out
         out.meta = read_metadata(data, sf.relpath)
+        # In the worker thread: OCR of an info bar is the slow part of a card
+        # whose EXIF was lost, and Tesseract runs outside the GIL.
+        _time_without_metadata(out, data, times)
         if storage == "reference" and sf.local_path is not None:
             out.storage, out.stored_path = "reference", str(sf.local_path.resolve())
         else:
@@ -185,6 +201,15 @@ def _read_one(sf: SourceFile, store: BlobStore, storage: str, known: set[str]) -
             sf.relpath, f"unreadable ({exc.strerror or exc})", "copy it off the card again"
         )
     return out
+
+
+def _time_without_metadata(out: _Read, data: bytes | None, times: TimeFallback) -> None:
+    """Fill ``out.meta.taken`` from the info bar or the file name when it has none."""
+    if out.meta is None or out.meta.taken is not None or not times.order:
+        return
+    out.time = times.read(out.source.relpath, data)
+    if out.time.taken is not None:
+        out.meta.taken, out.meta.taken_source = out.time.taken, out.time.source
 
 
 def _read_video(
@@ -255,6 +280,8 @@ def ingest(
     create_stations: bool = False,
     progress: ProgressFn | None = None,
     workers: int | None = None,
+    time_from: str | list[str] | None = None,
+    time_patterns: list[str] | None = None,
 ) -> IngestResult:
     """Ingest every media file of a card into ``project``.
 
@@ -277,6 +304,14 @@ def ingest(
         instead of refusing the card.
     progress:
         Called as ``progress(done, total, relpath)`` after each file.
+    time_from:
+        Where to take a time from when a file has no EXIF/video time, in
+        order: ``"stamp,filename"`` (the project's setting ``time_from``, by
+        default exactly this), ``"filename"``, ``"stamp"`` or ``"none"``.
+        See :mod:`irbis.ingest.timesource`.
+    time_patterns:
+        File-name time patterns (``%Y-%m-%d %H-%M-%S``...) tried before the
+        project's and the built-in ones.
 
     Returns
     -------
@@ -291,6 +326,10 @@ def ingest(
         raise BadInputError(str(source), "no such file or folder", "check the path to the card")
     storage = storage or project.settings.storage
     roles = parse_layout(layout) if (layout and deployment is None) else []
+    # Checked before anything is written: a bad pattern is a one-line error.
+    times = TimeFallback.from_settings(
+        project.settings.extra, order=time_from, filename_patterns=time_patterns
+    )
     store = BlobStore(project.blob_dir, project.tmp_dir)
     store.clear_tmp()
     workers = workers or min(4, (os.cpu_count() or 2) + 1)
@@ -309,7 +348,13 @@ def ingest(
             source=str(source),
             started_utc=datetime.now(UTC).replace(tzinfo=None),
             status="running",
-            options={"deployment": deployment, "layout": layout, "storage": storage},
+            options={
+                "deployment": deployment,
+                "layout": layout,
+                "storage": storage,
+                "time_from": list(times.order),
+                "time_patterns": list(time_patterns or []),
+            },
         )
         session.add(batch)
         session.commit()
@@ -325,10 +370,12 @@ def ingest(
         session.commit()
 
         touched: set[int] = set()
+        missing_ocr = 0
         total = len(files)
         pending_rows = 0
         for done, read in enumerate(
-            _bounded_map(lambda f: _read_one(f, store, storage, known), files, workers), 1
+            _bounded_map(lambda f: _read_one(f, store, storage, known, times), files, workers),
+            1,
         ):
             result.n_seen += 1
             result.bytes_read += read.size
@@ -339,6 +386,10 @@ def ingest(
                 result.n_duplicate += 1
             else:
                 known.add(read.sha256)
+                source_name = (read.meta.taken_source if read.meta else None) or "none"
+                result.time_sources[source_name] = result.time_sources.get(source_name, 0) + 1
+                if read.time is not None and read.time.tesseract_missing:
+                    missing_ocr += 1
                 dep_id = _add_media(session, result, resolver, roles, read, batch.id)
                 if dep_id is not None:
                     touched.add(dep_id)
@@ -350,6 +401,8 @@ def ingest(
             if progress:
                 progress(done, total, rel)
         session.commit()
+        if missing_ocr:
+            result.warnings.append(f"{TESSERACT_MISSING}; {missing_ocr} files affected")
 
         # Sequences for every deployment that got files, plus any left
         # ungrouped by an earlier interrupted run.
@@ -361,6 +414,9 @@ def ingest(
             .distinct()
         )
         touched |= {d for d in stale if d is not None}
+        # Before bursts are formed: name-only and misread-stamp frames are put
+        # on the info bar's clock where the deployment shows the offset.
+        align_to_stamps(session, touched, resolver.clock)
         if create_stations:
             _fit_open_deployments(session, touched)
         regroup_deployments(
@@ -444,6 +500,8 @@ def _add_media(session, result, resolver, roles, read: _Read, batch_id: int) -> 
         timestamp_utc=utc,
         utc_offset_min=offset,
         time_flag=flag,
+        # What was read and from where, beside the chosen raw time.
+        extra={"time_read": read.time.record} if read.time and read.time.record else {},
     )
     session.add(media)
     session.flush()
