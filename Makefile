@@ -24,13 +24,14 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/irbis demo demo-project
 
-# Debian's Chromium (browser tests, HTML report) and poppler (PDF pages) for the tests.
-SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/pdftoppm
+# Debian's Chromium (browser tests, HTML report), poppler (PDF pages) and
+# Tesseract (times read from photos' info bars) for the tests.
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/pdftoppm /usr/bin/tesseract
 $(SYSTEM_TOOLS):
-	@command -v apt-get >/dev/null || { echo "install chromium and poppler-utils, then rerun"; exit 1; }
+	@command -v apt-get >/dev/null || { echo "install chromium, poppler-utils and tesseract-ocr, then rerun"; exit 1; }
 	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	$$SUDO apt-get install -y -q chromium poppler-utils fonts-dejavu-core >/dev/null 2>&1 || \
-	{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium poppler-utils fonts-dejavu-core >/dev/null; }
+	$$SUDO apt-get install -y -q chromium poppler-utils fonts-dejavu-core tesseract-ocr >/dev/null 2>&1 || \
+	{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium poppler-utils fonts-dejavu-core tesseract-ocr >/dev/null; }
 
 test: $(VENV)/.installed-test $(SYSTEM_TOOLS)
 	$(BIN)/ruff check src tests bench
