@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
+from sqlalchemy.orm import Session, aliased
 
 from irbis.store.schema import (
     Deployment,
@@ -54,8 +54,11 @@ __all__ = [
     "SetAsideFrame",
     "blank_status",
     "gather_blanks",
+    "kept_by_review_sql",
     "main_detector",
     "sequence_url",
+    "set_aside_sql",
+    "unjudged_sql",
     "spot_check_sample",
 ]
 
@@ -84,12 +87,149 @@ def main_detector(session: Session) -> str | None:
 def sequence_url(sequence_id: int | None, media_id: int) -> str:
     """Where a person checks a frame in the review app.
 
-    The sequence's page (``/sequences/<id>``); a frame without a sequence (its
+    The sequence's page opened at that very frame
+    (``/sequences/<id>?media=<media id>``); a frame without a sequence (its
     time is not trusted, so it forms no burst) has only its file.
     """
     if sequence_id is not None:
-        return f"/sequences/{sequence_id}"
+        return f"/sequences/{sequence_id}?media={media_id}"
     return f"/api/media/{media_id}/file"
+
+
+# -- the same rule as SQL, for views that filter and page in the database -------------
+#
+# The review grid cannot read every blank sequence to show 48 of them: it walks
+# sequences in time order and needs "is this one set aside?" as a condition on
+# one sequence. The functions below state the rule of this module (see the
+# module docstring and :func:`gather_blanks`) as such conditions, one EXISTS
+# per part of it, each answered from an index (media by sequence, results by
+# media, reviewed boxes and observations by media). tests/test_web_blanks.py
+# checks on both backends that they pick exactly the sequences gather_blanks does.
+
+
+def _small(m: Any, min_side: int) -> ColumnElement[bool]:
+    """The media row ``m`` is too small for the detector to judge (both sides known)."""
+    return and_(m.width > 0, m.height > 0, m.width < min_side, m.height < min_side)
+
+
+def _result(m: Any, detector: str, *verdicts: str) -> ColumnElement[bool]:
+    """``detector`` stored one of ``verdicts`` for the media row ``m``."""
+    md = aliased(MediaDetection)
+    return (
+        exists()
+        .where(md.media_id == m.id, md.detector == detector, md.verdict.in_(verdicts))
+        .correlate_except(md)
+    )
+
+
+def _people_say_something(m: Any) -> ColumnElement[bool]:
+    """A person's box or "animal here" mark, or a current label naming a species, on ``m``.
+
+    As in :func:`_people`: a current reviewed row with coordinates or of
+    category ``animal``; a current observation whose species is not one of
+    :data:`BLANK_WORDS`, counted only when it is a person's or the media has
+    no current label of a person.
+    """
+    rb, o, oh = aliased(ReviewedBox), aliased(Observation), aliased(Observation)
+    # Each EXISTS names what it reads and takes the rest (the media row) from
+    # the query around it, however deeply nested (auto-correlation looks one
+    # level up only).
+    boxed = (
+        exists()
+        .where(
+            rb.media_id == m.id,
+            rb.retracted_utc.is_(None),
+            or_(rb.x.is_not(None), rb.category == "animal"),
+        )
+        .correlate_except(rb)
+    )
+    no_human = ~(
+        exists()
+        .where(oh.media_id == m.id, oh.retracted_utc.is_(None), oh.source == "human")
+        .correlate_except(oh)
+    )
+    named = (
+        exists()
+        .where(
+            o.media_id == m.id,
+            o.retracted_utc.is_(None),
+            o.species.is_not(None),
+            func.lower(func.trim(o.species)).not_in(sorted(BLANK_WORDS)),
+            or_(o.source == "human", no_human),
+        )
+        .correlate_except(o)
+    )
+    return or_(boxed, named)
+
+
+def _no_box(verdict: Any) -> ColumnElement[bool]:
+    return verdict.not_in(_BOXED)
+
+
+def _media_of(sequence_id: Any, cond: ColumnElement[bool], m: Any) -> ColumnElement[bool]:
+    return exists().where(m.sequence_id == sequence_id, cond).correlate_except(m)
+
+
+def set_aside_sql(
+    sequence_id: Any, verdict: Any, detector: str, *, min_side: int = MIN_JUDGE_SIDE
+) -> ColumnElement[bool]:
+    """SQL condition: the sequence is set aside as blank (:func:`gather_blanks`'s ``sequences``).
+
+    Parameters
+    ----------
+    sequence_id:
+        The column holding the sequence's id in the caller's query.
+    verdict:
+        The column of ``detector``'s sequence verdict (``sequence_verdicts``
+        joined on that id); NULL (not detected) never matches.
+    detector:
+        The detector key.
+    """
+    m = aliased(Media)
+    spoiled = or_(
+        ~_result(m, detector, "blank"),  # boxed, unjudged, unreadable or not run
+        _small(m, min_side),
+        _people_say_something(m),
+    )
+    return and_(
+        _no_box(verdict),
+        _media_of(sequence_id, true(), aliased(Media)),
+        ~_media_of(sequence_id, spoiled, m),
+    )
+
+
+def unjudged_sql(
+    sequence_id: Any, verdict: Any, detector: str, *, min_side: int = MIN_JUDGE_SIDE
+) -> ColumnElement[bool]:
+    """SQL condition: no box, nobody says something is there, and a frame is unjudged.
+
+    :func:`gather_blanks`'s ``unjudged_sequences``: a frame too small to judge,
+    unreadable or not yet run keeps the burst out of the blanks. Arguments as
+    :func:`set_aside_sql`.
+    """
+    m1, m2 = aliased(Media), aliased(Media)
+    judged = or_(
+        _result(m2, detector, *_BOXED),
+        and_(_result(m2, detector, "blank"), ~_small(m2, min_side)),
+    )
+    return and_(
+        _no_box(verdict),
+        ~_media_of(sequence_id, or_(_result(m1, detector, *_BOXED), _people_say_something(m1)), m1),
+        _media_of(sequence_id, ~judged, m2),
+    )
+
+
+def kept_by_review_sql(sequence_id: Any, verdict: Any, detector: str) -> ColumnElement[bool]:
+    """SQL condition: no box, but a person's box, mark or a species label keeps the burst.
+
+    :func:`gather_blanks`'s ``kept_by_review``. Arguments as :func:`set_aside_sql`.
+    """
+    m1, m2 = aliased(Media), aliased(Media)
+    return and_(
+        _no_box(verdict),
+        ~_media_of(sequence_id, _result(m1, detector, *_BOXED), m1),
+        _media_of(sequence_id, _people_say_something(m2), m2),
+    )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The project at a glance: what came in, what the detector removed, what people did."""
+"""The project at a glance: what came in, what is set aside as blank, what people did."""
 
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ def overview(project: Project) -> dict[str, Any]:
     -------
     dict
         ``project_status`` figures plus ``detections`` (blank/animal/... sequences of
-        the main detector), ``review`` (sequences reviewed by people vs. not),
-        ``individuals`` known and ``identifications_pending``.
+        the main detector, and ``set_aside``: what irbis.store.blanks sets aside
+        as blank, the frames too small to judge, what people's reviews keep),
+        ``set_aside`` (the same counts, at the top), ``review`` (sequences
+        reviewed by people vs. not), ``individuals`` known and
+        ``identifications_pending``.
     """
     data = project_status(project)
     data.pop("per_deployment", None)
@@ -50,8 +53,15 @@ def overview(project: Project) -> dict[str, Any]:
     data["cards_imported"] = cards or 0
     data["individuals"] = individuals or 0
     data["identifications_pending"] = pending or 0
-    blank = data["detections"]["sequences"].get("blank", 0)
-    data["blanks_removed"] = blank
+    aside = data["detections"]["set_aside"]
+    data["set_aside"] = {
+        "sequences": aside["sequences"],
+        "frames": aside["frames"],
+        "too_small_frames": aside["too_small_frames"],
+        "unjudged_sequences": aside["unjudged_sequences"],
+        "unreadable_frames": aside["unreadable_frames"],
+        "kept_by_review": aside["kept_by_review"],
+    }
     return data
 
 

@@ -90,6 +90,7 @@ async def page_sequences(request: Request, project: ProjectDep, user: UserDep) -
         stations=locations.station_names(project),
         species=labels.species_choices(project, limit=50),
         verdicts=sequences.VERDICTS,
+        verdict_words=sequences.VERDICT_WORDS,
         hotkeys=labels.species_choices(project),
     )
 

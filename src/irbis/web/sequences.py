@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal, or_, select, union_all
+from sqlalchemy import Select, and_, false, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from irbis.core.errors import BadInputError
+from irbis.store import blanks
 from irbis.store.project import Project
 from irbis.store.schema import (
     Deployment,
@@ -45,7 +46,21 @@ from irbis.store.sequence_summary import (
 from irbis.web.boxes import reviewed_of
 from irbis.web.errors import NotFoundError
 
-VERDICTS = ("blank", "animal", "person", "vehicle")
+#: The grid's verdict filters. ``blank``: set aside as blank (irbis.store.blanks:
+#: no box in any frame, every frame judged, nobody says something is there);
+#: ``unjudged``: no box, but a frame too small (or unreadable) for the detector
+#: to judge, so not set aside; the others: the detector's box category, or what
+#: a person boxed on a burst without a machine box.
+VERDICTS = ("blank", "unjudged", "animal", "person", "vehicle")
+#: What people read for each filter value and tile state.
+VERDICT_WORDS = {
+    "blank": "set aside as blank",
+    "unjudged": "too small to judge",
+    "animal": "animal",
+    "person": "person",
+    "vehicle": "vehicle",
+    "none": "not detected yet",
+}
 # Aliases are built once: making one copies every column of the table, which
 # cost more than the whole query when done for each request.
 _SV = aliased(SequenceVerdict, name="sv")
@@ -59,10 +74,13 @@ class SequenceQuery:
     """Filters of the sequence grid (all optional) and the page wanted.
 
     ``date_from``/``date_to`` are inclusive UTC dates of the sequence start;
-    ``species`` matches the current label; ``verdict`` the detector's verdict
-    (``none``: not detected yet), where a sequence set aside as ``blank`` on
-    which a person drew a box or said "animal here" counts as what they saw,
-    no longer as blank; ``reviewed`` whether a person labelled it.
+    ``species`` matches the current label; ``verdict`` one of :data:`VERDICTS`
+    or ``none`` (not detected yet): ``blank`` is what irbis.store.blanks sets
+    aside as blank (a person's box, "animal here" mark or a label naming a
+    species keeps a sequence out), ``unjudged`` a sequence without a box of
+    which a frame was too small or unreadable for the detector, and a box
+    category also matches a sequence without a machine box on which a person
+    boxed (or marked) one; ``reviewed`` whether a person labelled it.
     """
 
     station: str | None = None
@@ -129,7 +147,9 @@ class SequenceQuery:
             raise BadInputError("limit", f"{self.limit} is out of range", f"use 1..{MAX_PAGE}")
         if self.verdict is not None and self.verdict not in (*VERDICTS, "none"):
             raise BadInputError(
-                "verdict", f"unknown verdict {self.verdict!r}", "use " + ", ".join(VERDICTS)
+                "verdict",
+                f"unknown verdict {self.verdict!r}",
+                "use " + ", ".join((*VERDICTS, "none")),
             )
         if self.min_confidence is not None and not 0 <= self.min_confidence <= 1:
             raise BadInputError("min_confidence", "must be between 0 and 1", "e.g. 0.5")
@@ -166,13 +186,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 def main_detector(session: Session) -> str | None:
-    """The detector configuration with the most sequence verdicts (the one shown)."""
-    return session.scalar(
-        select(SequenceVerdict.detector)
-        .group_by(SequenceVerdict.detector)
-        .order_by(func.count().desc(), SequenceVerdict.detector)
-        .limit(1)
-    )
+    """The detector configuration shown: the one the overview and reports count.
+
+    :func:`irbis.store.blanks.main_detector` (the most media results), so the
+    grid's "set aside as blank" is the overview's.
+    """
+    return blanks.main_detector(session)
 
 
 def _detector(project: Project) -> str | None:
@@ -245,16 +264,59 @@ def _filtered(q: SequenceQuery, detector: str | None) -> tuple[Select, Any, Any]
         stmt = stmt.where(start_col < end)
     if q.verdict == "none":
         stmt = stmt.where(sv.id.is_(None))
+    elif q.verdict and detector is None:
+        stmt = stmt.where(false())  # nothing was detected: no verdict matches
     elif q.verdict == "blank":
-        # Set aside as blank, and no person said something is there.
-        stmt = stmt.where(sv.verdict == "blank", ~_people_found())
+        stmt = stmt.where(blanks.set_aside_sql(MediaGroup.id, sv.verdict, detector))
+    elif q.verdict == "unjudged":
+        stmt = stmt.where(blanks.unjudged_sql(MediaGroup.id, sv.verdict, detector))
     elif q.verdict:
         stmt = stmt.where(
-            or_(sv.verdict == q.verdict, and_(sv.verdict == "blank", _people_found(q.verdict)))
+            or_(
+                sv.verdict == q.verdict,
+                and_(sv.verdict.not_in(_BOXED), _people_found(q.verdict)),
+            )
         )
     if q.min_confidence is not None:
         stmt = stmt.where(sv.best_score >= q.min_confidence)
     return stmt, start_col, id_col
+
+
+_BOXED = ("animal", "person", "vehicle")
+
+
+def states_of(conn: Any, detector: str | None, seq_ids: list[int]) -> dict[int, str]:
+    """Per sequence without a machine box: ``set_aside``, ``unjudged`` or ``kept``.
+
+    The tile state of irbis.store.blanks for a page of sequences (one query):
+    set aside as blank; not set aside because a frame is too small or
+    unreadable for the detector to judge; or kept because a person boxed or
+    marked something, or a label names a species. Sequences with a machine box
+    or no verdict are left out.
+    """
+    if not seq_ids or detector is None:
+        return {}
+    sv = _SV
+    on = and_(sv.sequence_id == MediaGroup.id, sv.detector == detector)
+    rows = conn.execute(
+        select(
+            MediaGroup.id,
+            blanks.set_aside_sql(MediaGroup.id, sv.verdict, detector),
+            blanks.unjudged_sql(MediaGroup.id, sv.verdict, detector),
+            blanks.kept_by_review_sql(MediaGroup.id, sv.verdict, detector),
+        )
+        .join(sv, on)
+        .where(MediaGroup.id.in_(seq_ids), sv.verdict.not_in(_BOXED))
+    )
+    out: dict[int, str] = {}
+    for sid, aside, unjudged, kept in rows:
+        if aside:
+            out[sid] = "set_aside"
+        elif kept:
+            out[sid] = "kept"
+        elif unjudged:
+            out[sid] = "unjudged"
+    return out
 
 
 def _found(b: Mapping[str, Any]) -> bool:
@@ -322,11 +384,14 @@ def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
     dict
         ``{"items": [...], "next": cursor or None, "detector": key or None}``;
         each item has ``id, station, deployment, start_utc, start_local, n_media,
-        verdict, confidence, thumb_media_id, labels, reviewed, people_found, media``
-        (ids with their ``review_version``, needed to label it). ``verdict`` is
-        the detector's; ``people_found`` the categories people boxed or marked
-        present in it: a sequence set aside as blank with any of them no longer
-        matches ``verdict=blank`` and matches ``verdict=<category>``.
+        verdict, confidence, thumb_media_id, labels, reviewed, people_found, state,
+        media`` (ids with their ``review_version``, needed to label it).
+        ``verdict`` is the detector's; ``people_found`` the categories people
+        boxed or marked present in it; ``state`` for a sequence without a
+        machine box what irbis.store.blanks makes of it (:func:`states_of`:
+        ``set_aside``, ``unjudged``, ``kept``), None otherwise. Only
+        ``set_aside`` matches ``verdict=blank``; a sequence with people's boxes
+        matches ``verdict=<category>``.
     """
     q.check()
     ensure_fresh(project.engine)  # the summaries as of every committed write
@@ -340,6 +405,7 @@ def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
         more = len(rows) > q.limit
         rows = rows[: q.limit]
         found = _people_found_of(conn, [r[0] for r in rows])
+        states = states_of(conn, detector, [r[0] for r in rows if r[6] not in _BOXED])
     items = []
     for sid, start, end, n, station, dep, verdict, score, best, local, rev, labels, media in rows:
         pairs = json.loads(media) if media else []
@@ -358,6 +424,7 @@ def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
                 "labels": json.loads(labels) if labels else [],
                 "reviewed": bool(rev),
                 "people_found": found.get(sid, []),
+                "state": states.get(sid),
                 "media": [{"id": m, "version": v} for m, v in pairs],
             }
         )
@@ -469,6 +536,11 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
             raise NotFoundError(f"sequence {seq_id} not found")
         group, dep, station = row, row.code, row.name
         verdict = row if detector and row.verdict is not None else None
+        state = (
+            states_of(conn, detector, [seq_id]).get(seq_id)
+            if verdict is not None and verdict.verdict not in _BOXED
+            else None
+        )
         media = conn.execute(
             select(
                 MediaRow.id,
@@ -553,6 +625,7 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
         "verdict": verdict.verdict if verdict else None,
         "confidence": verdict.best_score if verdict else None,
         "best_media_id": verdict.best_media_id if verdict else None,
+        "state": state,
         "people_found": sorted(
             {b["category"] for rows in people.values() for b in rows if _found(b)}
         ),

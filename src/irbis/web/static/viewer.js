@@ -174,10 +174,12 @@
     }
     const found = new Set();
     for (const m of seq.media) for (const b of reviewed(m)) if (b.category !== "blank") found.add(b.category);
+    const state = document.getElementById("state");  // "set aside" / "too small": as loaded
+    if (state) state.hidden = found.size > 0;
     const note = document.getElementById("set-aside");
     if (note) {
-      note.hidden = !(seq.verdict === "blank" && found.size);
-      note.textContent = `Set aside as blank by the detector, but a person saw ${[...found].join(", ") || "an animal"} here: it no longer counts as blank.`;
+      note.hidden = !((seq.verdict === "blank" || seq.verdict === "unjudged") && found.size);
+      note.textContent = `No box from the detector, but a person saw ${[...found].join(", ") || "an animal"} here: it is not set aside as blank.`;
     }
   }
 
