@@ -45,7 +45,8 @@ def tajik_frames(data: Path) -> list[dict[str, object]]:
     """Frames with their drawn box, encounter, lighting and visible part."""
     sl = data / "reid" / "snowleopard-tajikistan"
     with (sl / "labels.csv").open(newline="") as fh:
-        enc = {Path(r["path"]).name: r["encounter"] for r in csv.DictReader(fh)}
+        labels = {Path(r["path"]).name: r for r in csv.DictReader(fh)}
+    enc = {k: r["encounter"] for k, r in labels.items()}
     frames = []
     with (sl / "boxes.csv").open(newline="") as fh:
         for r in csv.DictReader(fh):
@@ -56,6 +57,7 @@ def tajik_frames(data: Path) -> list[dict[str, object]]:
                     "path": sl / "images" / r["file"],
                     "box": (x0, y0, x1 - x0, y1 - y0),
                     "encounter": enc[r["file"]],
+                    "time": f"{labels[r['file']]['date']}T{labels[r['file']]['time']}",
                     "lighting": r["lighting"],
                     "visible": r["visible_part"],
                 }
@@ -132,6 +134,36 @@ def judge_all(detector, frames, thresholds) -> dict[float, list]:
     return out
 
 
+def judge_fused(detector, frames) -> list:
+    """The default ``irbis detect`` configuration: learned + motion fused per burst."""
+    from datetime import datetime
+
+    from detect_recall import BURST_GAP_S, bursts_by_gap, run_bursts
+    from PIL import Image
+
+    from irbis.vision.boxeval import judge_frame
+    from irbis.vision.fusion import FusionParams
+    from irbis.vision.motion import MotionDetector
+
+    paths = [Path(f["path"]) for f in frames]
+    stamps = [(str(f["encounter"]), datetime.fromisoformat(str(f["time"]))) for f in frames]
+    groups = bursts_by_gap(stamps, BURST_GAP_S)
+    _learned, _moved, fused = run_bursts(paths, groups, detector, MotionDetector(), FusionParams())
+    out = []
+    for f, ds, p in zip(frames, fused, paths, strict=True):
+        w, h = Image.open(p).size
+        pred = [(d.x1 / w, d.y1 / h, (d.x2 - d.x1) / w, (d.y2 - d.y1) / h) for d in ds]
+        out.append(
+            judge_frame(
+                str(f["key"]),
+                pred,
+                [f["box"]],
+                groups={k: str(f[k]) for k in ("encounter", "lighting", "visible")},
+            )
+        )
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
@@ -145,8 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="use N frames per fold (smoke runs)")
     ap.add_argument("--only-fold", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--keep", type=Path, default=None, help="write each fold's tuned ONNX here")
+    ap.add_argument("--no-fused", action="store_true", help="skip the fused (learned + motion) run")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
     from irbis.vision.boxeval import summarize
     from irbis.vision.detector import YoloxDetector, load_detector
@@ -170,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "shipped": defaultdict(list),
         "tuned": defaultdict(list),
     }
+    fused_judged: dict[str, list] = {"shipped": [], "tuned": []}
     others: dict[str, dict[float, list]] = {"shipped": {}, "tuned": defaultdict(list)}
     other = other_frames(args.data)
     other_items = [{"key": k, "path": p, "truth": b} for k, p, b in other]
@@ -205,6 +241,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 judged["shipped"][t].extend(rs)
             for t, rs in judge_all(tuned, other_items, THRESHOLDS).items():
                 others["tuned"][t].extend(rs)
+            if not args.no_fused:
+                for key, det in (("tuned", tuned), ("shipped", shipped)):
+                    fused_judged[key].extend(judge_fused(det, held))
+            if args.keep:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                (args.keep / f"fold{i}.onnx").write_bytes(path.read_bytes())
         training.append(
             {
                 "fold": i,
@@ -242,6 +284,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reference": "shipped mdlite on the same frames, same run",
         "shipped": table(judged["shipped"]),
         "tuned": table(judged["tuned"]),
+        "fused_default": {
+            "what": "irbis detect's default: learned >= 0.1, weaker learned boxes confirmed "
+            "by motion, motion boxes in confirmed bursts",
+            **{k: summarize(v).as_dict() for k, v in fused_judged.items() if v},
+        },
         "other_frames": {
             "what": "camtrapR sample photos + Camtrap DP heron burst (no snow leopards)",
             "shipped": other_table(others["shipped"]),
