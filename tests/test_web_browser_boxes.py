@@ -250,23 +250,43 @@ def test_draw_move_delete_accept_and_no_animal_in_the_browser(heron_page, projec
 def test_one_key_animal_here_unblanks_a_set_aside_sequence(heron_page, project):
     page, base, ids, out = heron_page
     sid = ids["sequence"]
-    with project.session() as s:  # the detector set the burst aside as blank
+    # Another detector judged every frame of the burst and found nothing; a person
+    # labelled it blank (over the package model's "Ardea"): set aside as blank
+    # (irbis.store.blanks), and this detector, with the most results, is the one shown.
+    from irbis.web import labels
+
+    with project.session() as s:
+        frames = list(s.scalars(select(Media).where(Media.sequence_id == sid)))
+        for m in frames:
+            s.add(
+                MediaDetection(
+                    media_id=m.id,
+                    detector="blank-detector",
+                    model="t",
+                    model_version="1",
+                    threshold=0.5,
+                    verdict="blank",
+                    created_utc=_now(),
+                )
+            )
         s.add(
             SequenceVerdict(
                 sequence_id=sid,
-                detector="package-model",
+                detector="blank-detector",
                 model="t",
                 model_version="1",
                 threshold=0.5,
                 verdict="blank",
                 best_media_id=ids["second"],
-                best_score=0.1,
-                n_media=10,
-                n_blank=10,
+                best_score=0.0,
+                n_media=len(frames),
+                n_blank=len(frames),
                 created_utc=_now(),
             )
         )
         s.commit()
+        versions = {m.id: m.review_version for m in frames}
+    labels.label_sequences(project, [(sid, versions)], labels.Label(blank=True), "checker")
     page.goto(f"{base}/sequences?verdict=blank")
     assert page.locator(f'.tile[data-id="{sid}"]').count() == 1
     page.goto(f"{base}/sequences/{sid}?media={ids['second']}")
