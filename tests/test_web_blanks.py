@@ -347,3 +347,30 @@ def test_spot_check_links_open_the_exact_frame(blank_project, tmp_path):
     assert [(r["media_id"], r["url"]) for r in rows] == [
         (f.media_id, f"http://a:1/sequences/{f.sequence_id}?media={f.media_id}") for f in picked
     ]
+
+
+def test_grid_filters_walk_indexes_only(tmp_path):
+    """SQLite's plan for a page of ``blank`` / ``unjudged``: the grid's index walk in time
+    order, and every part of the definition an index probe per sequence (no table scan)."""
+    from sqlalchemy import text
+
+    from irbis.store import Project
+
+    with Project.init(tmp_path / "p") as p:
+        for verdict in ("blank", "unjudged"):
+            stmt, start, sid = sequences._filtered(
+                sequences.SequenceQuery(verdict=verdict), DETECTOR
+            )
+            sql = str(
+                stmt.order_by(start, sid)
+                .limit(49)
+                .compile(p.engine, compile_kwargs={"literal_binds": True})
+            )
+            with p.engine.connect() as conn:
+                plan = [r[-1] for r in conn.execute(text("EXPLAIN QUERY PLAN " + sql))]
+            assert plan[0].startswith("SEARCH media_groups USING INDEX ix_media_groups_kind_start")
+            assert not [line for line in plan if line.startswith("SCAN")], plan
+            assert "USE TEMP B-TREE FOR ORDER BY" not in " ".join(plan), plan
+            probed = " ".join(plan)
+            for table in ("media_detections", "reviewed_boxes", "observations", "media"):
+                assert f"SEARCH {table}_" in probed, (table, plan)
