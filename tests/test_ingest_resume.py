@@ -168,7 +168,13 @@ def test_cli_json_outputs(tmp_path):
     effort = json.loads(run("effort", str(proj), "--json").stdout)
     assert effort["total_trap_nights"] == 2 * 59.0
     report = json.loads(run("ingest", str(proj), "--report", "--json").stdout)
-    assert report == {"rejected": [], "flagged": []}
+    assert report == {
+        "rejected": [],
+        "flagged": [],
+        "time_sources": {"exif": 16},
+        "read_times": [],
+    }
+    assert status["time_sources"] == {"exif": 16}
 
     # Mistakes get one line naming the problem, exit code 2, no traceback.
     bad = run("ingest", str(proj), str(tmp_path / "nope"), ok=False)
