@@ -287,7 +287,7 @@ def test_spot_check_sample_is_seeded_and_skips_confirmed_frames(tajik, tmp_path)
     assert doc["set_aside_frames"] == 2 and doc["pool"] == 1
     (row,) = doc["frames"]
     assert row["media_id"] == missed_id and row["station"] == "TJ26"
-    assert row["url"] == f"http://127.0.0.1:8765/sequences/{missed_seq}"
+    assert row["url"] == f"http://127.0.0.1:8765/sequences/{missed_seq}?media={missed_id}"
     with out_csv.open() as fh:
         rows = list(csv.DictReader(fh))
     assert [(int(r["media_id"]), r["url"]) for r in rows] == [(missed_id, row["url"])]
@@ -321,14 +321,14 @@ def test_report_says_set_aside_and_lists_the_spot_check(tajik, tmp_path):
     assert f'<tr data-station="TJ26" data-set-aside="{n_seq}" data-frames="2">' in html
     cards = re.findall(r'<div class="card spot-check" data-media="(\d+)"[^>]*>\s*<img', html)
     assert sorted(map(int, cards)) == sorted(f["media_id"] for f in census.spot_check)
-    assert f"<code>/sequences/{missed_seq}</code>" in html
+    assert f"<code>/sequences/{missed_seq}?media={missed_id}</code>" in html
     linked = render_html(census, app_url="http://10.0.0.5:8765/")
-    assert f'<a href="http://10.0.0.5:8765/sequences/{missed_seq}">' in linked
+    assert f'<a href="http://10.0.0.5:8765/sequences/{missed_seq}?media={missed_id}">' in linked
     assert any("set aside by the automatic detector" in m for m in census.methods)
     # The PDF (matplotlib layout) says the same numbers and lists the same frames.
     page = _blanks_page(census)
     words = " ".join(t.get_text() for t in page.texts)
     assert f"{n_seq} bursts (2 photographs) set aside as blank" in words
-    assert f"TJ26 /sequences/{missed_seq}" in words
+    assert f"TJ26 /sequences/{missed_seq}?media={missed_id}" in words
     assert len(page.axes) == 2  # two thumbnails
     assert census.to_json()["set_aside_as_blank"]["frames"] == 2
