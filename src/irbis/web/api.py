@@ -170,7 +170,9 @@ async def sequence_query(
     date_from: Annotated[str | None, Query(description="First UTC date, YYYY-MM-DD")] = None,
     date_to: Annotated[str | None, Query(description="Last UTC date, YYYY-MM-DD")] = None,
     species: Annotated[str | None, Query(description="Current label; 'blank' for blanks")] = None,
-    verdict: Annotated[str | None, Query(description="blank (set aside)|unjudged|animal|person|vehicle|none")] = None,
+    verdict: Annotated[
+        str | None, Query(description="blank (set aside)|unjudged|animal|person|vehicle|none")
+    ] = None,
     min_confidence: Annotated[str | None, Query(description="Detector score 0..1")] = None,
     reviewed: Annotated[str | None, Query(description="true: labelled by a person")] = None,
     limit: Annotated[str | None, Query(description="Page size, 1..500 (48)")] = None,
