@@ -81,32 +81,73 @@ def registry_import(
         str | None, typer.Option(help="strptime format of camtrapR dates, e.g. %d/%m/%Y.")
     ] = None,
     timezone: Annotated[
-        str | None, typer.Option(help="Time zone of the stations (IANA name or +HH:MM).")
+        str | None,
+        typer.Option(
+            help="Time zone of the stations (IANA name or +HH:MM); a re-import without it "
+            "keeps each deployment's zone."
+        ),
     ] = None,
     crs: Annotated[str | None, typer.Option(help="CRS of projected x/y, e.g. EPSG:32646.")] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="Apply changed time zones, clock offsets and coordinates."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import stations and deployments from a table."""
-    from irbis.ingest.registry import import_registry
+    """Import stations and deployments from a table.
+
+    A re-import changes only what the table says. A changed time zone, clock
+    offset or coordinate is listed and asked for; `--yes` applies it, and
+    without a terminal to ask on the import refuses.
+    """
+    from irbis.ingest.registry import plan_registry, save_registry
+    from irbis.ingest.registry_csv import read_registry_csv
 
     opts = {
         k: v for k, v in {"date_format": date_format, "timezone": timezone, "crs": crs}.items() if v
     }
+    stations, deps = read_registry_csv(table, **opts)
     with _open(project) as p:
-        res = import_registry(p, table, **opts)
+        changes = plan_registry(p, stations, deps)
+        if changes and not yes:
+            if as_json or not sys.stdin.isatty():
+                from irbis.ingest.registry import RegistryChangesError
+
+                raise RegistryChangesError(str(table), changes)
+            listing = Table(title=f"{table} would change {len(changes)} stored value(s)")
+            for col in ("", "name", "field", "now", "the table says"):
+                listing.add_column(col)
+            for c in changes:
+                listing.add_row(c.kind, c.name, c.field, str(c.old), str(c.new))
+            err.print(listing)
+            err.print(
+                "[yellow]a changed time zone or clock offset re-times every photo of the "
+                "deployment; a changed coordinate moves the station[/]"
+            )
+            if not typer.confirm("apply these changes?", default=False, err=True):
+                err.print("nothing was written")
+                raise typer.Exit(1)
+        res = save_registry(p, stations, deps, apply_changes=True, where=str(table))
     data = {
         "stations_new": res.stations_new,
         "stations_updated": res.stations_updated,
         "deployments_new": res.deployments_new,
         "deployments_updated": res.deployments_updated,
+        "changed": [c.as_dict() for c in res.changes],
     }
     if as_json:
         emit_json(data)
     else:
         err.print(
             f"{table}: {res.stations_new} new stations, {res.deployments_new} new deployments "
-            f"({res.stations_updated + res.deployments_updated} updated)"
+            f"({res.stations_updated + res.deployments_updated} updated"
+            + (f", {len(res.changes)} changed value(s) applied" if res.changes else "")
+            + ")"
         )
+        for c in res.changes:
+            err.print(f"  changed {c}")
 
 
 @registry_app.command("list")

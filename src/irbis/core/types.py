@@ -64,6 +64,9 @@ class DeploymentRecord:
     malfunctions: list[MalfunctionPeriod] = field(default_factory=list)
     comments: str = ""
     source_row: str = ""  # "file:row" the record came from, for error messages
+    # Fields the source actually stated (``timezone``, ``clock_offset_s``,
+    # ``comments``); None means all. A re-import leaves the others as they are.
+    given: frozenset[str] | None = None
 
 
 @dataclass(slots=True)

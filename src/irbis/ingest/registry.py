@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from irbis.core.errors import IrbisError
 from irbis.core.types import DeploymentRecord, MalfunctionPeriod, StationRecord
 from irbis.ingest.grouping import retime_deployments
 from irbis.ingest.registry_csv import read_registry_csv, validate_registry
@@ -24,6 +25,98 @@ class RegistryImport:
     stations_updated: int = 0
     deployments_new: int = 0
     deployments_updated: int = 0
+    changes: list[RegistryChange] = field(default_factory=list)
+
+
+#: Station fields whose change moves a station on the map (and in SECR).
+COORDINATE_FIELDS = ("lon", "lat", "x", "y", "crs")
+#: Deployment fields whose change moves every photo's time.
+CLOCK_FIELDS = ("timezone", "clock_offset_s")
+
+
+@dataclass(frozen=True)
+class RegistryChange:
+    """One stored value a re-import would replace: a time zone, offset or coordinate."""
+
+    kind: str  # "station" | "deployment"
+    name: str
+    field: str
+    old: object
+    new: object
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} {self.field} {self.old} -> {self.new}"
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "field": self.field,
+            "old": self.old,
+            "new": self.new,
+        }
+
+
+class RegistryChangesError(IrbisError):
+    """A re-import would change time zones, clock offsets or coordinates not confirmed."""
+
+    def __init__(self, where: str, changes: Sequence[RegistryChange]) -> None:
+        self.changes = list(changes)
+        shown = "; ".join(str(c) for c in self.changes[:6])
+        more = f"; and {len(self.changes) - 6} more" if len(self.changes) > 6 else ""
+        super().__init__(
+            f"{where}: the import would change {len(self.changes)} stored value(s) "
+            f"({shown}{more}); nothing was written (rerun with --yes to apply them, "
+            "or fix the table)"
+        )
+
+
+def _given(rec: DeploymentRecord, name: str) -> bool:
+    return rec.given is None or name in rec.given
+
+
+def _differs(old: object, new: object) -> bool:
+    if isinstance(old, float | int) and isinstance(new, float | int):
+        return abs(float(old) - float(new)) > 1e-6
+    return old != new
+
+
+def registry_changes(
+    session: Session, stations: Sequence[StationRecord], deployments: Sequence[DeploymentRecord]
+) -> list[RegistryChange]:
+    """Time zones, clock offsets and coordinates the records would change.
+
+    Only values the records state count (a table without a ``timezone``
+    column, imported without ``--timezone``, changes no zone); a value
+    stored where there was none is not a change.
+    """
+    out: list[RegistryChange] = []
+    by_name = {s.name: s for s in session.scalars(select(Station))}
+    for rec in stations:
+        row = by_name.get(rec.name)
+        if row is None:
+            continue
+        for attr in COORDINATE_FIELDS:
+            old, new = getattr(row, attr), getattr(rec, attr)
+            if old is not None and new is not None and _differs(old, new):
+                out.append(RegistryChange("station", rec.name, attr, old, new))
+    by_code = {d.code: d for d in session.scalars(select(Deployment))}
+    for rec in deployments:
+        row = by_code.get(rec.code)
+        if row is None:
+            continue
+        if _given(rec, "timezone") and (rec.timezone or "UTC") != row.timezone:
+            out.append(
+                RegistryChange("deployment", rec.code, "timezone", row.timezone, rec.timezone)
+            )
+        new_off = rec.clock_offset_s or 0.0
+        if _given(rec, "clock_offset_s") and _differs(row.clock_offset_s or 0.0, new_off):
+            out.append(
+                RegistryChange(
+                    "deployment", rec.code, "clock_offset_s", row.clock_offset_s, new_off
+                )
+            )
+    return out
 
 
 def existing_records(session: Session) -> tuple[list[StationRecord], list[DeploymentRecord]]:
@@ -73,19 +166,44 @@ def existing_records(session: Session) -> tuple[list[StationRecord], list[Deploy
     return stations, deps
 
 
-def save_registry(
+def plan_registry(
     project: Project, stations: Sequence[StationRecord], deployments: Sequence[DeploymentRecord]
+) -> list[RegistryChange]:
+    """What :func:`save_registry` would change that needs a person's yes (nothing written)."""
+    with project.session() as session:
+        return registry_changes(session, stations, deployments)
+
+
+def save_registry(
+    project: Project,
+    stations: Sequence[StationRecord],
+    deployments: Sequence[DeploymentRecord],
+    *,
+    apply_changes: bool = False,
+    where: str = "registry",
 ) -> RegistryImport:
     """Validate the records against each other and the project, then store them.
 
-    Records with a known station name or deployment code update that row.
-    Nothing is written when any record is wrong.
+    Records with a known station name or deployment code update that row,
+    with what they state only: a zone, clock offset or comment the source
+    does not give (``DeploymentRecord.given``) and coordinates it leaves
+    empty keep their stored values. A stated value that differs from a
+    stored time zone, clock offset or coordinate is a change a person must
+    confirm: without ``apply_changes`` nothing is written and
+    :class:`RegistryChangesError` lists them. Nothing is written when any
+    record is wrong.
     """
     result = RegistryImport()
     for dep in deployments:
         parse_timezone(dep.timezone)  # fail before writing anything
     with project.session() as session, session.begin():
+        changes = registry_changes(session, stations, deployments)
+        if changes and not apply_changes:
+            raise RegistryChangesError(where, changes)
+        result.changes = changes
         old_stations, old_deps = existing_records(session)
+        old_by_code = {d.code: d for d in old_deps}
+        deployments = [_keep_unstated(rec, old_by_code.get(rec.code)) for rec in deployments]
         new_codes = {d.code for d in deployments}
         merged_deps = [d for d in old_deps if d.code not in new_codes] + list(deployments)
         known = {s.name for s in old_stations} | {s.name for s in stations}
@@ -156,14 +274,39 @@ def save_registry(
     return result
 
 
+def _keep_unstated(rec: DeploymentRecord, old: DeploymentRecord | None) -> DeploymentRecord:
+    """``rec`` with the stored zone, offset and comments where it states none."""
+    if old is None or rec.given is None:
+        return rec
+    from dataclasses import replace
+
+    return replace(
+        rec,
+        timezone=rec.timezone if "timezone" in rec.given else old.timezone,
+        clock_offset_s=(
+            rec.clock_offset_s if "clock_offset_s" in rec.given else old.clock_offset_s
+        ),
+        comments=rec.comments if "comments" in rec.given or rec.comments else old.comments,
+        given=None,
+    )
+
+
 def _clock_of(d: Deployment) -> tuple:
     return (d.start_local, d.end_local, d.timezone, d.clock_offset_s)
 
 
-def import_registry(project: Project, path: Path | str, **options) -> RegistryImport:
-    """Read a station/deployment table (camtrapR, Camtrap DP or irbis layout) into ``project``."""
+def import_registry(
+    project: Project, path: Path | str, *, apply_changes: bool = False, **options
+) -> RegistryImport:
+    """Read a station/deployment table (camtrapR, Camtrap DP or irbis layout) into ``project``.
+
+    A re-import changes only what the table says; changed time zones, clock
+    offsets or coordinates need ``apply_changes`` (see :func:`save_registry`).
+    """
     stations, deployments = read_registry_csv(Path(path), **options)
-    return save_registry(project, stations, deployments)
+    return save_registry(
+        project, stations, deployments, apply_changes=apply_changes, where=str(path)
+    )
 
 
 def _site(session: Session, name: str) -> Site:

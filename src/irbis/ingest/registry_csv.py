@@ -356,7 +356,7 @@ def read_camtrapr_table(
     x_col: str | None = "utm_x",
     y_col: str | None = "utm_y",
     crs: str | None = None,
-    timezone: str = "UTC",
+    timezone: str | None = None,
 ) -> tuple[list[StationRecord], list[DeploymentRecord]]:
     """Read a camtrapR station table (``camtraps.csv`` layout).
 
@@ -379,7 +379,8 @@ def read_camtrapr_table(
     crs:
         Coordinate reference system of ``x``/``y`` (e.g. ``"EPSG:32650"``).
     timezone:
-        Time zone of the dates (the deployments' local zone).
+        Time zone of the dates (the deployments' local zone); ``UTC`` when
+        not given, and then a re-import keeps the zone a deployment has.
 
     Returns
     -------
@@ -441,10 +442,11 @@ def read_camtrapr_table(
                 station=name,
                 start=start,
                 end=end,
-                timezone=timezone,
+                timezone=timezone or "UTC",
                 camera_serial=camera,
                 malfunctions=malf,
                 source_row=where,
+                given=frozenset({"timezone"} if timezone else ()),
             )
         )
     return list(stations.values()), deployments
@@ -568,6 +570,8 @@ def read_camtrapdp_deployments(
                 camera_serial=None if _blank(serial) else serial,
                 comments=row.get("deploymentComments", ""),
                 source_row=where,
+                given=frozenset({"timezone"})
+                | ({"comments"} if not _blank(row.get("deploymentComments")) else set()),
             )
         )
     return list(stations.values()), deployments
@@ -577,7 +581,7 @@ def read_camtrapdp_deployments(
 
 
 def read_irbis_table(
-    path: str | Path, *, timezone: str = "UTC"
+    path: str | Path, *, timezone: str | None = None
 ) -> tuple[list[StationRecord], list[DeploymentRecord]]:
     """Read irbis's own deployment table (layout in :func:`read_registry_csv`).
 
@@ -586,7 +590,9 @@ def read_irbis_table(
     path:
         The CSV file.
     timezone:
-        Zone of rows that give neither a ``timezone`` nor a UTC offset.
+        Zone of rows that give neither a ``timezone`` nor a UTC offset
+        (``UTC`` when not given, and then a re-import keeps the zone a
+        deployment has).
 
     Returns
     -------
@@ -623,9 +629,12 @@ def read_irbis_table(
         s_end = _parse_iso(row["end"], where, "end")
 
         tz_name = row.get("timezone", "")
+        tz_given = True
         if _blank(tz_name):
             aware = s_start.value.tzinfo or s_end.value.tzinfo
             tz_name = _offset_name(aware, s_start.value) if aware else timezone
+            tz_given = bool(aware or timezone)
+            tz_name = tz_name or "UTC"
         tz = _tz_from_name(tz_name, where)
 
         def local(s: _Stamp, tz: tzinfo = tz) -> _Stamp:
@@ -677,6 +686,10 @@ def read_irbis_table(
                 clock_offset_s=offset or 0.0,
                 malfunctions=malf,
                 source_row=where,
+                given=frozenset(
+                    ({"timezone"} if tz_given else set())
+                    | ({"clock_offset_s"} if offset is not None else set())
+                ),
             )
         )
     return list(stations.values()), deployments
