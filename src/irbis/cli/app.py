@@ -596,3 +596,8 @@ from irbis.cli.web_cmd import users_app  # noqa: E402
 
 app.command("serve")(_serve)
 app.add_typer(users_app, name="users")
+
+# The species list (`irbis species`).
+from irbis.cli.species_cmd import species_app  # noqa: E402
+
+app.add_typer(species_app, name="species")
