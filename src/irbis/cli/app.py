@@ -335,13 +335,82 @@ def clock(
     true_time: Annotated[
         str | None, typer.Option(help="Reference photo: the true local time then (ISO).")
     ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="A photo of a known time (path on the card or file name): with --true-time, "
+            "fixes the files from it (or --from-file) to --to-file (or the last)."
+        ),
+    ] = None,
+    from_file: Annotated[
+        str | None, typer.Option("--from-file", help="First file of the range to fix.")
+    ] = None,
+    to_file: Annotated[
+        str | None, typer.Option("--to-file", help="Last file of the range to fix.")
+    ] = None,
+    undo: Annotated[
+        bool, typer.Option("--undo", help="Undo the latest file-range fix of --deployment.")
+    ] = False,
+    fix_id: Annotated[
+        int | None, typer.Option("--fix", help="With --undo: the fix to undo (see --list).")
+    ] = None,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List every deployment's clock corrections.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Correct camera clocks and re-time the files already ingested."""
-    from irbis.ingest.clockfix import apply_offset, apply_shift_table
+    """Correct camera clocks and re-time the files already ingested.
+
+    Raw camera readings are never changed, so every correction can be redone
+    or undone. A clock that reset part-way through a card: give one photo
+    after the reset whose true time you know (`--reference FILE --true-time
+    T`); the files from it to the end of the card (or `--from-file` /
+    `--to-file`) are fixed by the same amount, and `--undo` takes it back.
+    """
+    from irbis.ingest.clockfix import (
+        apply_offset,
+        apply_shift_table,
+        fix_range,
+        list_fixes,
+        undo_fix,
+    )
 
     with _open(project) as p:
-        if shift_table is not None:
+        if list_:
+            rows = list_fixes(p)
+            if as_json:
+                emit_json({"deployments": rows})
+                return
+            table = Table(title="Clock corrections")
+            for col in ("deployment", "shift", "offset", "fix", "files", "reference", "true time"):
+                table.add_column(col)
+            for r in rows:
+                table.add_row(
+                    r["deployment"], r["shift"] or "", f"{r['offset_s']:+g} s", "", "", "", ""
+                )
+                for f in r["fixes"]:
+                    table.add_row(
+                        "", "", f"{f['offset_s']:+g} s", str(f["id"]),
+                        f"{f['first']} .. {f['last']}", f["reference"], f["true_time"],
+                    )  # fmt: skip
+            out.print(table)
+            return
+        if undo:
+            if not deployment:
+                raise typer.BadParameter("--undo needs --deployment")
+            res = undo_fix(p, deployment, fix_id)
+        elif reference is not None:
+            if not true_time:
+                raise typer.BadParameter("--reference needs --true-time (the photo's true time)")
+            res = fix_range(
+                p,
+                reference=reference,
+                true_time=_iso_time(true_time, "--true-time"),
+                deployment=deployment,
+                first=from_file,
+                last=to_file,
+            )
+        elif shift_table is not None:
             res = apply_shift_table(p, shift_table)
         elif deployment and offset is not None:
             res = apply_offset(p, deployment, offset)
@@ -349,22 +418,46 @@ def clock(
             from irbis.ingest.clock import offset_from_reference
 
             secs = offset_from_reference(
-                datetime.fromisoformat(camera_showed), datetime.fromisoformat(true_time)
+                _iso_time(camera_showed, "--camera-showed"), _iso_time(true_time, "--true-time")
             )
             res = apply_offset(p, deployment, secs)
         else:
             raise typer.BadParameter(
                 "give --shift-table, or --deployment with --offset, or --deployment with "
-                "--camera-showed and --true-time"
+                "--camera-showed and --true-time, or --reference FILE with --true-time"
             )
     if as_json:
         emit_json(res)
-    else:
-        for d in res["deployments"]:
-            err.print(
-                f"{d['deployment']}: shift {d['shift'] or '-'}, offset {d['offset_s']:+g} s, "
-                f"{d['media_changed']} files re-timed"
-            )
+        return
+    for d in res["deployments"]:
+        err.print(
+            f"{d['deployment']}: shift {d['shift'] or '-'}, offset {d['offset_s']:+g} s, "
+            f"{d['media_changed']} files re-timed"
+        )
+    if "fix" in res:
+        f = res["fix"]
+        err.print(
+            f"fix {f['id']}: {f['files']} files {f['first']} .. {f['last']} moved "
+            f"{f['offset_s']:+g} s ({f['reference']} showed {f['camera_showed']}, true "
+            f"{f['true_time']}); trusted times {res['trusted_before']} -> {res['trusted_after']}"
+            f" (undo: `irbis clock {project} --deployment {f['deployment']} --undo`)"
+        )
+    if "undone" in res:
+        err.print(
+            f"undid fix {res['undone']['id']} ({res['undone']['first']} .. "
+            f"{res['undone']['last']}); {res['trusted_after']} files with a trusted time"
+        )
+
+
+def _iso_time(text: str, option: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        from irbis.core.errors import BadInputError
+
+        raise BadInputError(
+            f"{option} {text}", "not an ISO time", "write it like 2026-03-01T10:07:12"
+        ) from None
 
 
 @app.command()

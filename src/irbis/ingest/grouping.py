@@ -7,6 +7,7 @@ interruption identical to a clean run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -64,6 +65,48 @@ def regroup_deployments(
     session.flush()
 
 
+def file_order_key(relpath: str) -> tuple:
+    """Natural order of a card's files (``IMG_0009`` before ``IMG_0010``, folders first).
+
+    Cameras number their files in the order they take them, so this is the
+    order of the camera's clock readings even across a clock reset.
+    """
+    parts = re.split(r"(\d+)", relpath.replace("\\", "/").lower())
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p != "")
+
+
+def range_clocks(dep: Deployment, base: Clock) -> list[tuple[tuple, tuple, Clock]]:
+    """The deployment's file-range clock fixes as ``(first key, last key, clock)``, newest first.
+
+    A fix (``Deployment.extra["clock_fixes"]``, written by
+    :func:`irbis.ingest.clockfix.fix_range`) says: from this file to that one,
+    true local time is the raw reading plus ``offset_s`` (measured on one
+    photo of a known time), whatever the deployment's shift and offset.
+    """
+    out = []
+    for fix in reversed((dep.extra or {}).get("clock_fixes") or []):
+        clock = Clock(
+            timezone=base.timezone,
+            offset_s=float(fix["offset_s"]),
+            shift=None,
+            start_local=base.start_local,
+            end_local=base.end_local,
+            earliest=base.earliest,
+        )
+        out.append((file_order_key(fix["first"]), file_order_key(fix["last"]), clock))
+    return out
+
+
+def clock_for(media_relpath: str, base: Clock, ranges: list[tuple[tuple, tuple, Clock]]) -> Clock:
+    """The clock of one file: the newest range fix holding it, else the deployment's."""
+    if ranges:
+        key = file_order_key(media_relpath)
+        for lo, hi, clock in ranges:
+            if lo <= key <= hi:
+                return clock
+    return base
+
+
 def retime_deployments(
     session: Session,
     deployment_ids: Sequence[int],
@@ -86,8 +129,11 @@ def retime_deployments(
             end_local=dep.end_local,
             earliest=earliest,
         )
+        ranges = range_clocks(dep, clock)
         for media in session.scalars(select(Media).where(Media.deployment_id == dep.id)):
-            local, utc, offset, flag = clock.correct(media.taken_raw)
+            local, utc, offset, flag = clock_for(
+                media.source_relpath, clock, ranges
+            ).correct(media.taken_raw)
             if (local, utc, offset, flag) != (
                 media.timestamp_local,
                 media.timestamp_utc,

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from irbis.core.errors import BadInputError
 from irbis.core.types import MediaMetadata
 from irbis.ingest.blobs import BlobStore
-from irbis.ingest.grouping import regroup_deployments
+from irbis.ingest.grouping import regroup_deployments, retime_deployments
 from irbis.ingest.layout import fields_from_path, parse_layout
 from irbis.ingest.metadata import media_kind, read_metadata, read_video_metadata
 from irbis.ingest.sources import Rejected, SourceFile, iter_source
@@ -419,6 +419,21 @@ def ingest(
         align_to_stamps(session, touched, resolver.clock)
         if create_stations:
             _fit_open_deployments(session, touched)
+        # Files that came in inside a file-range clock fix (`irbis clock
+        # --reference`) take that fix's clock.
+        ranged = [
+            d.id
+            for d in session.scalars(select(Deployment).where(Deployment.id.in_(touched)))
+            if (d.extra or {}).get("clock_fixes")
+        ]
+        if ranged:
+            retime_deployments(
+                session,
+                ranged,
+                earliest=resolver.earliest,
+                burst_gap_s=project.settings.burst_gap_s,
+                event_gap_min=project.settings.event_gap_min,
+            )
         regroup_deployments(
             session,
             sorted(touched),

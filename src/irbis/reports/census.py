@@ -333,7 +333,12 @@ def _media_path(project: Project, storage: str, stored_path: str) -> Path:
 
 
 def _catalogue(project: Project) -> list[dict[str, Any]]:
-    """Identified animals with their candidate flank photos (best first per side)."""
+    """Identified animals with their candidate flank photos (best first per side).
+
+    Photos whose time is untrusted (``media.time_flag``) are only counted
+    (``n_untrusted``): they give no date, station or photo until a person
+    fixes their clock.
+    """
     with project.session() as s:
         inds = {
             i.id: i
@@ -347,6 +352,7 @@ def _catalogue(project: Project) -> list[dict[str, Any]]:
             Media.stored_path,
             Media.mediatype,
             Media.timestamp_local,
+            Media.time_flag,
             Station.name,
         )
         ann = s.execute(
@@ -409,10 +415,16 @@ def _catalogue(project: Project) -> list[dict[str, Any]]:
                 "first": None,
                 "last": None,
                 "candidates": [],
+                "untrusted": set(),
             },
         )
 
     def add(e: dict[str, Any], r: Any, side: str | None, quality: float | None, box) -> None:
+        if r.time_flag:
+            # A photo whose time is untrusted (a reset clock) gives no date and
+            # no sighting until a person fixes its clock (`irbis clock`).
+            e["untrusted"].add(r.id)
+            return
         e["media"].add(r.id)
         if r.name:
             e["stations"].add(r.name)
@@ -464,6 +476,7 @@ def _catalogue(project: Project) -> list[dict[str, Any]]:
                 "first": e["first"].date().isoformat() if e["first"] else "",
                 "last": e["last"].date().isoformat() if e["last"] else "",
                 "photos": photos,
+                "n_untrusted": len(e["untrusted"] - e["media"]),
             }
         )
     return out
