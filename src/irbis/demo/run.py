@@ -38,6 +38,10 @@ DEMO_SPECIES_WEIGHTS = {
     "wolf": 0.03,
 }
 
+#: Share of snow-leopard bursts left without an individual's name: the photos
+#: a team has not identified yet, for `irbis identify` and the Identify page.
+DEMO_UNTAGGED_SHARE = 0.25
+
 
 def run_demo(
     path: Path | str,
@@ -84,6 +88,7 @@ def run_demo(
             individuals=n_leopards,
             species_weights=DEMO_SPECIES_WEIGHTS,
             n_events_per_station=(8, 16),
+            untagged_share=DEMO_UNTAGGED_SHARE,
         )
         if console:
             console.print(
@@ -110,6 +115,7 @@ def run_demo(
         else:
             result = ingest(project, card_dir, layout="station")
         status = project_status(project)
+        unidentified = _unidentified_leopard_media(project)
         op = project_effort(project)
         records = record_table(project, min_delta_min=60, exclude=["blank"])
         made = None
@@ -133,12 +139,36 @@ def run_demo(
         "status": {k: v for k, v in status.items() if k != "per_deployment"},
         "trap_nights": round(sum(nights.values()), 2),
         "independent_records": per_species,
+        "unidentified_leopard_media": unidentified,
         "report": made["html"] if made else None,
         "estimates": _estimates(made["census"]) if made else None,
     }
     if console:
         _print(console, summary, nights)
     return summary
+
+
+def _unidentified_leopard_media(project: Project) -> int:
+    """Snow-leopard photos (trusted time) that no label names an individual on."""
+    from sqlalchemy import func, select
+
+    from irbis.store.individuals import names_individual
+    from irbis.store.schema import Media, Observation
+
+    with project.session() as s:
+        live = (
+            Observation.retracted_utc.is_(None),
+            func.lower(Observation.species) == "snow leopard",
+        )
+        leopards = set(
+            s.scalars(
+                select(Observation.media_id)
+                .join(Media, Media.id == Observation.media_id)
+                .where(*live, Media.time_flag == "")
+            )
+        )
+        named = set(s.scalars(select(Observation.media_id).where(*live, names_individual())))
+    return len(leopards - named)
 
 
 def _estimates(census: dict) -> dict:
@@ -186,6 +216,15 @@ def _print(console: Console, summary: dict, nights: dict[str, float]) -> None:
             console.print(f"no SECR estimate: {est['secr_reason']}")
     if summary.get("report"):
         console.print(f"census report: {summary['report']}")
+    project = summary["project"]
+    if summary.get("unidentified_leopard_media"):
+        console.print(
+            f"{summary['unidentified_leopard_media']} snow-leopard photos are not identified yet: "
+            f"`irbis identify {project}` proposes who they are, and the Identify page of "
+            f"`irbis serve {project}` is where a person decides"
+        )
+    console.print(f"project folder: {project}  (try `irbis status {project}`)")
     console.print(
-        f"project folder: {summary['project']}  (try `irbis status {summary['project']}`)"
+        "the irbis command lives in the virtual environment: `source .venv/bin/activate` "
+        "first, or run `.venv/bin/irbis`"
     )

@@ -913,6 +913,12 @@ def _who(
     return cats[int(rng.choice(len(cats), p=w / w.sum()))][0]
 
 
+def _coat(seed: int, cat: str) -> list[tuple[float, float]]:
+    """The rosette positions of one simulated cat (flank coordinates in [-1, 1])."""
+    rng = _rng(seed, "coat", cat)
+    return [(float(a), float(b)) for a, b in rng.uniform(-1, 1, (14, 2))]
+
+
 def make_card(
     out_dir: Path | str,
     network: Sequence[Mapping[str, Any]],
@@ -926,6 +932,7 @@ def make_card(
     tagged: bool = False,
     individuals: int = 0,
     sigma_m: float = 4000.0,
+    untagged_share: float = 0.0,
 ) -> CardSummary:
     """Write a fake memory card with a folder of JPEGs per station.
 
@@ -958,6 +965,10 @@ def make_card(
         distance, as in SECR, and tagged ``Individual|<name>`` when ``tagged``.
     sigma_m:
         Scale of that half-normal, in metres.
+    untagged_share:
+        Share of snow-leopard events whose individual is left untagged (the
+        species tag stays): photos a team has not yet identified, for
+        ``irbis identify`` to propose. The truth stays in the summary's events.
 
     Returns
     -------
@@ -1010,7 +1021,15 @@ def make_card(
             actor = _actor(rng, species, image_size, horizon)
             temp = _temperature(st, t0, rng)
             cat = _who(cats, st, sigma_m, seed, t0) if species == "snow leopard" else None
-            tags = [f"Species|{species}"] + ([f"Individual|{cat}"] if cat else [])
+            if cat:
+                # A cat's coat is its own: the same rosettes on every photo of it.
+                actor["spots"] = _coat(seed, cat)
+            untagged = bool(
+                cat
+                and untagged_share > 0
+                and _rng(seed, "untagged", name, t0.isoformat()).random() < untagged_share
+            )
+            tags = [f"Species|{species}"] + ([f"Individual|{cat}"] if cat and not untagged else [])
             xmp = _xmp_packet(tags) if tagged and species != "blank" else None
             rel_files: list[str] = []
             for frame in range(burst):
