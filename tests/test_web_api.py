@@ -201,7 +201,9 @@ def test_read_endpoints_and_pagination(project, client_of):
 
     ov = c.get("/api/overview").json()
     assert ov["media"] == 69 and ov["cards_imported"] == 1
-    assert ov["review"]["reviewed"] == 0 and ov["review"]["sequences"] == ov["sequences"]
+    # Every photo of the card was sorted into species folders: that is the review.
+    assert ov["review"]["reviewed"] == ov["review"]["sequences"] == ov["sequences"]
+    assert ov["review"]["to_review"] == 0
     assert ov["individuals"] == 2 and ov["identifications_pending"] == 1
 
     stations = c.get("/api/stations").json()
@@ -240,7 +242,7 @@ def test_read_endpoints_and_pagination(project, client_of):
     day = seen[0]["start_utc"][:10]
     same_day = c.get("/api/sequences", params={"date_from": day, "date_to": day}).json()["items"]
     assert same_day and all(i["start_utc"].startswith(day) for i in same_day)
-    assert c.get("/api/sequences", params={"reviewed": "true"}).json()["items"] == []
+    assert c.get("/api/sequences", params={"reviewed": "false"}).json()["items"] == []
 
     # Detail: media, boxes, observations with provenance; neighbours follow the filters.
     first = animal[0]["id"]
@@ -364,7 +366,8 @@ def test_label_conflict_undo_and_bulk(project, client_of):
     r = alice.post(f"/api/sequences/{sid}/undo", json={"versions": _versions(d)})
     assert r.status_code == 200
     d = alice.get(f"/api/sequences/{sid}").json()
-    assert not d["reviewed"] and d["labels"][0]["provenance"] == "import"
+    # The folder's label again: still reviewed (sorted into a species folder).
+    assert d["reviewed"] and {lab["provenance"] for lab in d["labels"]} == {"import"}
     r = alice.post(f"/api/sequences/{sid}/undo", json={"versions": _versions(d)})
     assert r.status_code == 422 and "no human label to undo" in r.json()["detail"]
     stale_undo = alice.post(f"/api/sequences/{sid}/undo", json={"versions": v0})
@@ -379,13 +382,15 @@ def test_label_conflict_undo_and_bulk(project, client_of):
     bad = [items[0], {**items[1], "versions": {k: v + 5 for k, v in items[1]["versions"].items()}}]
     r = alice.post("/api/sequences/label", json={"species": "PBE", "items": bad})
     assert r.status_code == 409
-    assert not alice.get(f"/api/sequences/{a['id']}").json()["reviewed"]
+    assert {
+        lab["provenance"] for lab in alice.get(f"/api/sequences/{a['id']}").json()["labels"]
+    } == {"import"}
     r = alice.post("/api/sequences/label", json={"species": "PBE", "count": 1, "items": items})
     assert r.status_code == 200 and len(r.json()["results"]) == 2
-    assert alice.get("/api/sequences", params={"reviewed": "true"}).json()["items"][0]["id"] in (
-        a["id"],
-        b["id"],
-    )
+    pbe = alice.get("/api/sequences", params={"species": "PBE", "limit": 500}).json()["items"]
+    for i in (a, b):
+        tile = next(t for t in pbe if t["id"] == i["id"])
+        assert [(lab["provenance"], lab["by"]) for lab in tile["labels"]] == [("human", "local")]
 
     # Bad payloads: 422 with a one-line reason.
     vv = _versions(alice.get(f"/api/sequences/{a['id']}").json())

@@ -446,12 +446,23 @@ class _Meta:
         default_factory=dict
     )
     users: list[User] = field(default_factory=list)
+    # The project's species list by label (``irbis species``): scientific and common names.
+    names: dict[str, Any] = field(default_factory=dict)
+
+    def scientific(self, label: str | None) -> str:
+        """The scientific name of a label: the list's, else the label itself."""
+        if not label:
+            return ""
+        sp = self.names.get(label)
+        return (sp.scientific_name if sp is not None else "") or label
 
 
 def _build(
     project: Project, policy: LocationPolicy, public: bool, result: ExportResult
 ) -> tuple[dict[str, list[dict[str, str]]], _Meta]:
-    meta = _Meta()
+    from irbis.store.species import scientific_names
+
+    meta = _Meta(names=scientific_names(project))
     with project.session() as s:
         stations = {st.id: st for st in s.scalars(select(Station))}
         sites = {si.id: si.name for si in s.scalars(select(Site))}
@@ -503,7 +514,11 @@ def _build(
         ind = inds.get(o.individual_id) if o.individual_id else None
         return ind.species if ind else None
 
-    sensitive = any(policy.is_sensitive(species_of(o)) for o in obs)
+    # A label of the project's list is sensitive when its scientific name is.
+    sensitive = any(
+        policy.is_sensitive(species_of(o)) or policy.is_sensitive(meta.scientific(species_of(o)))
+        for o in obs
+    )
     obs_by_media: dict[int, list[Observation]] = defaultdict(list)
     event_obs: list[Observation] = []
     for o in obs:
@@ -739,7 +754,7 @@ def _obs_row(
     kind = _obs_type(o)
     level = "event" if o.level == "event" else "media"
     if o.species and kind == "animal":
-        meta.species.add(o.species)
+        meta.species.add(meta.scientific(o.species))
     meta.levels.add(level)
     meta.individuals |= bool(individual)
     cls_ts = _raw(o.extra, "classificationTimestamp")
@@ -758,7 +773,7 @@ def _obs_row(
         "observationLevel": level,
         "observationType": kind,
         "cameraSetupType": _raw(o.extra, "cameraSetupType"),
-        "scientificName": o.species or "",
+        "scientificName": meta.scientific(o.species),
         "count": number(o.count) if o.count is not None else "",
         "lifeStage": _enum(o.life_stage, _LIFE_STAGES),
         "sex": sex,
@@ -879,7 +894,9 @@ def _reviewed_rows(
         box = _box(r.x, r.y, r.width, r.height)
         if r.x is not None and box[0] == "":
             continue
-        name = next(iter(species)) if kind == "animal" and len(species) == 1 else ""
+        name = (
+            meta.scientific(next(iter(species))) if kind == "animal" and len(species) == 1 else ""
+        )
         if name:
             meta.species.add(name)
         rows.append(
@@ -1064,7 +1081,16 @@ def _descriptor(
         "end": max(meta.ends).date().isoformat() if meta.ends else "",
     }
     known = {t.get("scientificName"): t for t in saved.get("taxonomic", [])}
-    d["taxonomic"] = [known.get(s, {"scientificName": s}) for s in sorted(meta.species)]
+    common = {
+        sp.scientific_name or sp.label: sp.vernacular_name
+        for sp in meta.names.values()
+        if sp.vernacular_name
+    }
+    d["taxonomic"] = [
+        known.get(s)
+        or {"scientificName": s, **({"vernacularNames": {"und": common[s]}} if s in common else {})}
+        for s in sorted(meta.species)
+    ]
     return d
 
 

@@ -34,6 +34,11 @@ from irbis.store.schema import (
 )
 
 HUMAN = "human"
+#: Sources that are a person's sorting done before ingest: species folders
+#: (camtrapR's ``station/species`` layout) and XMP tags a person gave in
+#: digiKam or similar. Their labels count as reviewed (the sorting is the
+#: review), though they stay ``import`` labels that a label in the app replaces.
+SORTED_BY_PEOPLE = ("folder", "xmp")
 #: The label every sequence carries in ``sequence_labels`` (for "reviewed" alone).
 ANY_LABEL = "*"
 # Sequences recomputed per round trip: bounds the IN lists and the memory.
@@ -69,11 +74,14 @@ def current_labels(rows: Iterable[tuple]) -> tuple[list[dict[str, Any]], bool]:
     -------
     (labels, reviewed)
         One label per ``(species, type, source, by)`` with the largest count
-        said; ``reviewed`` is whether a person labelled the sequence (then only
-        people's labels are current).
+        said; ``reviewed`` is whether a person labelled the sequence in the app
+        (then only people's labels are current) or sorted it before ingest
+        (a species or individual from a folder name or XMP tag,
+        :data:`SORTED_BY_PEOPLE`).
     """
     rows = list(rows)
     human = [r for r in rows if r[4] == HUMAN]
+    sorted_ = any(r[4] in SORTED_BY_PEOPLE and (r[0] or r[3]) for r in rows)
     seen: dict[tuple, dict[str, Any]] = {}
     for species, count, otype, individual, source, by in human or rows:
         item = seen.setdefault(
@@ -90,7 +98,7 @@ def current_labels(rows: Iterable[tuple]) -> tuple[list[dict[str, Any]], bool]:
         )
         if count is not None and (item["count"] is None or count > item["count"]):
             item["count"] = count
-    return list(seen.values()), bool(human)
+    return list(seen.values()), bool(human) or sorted_
 
 
 def _compute(conn: Connection, seq_ids: list[int]) -> None:

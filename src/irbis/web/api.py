@@ -61,17 +61,47 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class LabelIn(_Strict):
-    """A label for one sequence and the media versions the client saw."""
+Sex = Literal["female", "male"]
+LifeStage = Literal["adult", "subadult", "juvenile"]
 
-    species: str | None = Field(None, max_length=200, description="Species name, or none if blank")
+
+class ObservationIn(_Strict):
+    """One observation of a sequence: a species with its count and Camtrap DP fields."""
+
+    species: str | None = Field(None, max_length=200, description="Species label, or none if blank")
     count: int | None = Field(None, ge=1, le=1000, description="Number of animals")
     blank: bool = Field(False, description="Nothing in the sequence")
     individual: str | None = Field(None, max_length=200)
-    comments: str = Field("", max_length=2000)
+    sex: Sex | None = Field(None, description="Camtrap DP sex (none: not said)")
+    life_stage: LifeStage | None = Field(None, description="Camtrap DP lifeStage")
+    behavior: str | None = Field(None, max_length=200, description="Camtrap DP behavior")
+    comments: str = Field("", max_length=2000, description="Camtrap DP observationComments")
+
+
+class LabelIn(ObservationIn):
+    """A label for one sequence and the media versions the client saw."""
+
     versions: dict[BodyId, BodyId] = Field(
         ..., description="review_version of every media of the sequence, as the client saw it"
     )
+
+
+class ObservationsIn(_Strict):
+    """Several observations that together replace the person's label of a sequence."""
+
+    observations: list[ObservationIn] = Field(..., min_length=1, max_length=50)
+    versions: dict[BodyId, BodyId] = Field(
+        ..., description="review_version of every media of the sequence, as the client saw it"
+    )
+
+
+class SpeciesIn(_Strict):
+    """A species added to the project's list."""
+
+    label: str = Field(..., min_length=1, max_length=200, description="What labels store")
+    scientific_name: str = Field("", max_length=200)
+    vernacular_name: str = Field("", max_length=200)
+    key: str = Field("", max_length=1, description="A digit 1..9, or empty")
 
 
 class VersionsIn(_Strict):
@@ -155,13 +185,16 @@ class MergeIn(_Strict):
     into: int = Field(..., ge=0, le=MAX_ID, description="The individual that absorbs this one")
 
 
-def _label(body: LabelIn | BulkLabelIn) -> labels.Label:
+def _label(body: ObservationIn | BulkLabelIn) -> labels.Label:
     return labels.Label(
         species=body.species,
         count=body.count,
         blank=body.blank,
         individual=getattr(body, "individual", None),
         comments=body.comments,
+        sex=getattr(body, "sex", None),
+        life_stage=getattr(body, "life_stage", None),
+        behavior=getattr(body, "behavior", None),
     )
 
 
@@ -230,8 +263,31 @@ async def get_stations(project: ProjectDep, user: UserDep) -> list[dict[str, Any
 
 @router.get("/species", tags=["labels"])
 async def get_species(project: ProjectDep, user: UserDep) -> list[str]:
-    """The species on hotkeys 1..9, in order."""
+    """The species on hotkeys 1..9, in order ("" where a key has none)."""
     return labels.species_choices(project)
+
+
+@router.get("/species/panel", tags=["labels"])
+def get_species_panel(project: ProjectDep, user: UserDep) -> list[dict[str, Any]]:
+    """Every species the app offers: the project's list (``irbis species``), then
+    species observed but not listed; each with label, names, key, listed."""
+    return labels.species_panel(project)
+
+
+@router.post("/species", tags=["labels"])
+def post_species(body: SpeciesIn, project: ProjectDep, user: AdminDep) -> dict[str, Any]:
+    """Add a species to the project's list (as `irbis species add` does)."""
+    from irbis.store import species as sp
+
+    added = sp.add(
+        project,
+        body.label,
+        scientific_name=body.scientific_name,
+        vernacular_name=body.vernacular_name,
+        key=body.key,
+    )
+    labels.written(project)
+    return added.to_json()
 
 
 @router.get("/sequences", tags=["sequences"], response_class=PlainJSON)
@@ -256,6 +312,16 @@ def post_label(
 ) -> dict[str, Any]:
     """Label a sequence. 409 when any of its media changed since the client loaded it."""
     return labels.label_sequences(project, [(seq_id, body.versions)], _label(body), user.name)[0]
+
+
+@router.post("/sequences/{seq_id}/observations", tags=["labels"])
+def post_observations(
+    seq_id: DbId, body: ObservationsIn, project: ProjectDep, user: ReviewerDep
+) -> dict[str, Any]:
+    """Replace the sequence's label with these observations (sex, life stage,
+    behaviour, count and notes each), as new rows with who and when."""
+    obs = [_label(o) for o in body.observations]
+    return labels.label_sequences(project, [(seq_id, body.versions)], obs, user.name)[0]
 
 
 @router.post("/sequences/{seq_id}/undo", tags=["labels"])

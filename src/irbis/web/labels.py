@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from irbis.core.errors import BadInputError
@@ -31,16 +31,29 @@ from irbis.store.schema import Media, MediaGroup, Observation
 from irbis.store.sequence_summary import HUMAN
 from irbis.web.errors import ConflictError, NotFoundError
 
+#: Camtrap DP's vocabularies of the per-observation fields.
+SEXES = ("female", "male")
+LIFE_STAGES = ("adult", "subadult", "juvenile")
+
 
 @dataclass(frozen=True)
 class Label:
-    """What a person says is in a sequence: a species with a count, or blank."""
+    """What a person says is in a sequence: a species with a count, or blank.
+
+    ``sex``, ``life_stage``, ``behavior`` and ``comments`` are Camtrap DP's
+    per-observation fields (``sex``, ``lifeStage``, ``behavior``,
+    ``observationComments``); ``count`` is the number of animals this
+    observation is about (a mother and two cubs: two observations, 1 and 2).
+    """
 
     species: str | None = None
     count: int | None = None
     blank: bool = False
     individual: str | None = None
     comments: str = ""
+    sex: str | None = None
+    life_stage: str | None = None
+    behavior: str | None = None
 
     def individual_name(self) -> str | None:
         """The individual's name without surrounding spaces; None when empty or blank."""
@@ -55,6 +68,28 @@ class Label:
             raise BadInputError("label", "no species and not blank", "send species or blank")
         if self.count is not None and self.count < 1:
             raise BadInputError("label.count", f"{self.count} animals", "count is 1 or more")
+        if self.sex and self.sex not in SEXES:
+            raise BadInputError("label.sex", f"{self.sex!r}", "use " + " or ".join(SEXES))
+        if self.life_stage and self.life_stage not in LIFE_STAGES:
+            raise BadInputError(
+                "label.life_stage", f"{self.life_stage!r}", "use " + ", ".join(LIFE_STAGES)
+            )
+        if self.blank and (self.sex or self.life_stage or (self.behavior or "").strip()):
+            raise BadInputError(
+                "label", "blank with sex, life stage or behaviour", "a blank has no animal"
+            )
+
+
+def check_labels(labels: Sequence[Label]) -> list[Label]:
+    """The observations of one write, checked: one blank alone, or animals."""
+    labels = list(labels)
+    if not labels:
+        raise BadInputError("observations", "none", "send at least one")
+    for lab in labels:
+        lab.check()
+    if len(labels) > 1 and any(lab.blank for lab in labels):
+        raise BadInputError("observations", "blank beside other observations", "send blank alone")
+    return labels
 
 
 def _now() -> datetime:
@@ -129,7 +164,7 @@ def _current_human(s: Session, media: Sequence[int]) -> list[Observation]:
 def label_sequences(
     project: Project,
     items: Sequence[tuple[int, Mapping[int, int]]],
-    label: Label,
+    label: Label | Sequence[Label],
     user: str,
 ) -> list[dict[str, Any]]:
     """Label one or more sequences in one transaction (all or nothing).
@@ -139,7 +174,9 @@ def label_sequences(
     items:
         ``(sequence_id, {media_id: review_version seen})`` per sequence.
     label:
-        The species and count, or blank.
+        The species and count, or blank; or several observations (each its
+        own species, count, sex, life stage, behaviour and notes) that
+        together replace the person's label: one row per observation per file.
     user:
         Who says so (kept in ``observations.by``).
 
@@ -153,7 +190,7 @@ def label_sequences(
     NotFoundError, BadInputError, ConflictError
         Nothing is written in any of these cases.
     """
-    label.check()
+    labels = check_labels([label] if isinstance(label, Label) else label)
     if not items:
         raise BadInputError("items", "no sequence to label", "send at least one sequence")
     now = _now()
@@ -171,25 +208,33 @@ def label_sequences(
                 o.retracted_by = user
                 replaced[o.media_id].append(o.id)
             for mid in media:
-                s.add(
-                    Observation(
-                        media_id=mid,
-                        level="media",
-                        species=None if label.blank else label.species.strip(),
-                        count=None if label.blank else (label.count or 1),
-                        individual=label.individual_name() if not label.blank else None,
-                        observation_type="blank" if label.blank else "animal",
-                        source=HUMAN,
-                        by=user,
-                        created_utc=now,
-                        comments=label.comments,
-                        extra={"action": action, "replaces": replaced[mid]},
-                    )
-                )
+                for lab in labels:
+                    s.add(_row(mid, lab, user, now, action, replaced[mid]))
             out.append({"sequence_id": seq_id, "action": action, "versions": new_versions})
         s.commit()
-    _written(project)
+    written(project)
     return out
+
+
+def _row(
+    mid: int, lab: Label, user: str, now: datetime, action: str, replaces: list[int]
+) -> Observation:
+    return Observation(
+        media_id=mid,
+        level="media",
+        species=None if lab.blank else lab.species.strip(),
+        count=None if lab.blank else (lab.count or 1),
+        individual=lab.individual_name() if not lab.blank else None,
+        observation_type="blank" if lab.blank else "animal",
+        sex=None if lab.blank else (lab.sex or None),
+        life_stage=None if lab.blank else (lab.life_stage or None),
+        behavior=None if lab.blank else ((lab.behavior or "").strip() or None),
+        source=HUMAN,
+        by=user,
+        created_utc=now,
+        comments=(lab.comments or "").strip(),
+        extra={"action": action, "replaces": replaces},
+    )
 
 
 def undo_label(
@@ -235,6 +280,9 @@ def undo_label(
                         count=old.count,
                         individual=old.individual,
                         observation_type=old.observation_type,
+                        sex=old.sex,
+                        life_stage=old.life_stage,
+                        behavior=old.behavior,
                         source=HUMAN,
                         by=old.by,
                         created_utc=now,
@@ -248,38 +296,38 @@ def undo_label(
                     )
                 )
         s.commit()
-    _written(project)
+    written(project)
     return {"sequence_id": seq_id, "undone": action, "versions": new_versions}
 
 
-def _written(project: Project) -> None:
+def written(project: Project) -> None:
     """Counts shown elsewhere (overview, stations) changed: recompute them next time."""
     from irbis.web.cache import clear
 
     clear(project.root)
 
 
-def species_choices(project: Project, limit: int = 9) -> list[str]:
-    """The species offered on hotkeys 1..9.
+def species_panel(project: Project) -> list[dict[str, Any]]:
+    """The species the app offers (:func:`irbis.store.species.choices`) as JSON.
 
-    ``Settings.extra["species"]`` when the project lists them, else the most
-    often observed species of the project.
+    The project's list, then species observed but not listed (most first),
+    each with its key where one of 1..9 is left.
     """
-    listed = project.settings.extra.get("species")
-    if listed:
-        return [str(x) for x in listed][:limit]
+    from irbis.store import species as sp
     from irbis.web.cache import cached
 
-    return cached((project.root, "species", limit), 30.0, lambda: _frequent(project, limit))
+    observed = cached((project.root, "species-observed"), 30.0, lambda: sp.observed(project))
+    return [s.to_json() for s in sp.choices(project, observed)]
 
 
-def _frequent(project: Project, limit: int) -> list[str]:
-    with project.session() as s:
-        rows = s.execute(
-            select(Observation.species, func.count())
-            .where(Observation.species.is_not(None), Observation.retracted_utc.is_(None))
-            .group_by(Observation.species)
-            .order_by(func.count().desc(), Observation.species)
-            .limit(limit)
-        ).all()
-    return [r[0] for r in rows]
+def species_choices(project: Project, limit: int = 9) -> list[str]:
+    """The species offered on hotkeys 1..9 (``[i]`` on key ``i+1``; "" for a free key).
+
+    With ``limit`` above 9: every label of the panel, in its order (filters).
+    """
+    from irbis.store import species as sp
+
+    panel = species_panel(project)
+    if limit > 9:
+        return [s["label"] for s in panel][:limit]
+    return sp.hotkeys([sp.Species(s["label"], key=s["key"]) for s in panel])[:limit]

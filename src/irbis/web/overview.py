@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from irbis.pipeline.detect_stage import detection_status
 from irbis.store.project import Project
-from irbis.store.schema import Annotation, Individual, Media, MediaGroup, Observation
-from irbis.store.sequence_summary import HUMAN
+from irbis.store.schema import Annotation, Individual, Media, MediaGroup, SequenceSummary
+from irbis.store.sequence_summary import ensure_fresh
 from irbis.store.summary import project_status
 from irbis.web.identify import _pending_clause
 
@@ -24,18 +24,19 @@ def overview(project: Project) -> dict[str, Any]:
         the main detector, and ``set_aside``: what irbis.store.blanks sets aside
         as blank, the frames too small to judge, what people's reviews keep),
         ``set_aside`` (the same counts, at the top), ``review`` (sequences
-        reviewed by people vs. not), ``individuals`` known and
+        reviewed by people, in the app or by sorting
+        folders and tags before ingest, vs. not), ``individuals`` known and
         ``identifications_pending``.
     """
     data = project_status(project)
     data.pop("per_deployment", None)
     data["detections"] = detection_status(project)
     data["detections"].pop("per_station", None)
+    ensure_fresh(project.engine)
     with project.session() as s:
+        # As the grid says: labelled in the app, or sorted into folders / tagged before ingest.
         reviewed = s.scalar(
-            select(func.count(func.distinct(Media.sequence_id)))
-            .join(Observation, Observation.media_id == Media.id)
-            .where(Observation.source == HUMAN, Observation.retracted_utc.is_(None))
+            select(func.count()).select_from(SequenceSummary).where(SequenceSummary.reviewed)
         )
         total = s.scalar(
             select(func.count()).select_from(MediaGroup).where(MediaGroup.kind == "sequence")

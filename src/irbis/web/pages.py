@@ -92,6 +92,7 @@ async def page_sequences(request: Request, project: ProjectDep, user: UserDep) -
         verdicts=sequences.VERDICTS,
         verdict_words=sequences.VERDICT_WORDS,
         hotkeys=labels.species_choices(project),
+        panel=labels.species_panel(project),
     )
 
 
@@ -114,6 +115,7 @@ async def page_sequence(
         seq=data,
         filters=q.params(),
         hotkeys=labels.species_choices(project),
+        panel=labels.species_panel(project),
         view={"can_edit": user.can("reviewer"), "start_media_id": start},
     )
 

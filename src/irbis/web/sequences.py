@@ -482,6 +482,10 @@ def _obs_dict(o: Any) -> dict[str, Any]:
         "retracted_by": o.retracted_by or None,
         "current": o.retracted_utc is None,
         "probability": o.probability,
+        "sex": o.sex,
+        "life_stage": o.life_stage,
+        "behavior": o.behavior,
+        "comments": o.comments or "",
     }
 
 
@@ -508,6 +512,10 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
         o.retracted_utc,
         o.retracted_by,
         o.probability,
+        o.sex,
+        o.life_stage,
+        o.behavior,
+        o.comments,
     )
     # Core rows with the columns shown (attribute names as on the ORM classes):
     # loading whole ORM objects cost more than the queries.

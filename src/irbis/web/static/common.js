@@ -44,15 +44,18 @@ const irbis = (() => {
     if (el) el.textContent = count ? `next label: ${count} animals` : "";
   }
 
+  function labelFor(sp) {
+    const out = { species: sp, count: count || 1 };
+    count = null;
+    showCount();
+    return out;
+  }
+
   function labelFromKey(key) {
     if (key === "b") return { blank: true };
     if (/^[1-9]$/.test(key)) {
       const sp = species[Number(key) - 1];
-      if (!sp) return null;
-      const out = { species: sp, count: count || 1 };
-      count = null;
-      showCount();
-      return out;
+      return sp ? labelFor(sp) : null;
     }
     return null;
   }
@@ -75,5 +78,78 @@ const irbis = (() => {
     return v;
   }
 
-  return { api, flash, json, labelFromKey, askCount, typing, versionsOf, species };
+  const out = { api, flash, json, labelFromKey, labelFor, askCount, typing, versionsOf, species,
+    onPick: null };
+
+  /* The species panel: a button per species (click to label), a search over labels,
+     scientific and common names (Enter labels with the first match, Esc leaves it),
+     "/" to search from anywhere; admins add a species the search did not find. */
+  function panel() {
+    const box = document.getElementById("species-panel");
+    if (!box) return;
+    const search = document.getElementById("species-search");
+    const list = document.getElementById("species-buttons");
+    const addBtn = document.getElementById("species-add");
+    const pick = (sp) => {
+      if (!out.onPick) return;
+      out.onPick(labelFor(sp));
+    };
+    const buttons = () => Array.from(list.querySelectorAll("button.sp"));
+    const visible = () => buttons().filter((b) => !b.hidden);
+    function filter() {
+      const q = search.value.trim().toLowerCase();
+      for (const b of buttons()) b.hidden = Boolean(q) && !b.dataset.search.includes(q);
+      const exact = buttons().some((b) => b.dataset.label.toLowerCase() === q);
+      if (addBtn) {
+        addBtn.hidden = !q || exact;
+        addBtn.textContent = `add “${search.value.trim()}” to the list`;
+      }
+      const none = document.getElementById("species-none");
+      if (none) none.hidden = !q || visible().length > 0;
+    }
+    list.addEventListener("click", (ev) => {
+      const b = ev.target.closest("button.sp");
+      if (b) pick(b.dataset.label);
+    });
+    search.addEventListener("input", filter);
+    search.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter") {
+        ev.preventDefault();
+        const first = visible()[0];
+        if (first) { pick(first.dataset.label); search.value = ""; filter(); }
+      } else if (ev.key === "Escape") {
+        search.value = ""; filter(); search.blur();
+      }
+    });
+    if (addBtn) {
+      addBtn.addEventListener("click", async () => {
+        const name = search.value.trim();
+        try {
+          const sp = await api("POST", "/api/species", { label: name });
+          const b = document.createElement("button");
+          b.type = "button";
+          b.className = "sp listed";
+          b.dataset.label = sp.label;
+          b.dataset.search = sp.label.toLowerCase();
+          b.textContent = sp.label;
+          list.appendChild(b);
+          flash(`added ${sp.label} to the species list`);
+          search.value = "";
+          filter();
+          pick(sp.label);
+        } catch (e) {
+          flash(e.message, "error");
+        }
+      });
+    }
+    document.addEventListener("keydown", (ev) => {
+      if (ev.key === "/" && !typing(ev) && !ev.ctrlKey && !ev.metaKey && !ev.altKey) {
+        ev.preventDefault();
+        search.focus();
+      }
+    });
+  }
+  panel();
+
+  return out;
 })();

@@ -24,16 +24,22 @@
   function move(delta) {
     const all = tiles();
     if (!all.length) return;
-    const cur = focused();
+    const cur = focused() || lastTile;
     let i = cur ? all.indexOf(cur) + delta : 0;
     i = Math.max(0, Math.min(all.length - 1, i));
     all[i].focus();
   }
 
+  // The tile last focused: a click on the species panel takes the focus from it.
+  let lastTile = null;
+  grid.addEventListener("focusin", (ev) => {
+    if (ev.target.classList && ev.target.classList.contains("tile")) lastTile = ev.target;
+  });
+
   function targets() {
     const sel = tiles().filter((t) => t.classList.contains("selected"));
     if (sel.length) return sel;
-    const cur = focused();
+    const cur = focused() || (lastTile && lastTile.isConnected ? lastTile : null);
     return cur ? [cur] : [];
   }
 
@@ -48,15 +54,43 @@
     tile.classList.add("reviewed");
   }
 
-  async function label(label) {
+  /* Writes run one after another; each reads the versions its tiles hold when it
+     starts, which the previous write has updated (no 409 against one's own label).
+     The tiles a label is for are taken when the key is pressed. After a real
+     conflict the writes asked for before it was shown are dropped. */
+  let writes = Promise.resolve();
+  let epoch = 0;
+
+  function queue(fn) {
+    const mine = epoch;
+    writes = writes.then(async () => {
+      if (mine !== epoch) return;
+      try {
+        await fn();
+      } catch (e) {
+        irbis.flash(e.message, "error");
+        if (e.status === 409) epoch += 1;
+      }
+    });
+    return writes;
+  }
+
+  let me = null;
+  async function whoAmI() {
+    if (!me) me = await irbis.api("GET", "/api/me");
+    return me;
+  }
+
+  function label(label) {
     const ts = targets();
     if (!ts.length) { irbis.flash("focus or select a sequence first", "error"); return; }
-    const items = ts.map((t) => ({
-      sequence_id: Number(t.dataset.id),
-      versions: irbis.versionsOf(JSON.parse(t.dataset.versions)),
-    }));
-    try {
-      const me = await irbis.api("GET", "/api/me");
+    if (ts.length === 1) move(1);
+    return queue(async () => {
+      const items = ts.map((t) => ({
+        sequence_id: Number(t.dataset.id),
+        versions: irbis.versionsOf(JSON.parse(t.dataset.versions)),
+      }));
+      const user = await whoAmI();
       const res = items.length === 1
         ? [await irbis.api("POST", `/api/sequences/${items[0].sequence_id}/label`,
             { ...label, versions: items[0].versions })]
@@ -65,21 +99,18 @@
         const t = grid.querySelector(`.tile[data-id="${r.sequence_id}"]`);
         const media = Object.entries(r.versions).map(([id, v]) => ({ id: Number(id), version: v }));
         t.dataset.versions = JSON.stringify(media);
-        renderLabels(t, label, me.name);
+        renderLabels(t, label, user.name);
         t.classList.remove("selected");
       }
       undoStack.push(res.map((r) => r.sequence_id));
       irbis.flash(`labelled ${res.length} sequence${res.length > 1 ? "s" : ""}: ${label.blank ? "blank" : label.species}`);
-      if (ts.length === 1) move(1);
-    } catch (e) {
-      irbis.flash(e.message, "error");
-    }
+    });
   }
 
-  async function undo() {
-    const ids = undoStack.pop();
-    if (!ids) { irbis.flash("nothing to undo on this page", "error"); return; }
-    try {
+  function undo() {
+    return queue(async () => {
+      const ids = undoStack.pop();
+      if (!ids) { irbis.flash("nothing to undo on this page", "error"); return; }
       for (const id of ids) {
         const t = grid.querySelector(`.tile[data-id="${id}"]`);
         const r = await irbis.api("POST", `/api/sequences/${id}/undo`,
@@ -98,10 +129,10 @@
         t.classList.toggle("reviewed", fresh.reviewed);
       }
       irbis.flash("undone");
-    } catch (e) {
-      irbis.flash(e.message, "error");
-    }
+    });
   }
+
+  irbis.onPick = label;  // the species panel's buttons and search
 
   document.addEventListener("keydown", (ev) => {
     if (irbis.typing(ev) || ev.ctrlKey || ev.metaKey || ev.altKey) return;
@@ -114,12 +145,13 @@
     else if (k === "ArrowUp") { ev.preventDefault(); move(-columns()); }
     else if (k === "Enter" && focused()) {
       const q = new URLSearchParams(filters).toString();
-      window.location = `/sequences/${focused().dataset.id}${q ? "?" + q : ""}`;
+      const id = focused().dataset.id;
+      writes.then(() => { window.location = `/sequences/${id}${q ? "?" + q : ""}`; });
     } else if (k === "x" && focused()) { focused().classList.toggle("selected"); }
     else if (k === "a") { tiles().forEach((t) => t.classList.add("selected")); }
     else if (k === "c") { irbis.askCount(); }
     else if (k === "u") { undo(); }
-    else if (k === "n") { const a = document.getElementById("next-page"); if (a) window.location = a.href; }
+    else if (k === "n") { const a = document.getElementById("next-page"); if (a) writes.then(() => { window.location = a.href; }); }
   });
   grid.addEventListener("click", (ev) => {
     const t = ev.target.closest(".tile");

@@ -146,7 +146,8 @@
     rows.sort((a, b) => b[1].id - a[1].id);
     for (const [m, o] of rows) {
       const tr = el("tr", { class: o.current ? "" : "retracted" });
-      const cells = [m.file_name, (o.species || o.type) + (o.count ? ` ×${o.count}` : ""),
+      const details = [o.sex, o.life_stage, o.behavior, o.comments].filter(Boolean).join(" · ");
+      const cells = [m.file_name, (o.species || o.type) + (o.count ? ` ×${o.count}` : ""), details,
         `${o.provenance} (${o.source})`, o.by || "", (o.created_utc || "").replace("T", " ").slice(0, 19),
         o.current ? "current" : `retracted by ${o.retracted_by || "?"}`];
       for (const c of cells) tr.appendChild(el("td", {}, c));
@@ -186,31 +187,126 @@
   async function reload() {
     seq = await irbis.api("GET", `/api/sequences/${seq.id}${qs ? "?" + qs : ""}`);
     renderLabels();
+    renderDetails(false);
     renderBoxHistory();
     showFrame();
   }
 
-  async function label(lab) {
-    try {
-      await irbis.api("POST", `/api/sequences/${seq.id}/label`,
-        { ...lab, versions: irbis.versionsOf(seq.media) });
-      await reload();
-      irbis.flash(`labelled: ${lab.blank ? "blank" : lab.species}`);
-    } catch (e) {
-      irbis.flash(e.message, "error");
-      if (e.status === 409) await reload();
+  /* Label writes (keys, panel clicks, details, undo) run one after another, each with
+     the versions the previous one produced: pressing 3 then 4 stores 4, never a 409
+     against one's own write. After a real conflict (someone else wrote), the writes
+     asked for before it was shown are dropped, not sent over the other person's label. */
+  let writes = Promise.resolve();
+  let epoch = 0;
+
+  function takeVersions(res) {
+    if (!res || !res.versions) return;
+    for (const m of seq.media) {
+      const v = res.versions[m.id] !== undefined ? res.versions[m.id] : res.versions[String(m.id)];
+      if (v !== undefined) m.review_version = Number(v);
     }
   }
 
-  async function undo() {
-    try {
-      await irbis.api("POST", `/api/sequences/${seq.id}/undo`, { versions: irbis.versionsOf(seq.media) });
-      await reload();
-      irbis.flash("undone");
-    } catch (e) {
-      irbis.flash(e.message, "error");
-      if (e.status === 409) await reload();
+  function write(fn, done) {
+    const mine = epoch;
+    writes = writes.then(async () => {
+      if (mine !== epoch) return;  // asked for before a conflict was shown
+      try {
+        const res = await fn();
+        takeVersions(res);
+        await reload();
+        irbis.flash(done(res));
+      } catch (e) {
+        irbis.flash(e.message, "error");
+        if (e.status === 409) { epoch += 1; await reload(); }
+      }
+    });
+    return writes;
+  }
+
+  function label(lab) {
+    return write(() => irbis.api("POST", `/api/sequences/${seq.id}/label`,
+      { ...lab, versions: irbis.versionsOf(seq.media) }),
+    () => `labelled: ${lab.blank ? "blank" : lab.species}`);
+  }
+
+  function undo() {
+    return write(() => irbis.api("POST", `/api/sequences/${seq.id}/undo`,
+      { versions: irbis.versionsOf(seq.media) }), () => "undone");
+  }
+
+  // ------------------------------------------------------------------ observation details
+
+  const form = document.getElementById("obs-form");
+  let formDirty = false;
+  const FIELDS = ["species", "count", "sex", "life_stage", "behavior", "comments"];
+
+  function detailRows() {
+    // The person's current observations of the first file that has some (every file of
+    // the sequence gets the same rows), else the current labels, else one empty row.
+    for (const m of seq.media) {
+      const cur = m.observations.filter((o) => o.current && o.source === "human" && o.type !== "blank");
+      if (cur.length) return cur;
+      if (m.observations.some((o) => o.current && o.source === "human")) break;
     }
+    const labs = seq.labels.filter((l) => l.species);
+    return labs.length ? labs.map((l) => ({ species: l.species, count: l.count })) : [{}];
+  }
+
+  function addDetailRow(o) {
+    const body = form.querySelector("tbody");
+    const tr = el("tr", { class: "obs-row" });
+    const opt = (values, cur) => ["", ...values].map((v) =>
+      `<option value="${v}"${(cur || "") === v ? " selected" : ""}>${v || "—"}</option>`).join("");
+    tr.innerHTML =
+      '<td><input name="species" list="species-names" required size="14"></td>' +
+      '<td><input name="count" type="number" min="1" max="1000" step="1" style="width:4.5em"></td>' +
+      `<td><select name="sex">${opt(["female", "male"], o.sex)}</select></td>` +
+      `<td><select name="life_stage">${opt(["adult", "subadult", "juvenile"], o.life_stage)}</select></td>` +
+      '<td><input name="behavior" maxlength="200" size="12"></td>' +
+      '<td><input name="comments" maxlength="2000" size="16"></td>' +
+      '<td><button type="button" class="obs-remove" title="remove this observation">×</button></td>';
+    tr.querySelector('[name="species"]').value = o.species || "";
+    tr.querySelector('[name="count"]').value = o.count || 1;
+    tr.querySelector('[name="behavior"]').value = o.behavior || "";
+    tr.querySelector('[name="comments"]').value = o.comments || "";
+    tr.querySelector(".obs-remove").addEventListener("click", () => {
+      tr.remove();
+      formDirty = true;
+      if (!body.children.length) addDetailRow({});
+    });
+    body.appendChild(tr);
+  }
+
+  function renderDetails(force) {
+    if (!form || (formDirty && !force)) return;
+    form.querySelector("tbody").innerHTML = "";
+    for (const o of detailRows()) addDetailRow(o);
+    formDirty = false;
+  }
+
+  function saveDetails() {
+    const observations = [];
+    for (const tr of form.querySelectorAll("tr.obs-row")) {
+      const o = {};
+      for (const f of FIELDS) o[f] = tr.querySelector(`[name="${f}"]`).value.trim();
+      if (!o.species) { irbis.flash("every observation needs a species", "error"); return; }
+      observations.push({
+        species: o.species, count: Number.parseInt(o.count, 10) || 1, sex: o.sex || null,
+        life_stage: o.life_stage || null, behavior: o.behavior || null, comments: o.comments,
+      });
+    }
+    formDirty = false;
+    write(() => irbis.api("POST", `/api/sequences/${seq.id}/observations`,
+      { observations, versions: irbis.versionsOf(seq.media) }),
+    () => `saved ${observations.length} observation${observations.length > 1 ? "s" : ""}`);
+  }
+
+  if (form) {
+    form.addEventListener("input", () => { formDirty = true; });
+    form.addEventListener("submit", (ev) => { ev.preventDefault(); saveDetails(); });
+    document.getElementById("obs-add").addEventListener("click", () => { addDetailRow({}); formDirty = true; });
+    document.getElementById("obs-reset").addEventListener("click", () => renderDetails(true));
   }
 
   // ------------------------------------------------------------------ boxes
@@ -433,6 +529,7 @@
   async function flush() {
     if (draft) await save();
     await chain;
+    await writes;
   }
 
   async function go(which) {
@@ -516,8 +613,11 @@
     else if (k === "?") document.getElementById("hotkeys").classList.toggle("hidden");
   });
 
+  irbis.onPick = label;  // the species panel's buttons and search
+
   renderStrip();
   showFrame();
   renderLabels();
+  renderDetails(true);
   renderBoxHistory();
 })();
