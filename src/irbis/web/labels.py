@@ -271,7 +271,8 @@ def undo_label(
             o.retracted_by = user
         redo = uuid.uuid4().hex
         if restore_ids:
-            for old in s.scalars(select(Observation).where(Observation.id.in_(restore_ids))):
+            restore = select(Observation).where(Observation.id.in_(restore_ids))
+            for old in s.scalars(restore.order_by(Observation.id)):
                 s.add(
                     Observation(
                         media_id=old.media_id,
