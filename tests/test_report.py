@@ -197,9 +197,13 @@ def test_report_estimates_match_irbis_stats(project, tmp_path):
 
     # SECR, refitted directly on the same capture histories and mask.
     ch1 = project_capthist(project, species="snow leopard")
-    buffer, spacing = secr_mask_geometry(ch1)
-    assert (buffer, spacing) == (est.mask["buffer"], est.mask["spacing"])
-    mask = secr.make_mask(ch1.traps, buffer, spacing)
+    first = next(iter(est.secr))
+    _, mask, info = secr.fit_with_buffer(ch1, detectfn=first)
+    assert info == est.mask
+    # the buffer is chosen from sigma-hat: secr's suggest.buffer rule at 0.1 % bias
+    assert info["rule"] == "suggest.buffer" and info["relative_bias"] <= info["rb_target"]
+    assert 2.5 < info["buffer_sigmas"] < 6.0
+    assert secr_mask_geometry(ch1)[0] == info["initial_buffer"]
     fits = {fn: secr.fit(ch1, mask, detectfn=fn) for fn in est.secr}
     for fn, f in fits.items():
         d = f.derived()["D_per_100km2"]

@@ -71,8 +71,17 @@ def secr_fit_cmd(
     detectfn: Annotated[str, typer.Option(help="HN, HR, EX, HHN, HHR or HEX.")] = "HHN",
     model: Annotated[str, typer.Option(help='Submodels, e.g. "D~1 lambda0~Topo sigma~1".')] = "",
     likelihood: Annotated[str, typer.Option(help="full (Poisson N) or CL (conditional).")] = "full",
-    buffer: Annotated[float, typer.Option(help="Mask buffer around traps, metres.")] = 20000.0,
-    spacing: Annotated[float, typer.Option(help="Mask spacing, metres (built masks).")] = 1000.0,
+    buffer: Annotated[
+        float | None,
+        typer.Option(
+            help="Mask buffer around traps, metres (default: chosen from the fitted sigma, "
+            "secr's suggest.buffer rule, as the report does)."
+        ),
+    ] = None,
+    spacing: Annotated[
+        float | None,
+        typer.Option(help="Mask spacing, metres (default: about 2500 mask points)."),
+    ] = None,
     occasion_days: Annotated[int, typer.Option(help="PROJECT: days per occasion.")] = 0,
     species: Annotated[str | None, typer.Option(help="PROJECT: only this species.")] = None,
     as_json: JsonOpt = False,
@@ -104,17 +113,56 @@ def secr_fit_cmd(
             ch = read_captures(captures, tr, detector=detector, binom_size=binom_size)
         if binom_size and project is not None:
             ch.binom_size = binom_size
-        m = read_mask(mask) if mask is not None else make_mask(ch.traps, buffer, spacing)
         err.print(
             f"fitting {detectfn} {detector} {model or 'D~1'}: {ch.n} animals, "
-            f"{ch.traps.n_traps} traps, {ch.n_occasions} occasions, {m.n_points} mask points"
+            f"{ch.traps.n_traps} traps, {ch.n_occasions} occasions"
         )
-        fit = secr_fit(ch, m, model=model or None, detectfn=detectfn, likelihood=likelihood)
+        mask_info: dict = {}
+        if mask is None and buffer is None:
+            from irbis.stats.secr import fit_with_buffer
+
+            fit, m, mask_info = fit_with_buffer(
+                ch, model=model or None, detectfn=detectfn, likelihood=likelihood
+            )
+            if spacing is not None and spacing != mask_info["spacing"]:
+                m = make_mask(ch.traps, mask_info["buffer"], spacing)
+                fit = secr_fit(
+                    ch, m, model=model or None, detectfn=detectfn, likelihood=likelihood
+                )
+                mask_info |= {"spacing": spacing, "points": m.n_points, "area_km2": m.area / 100}
+        else:
+            if mask is not None:
+                m = read_mask(mask)
+            else:
+                from irbis.stats.secr import mask_spacing
+
+                assert buffer is not None
+                m = make_mask(ch.traps, buffer, spacing or mask_spacing(ch.traps, buffer))
+            fit = secr_fit(ch, m, model=model or None, detectfn=detectfn, likelihood=likelihood)
+            mask_info = {
+                "buffer": buffer,
+                "spacing": m.spacing,
+                "points": m.n_points,
+                "area_km2": m.area / 100,
+                "rule": "file" if mask is not None else "given",
+            }
+            if mask is None and buffer is not None:
+                from irbis.stats.secr import RB_TARGET, buffer_bias
+
+                rb = buffer_bias(fit, [buffer]) if fit.converged else None
+                if rb is not None:
+                    mask_info["relative_bias"] = float(rb[0])
+                    if rb[0] > RB_TARGET:
+                        err.print(
+                            f"[yellow]warning[/] a {buffer:g} m buffer biases D by about "
+                            f"{100 * rb[0]:.2g} %; leave --buffer out to choose one from sigma"
+                        )
     except IrbisError as exc:
         _fail(exc)
         return
     doc = fit.to_dict()
     doc["summary"] = ch.summary()
+    doc["mask"] = mask_info
     if as_json:
         emit_json(doc)
         return
@@ -122,22 +170,39 @@ def secr_fit_cmd(
     for c in ("coefficient", "beta", "SE"):
         t.add_column(c)
     for k, v in doc["beta"].items():
-        t.add_row(k, f"{v:.5f}", f"{doc['beta_se'][k]:.5f}")
+        t.add_row(k, _num(v, 5), _num(doc["beta_se"][k], 5))
     out.print(t)
     r = Table(title="Real parameters (base levels), 95% CI")
     for c in ("parameter", "estimate", "SE", "lcl", "ucl"):
         r.add_column(c)
     for k, v in doc["real"].items():
-        r.add_row(k, *(f"{v[x]:.5g}" for x in ("estimate", "se", "lcl", "ucl")))
+        r.add_row(k, *(_g(v[x], 5) for x in ("estimate", "se", "lcl", "ucl")))
     dd = doc["derived"]["D_per_100km2"]
-    r.add_row("D per 100 km²", *(f"{dd[x]:.4g}" for x in ("estimate", "se", "lcl", "ucl")))
+    r.add_row("D per 100 km²", *(_g(dd[x], 4) for x in ("estimate", "se", "lcl", "ucl")))
     nn = doc["derived"]["N"]
-    r.add_row("N in mask", *(f"{nn[x]:.4g}" for x in ("estimate", "se", "lcl", "ucl")))
+    r.add_row("N in mask", *(_g(nn[x], 4) for x in ("estimate", "se", "lcl", "ucl")))
     out.print(r)
+    if not all(
+        math.isfinite(v[x]) for v in (*doc["real"].values(), dd, nn) for x in ("se", "lcl", "ucl")
+    ):
+        out.print(
+            "– : no standard error or interval: the information matrix is singular at the "
+            "estimate (too few recaptures, or a parameter at its boundary)"
+        )
     out.print(
-        f"logLik {fit.loglik:.4f}  npar {fit.npar}  AIC {fit.aic:.3f}  AICc {fit.aicc:.3f}"
+        f"logLik {fit.loglik:.4f}  npar {fit.npar}  AIC {fit.aic:.3f}  AICc "
+        + (f"{fit.aicc:.3f}" if math.isfinite(fit.aicc) else "– (more parameters than animals)")
         + ("" if fit.converged else "  [red]NOT CONVERGED[/]")
     )
+    mi = doc["mask"]
+    line = f"mask {mi['points']} points, {mi['spacing']:g} m spacing"
+    if mi.get("buffer") is not None:
+        line += f", {mi['buffer']:g} m buffer"
+    if mi.get("buffer_sigmas"):
+        line += f" = {mi['buffer_sigmas']:.1f} sigma (secr's suggest.buffer rule)"
+    if mi.get("relative_bias") is not None:
+        line += f"; truncation bias of D about {100 * mi['relative_bias']:.2f} %"
+    out.print(line)
 
 
 def export_secr_cmd(
@@ -168,20 +233,42 @@ def export_secr_cmd(
 @cr_app.command("fit")
 def cr_fit_cmd(
     histories: Annotated[
-        Path, typer.Argument(help="CSV: ID,occasion rows, or an ID,1,2,...,T 0/1 matrix.")
+        Path,
+        typer.Argument(
+            help="A project folder, the capthist.txt `irbis export secr` writes, or a CSV: "
+            "ID,occasion rows or an ID,1,2,...,T 0/1 matrix."
+        ),
     ],
     models: Annotated[
         str, typer.Option(help="Comma-separated: M0,Mt,Mb,Mh2,Mh_chao,huggins.")
     ] = "M0,Mt,Mb,Mh2,Mh_chao",
     formula: Annotated[str, typer.Option(help='Huggins: e.g. "p~sex"; t for occasions.')] = "",
-    occasions: Annotated[int, typer.Option(help="ID,occasion layout: number of occasions.")] = 0,
+    occasions: Annotated[
+        int, typer.Option(help="ID,occasion layout or capthist.txt: number of occasions.")
+    ] = 0,
+    occasion_days: Annotated[
+        int, typer.Option(help="Project: days per occasion (default: about 8 occasions).")
+    ] = 0,
+    species: Annotated[str | None, typer.Option(help="Project: only this species.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fit closed-population models and rank them by AICc."""
-    from irbis.stats.closed import closed_fit, read_cr_history
+    """Fit closed-population models and rank them by AICc.
+
+    Where an interval or AICc cannot be given, the table says why instead of
+    printing a number that is not one.
+    """
+    from irbis.stats.closed import closed_fit, read_capthist_text, read_cr_history
 
     try:
-        X, _ids, covs = read_cr_history(histories, occasions or None)
+        covs: dict = {}
+        if histories.is_dir():
+            X, source = _project_histories(histories, occasion_days, species)
+        elif _is_capthist_text(histories):
+            X, _ids = read_capthist_text(histories, occasions or None)
+            source = f"{histories} (secr capthist, occasions = {X.shape[1]})"
+        else:
+            X, _ids, covs = read_cr_history(histories, occasions or None)
+            source = str(histories)
         fits = {}
         for m in [s.strip() for s in models.split(",") if s.strip()]:
             fits[m] = closed_fit(X, m, formula=formula or None, covariates=covs)
@@ -190,8 +277,10 @@ def cr_fit_cmd(
         return
     from irbis.stats.closed import aicc_table
 
-    table = {r["model"]: r for r in aicc_table(fits)}
+    ranked = {m: f for m, f in fits.items() if f.aicc_reason() is None}
+    table = {r["model"]: r for r in aicc_table(ranked)} if ranked else {}
     doc = {
+        "source": source,
         "n": int(X.shape[0]),
         "occasions": int(X.shape[1]),
         "models": [
@@ -210,15 +299,59 @@ def cr_fit_cmd(
     t = Table(title=f"Closed population: {doc['n']} animals, {doc['occasions']} occasions")
     for c in ("model", "N", "SE", "95% CI", "npar", "AICc", "dAICc"):
         t.add_column(c)
+    notes: list[str] = []
+
+    def note(text: str | None) -> str:
+        if text is None:
+            return ""
+        if text not in notes:
+            notes.append(text)
+        return f"({notes.index(text) + 1})"
+
     for m, f in fits.items():
-        d = table[m]["dAICc"] if m in table else math.nan
+        ci_why, aicc_why = f.interval_reason(), f.aicc_reason()
         t.add_row(
             f.model,
-            f"{f.N:.1f}",
-            f"{f.N_se:.1f}",
-            f"{f.N_lcl:.1f}-{f.N_ucl:.1f}",
+            _num(f.N, 1),
+            _num(f.N_se, 1) if ci_why is None else "–",
+            f"{f.N_lcl:.1f}-{f.N_ucl:.1f}" if ci_why is None else note(ci_why),
             str(f.npar),
-            f"{f.aicc:.2f}",
-            f"{d:.2f}",
+            _num(f.aicc, 2) if aicc_why is None else note(aicc_why),
+            f"{table[m]['dAICc']:.2f}" if m in table else "–",
         )
     out.print(t)
+    for i, text in enumerate(notes, 1):
+        out.print(f"({i}) {text}")
+
+
+def _num(v: float | None, digits: int) -> str:
+    return f"{v:.{digits}f}" if v is not None and math.isfinite(v) else "–"
+
+
+def _g(v: float | None, digits: int) -> str:
+    return f"{v:.{digits}g}" if v is not None and math.isfinite(v) else "–"
+
+
+def _is_capthist_text(path: Path) -> bool:
+    """A secr capthist text file (``Session ID Occasion TrapID`` rows, ``#`` comments)."""
+    if path.suffix.lower() == ".csv" or not path.is_file():
+        return False
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:
+        for line in fh:
+            if line.strip() and not line.lstrip().startswith("#"):
+                return len(line.split()) >= 4 and "," not in line
+    return False
+
+
+def _project_histories(project: Path, occasion_days: int, species: str | None):
+    """Closed-model histories of a project's identified animals (trusted times only)."""
+    from irbis.exchange.secr_text import project_capthist
+    from irbis.ingest.effort import project_effort
+    from irbis.reports.census import auto_occasion_days
+    from irbis.store import Project
+
+    with Project.open(project) as p:
+        k = occasion_days or auto_occasion_days(len(project_effort(p).days))
+        ch = project_capthist(p, occasion_days=k, detector="count", species=species)
+    X = (ch.counts.sum(axis=2) > 0).astype(int)
+    return X, f"{project} ({k}-day occasions{', ' + species if species else ''})"

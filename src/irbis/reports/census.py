@@ -146,6 +146,8 @@ class Census:
     #: ``media_id, sequence_id, station, file, time, page, path``.
     spot_check: list[dict[str, Any]] = field(default_factory=list)
     spot_check_seed: int = DEFAULT_SEED
+    #: How individuals were named and checked (:func:`_identification`).
+    identification: dict[str, Any] = field(default_factory=dict)
 
     def estimate_rows(self) -> list[dict[str, Any]]:
         """One row per fitted model: N or D with its CI, for tables and JSON."""
@@ -482,6 +484,57 @@ def _catalogue(project: Project) -> list[dict[str, Any]]:
     return out
 
 
+def _identification(project: Project) -> dict[str, Any]:
+    """Who or what named the individuals: label sources, people's match decisions.
+
+    ``labels``: photos (trusted time) whose current label names an individual,
+    by the label's source (``folder``, ``xmp``, ``human``...); ``decisions``:
+    people's decisions on the matcher's proposals (``same``, ``new``,
+    ``different``, ``unsure``); ``reviewers``: people who decided; ``pending``:
+    crops with proposals no person has decided on (not counted anywhere).
+    """
+    from irbis.store.schema import MatchDecision
+
+    model = "model:irbis-reid"
+    with project.session() as s:
+        labels = dict(
+            s.execute(
+                _live(
+                    select(Observation.source, func.count(func.distinct(Observation.media_id)))
+                    .join(Media, Media.id == Observation.media_id)
+                    .where(names_individual(), Media.time_flag == "")
+                    .group_by(Observation.source)
+                )
+            ).all()
+        )
+        decisions = dict(
+            s.execute(
+                select(MatchDecision.decision, func.count())
+                .where(MatchDecision.by != model, MatchDecision.decision != "proposed")
+                .group_by(MatchDecision.decision)
+            ).all()
+        )
+        reviewers = s.scalar(
+            select(func.count(func.distinct(MatchDecision.by))).where(
+                MatchDecision.by != model, MatchDecision.decision != "proposed"
+            )
+        )
+        decided = select(MatchDecision.annotation_id).where(MatchDecision.by != model)
+        pending = s.scalar(
+            select(func.count(func.distinct(MatchDecision.annotation_id))).where(
+                MatchDecision.by == model,
+                MatchDecision.decision == "proposed",
+                MatchDecision.annotation_id.not_in(decided),
+            )
+        )
+    return {
+        "labels": {str(k): int(v) for k, v in labels.items()},
+        "decisions": {str(k): int(v) for k, v in decisions.items()},
+        "reviewers": int(reviewers or 0),
+        "pending": int(pending or 0),
+    }
+
+
 # ---------------------------------------------------------------------------
 # estimates
 
@@ -546,18 +599,17 @@ def _fit_secr(project: Project, species: str, detectfns: tuple[str, ...], est: E
             "at least three animals and one detected at two or more stations."
         )
         return None
-    buffer, spacing = secr_mask_geometry(ch)
-    mask = secr.make_mask(ch.traps, buffer, spacing)
-    est.mask = {
-        "buffer": buffer,
-        "spacing": spacing,
-        "points": mask.n_points,
-        "area_km2": mask.area / 100.0,
-    }
+    # The mask buffer is chosen from sigma-hat of the first detection function
+    # (secr's suggest.buffer rule, irbis.stats.secr.fit_with_buffer); every
+    # function is then fitted on that one mask so that their AICc compare.
     fits = {}
+    mask = None
     for fn in detectfns:
         try:
-            f = secr.fit(ch, mask, detectfn=fn)
+            if mask is None:
+                f, mask, est.mask = secr.fit_with_buffer(ch, detectfn=fn)
+            else:
+                f = secr.fit(ch, mask, detectfn=fn)
         except (IrbisError, ValueError, np.linalg.LinAlgError):
             continue
         if f.converged and np.all(np.isfinite(f.beta_se)):
@@ -575,36 +627,16 @@ def _fit_secr(project: Project, species: str, detectfns: tuple[str, ...], est: E
 
 
 def secr_mask_geometry(ch: Any, target_points: int = 2500) -> tuple[float, float]:
-    """Mask buffer and spacing for a project's capture histories.
+    """The first-guess mask buffer and spacing, before sigma is fitted.
 
-    The buffer is four times the root pooled spatial variance (a first guess at
-    sigma, as secr's ``suggest.buffer`` starts from), and never less than two
-    trap spacings; the spacing gives about ``target_points`` mask points.
-
-    Parameters
-    ----------
-    ch:
-        Capture histories.
-    target_points:
-        Wanted number of mask points.
-
-    Returns
-    -------
-    tuple of float
-        ``(buffer, spacing)`` in metres.
+    Four root pooled spatial variances (never less than two trap spacings)
+    and a spacing giving about ``target_points`` points. The report's mask
+    then takes its buffer from sigma-hat (:func:`irbis.stats.secr.fit_with_buffer`).
     """
     from irbis.stats import secr
 
-    sig = secr.rpsv(ch)
-    trap_sp = ch.traps.spacing()
-    floor = 2 * trap_sp if math.isfinite(trap_sp) else 5000.0
-    buffer = max(4 * sig if math.isfinite(sig) and sig > 0 else 0.0, floor)
-    lo, hi = ch.traps.xy.min(axis=0) - buffer, ch.traps.xy.max(axis=0) + buffer
-    box = float(np.prod(hi - lo))
-    spacing = math.sqrt(box / target_points)
-    # a round number of metres reads better in the methods
-    spacing = float(max(10.0, round(spacing, -int(math.floor(math.log10(spacing))) + 1)))
-    return float(round(buffer, -2) or buffer), spacing
+    buffer = secr.initial_buffer(ch)
+    return buffer, secr.mask_spacing(ch.traps, buffer, target_points)
 
 
 def density_surface(fit: Any) -> np.ndarray:
@@ -770,6 +802,7 @@ def gather_census(
     tick(2)
 
     catalogue = _catalogue(project)
+    identification = _identification(project)
     identified = Counter(c["species"] for c in catalogue if c["species"])
     main = species or _choose_species(records, policy, identified)
     hours = []
@@ -828,6 +861,7 @@ def gather_census(
         main_species=main,
         activity_hours=hours,
         catalogue=catalogue,
+        identification=identification,
         estimates=est,
         community=community,
         community_occasion_days=k_occ,

@@ -89,6 +89,9 @@ def write_methods(census: Census) -> tuple[list[str], list[str]]:
                 f"judge (longer side under {s['min_judge_side']} pixels) and were not set aside."
             )
         paras.append(text)
+    ident = _identification_text(census)
+    if ident:
+        paras.append(ident)
     if est.closed:
         names = [m for m in est.closed if m != "Mh_chao"]
         used += ["otis", "burnham"]
@@ -123,8 +126,9 @@ def write_methods(census: Census) -> tuple[list[str], list[str]]:
             f"density map (expected activity centres: detected animals located by their "
             f"histories plus the expected undetected ones). The habitat mask holds "
             f"{m['points']} points at {m['spacing']:g} m spacing within {m['buffer']:g} m "
-            f"of a station ({m['area_km2']:.0f} km²). Densities are per 100 km²; "
-            f"confidence intervals are log-normal."
+            f"of a station ({m['area_km2']:.0f} km²)"
+            + _buffer_text(m)
+            + ". Densities are per 100 km²; confidence intervals are log-normal."
         )
     if len(census.activity_hours) >= 2:
         used += ["ridout", "taylor"]
@@ -161,3 +165,70 @@ def write_methods(census: Census) -> tuple[list[str], list[str]]:
         )
     refs = [REFS[k] for k in dict.fromkeys(used)]
     return paras, refs
+
+
+_SOURCE_WORDS = {
+    "folder": "the team's sorting of photographs into folders by individual",
+    "xmp": "individual tags written into the photographs (XMP) by the team",
+    "human": "reviewers' labels in the irbis review app",
+}
+
+
+def _identification_text(census: Census) -> str:
+    """How the individuals were identified and checked, from what the project records."""
+    ident = census.identification or {}
+    labels, decisions = ident.get("labels") or {}, ident.get("decisions") or {}
+    if not census.catalogue and not labels and not decisions:
+        return ""
+    parts = []
+    for src, n in sorted(labels.items(), key=lambda kv: -kv[1]):
+        words = _SOURCE_WORDS.get(src, f"imported labels ({src})")
+        parts.append(f"{n} photograph(s) from {words}")
+    text = (
+        "Individual snow leopards were identified by their coat patterns (rosettes), each "
+        "flank separately. "
+    )
+    if parts:
+        text += "Names came from " + "; ".join(parts) + ". "
+    if decisions:
+        said = ", ".join(
+            f"{decisions[k]} {w}"
+            for k, w in (
+                ("same", "confirmed as a known individual"),
+                ("new", "made a new individual"),
+                ("different", "rejected"),
+                ("unsure", "left unsure"),
+            )
+            if decisions.get(k)
+        )
+        text += (
+            "irbis proposed matches for the other photographs against the confirmed "
+            "catalogue (RootSIFT keypoints, LNBNN scoring, RANSAC geometric check, the "
+            "frames of a burst voting together), and a person decided every one: "
+            f"{said}, by {ident.get('reviewers', 0)} reviewer(s). "
+        )
+    pending = ident.get("pending", 0)
+    if pending:
+        text += (
+            f"{pending} crop(s) with machine proposals no person has decided on are not "
+            "counted. "
+        )
+    text += (
+        "No identification is taken from the machine alone, and only photographs with a "
+        "trusted time enter capture histories."
+    )
+    return text
+
+
+def _buffer_text(m: dict) -> str:
+    if m.get("rule") != "suggest.buffer" or not m.get("buffer_sigmas"):
+        return ""
+    text = (
+        f"; the buffer, {m['buffer_sigmas']:.1f} times the fitted σ̂ of {m['sigma']:.0f} m, "
+        f"is the narrowest at which cutting the mask biases density by at most "
+        f"{100 * m['rb_target']:g} % (the rule of secr's suggest.buffer, with the fitted "
+        f"detection model)"
+    )
+    if m.get("relative_bias") is not None:
+        text += f"; the estimated truncation bias is {100 * m['relative_bias']:.2f} %"
+    return text

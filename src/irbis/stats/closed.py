@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,10 +113,52 @@ class ClosedFit:
         """Whether the 95% CI contains ``truth``."""
         return self.N_lcl <= truth <= self.N_ucl
 
+    def interval_reason(self) -> str | None:
+        """Why no 95% interval can be given for N, in words; None when it can.
+
+        An interval is given when N's standard error and both limits are
+        finite and the SE is positive; otherwise the data put the estimate
+        at a boundary where the log-normal interval is undefined.
+        """
+        vals = (self.N_se, self.N_lcl, self.N_ucl)
+        at_n = abs(self.N - self.n) < 1e-3
+        collapsed = at_n and self.N_ucl - self.N_lcl < 0.05
+        if all(math.isfinite(v) for v in vals) and self.N_se > 0 and not collapsed:
+            return None
+        p = self.real.get("p") if self.real else None
+        if (p is not None and math.isfinite(p) and p > 1 - 1e-6) or at_n:
+            return (
+                f"no interval: N̂ sits at the {self.n} animals caught (the model finds no "
+                "animal missed), where the log-normal interval has no width; more "
+                "occasions or recaptures would give one"
+            )
+        if not math.isfinite(self.N) or not math.isfinite(self.N_ucl):
+            return (
+                "no interval: the likelihood does not bound N from above (too few "
+                "recaptures for this model)"
+            )
+        return (
+            "no interval: the variance of N̂ cannot be estimated for this model and "
+            "these data (the information matrix is singular)"
+        )
+
+    def aicc_reason(self) -> str | None:
+        """Why AICc is not given, in words; None when it is."""
+        if self.loglik is None:
+            return "no AICc: a moment estimator, without a likelihood"
+        if self.n - self.npar - 1 <= 0:
+            return (
+                f"no AICc: {self.npar} parameters for {self.n} animals (AICc needs more "
+                "animals than parameters plus one)"
+            )
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
         return {
             "model": self.model,
+            "N_ci_reason": self.interval_reason(),
+            "AICc_reason": self.aicc_reason(),
             "n": self.n,
             "occasions": self.occasions,
             "N": self.N,
@@ -456,6 +499,68 @@ def simulate_closed(
         X[:, t] = rng.random(N) < pr
         caught |= X[:, t] > 0
     return X[caught]
+
+
+def read_capthist_text(
+    path: str | Path, n_occasions: int | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Read secr's capthist text (``Session ID Occasion TrapID`` rows) as 0/1 histories.
+
+    The layout ``irbis export secr`` writes and R's ``read.capthist(...,
+    fmt = "trapID")`` reads. Several detections of one animal on one
+    occasion are one capture. The number of occasions is ``n_occasions``,
+    else the ``usage[1..S]`` of a ``traps.txt`` beside the file, else the
+    largest occasion seen.
+
+    Returns
+    -------
+    (X, ids)
+        ``(n, S)`` 0/1 matrix and the animal IDs.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(str(path), "file not found", "check the path")
+    caps: dict[str, set[int]] = {}
+    for i, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        parts = text.split()
+        if len(parts) < 4:
+            raise BadInputError(
+                f"{path}:line {i}", "expected Session ID Occasion TrapID", "one detection a line"
+            )
+        try:
+            occ = int(parts[2])
+        except ValueError:
+            raise BadInputError(
+                f"{path}:line {i}", f"occasion {parts[2]!r} is not a whole number", ""
+            ) from None
+        if occ < 1:
+            raise BadInputError(f"{path}:line {i}", "occasions count from 1", "")
+        caps.setdefault(parts[1], set()).add(occ)
+    if not caps:
+        raise BadInputError(str(path), "no detections", "export again with identified animals")
+    if n_occasions is None:
+        traps = path.with_name("traps.txt")
+        m = re.search(r"usage\[1\.\.(\d+)\]", traps.read_text()) if traps.exists() else None
+        n_occasions = int(m.group(1)) if m else max(max(v) for v in caps.values())
+    if max(max(v) for v in caps.values()) > n_occasions:
+        raise BadInputError(
+            str(path), f"an occasion beyond the {n_occasions} given", "check --occasions"
+        )
+    if n_occasions < 2:
+        raise BadInputError(
+            str(path),
+            f"{n_occasions} occasion: closed models need at least two",
+            "export with `irbis export secr PROJECT OUT --occasion-days N`",
+        )
+    ids = sorted(caps)
+    X = np.zeros((len(ids), n_occasions), dtype=int)
+    for r, a in enumerate(ids):
+        for occ in caps[a]:
+            X[r, occ - 1] = 1
+    return X, ids
 
 
 def read_cr_history(

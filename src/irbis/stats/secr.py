@@ -58,6 +58,7 @@ from irbis.stats.formula import Design, design_matrix, parse_model, r_levels
 from irbis.stats.secr_data import (
     CaptureHistory,
     Mask,
+    Traps,
     make_mask,
     read_captures,
     read_mask,
@@ -1278,3 +1279,150 @@ def model_table(fits: Sequence[SecrFit] | Mapping[str, SecrFit]) -> list[dict[st
 
 aic_table = model_table
 """Alias of :func:`model_table`."""
+
+
+# ---------------------------------------------------------------------------
+# mask buffer: how far the integration must reach for an unbiased density
+
+#: secr's ``suggest.buffer`` default: a buffer whose truncation biases D-hat by 0.1 %.
+RB_TARGET = 0.001
+
+
+def buffer_bias(
+    fit: SecrFit, buffers: Sequence[float] | np.ndarray, *, reach_sigmas: float = 15.0
+) -> np.ndarray | None:
+    """Relative bias of the density estimate from a mask cut at each buffer width.
+
+    The idea of secr's ``bias.D``: with the fitted detection model, the
+    effective sampling area over a buffer ``w`` is ``a(w) = ∫ p.(x) dx`` over
+    points within ``w`` of a trap, and a density estimated on a mask cut at
+    ``w`` is too high by about ``a(∞) / a(w) - 1``. Here ``p.(x)`` is the
+    fitted probability of detecting an animal centred at ``x`` at least once
+    (with the traps' usage), summed on a grid reaching ``reach_sigmas``
+    sigma beyond every trap instead of secr's fitted curve.
+
+    Parameters
+    ----------
+    fit:
+        A fitted model; its detection submodels may use trap covariates.
+    buffers:
+        Buffer widths to check, metres.
+    reach_sigmas:
+        How far ``a(∞)`` is summed, in sigma.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``RB(w)`` per buffer; None when the model has a density submodel
+        (its mask covariates do not reach beyond the mask) or no finite sigma.
+    """
+    if fit.formulas.get("D"):
+        return None
+    sigma = fit.real().get("sigma", {}).get("estimate", float("nan"))
+    if not (math.isfinite(sigma) and sigma > 0):
+        return None
+    ch = fit.lik.capthist
+    buffers = np.asarray(buffers, dtype=float)
+    reach = max(float(buffers.max()), reach_sigmas * sigma)
+    ext = np.ptp(ch.traps.xy, axis=0) + 2 * reach
+    spacing = max(sigma / 4.0, math.sqrt(float(np.prod(ext)) / 40000.0))
+    big = make_mask(ch.traps, reach, spacing)
+    model = {p: "~" + ("+".join(t) if t else "1") for p, t in fit.formulas.items() if p != "D"}
+    lik = SecrLikelihood(ch, big, model, fit.detectfn, fit.likelihood)
+    if lik.names != fit.names:
+        return None
+    p = lik.pdot(fit.beta)  # the same coefficients on the larger mask
+    d = np.sqrt(((big.xy[:, None, :] - ch.traps.xy[None, :, :]) ** 2).sum(-1).min(axis=1))
+    total = float(p.sum())
+    inside = np.array([float(p[d <= w].sum()) for w in buffers])
+    with np.errstate(divide="ignore"):
+        return np.where(inside > 0, total / np.maximum(inside, 1e-300) - 1.0, np.inf)
+
+
+def suggest_buffer(fit: SecrFit, rb_target: float = RB_TARGET) -> float | None:
+    """The narrowest buffer (metres, to 3 figures) whose truncation bias is at most ``rb_target``.
+
+    secr's ``suggest.buffer`` rule, with :func:`buffer_bias` for ``bias.D``.
+    None where :func:`buffer_bias` cannot judge the model.
+    """
+    sigma = fit.real().get("sigma", {}).get("estimate", float("nan"))
+    if not (math.isfinite(sigma) and sigma > 0):
+        return None
+    grid = sigma * np.arange(0.5, 12.01, 0.05)
+    rb = buffer_bias(fit, grid)
+    if rb is None:
+        return None
+    ok = np.flatnonzero(rb <= rb_target)
+    w = float(grid[ok[0]]) if ok.size else float(grid[-1])
+    return float(f"{w:.3g}")
+
+
+def mask_spacing(traps: Traps, buffer: float, target_points: int = 2500) -> float:
+    """A round grid spacing (metres) giving about ``target_points`` points within ``buffer``."""
+    lo, hi = traps.xy.min(axis=0) - buffer, traps.xy.max(axis=0) + buffer
+    spacing = math.sqrt(float(np.prod(hi - lo)) / target_points)
+    return float(max(10.0, round(spacing, -int(math.floor(math.log10(spacing))) + 1)))
+
+
+def initial_buffer(capthist: CaptureHistory) -> float:
+    """A first buffer before any fit: four root pooled spatial variances, at least two spacings."""
+    sig = rpsv(capthist)
+    trap_sp = capthist.traps.spacing()
+    floor = 2 * trap_sp if math.isfinite(trap_sp) else 5000.0
+    buffer = max(4 * sig if math.isfinite(sig) and sig > 0 else 0.0, floor)
+    return float(round(buffer, -2) or buffer)
+
+
+def fit_with_buffer(
+    capthist: CaptureHistory,
+    *,
+    model: str | Mapping[str, str] | None = None,
+    detectfn: str = "HHN",
+    likelihood: str = "full",
+    rb_target: float = RB_TARGET,
+    target_points: int = 2500,
+) -> tuple[SecrFit, Mask, dict[str, Any]]:
+    """Fit on a trap-buffer mask whose buffer is chosen from the fitted sigma.
+
+    A first fit on :func:`initial_buffer` gives sigma-hat; the buffer is then
+    :func:`suggest_buffer` (the narrowest whose truncation biases D-hat by at
+    most ``rb_target``, secr's ``suggest.buffer`` rule), rounded up to 100 m,
+    and the model is fitted again on that mask when it differs. The returned
+    ``info`` says what was chosen and the estimated truncation bias of the
+    final fit at the final buffer.
+
+    Returns
+    -------
+    (fit, mask, info)
+        ``info``: ``buffer``, ``spacing``, ``points``, ``area_km2``,
+        ``sigma``, ``buffer_sigmas``, ``relative_bias``, ``rb_target``,
+        ``initial_buffer``, ``rule``.
+    """
+    b0 = initial_buffer(capthist)
+    sp0 = mask_spacing(capthist.traps, b0, target_points)
+    mask = make_mask(capthist.traps, b0, sp0)
+    f = fit(capthist, mask, model=model, detectfn=detectfn, likelihood=likelihood)
+    buffer, spacing, rule = b0, sp0, "initial"
+    suggested = suggest_buffer(f, rb_target) if f.converged else None
+    if suggested is not None:
+        w = float(math.ceil(suggested / 100.0) * 100.0)
+        if w != b0:
+            buffer, spacing = w, mask_spacing(capthist.traps, w, target_points)
+            mask = make_mask(capthist.traps, buffer, spacing)
+            f = fit(capthist, mask, model=model, detectfn=detectfn, likelihood=likelihood)
+        rule = "suggest.buffer"
+    sigma = f.real().get("sigma", {}).get("estimate", float("nan"))
+    rb = buffer_bias(f, [buffer]) if f.converged else None
+    info = {
+        "buffer": buffer,
+        "spacing": spacing,
+        "points": mask.n_points,
+        "area_km2": mask.area / 100.0,
+        "sigma": sigma,
+        "buffer_sigmas": buffer / sigma if math.isfinite(sigma) and sigma > 0 else None,
+        "relative_bias": float(rb[0]) if rb is not None else None,
+        "rb_target": rb_target,
+        "initial_buffer": b0,
+        "rule": rule,
+    }
+    return f, mask, info
