@@ -582,7 +582,11 @@ def records(
         str, typer.Option(help="lastRecord or lastIndependentRecord.")
     ] = "lastRecord",
     exclude: Annotated[
-        list[str] | None, typer.Option(help="Species to leave out (repeatable).")
+        list[str] | None,
+        typer.Option(
+            help="Species to leave out (repeatable; default UNID, as camtrapR's examples; "
+            "--exclude none keeps every label)."
+        ),
     ] = None,
     csv: Annotated[Path | None, typer.Option(help="Write the record table as CSV.")] = None,
     as_json: JsonOpt = False,
@@ -592,8 +596,9 @@ def records(
 
     if compared_to not in ("lastRecord", "lastIndependentRecord"):
         raise typer.BadParameter("--compared-to must be lastRecord or lastIndependentRecord")
+    excluded = _excluded(exclude)
     with _open(project) as p:
-        rows = record_table(p, min_delta_min=gap, compared_to=compared_to, exclude=exclude or ())
+        rows = record_table(p, min_delta_min=gap, compared_to=compared_to, exclude=excluded)
     if csv is not None:
         import csv as csvmod
 
@@ -612,6 +617,16 @@ def records(
             r["station"], r["species"], r["time"], f"{r['delta_s'] / 3600:.1f}", r["file"]
         )
     out.print(table)
+
+
+#: camtrapR's examples leave unidentified animals out: recordTable(..., exclude = "UNID").
+DEFAULT_EXCLUDE = ("UNID",)
+
+
+def _excluded(exclude: list[str] | None) -> tuple[str, ...]:
+    if not exclude:
+        return DEFAULT_EXCLUDE
+    return tuple(e for e in exclude if e.lower() != "none")
 
 
 @app.command()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from irbis.core.errors import BadInputError
@@ -365,6 +365,9 @@ def ingest(
         resolver = _DeploymentResolver(session, project, deployment)
         known = set(session.scalars(select(Media.sha256)))
 
+        rejected_before = set(
+            session.scalars(select(Rejection.relpath).where(Rejection.source == str(source)))
+        )
         for rej in rejected_early:
             _reject(session, result, str(source), rej.relpath, rej.reason, rej.hint)
         session.commit()
@@ -380,6 +383,14 @@ def ingest(
             result.n_seen += 1
             result.bytes_read += read.size
             rel = read.source.relpath
+            if read.error is None and rel in rejected_before:
+                # refused by an earlier run, read now: no longer a rejected file
+                session.execute(
+                    delete(Rejection).where(
+                        Rejection.source == str(source), Rejection.relpath == rel
+                    )
+                )
+                rejected_before.discard(rel)
             if read.error is not None:
                 _reject(session, result, str(source), rel, read.error.reason, read.error.hint)
             elif read.sha256 in known:

@@ -946,7 +946,7 @@ def _no_animals(species: str, exc: BadInputError) -> str:
     if "no identified animals" in exc.reason:
         return (
             f"No {species} has been identified individually yet, so no population "
-            "estimate can be made (identify animals first: `irbis reid`)."
+            "estimate can be made (identify animals first: `irbis identify`)."
         )
     return f"No estimate: {exc}"
 
