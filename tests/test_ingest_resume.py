@@ -159,6 +159,7 @@ def test_cli_json_outputs(tmp_path):
         "stations_updated": 0,
         "deployments_new": 2,
         "deployments_updated": 0,
+        "changed": [],
     }
     ing = json.loads(run("ingest", str(proj), str(card), "--json").stdout)
     assert ing["new"] == 16 and ing["rejected"] == 0 and ing["duplicates"] == 0
