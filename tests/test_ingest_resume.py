@@ -213,6 +213,7 @@ def test_registry_correction_retimes_ingested_files(tmp_path):
                 clock_offset_s=420,
             )
         ],
+        apply_changes=True,  # a changed clock offset is confirmed
     )
     with p.session() as s:
         rows = s.execute(
