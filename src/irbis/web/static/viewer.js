@@ -218,7 +218,11 @@
         irbis.flash(done(res));
       } catch (e) {
         irbis.flash(e.message, "error");
-        if (e.status === 409) { epoch += 1; await reload(); }
+        if (e.status === 409) {
+          // Keys pressed until the other person's label is on screen were meant for
+          // what the page showed before: dropped (each write checks its epoch).
+          try { await reload(); } finally { epoch += 1; }
+        }
       }
     });
     return writes;
