@@ -181,7 +181,8 @@ def build(root: Path, db_url: str | None, n_media: int, n_seq: int, seed: int = 
                         "media_id": mid,
                         "species": None if blank else sp,
                         "count": None if blank else 1,
-                        "source": "folder",
+                        # A classifier's label: sorted folders would count as reviewed.
+                        "source": "model:bench-classifier",
                         "by": "",
                         "created_utc": now,
                         "level": "media",
