@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from irbis.core.errors import BadInputError
@@ -34,14 +34,18 @@ def _members(project: Project) -> dict[int, int]:
 def list_individuals(project: Project) -> list[dict[str, Any]]:
     """Every individual that is not merged into another, with sighting counts."""
     roots = _members(project)
+    # First and last seen come from trusted times only: a photo whose clock is
+    # untrusted (time_flag set, e.g. a camera reset to 2000) still counts as a
+    # photo of the animal, but its date is not a sighting date.
+    trusted_time = case((Media.time_flag == "", Media.timestamp_local))
     with project.session() as s:
         inds = s.scalars(select(Individual).order_by(Individual.name)).all()
         counts = s.execute(
             select(
                 Annotation.individual_id,
                 func.count(),
-                func.min(Media.timestamp_local),
-                func.max(Media.timestamp_local),
+                func.min(trusted_time),
+                func.max(trusted_time),
             )
             .join(Media, Media.id == Annotation.media_id)
             .where(Annotation.individual_id.is_not(None))

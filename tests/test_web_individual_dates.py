@@ -1,0 +1,60 @@
+"""The catalogue's first/last seen dates come from trusted times only (both backends)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from irbis.store.schema import Annotation, Individual, Media
+from irbis.web.individuals import list_individuals
+
+from .test_records_individuals import ingest_indiv_card
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _annotate(s, media_id: int, individual_id: int) -> None:
+    s.add(
+        Annotation(
+            media_id=media_id,
+            x=0.1,
+            y=0.1,
+            width=0.5,
+            height=0.5,
+            side="left",
+            source="human",
+            by="tara",
+            individual_id=individual_id,
+            created_utc=_now(),
+        )
+    )
+
+
+def test_untrusted_photo_is_counted_but_gives_no_date(project, tmp_path):
+    ingest_indiv_card(project, tmp_path, stations=("StationA",))
+    with project.session() as s:
+        media = {m.file_name: m for m in s.scalars(select(Media))}
+        trusted = media["StationA__2009-04-21__00-40-00(1).JPG"]
+        reset = media["StationA__2009-05-07__17-11-00(1).JPG"]
+        # A camera whose clock reset: the photo reads 2000 and is flagged.
+        reset.timestamp_local = datetime(2000, 1, 17, 9, 30)
+        reset.timestamp_utc = datetime(2000, 1, 17, 9, 30)
+        reset.time_flag = "outside_deployment"
+        khan = Individual(name="Khan", created_utc=_now())
+        ghost = Individual(name="Ghost", created_utc=_now())
+        s.add_all([khan, ghost])
+        s.flush()
+        _annotate(s, trusted.id, khan.id)
+        _annotate(s, reset.id, khan.id)
+        _annotate(s, reset.id, ghost.id)
+        s.commit()
+    rows = {r["name"]: r for r in list_individuals(project)}
+    assert rows["Khan"]["annotations"] == 2  # both photos are of Khan
+    assert rows["Khan"]["first_seen"] == "2009-04-21T00:40:00"
+    assert rows["Khan"]["last_seen"] == "2009-04-21T00:40:00"
+    # Seen only at an untrusted time: no date rather than a wrong one.
+    assert rows["Ghost"]["annotations"] == 1
+    assert rows["Ghost"]["first_seen"] is None and rows["Ghost"]["last_seen"] is None
