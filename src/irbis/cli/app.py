@@ -589,16 +589,32 @@ def records(
         ),
     ] = None,
     csv: Annotated[Path | None, typer.Option(help="Write the record table as CSV.")] = None,
+    individuals: Annotated[
+        bool,
+        typer.Option(
+            "--individuals",
+            help="One row per independent record of an identified individual at a station "
+            "(camtrapR recordTableIndividual; the gap applies per individual).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Independent species records per station (camtrapR recordTable)."""
+    """Independent species records per station (camtrapR recordTable), or of
+    identified individuals with --individuals (camtrapR recordTableIndividual)."""
     from irbis.ingest.records import record_table
 
     if compared_to not in ("lastRecord", "lastIndependentRecord"):
         raise typer.BadParameter("--compared-to must be lastRecord or lastIndependentRecord")
     excluded = _excluded(exclude)
     with _open(project) as p:
-        rows = record_table(p, min_delta_min=gap, compared_to=compared_to, exclude=excluded)
+        if individuals:
+            from irbis.exchange.individual_records import individual_record_table
+
+            rows = individual_record_table(
+                p, min_delta_min=gap, compared_to=compared_to, exclude=excluded
+            )
+        else:
+            rows = record_table(p, min_delta_min=gap, compared_to=compared_to, exclude=excluded)
     if csv is not None:
         import csv as csvmod
 
@@ -609,13 +625,13 @@ def records(
     if as_json:
         emit_json({"records": rows, "count": len(rows)})
         return
-    table = Table(title=f"{len(rows)} independent records (gap {gap:g} min)")
-    for col in ("station", "species", "time", "delta (h)", "file"):
+    what = "records of identified individuals" if individuals else "records"
+    table = Table(title=f"{len(rows)} independent {what} (gap {gap:g} min)")
+    cols = ("station", "species", "individual") if individuals else ("station", "species")
+    for col in (*cols, "time", "delta (h)", "file"):
         table.add_column(col)
     for r in rows:
-        table.add_row(
-            r["station"], r["species"], r["time"], f"{r['delta_s'] / 3600:.1f}", r["file"]
-        )
+        table.add_row(*(r[c] for c in cols), r["time"], f"{r['delta_s'] / 3600:.1f}", r["file"])
     out.print(table)
 
 
