@@ -100,3 +100,114 @@ def users_add(
         return
     err.print(f"user [bold]{name}[/] ({role}) added; their token, shown only now:")
     out.print(token, highlight=False, soft_wrap=True)
+
+
+@users_app.command("list")
+def users_list(
+    project: Annotated[Path, typer.Argument(help="Project folder.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """List the users: role, organisation, precise locations, whether a token is set."""
+    from rich.table import Table
+
+    from irbis.store import Project
+    from irbis.web.auth import list_users
+
+    with Project.open(project) as p:
+        rows = list_users(p)
+    if as_json:
+        emit_json({"users": rows, "count": len(rows)})
+        return
+    if not rows:
+        err.print("no users: the app runs in local mode (irbis users add PROJECT NAME)")
+        return
+    table = Table(title=f"{len(rows)} users")
+    for col in ("name", "full name", "role", "organisation", "precise locations", "token"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["name"],
+            r["display_name"],
+            r["role"],
+            r["organisation"],
+            "yes" if r["precise_locations"] else "no",
+            "set" if r["token_set"] else "revoked",
+        )
+    out.print(table)
+
+
+@users_app.command("role")
+def users_role(
+    project: Annotated[Path, typer.Argument(help="Project folder.")],
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str | None, typer.Option(help="New role: viewer, reviewer or admin.")] = None,
+    precise_locations: Annotated[
+        bool | None,
+        typer.Option(
+            "--precise-locations/--no-precise-locations",
+            help="May (or may no longer) see sensitive species' stations precisely.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a user's role or clearance for precise locations (from their next request)."""
+    from irbis.core.errors import BadInputError
+    from irbis.store import Project
+    from irbis.web.auth import set_role
+
+    if role is None and precise_locations is None:
+        raise BadInputError(
+            f"users role {name}",
+            "nothing to change",
+            "give --role viewer|reviewer|admin and/or --precise-locations/--no-precise-locations",
+        )
+    with Project.open(project) as p:
+        res = set_role(p, name, role, precise_locations=precise_locations)
+    if as_json:
+        emit_json(res)
+        return
+    what = "precise locations" if res["precise_locations"] else "no precise locations"
+    if res["changed"]:
+        err.print(f"user [bold]{res['name']}[/] is now {res['role']} ({what})")
+    else:
+        err.print(f"user [bold]{res['name']}[/] already {res['role']} ({what}): nothing changed")
+
+
+@users_app.command("revoke")
+def users_revoke(
+    project: Annotated[Path, typer.Argument(help="Project folder.")],
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop a user's token working now (their work stays; irbis users token gives a new one)."""
+    from irbis.store import Project
+    from irbis.web.auth import revoke_token
+
+    with Project.open(project) as p:
+        had = revoke_token(p, name)
+    if as_json:
+        emit_json({"name": name, "revoked": had})
+        return
+    if had:
+        err.print(f"user [bold]{name}[/]: token revoked; it no longer opens the app")
+    else:
+        err.print(f"user [bold]{name}[/] had no token: nothing to revoke")
+
+
+@users_app.command("token")
+def users_token(
+    project: Annotated[Path, typer.Argument(help="Project folder.")],
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Give a user a new token and print it (shown once); the old one stops working."""
+    from irbis.store import Project
+    from irbis.web.auth import new_token
+
+    with Project.open(project) as p:
+        token = new_token(p, name)
+    if as_json:
+        emit_json({"name": name, "token": token})
+        return
+    err.print(f"user [bold]{name}[/]: new token, shown only now (the old one no longer works):")
+    out.print(token, highlight=False, soft_wrap=True)
