@@ -37,7 +37,11 @@ Public packages (the default)
   grid itself sits in leopard habitat, and precise stations next to coarse
   ones would point at exactly where the leopards were. ``coordinatePrecision``
   is set to the grid size and ``coordinateUncertainty`` grows by the cell's
-  half diagonal. A project without a sensitive species keeps its coordinates.
+  half diagonal. Generalising is idempotent: a point already at the centre of
+  its cell (a public package imported again) is not moved, and its
+  uncertainty is kept (at least the half diagonal), so a public import/export
+  round trip gives the same coordinates and uncertainty each time. A project
+  without a sensitive species keeps its coordinates.
 - People: media showing a person (an observation of type ``human`` or a
   ``person`` detection) are left out of ``media.csv`` together with their
   observations, and event-level ``human`` observations are left out too. The
@@ -84,6 +88,7 @@ from irbis.exchange.camtrapdp_rows import (
 from irbis.exchange.camtrapdp_validate import (
     CAMTRAP_DP_VERSION,
     PROFILE_URL,
+    TABLE_SCHEMA_URLS,
     TABLES,
     ValidationResult,
     field_names,
@@ -109,7 +114,8 @@ from irbis.store.schema import (
 
 __all__ = ["ExportResult", "PersonWriter", "export_camtrapdp", "SCHEMA_FOLDER"]
 
-#: Where the package keeps its copies of the table schemas (the path names the version).
+#: Where packages of earlier irbis versions kept copies of the table schemas (an
+#: export may replace such a package; new packages name the official URLs).
 SCHEMA_FOLDER = f"schemas/camtrap-dp-{CAMTRAP_DP_VERSION}"
 
 #: ``person_writer(source, destination, boxes)`` writes a copy of the image at
@@ -217,19 +223,23 @@ def _without_gps(value: Any) -> Any:
 
 
 def _exif(raw: str, public: bool = False) -> tuple[str, bool]:
-    """``(cell, dropped)``: the raw text when it is a JSON object, else empty.
+    """``(cell, dropped)``: the package's text as it came (``exifData`` is of type
+    ``any`` in Camtrap DP 1.0.2: truncated or non-object EXIF text is kept).
 
     A public package never carries the camera's GPS fix: it would undo the
-    generalised coordinates.
+    generalised coordinates. GPS keys are removed from a JSON object; text
+    that is not a JSON object and mentions GPS is left out (``dropped``).
     """
     if not raw:
         return "", False
     try:
         data = json.loads(raw)
     except json.JSONDecodeError:
-        return "", True
+        data = None
     if not isinstance(data, dict):
-        return "", True
+        if public and "gps" in raw.lower():
+            return "", True
+        return raw, False
     if public:
         clean = _without_gps(data)
         if clean != data:
@@ -363,13 +373,6 @@ def export_camtrapdp(
             _copy_files(project, tmp, tables, meta, person_writer, result, public, progress)
         for table in TABLES:
             _write_csv(tmp / f"{table}.csv", table, tables[table])
-        schema_dir = tmp / SCHEMA_FOLDER
-        schema_dir.mkdir(parents=True)
-        for table in TABLES:
-            (schema_dir / f"{table}-table-schema.json").write_text(
-                json.dumps(load_table_schema(table), indent=2, ensure_ascii=False) + "\n",
-                encoding="utf-8",
-            )
         (tmp / MARKER).write_text(f"written by irbis {__version__}\n", encoding="utf-8")
         descriptor = _descriptor(project, tables, meta, policy, result)
         (tmp / "datapackage.json").write_text(
@@ -541,8 +544,15 @@ def _build(
         unc_raw = _raw(d.extra, "coordinateUncertainty")
         unc: float | None = float(unc_raw) if unc_raw else None
         if generalise:
-            lat, lon = policy.generalise(lat, lon)
-            unc = math.ceil((unc or 0) + _half_diagonal_m(lat, policy.precision_deg))
+            snapped = policy.generalise(lat, lon)
+            half = math.ceil(_half_diagonal_m(snapped[0], policy.precision_deg))
+            if snapped == (lat, lon):
+                # Already a cell centre (e.g. a public package imported again):
+                # the point does not move, so its uncertainty does not grow.
+                unc = max(math.ceil(unc or 0), half)
+            else:
+                lat, lon = snapped
+                unc = math.ceil((unc or 0) + _half_diagonal_m(lat, policy.precision_deg))
         meta.coords.append((lat, lon))
         tz = zone(d.timezone)
         start = d.start_local.replace(tzinfo=tz)
@@ -1005,7 +1015,8 @@ def _descriptor(
             "format": "csv",
             "mediatype": "text/csv",
             "encoding": "utf-8",
-            "schema": f"{SCHEMA_FOLDER}/{t}-table-schema.json",
+            # The profile requires the URL of the table schema version used.
+            "schema": TABLE_SCHEMA_URLS[t],
         }
         for t in TABLES
     ]

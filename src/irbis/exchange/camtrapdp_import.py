@@ -526,6 +526,6 @@ def import_camtrapdp(
     if result.exif_not_json:
         result.notes.append(
             f"{result.exif_not_json} media rows have exifData that is not a JSON object "
-            "(kept as text; left out of exports)"
+            "(kept as text and exported as it came)"
         )
     return result

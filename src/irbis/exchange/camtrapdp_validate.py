@@ -2,21 +2,28 @@
 
 The standard's own ``datapackage.json`` names its profile and table schemas by
 URL, and ``frictionless`` fetches such URLs when it validates. Field stations
-have no network, so irbis keeps its own copies of the three table schemas and
-of the package profile in ``camtrapdp_schemas/`` and validates with those:
+have no network, so irbis ships the standard's own files, verbatim (checked
+byte for byte against ``camtrapdp_schemas/SHA256SUMS`` by the tests; sources
+and licences in ``camtrapdp_schemas/NOTICE``) with the two schemas they
+refer to (the Frictionless Data Package profile and GeoJSON), and validates
+with those:
 
-- the descriptor (``datapackage.json``) with ``jsonschema`` against the local
-  profile;
-- the three tables with ``frictionless``, each given its local
-  :class:`frictionless.Schema` object (types, formats, required, unique, enum,
-  range and pattern constraints, primary and foreign keys across the tables).
-  The descriptor handed to ``frictionless`` never contains a URL, so nothing
-  is fetched.
+- the descriptor (``datapackage.json``) with ``jsonschema`` against the
+  official Camtrap DP 1.0.2 profile, whose ``$ref`` URLs are answered from
+  the shipped copies (a :class:`referencing.Registry`, never the network), with
+  format checking (``uri``, ``date-time``, ``date``, ``email``) that does not
+  depend on optional packages;
+- the three tables with ``frictionless``, each given the official table
+  schema as a :class:`frictionless.Schema` object (types, formats, required,
+  unique, enum, range and pattern constraints, primary and foreign keys
+  across the tables). The descriptor handed to ``frictionless`` never
+  contains a URL, so nothing is fetched.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -28,6 +35,7 @@ __all__ = [
     "PROFILE_URL",
     "TABLES",
     "SCHEMA_DIR",
+    "TABLE_SCHEMA_URLS",
     "ValidationResult",
     "load_profile",
     "load_table_schema",
@@ -35,8 +43,15 @@ __all__ = [
 ]
 
 CAMTRAP_DP_VERSION = "1.0.2"
-PROFILE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{CAMTRAP_DP_VERSION}/camtrap-dp-profile.json"
+_BASE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{CAMTRAP_DP_VERSION}"
+PROFILE_URL = f"{_BASE_URL}/camtrap-dp-profile.json"
 TABLES = ("deployments", "media", "observations")
+#: What a package's resource ``schema`` must be: the URL of the version used.
+TABLE_SCHEMA_URLS = {t: f"{_BASE_URL}/{t}-table-schema.json" for t in TABLES}
+#: The Frictionless profile the Camtrap DP profile builds on (``allOf`` ``$ref``).
+DATA_PACKAGE_PROFILE_URL = "https://specs.frictionlessdata.io/schemas/data-package.json"
+#: The GeoJSON schema the profile's ``spatial`` refers to (and the ``id`` that file gives itself).
+GEOJSON_URLS = ("http://json.schemastore.org/geojson.json", "https://json.schemastore.org/geojson")
 SCHEMA_DIR = Path(__file__).with_name("camtrapdp_schemas")
 
 # Errors listed per package at most; a broken column repeats on every row.
@@ -49,14 +64,14 @@ def _read_json(name: str) -> dict:
 
 
 def load_table_schema(table: str) -> dict:
-    """The local Table Schema descriptor of ``deployments``, ``media`` or ``observations``."""
+    """The official Table Schema of ``deployments``, ``media`` or ``observations``."""
     if table not in TABLES:
         raise ValueError(f"not a Camtrap DP table: {table!r}")
     return json.loads(json.dumps(_read_json(f"{table}-table-schema.json")))
 
 
 def load_profile() -> dict:
-    """The local JSON Schema of a Camtrap DP 1.0.2 ``datapackage.json``."""
+    """The official JSON Schema of a Camtrap DP 1.0.2 ``datapackage.json`` (shipped copy)."""
     return json.loads(json.dumps(_read_json("camtrap-dp-profile.json")))
 
 
@@ -89,17 +104,88 @@ def _resource_path(descriptor: dict, table: str) -> str:
     return f"{table}.csv"
 
 
-def validate_descriptor(descriptor: dict) -> list[str]:
-    """Messages for every way ``descriptor`` breaks the local Camtrap DP profile."""
+# RFC 3339 date-time (what JSON Schema's "date-time" format means).
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _is_date_time(value: object) -> bool:
+    from datetime import datetime
+
+    if not isinstance(value, str):
+        return True
+    if not _DATE_TIME.match(value):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00").replace("t", "T"))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_uri(value: object) -> bool:
+    """An absolute URI (scheme required), as RFC 3986 spells it."""
+    import rfc3986
+    from rfc3986 import validators
+    from rfc3986.exceptions import ValidationError
+
+    if not isinstance(value, str):
+        return True
+    if any(c.isspace() for c in value):
+        return False
+    check = (
+        validators.Validator()
+        .require_presence_of("scheme")
+        .check_validity_of("scheme", "userinfo", "host", "port", "path", "query", "fragment")
+    )
+    try:
+        check.validate(rfc3986.uri_reference(value))
+    except ValidationError:
+        return False
+    return True
+
+
+def format_checker():
+    """``jsonschema``'s format checker with ``uri`` and ``date-time`` always checked.
+
+    ``jsonschema`` checks these two only when optional packages are installed
+    and silently passes them otherwise; irbis does not depend on that.
+    """
     import jsonschema
 
-    validator = jsonschema.Draft7Validator(
-        load_profile(), format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+    checker = jsonschema.FormatChecker()
+    checker.checks("uri")(_is_uri)
+    checker.checks("date-time")(_is_date_time)
+    return checker
+
+
+@cache
+def _registry():
+    from referencing import Registry, Resource
+
+    geojson = Resource.from_contents(_read_json("geojson.json"))
+    return Registry().with_resources(
+        [
+            (DATA_PACKAGE_PROFILE_URL, Resource.from_contents(_read_json("data-package.json"))),
+            (PROFILE_URL, Resource.from_contents(_read_json("camtrap-dp-profile.json"))),
+            *((url, geojson) for url in GEOJSON_URLS),
+        ]
     )
+
+
+def validate_descriptor(descriptor: dict) -> list[str]:
+    """Messages for every way ``descriptor`` breaks the official Camtrap DP 1.0.2 profile."""
+    import jsonschema
+
+    profile = load_profile()
+    cls = jsonschema.validators.validator_for(profile)
+    validator = cls(profile, registry=_registry(), format_checker=format_checker())
     out = []
     for err in sorted(validator.iter_errors(descriptor), key=lambda e: list(e.absolute_path)):
         where = "/".join(str(p) for p in err.absolute_path) or "(top)"
-        out.append(f"datapackage.json: {where}: {err.message}")
+        # The profile wraps its rules in allOf/oneOf: name the rule that failed.
+        leaves = [e for e in (err.context or []) if e.validator != "required"] or err.context
+        detail = f" ({leaves[0].message})" if leaves else ""
+        out.append(f"datapackage.json: {where}: {err.message}{detail}")
     return out
 
 
