@@ -7,6 +7,15 @@ What goes where
   station name); fields irbis does not model (``setupBy``, ``cameraHeight``,
   ``baitUse``...) come back from the deployment's ``extra`` when the data was
   imported from a package.
+- Malfunctions (periods a deployed camera did not record) split a deployment,
+  as the standard's maintainers advise (tdwg/camtrap-dp#53): each period the
+  camera recorded is a deployment row of its own (``<code>`` when there is
+  one, ``<code>-part1``, ``<code>-part2``... when the camera recorded in
+  several), and ``deploymentComments`` names the periods left out and why. So
+  effort computed from the package (deploymentEnd - deploymentStart per
+  station) equals ``irbis effort``. Media and observations go to the part
+  that holds their time (a file taken during a malfunction to the part before
+  it, noted).
 - ``media.csv``: media with a trusted time (``time_flag == ''``) in a
   deployment; a file without a trusted time cannot carry the required
   ``timestamp`` and is counted in :attr:`ExportResult.media_untimed`.
@@ -102,6 +111,7 @@ from irbis.store.schema import (
     Deployment,
     DetectionBox,
     Individual,
+    Malfunction,
     Media,
     MediaDetection,
     MediaGroup,
@@ -509,6 +519,9 @@ def _build(
             if r.category == "person":
                 person_media.add(r.media_id)
         meta.users = list(s.scalars(select(User).order_by(User.name)))
+        malfunctions: dict[int, list[Malfunction]] = defaultdict(list)
+        for mf in s.scalars(select(Malfunction).order_by(Malfunction.start_local)):
+            malfunctions[mf.deployment_id].append(mf)
 
     # Which species were seen, and where people were.
     def species_of(o: Observation) -> str | None:
@@ -538,6 +551,8 @@ def _build(
 
     # -- deployments
     dep_rows: list[dict[str, str]] = []
+    # deployment id -> its parts: (utc start, utc end, deploymentID) in time order.
+    parts: dict[int, list[tuple[datetime, datetime, str]]] = {}
     for d in deps:
         st = stations[d.station_id]
         lat, lon = _lonlat(st, d)
@@ -559,6 +574,15 @@ def _build(
         end = d.end_local.replace(tzinfo=tz)
         meta.starts.append(start)
         meta.ends.append(end)
+        recorded, gaps = _recording(d, malfunctions.get(d.id, []))
+        names = (
+            [d.code]
+            if len(recorded) == 1
+            else [f"{d.code}-part{k}" for k in range(1, len(recorded) + 1)]
+        )
+        parts[d.id] = [
+            (_utc(a, tz), _utc(b, tz), code) for (a, b), code in zip(recorded, names, strict=True)
+        ]
         cam = cameras.get(d.camera_id) if d.camera_id else None
         model = "-".join(p for p in ((cam.make, cam.model) if cam else ()) if p)
         cov = st.covariates or {}
@@ -577,34 +601,55 @@ def _build(
                 and v not in (None, "")
                 and not (generalise and _locates(k))
             )
-        dep_rows.append(
-            {
-                "deploymentID": d.code,
-                "locationID": str(cov.get("locationID") or st.name),
-                "locationName": st.name,
-                "latitude": number(lat),
-                "longitude": number(lon),
-                "coordinateUncertainty": number(int(unc)) if unc is not None else "",
-                "deploymentStart": iso(start),
-                "deploymentEnd": iso(end),
-                "setupBy": _raw(d.extra, "setupBy"),
-                "cameraID": (cam.serial if cam else "") or _raw(d.extra, "cameraID"),
-                "cameraModel": model or _raw(d.extra, "cameraModel"),
-                "cameraDelay": _raw(d.extra, "cameraDelay"),
-                "cameraHeight": _raw(d.extra, "cameraHeight"),
-                "cameraDepth": _raw(d.extra, "cameraDepth"),
-                "cameraTilt": _raw(d.extra, "cameraTilt"),
-                "cameraHeading": _raw(d.extra, "cameraHeading"),
-                "detectionDistance": _raw(d.extra, "detectionDistance"),
-                "timestampIssues": _raw(d.extra, "timestampIssues"),
-                "baitUse": _raw(d.extra, "baitUse"),
-                "featureType": feature,
-                "habitat": _raw(d.extra, "habitat") or str(cov.get("habitat") or ""),
-                "deploymentGroups": groups_cell,
-                "deploymentTags": tags,
-                "deploymentComments": d.comments or "",
-            }
+        row = {
+            "deploymentID": d.code,
+            "locationID": str(cov.get("locationID") or st.name),
+            "locationName": st.name,
+            "latitude": number(lat),
+            "longitude": number(lon),
+            "coordinateUncertainty": number(int(unc)) if unc is not None else "",
+            "deploymentStart": iso(start),
+            "deploymentEnd": iso(end),
+            "setupBy": _raw(d.extra, "setupBy"),
+            "cameraID": (cam.serial if cam else "") or _raw(d.extra, "cameraID"),
+            "cameraModel": model or _raw(d.extra, "cameraModel"),
+            "cameraDelay": _raw(d.extra, "cameraDelay"),
+            "cameraHeight": _raw(d.extra, "cameraHeight"),
+            "cameraDepth": _raw(d.extra, "cameraDepth"),
+            "cameraTilt": _raw(d.extra, "cameraTilt"),
+            "cameraHeading": _raw(d.extra, "cameraHeading"),
+            "detectionDistance": _raw(d.extra, "detectionDistance"),
+            "timestampIssues": _raw(d.extra, "timestampIssues"),
+            "baitUse": _raw(d.extra, "baitUse"),
+            "featureType": feature,
+            "habitat": _raw(d.extra, "habitat") or str(cov.get("habitat") or ""),
+            "deploymentGroups": groups_cell,
+            "deploymentTags": tags,
+            "deploymentComments": d.comments or "",
+        }
+        if not gaps:
+            dep_rows.append(row)
+            continue
+        left_out = "; ".join(
+            f"{iso(a.replace(tzinfo=tz))} to {iso(b.replace(tzinfo=tz))}"
+            + (f" ({reason})" if reason else "")
+            for a, b, reason in gaps
         )
+        for (a, b), code in zip(recorded, names, strict=True):
+            whole = (
+                f"part of deployment {d.code}, " if len(recorded) > 1 else ""
+            ) + f"camera not recording {left_out}"
+            dep_rows.append(
+                {
+                    **row,
+                    "deploymentID": code,
+                    "deploymentStart": iso(a.replace(tzinfo=tz)),
+                    "deploymentEnd": iso(b.replace(tzinfo=tz)),
+                    "deploymentComments": " | ".join(
+                        c for c in (row["deploymentComments"], whole) if c
+                    ),
+                }
+            )
 
     # -- media and their observations
     media_rows: list[tuple[tuple, dict[str, str]]] = []
@@ -622,6 +667,7 @@ def _build(
             result.media_untimed += 1
             continue
         d = dep_by_id[m.deployment_id]
+        code = _part(parts[d.id], m.timestamp_utc, result, m.uid or f"m{m.id}")
         mid = m.uid or f"m{m.id}"
         is_person = m.id in person_media
         mobs = obs_by_media.get(m.id, [])
@@ -649,13 +695,13 @@ def _build(
         )
         meta.files[mid] = (src, person_boxes, is_person)
         file_public = _raw(m.extra, "filePublic") or "false"
-        key = (d.code, m.timestamp_utc, m.file_name, mid)
+        key = (code, m.timestamp_utc, m.file_name, mid)
         media_rows.append(
             (
                 key,
                 {
                     "mediaID": mid,
-                    "deploymentID": d.code,
+                    "deploymentID": code,
                     "captureMethod": capture,
                     "timestamp": iso_local(m.timestamp_local, m.utc_offset_min),
                     "filePath": _raw(m.extra, "filePath") or m.source_relpath,
@@ -669,7 +715,7 @@ def _build(
             )
         )
         event = groups.get(m.event_id) if m.event_id else None
-        ev_id = f"{d.code}-e{event.start_utc:%Y%m%dT%H%M%S}" if event else ""
+        ev_id = f"{code}-e{event.start_utc:%Y%m%dT%H%M%S}" if event else ""
         ev_start = event.start_utc if event else m.timestamp_utc
         ev_end = event.end_utc if event else m.timestamp_utc
         human_made = [o for o in mobs if _human_source(o.source)]
@@ -678,7 +724,7 @@ def _build(
             # An imported observation keeps the event its package gave it.
             row = _obs_row(
                 o,
-                d.code,
+                code,
                 mid,
                 o.event_uid if o.event_uid is not None else ev_id,
                 o.event_start_utc or ev_start,
@@ -701,17 +747,17 @@ def _build(
                     row["bboxX"], row["bboxY"], row["bboxWidth"], row["bboxHeight"] = _box(
                         best.x, best.y, best.width, best.height
                     )
-            obs_rows.append(((d.code, ev_start, 1, m.timestamp_utc, row["observationID"]), row))
-        ev = (d.code, mid, ev_id, ev_start, ev_end)
+            obs_rows.append(((code, ev_start, 1, m.timestamp_utc, row["observationID"]), row))
+        ev = (code, mid, ev_id, ev_start, ev_end)
         for row in _reviewed_rows(revs, mobs, ev, meta, result):
             result.reviewed_observations += 1
-            obs_rows.append(((d.code, ev_start, 1, m.timestamp_utc, row["observationID"]), row))
+            obs_rows.append(((code, ev_start, 1, m.timestamp_utc, row["observationID"]), row))
         md = latest.get(m.id)
         if md is not None and not human_made and not revs and md.verdict != "error":
-            for row in _machine_rows(md, boxes.get(m.id, []), d.code, mid, ev_id, ev_start, ev_end):
+            for row in _machine_rows(md, boxes.get(m.id, []), code, mid, ev_id, ev_start, ev_end):
                 meta.levels.add("media")
                 result.machine_observations += 1
-                obs_rows.append(((d.code, ev_start, 1, m.timestamp_utc, row["observationID"]), row))
+                obs_rows.append(((code, ev_start, 1, m.timestamp_utc, row["observationID"]), row))
 
     for o in event_obs:
         d = dep_by_id[o.deployment_id]
@@ -726,8 +772,9 @@ def _build(
                 "event-level observation without a start time",
                 "set its event start and end",
             )
-        row = _obs_row(o, d.code, "", o.event_uid or "", start, end, inds, meta)
-        obs_rows.append(((d.code, start, 0, start, row["observationID"]), row))
+        code = _part(parts[d.id], start, result, o.uid or f"o{o.id}")
+        row = _obs_row(o, code, "", o.event_uid or "", start, end, inds, meta)
+        obs_rows.append(((code, start, 0, start, row["observationID"]), row))
 
     media_rows.sort(key=lambda kv: kv[0])
     obs_rows.sort(key=lambda kv: kv[0])
@@ -740,6 +787,68 @@ def _build(
     result.media = len(tables["media"])
     result.observations = len(tables["observations"])
     return tables, meta
+
+
+def _utc(naive_local: datetime, tz: Any) -> datetime:
+    """A deployment's naive local time as naive UTC."""
+    return naive_local.replace(tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+
+
+def _recording(
+    d: Deployment, malfunctions: list[Malfunction]
+) -> tuple[list[tuple[datetime, datetime]], list[tuple[datetime, datetime, str]]]:
+    """``(recorded, gaps)``: the periods the camera recorded and those it did not.
+
+    Naive local times of the deployment; a malfunction is clipped to the
+    deployment, overlapping ones merge. A deployment that never recorded
+    keeps its whole period (Camtrap DP has no empty deployment), noted by
+    its gaps.
+    """
+    spans = sorted(
+        (max(m.start_local, d.start_local), min(m.end_local, d.end_local), m.reason or "")
+        for m in malfunctions
+        if m.end_local > d.start_local and m.start_local < d.end_local
+    )
+    gaps: list[tuple[datetime, datetime, str]] = []
+    for a, b, why in spans:
+        if b <= a:
+            continue
+        if gaps and a <= gaps[-1][1]:
+            pa, pb, pwhy = gaps[-1]
+            reasons = "; ".join(r for r in dict.fromkeys((pwhy, why)) if r)
+            gaps[-1] = (pa, max(pb, b), reasons)
+        else:
+            gaps.append((a, b, why))
+    recorded: list[tuple[datetime, datetime]] = []
+    cursor = d.start_local
+    for a, b, _ in gaps:
+        if a > cursor:
+            recorded.append((cursor, a))
+        cursor = max(cursor, b)
+    if cursor < d.end_local:
+        recorded.append((cursor, d.end_local))
+    return (recorded or [(d.start_local, d.end_local)]), gaps
+
+
+def _part(
+    parts: list[tuple[datetime, datetime, str]], utc: datetime, result: ExportResult, what: str
+) -> str:
+    """The deploymentID of the part holding naive UTC time ``utc``.
+
+    A time in a malfunction goes to the part before it (the first part when
+    it precedes them all), noted: the file exists, the camera was said not
+    to record.
+    """
+    if len(parts) == 1:
+        return parts[0][2]
+    before = parts[0][2]
+    for a, b, code in parts:
+        if a <= utc <= b:
+            return code
+        if a <= utc:
+            before = code
+    result.notes.append(f"{what}: taken while its camera was noted as not recording; in {before}")
+    return before
 
 
 def _media_source(project: Project, m: Media) -> Path | None:
