@@ -19,11 +19,24 @@ observations of its most recent time of creation are used.
 ``read.capthist(captfile, trapfile, fmt = "trapID", detector = "count",
 noccasions = S, binary.usage = FALSE, trapcovnames = c(...))`` reads (usage
 as continuous effort, station covariates after the ``/``).
+
+secr's ``read.traps`` reads a traps file with R's ``read.table`` (fields
+split at blanks, ``"`` and ``'`` quote, ``#`` starts a comment), pastes the
+fields after ``x y`` together again, splits that text at every ``/`` (usage
+before, covariates after) and reads the covariates with ``read.table`` a
+second time, after the first read has stripped the quotes. No quoting
+survives both reads, and a ``/`` can never be inside a field. So every
+trap ID, animal ID and text covariate is written as an R-safe token: blanks,
+``/``, ``#``, quotes and backslashes become ``_``, and two values that would
+become the same token stay apart (``a/b`` -> ``a_b``, ``a_b`` stays, a second
+``a/b``-like value gets ``a_b_2``). :func:`export_secr` returns what it
+renamed.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -345,6 +358,35 @@ def _fmt(v: float) -> str:
     return f"{v:.10g}"
 
 
+#: What no field of a secr text file can hold (see the module notes).
+_UNSAFE = re.compile(r"[\s/#\"'\\]")
+
+
+def r_tokens(values: list[str]) -> dict[str, str]:
+    """Each distinct value -> an R-safe token for secr's text files, one-to-one.
+
+    Values that are safe already keep their text; the others get ``_`` for
+    each unsafe character and, if that token is taken, ``_2``, ``_3``...
+    An empty value is ``NA``.
+    """
+    distinct = list(dict.fromkeys(values))
+    out = {v: v for v in distinct if v and not _UNSAFE.search(v)}
+    used = set(out.values())
+    for v in distinct:
+        if v in out:
+            continue
+        if not v:
+            out[v] = "NA"
+            continue
+        base = token = _UNSAFE.sub("_", v)
+        k = 2
+        while token in used:
+            token, k = f"{base}_{k}", k + 1
+        out[v] = token
+        used.add(token)
+    return out
+
+
 def export_secr(
     project: Any,
     out_dir: str | Path,
@@ -377,34 +419,52 @@ def export_secr(
     -------
     dict
         ``captfile``, ``trapfile``, ``animals``, ``occasions``, ``traps``,
-        ``detections`` and ``r_call`` (the R line that reads them).
+        ``detections``, ``r_call`` (the R line that reads them) and
+        ``renamed`` (animal IDs, trap IDs and text covariate values written as
+        R-safe tokens: ``{"animals": {...}, "traps": {...}, "covariates":
+        {name: {...}}}``).
     """
     ch = project_capthist(project, occasion_days, detector=detector, species=species)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     capt, trap = out / "capthist.txt", out / "traps.txt"
     session = "1"
+    animal = r_tokens(list(ch.ids))
+    trap_id = r_tokens(list(ch.traps.ids))
+    covnames = list(ch.traps.covariates)
+    text_cov = {
+        c: r_tokens([str(v) for v in ch.traps.covariates[c]])
+        for c in covnames
+        if any(isinstance(v, str) for v in ch.traps.covariates[c])
+    }
+    renamed = {
+        "animals": {a: t for a, t in animal.items() if a != t},
+        "traps": {a: t for a, t in trap_id.items() if a != t},
+        "covariates": {
+            c: {v: t for v, t in m.items() if v != t and v} for c, m in text_cov.items()
+        },
+    }
+    renamed["covariates"] = {c: m for c, m in renamed["covariates"].items() if m}
     lines = ["# Session ID Occasion TrapID  (irbis export secr)"]
     for i, a in enumerate(ch.ids):
         for s in range(ch.n_occasions):
             for k in range(ch.traps.n_traps):
                 lines.extend(
-                    f"{session} {a.replace(' ', '_')} {s + 1} {ch.traps.ids[k].replace(' ', '_')}"
+                    f"{session} {animal[a]} {s + 1} {trap_id[ch.traps.ids[k]]}"
                     for _ in range(int(ch.counts[i, s, k]))
                 )
     capt.write_text("\n".join(lines) + "\n")
-    covnames = list(ch.traps.covariates)
     tl = [f"# trapID x y usage[1..{ch.n_occasions}] / {' '.join(covnames)}".rstrip(" /")]
     usage = ch.traps.usage_matrix(ch.n_occasions)
     for k, tid in enumerate(ch.traps.ids):
-        parts = [tid.replace(" ", "_"), _fmt(ch.traps.xy[k, 0]), _fmt(ch.traps.xy[k, 1])]
+        parts = [trap_id[tid], _fmt(ch.traps.xy[k, 0]), _fmt(ch.traps.xy[k, 1])]
         parts += [_fmt(u) for u in usage[k]]
         if covnames:
             parts.append("/")
             for c in covnames:
                 v = ch.traps.covariates[c][k]
-                if isinstance(v, str):
-                    parts.append(v.replace(" ", "_") or "NA")
+                if c in text_cov:
+                    parts.append(text_cov[c][str(v)])
                 else:
                     parts.append("NA" if not np.isfinite(v) else _fmt(float(v)))
         tl.append(" ".join(parts))
@@ -424,4 +484,6 @@ def export_secr(
         "traps": ch.traps.n_traps,
         "detections": int(ch.counts.sum()),
         "r_call": r_call,
+        # Values written differently so that R reads them (see the module notes).
+        "renamed": renamed,
     }
