@@ -226,6 +226,26 @@ def test_cli_import_then_export(tmp_path):
     assert data["media"] == 423 - data["media_persons_left_out"]
 
 
+def test_cli_import_failure_with_json_prints_json(tmp_path):
+    from typer.testing import CliRunner
+
+    from irbis.cli.app import app
+
+    pkg = need_data(*EXAMPLE)
+    runner = CliRunner()
+    args = ["import", "camtrapdp", str(pkg), str(tmp_path / "p"), "--json"]
+    assert runner.invoke(app, args).exit_code == 0
+    res = runner.invoke(app, args)  # the same deployments again: refused
+    assert res.exit_code == 2
+    data = json.loads(res.stdout)
+    assert data["ok"] is False and "already known" in data["error"]
+    assert data["project_created"] is False
+    res = runner.invoke(
+        app, ["import", "camtrapdp", str(tmp_path / "nope"), str(tmp_path / "q"), "--json"]
+    )
+    assert res.exit_code == 2 and json.loads(res.stdout)["ok"] is False
+
+
 def test_import_never_stores_a_path_outside_the_package(project, tmp_path):
     """filePath values pointing elsewhere are kept for the round trip, never opened."""
     pkg = tmp_path / "pkg"

@@ -91,7 +91,7 @@ def export_camtrapdp_cmd(
     if res.media_untimed:
         err.print(f"  {res.media_untimed} media without a trusted time left out")
     if res.exif_dropped:
-        err.print(f"  exifData of {res.exif_dropped} media was not a JSON object and left out")
+        err.print(f"  exifData of {res.exif_dropped} media was text naming GPS fields: left out")
     if media_files == "copy":
         err.print(
             f"  {res.files_copied} files copied ({res.files_blurred} with people blurred), "
@@ -105,21 +105,40 @@ def import_camtrapdp_cmd(
     project: Annotated[Path, typer.Argument(help="Project folder (created if it is none).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Import a Camtrap DP package (TRAPPER, Agouti, Timelapse...) into a project."""
+    """Import a Camtrap DP package (TRAPPER, Agouti, Timelapse...) into a project.
+
+    With ``--json`` a failure is a JSON document too (``ok`` false, ``error``
+    the one-line reason; nothing was stored) and the exit status is 2.
+    """
+    from irbis.core.errors import IrbisError
     from irbis.exchange.camtrapdp import import_camtrapdp
     from irbis.store import Project
     from irbis.store.project import SETTINGS_FILE
 
     created = not (project / SETTINGS_FILE).exists()
-    opened = Project.init(project) if created else Project.open(project)
-    with opened as p, progress() as bar:
-        task = bar.add_task("import", total=None, file="")
+    try:
+        opened = Project.init(project) if created else Project.open(project)
+        with opened as p, progress() as bar:
+            task = bar.add_task("import", total=None, file="")
 
-        def tick(table: str, done: int, _total: int | None) -> None:
-            bar.update(task, description=table, completed=done)
+            def tick(table: str, done: int, _total: int | None) -> None:
+                bar.update(task, description=table, completed=done)
 
-        res = import_camtrapdp(package, p, progress=tick)
-    data = res.as_dict() | {"project_created": created}
+            res = import_camtrapdp(package, p, progress=tick)
+    except IrbisError as exc:
+        if not as_json:
+            raise
+        emit_json(
+            {
+                "ok": False,
+                "error": str(exc),
+                "package": str(package),
+                "project": str(project),
+                "project_created": created,
+            }
+        )
+        raise typer.Exit(2) from exc
+    data = {"ok": True} | res.as_dict() | {"project_created": created}
     if as_json:
         emit_json(data)
         return
