@@ -134,3 +134,60 @@ def test_reference_mode_leaves_files_in_place(project, tmp_path):
         m = s.scalars(select(Media)).one()
     assert m.storage == "reference" and Path(m.stored_path) == (st / "IMG_0001.JPG").resolve()
     assert not any(p.is_file() for p in project.blob_dir.rglob("*"))
+
+
+def _mp4(path: Path, frames: int = 10) -> bytes:
+    """Write a real short MP4 (MPEG-4 Part 2, index at the end) with PyAV."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            img = np.full((48, 64, 3), i * 20, np.uint8)
+            for packet in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    return path.read_bytes()
+
+
+def test_truncated_video_is_rejected_at_any_cut(tmp_path):
+    from irbis.core.errors import BadInputError
+    from irbis.ingest.metadata import read_video_metadata
+
+    data = _mp4(tmp_path / "whole.mp4")
+    assert read_video_metadata(io.BytesIO(data), "whole.mp4").frame_count == 10
+    # Cut at every byte: the file reads whole or is refused in one line, never a traceback.
+    # (Losing only the trailing user-data atom leaves every frame and its index intact.)
+    n_bad = 0
+    for cut in range(1, len(data)):
+        try:
+            meta = read_video_metadata(io.BytesIO(data[:cut]), "CUT.MP4")
+        except BadInputError as exc:
+            n_bad += 1
+            assert str(exc).startswith("CUT.MP4: ") and "\n" not in str(exc)
+            assert "truncated" in exc.reason or "unreadable" in exc.reason
+        else:
+            assert meta.frame_count == 10 and meta.width == 64
+    assert n_bad > len(data) * 0.9
+
+
+def test_truncated_video_does_not_stop_the_card(project, tmp_path):
+    _registry(project)
+    st = tmp_path / "card" / "SLG-01"
+    st.mkdir(parents=True)
+    data = _mp4(tmp_path / "whole.mp4")
+    # Cut inside the index at the end of the file: the stream opens with no codec.
+    (st / "VID_0001.MP4").write_bytes(data[: len(data) - 545])
+    (st / "IMG_0001.JPG").write_bytes(_jpeg("2026:03:01 04:10:00"))
+    (st / "IMG_0002.JPG").write_bytes(_jpeg("2026:03:01 04:10:01", color=(91, 110, 130)))
+    for _run in range(2):  # and a rerun does not trip over it either
+        res = ingest(project, st, deployment="SLG-01-A")
+        assert [r["file"].split("/")[-1] for r in res.rejected] == ["VID_0001.MP4"]
+        reason = res.rejected[0]["reason"]
+        assert "truncated or corrupt video" in reason and "\n" not in reason
+    with project.session() as s:
+        names = sorted(m.file_name for m in s.scalars(select(Media)))
+    assert names == ["IMG_0001.JPG", "IMG_0002.JPG"]

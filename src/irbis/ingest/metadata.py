@@ -598,8 +598,17 @@ def read_video_metadata(
         make = _first_text(container.metadata, _VIDEO_MAKE_KEYS)
         model = _first_text(container.metadata, _VIDEO_MODEL_KEYS)
         ctx = stream.codec_context
+        if ctx is None:
+            # A file cut inside its index leaves a stream with no codec.
+            raise BadInputError(
+                name, "truncated or corrupt video (its video stream has no codec)", _HINT_RECOPY
+            )
         width, height = ctx.width or None, ctx.height or None
         fmt_name = container.format.name
+    except (av.FFmpegError, OSError, ValueError, IndexError, EOFError) as exc:
+        raise BadInputError(
+            name, f"truncated or corrupt video ({exc.__class__.__name__})", _HINT_RECOPY
+        ) from exc
     finally:
         container.close()
 
