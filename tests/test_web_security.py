@@ -494,3 +494,58 @@ def test_local_mode_checks_the_host_header(project, client_of):
     token = create_user(project, "ranger", "viewer")
     r = c.get("/api/me", headers={"Host": "irbis.example.org", "Authorization": f"Bearer {token}"})
     assert r.status_code == 200
+
+
+def test_nul_characters_are_client_errors(project, client_of):
+    """PostgreSQL text cannot hold NUL: every way one comes in is a one-line 4xx, not a 500."""
+    ids = build_project(project)
+    c = client_of(project)
+    seq = c.get("/api/sequences").json()["items"][0]
+    detail = c.get(f"/api/sequences/{seq['id']}").json()
+    versions = {str(m["id"]): m["review_version"] for m in detail["media"]}
+    gets = [
+        ("/api/sequences", {"species": "VTA\x00"}),
+        ("/api/sequences", {"station": "Station\x00A"}),
+        ("/api/sequences", {"verdict": "\x00"}),
+        ("/api/sequences", {"date_from": "2009-04-01\x00"}),
+        ("/sequences", {"species": "\x00"}),
+        (f"/api/sequences/{seq['id']}", {"species": "a\x00b"}),
+    ]
+    for path, params in gets:
+        r = c.get(path, params=params)
+        assert 400 <= r.status_code < 500, (path, params, r.status_code)
+        detail = r.json()["detail"]
+        assert "NUL" in detail and "\n" not in detail, detail
+    posts = [
+        (f"/api/sequences/{seq['id']}/label", {"species": "VTA\x00", "versions": versions}),
+        (
+            f"/api/sequences/{seq['id']}/label",
+            {"species": "VTA", "comments": "x\x00", "versions": versions},
+        ),
+        (
+            f"/api/sequences/{seq['id']}/label",
+            {"species": "PBE", "individual": "Khan\x00", "versions": versions},
+        ),
+        (
+            f"/api/sequences/{seq['id']}/observations",
+            {"observations": [{"species": "VTA", "behavior": "\x00"}], "versions": versions},
+        ),
+        (
+            "/api/sequences/label",
+            {"items": [{"sequence_id": seq["id"], "versions": versions}], "species": "\x00VTA"},
+        ),
+        ("/api/species", {"label": "Ursus\x00", "scientific_name": "Ursus arctos"}),
+        (
+            f"/api/annotations/{ids['query']}/decision",
+            {"decision": "new", "version": 0, "name": "Khan\x00II"},
+        ),
+    ]
+    for path, body in posts:
+        r = c.post(path, json=body)
+        assert 400 <= r.status_code < 500, (path, body, r.status_code)
+        assert "NUL" in r.json()["detail"], r.json()
+    # Nothing was stored, and the same requests without the NUL still work.
+    r = c.post(f"/api/sequences/{seq['id']}/label", json={"species": "VTA", "versions": versions})
+    assert r.status_code == 200, r.text
+    with project.session() as s:
+        assert not any("\x00" in (o.species or "") for o in s.scalars(select(Observation)))

@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from irbis.core.jsonsafe import finite
+from irbis.core.text import NUL_REASON, has_nul
 from irbis.store.project import Project
 from irbis.web import (
     boxes,
@@ -59,6 +60,14 @@ AdminDep = Annotated[WebUser, Depends(admin)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL (a 500 there); SQLite would store it.
+        if has_nul(value):
+            raise ValueError(f"{NUL_REASON}: remove it")
+        return value
 
 
 Sex = Literal["female", "male"]

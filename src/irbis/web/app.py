@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -166,24 +167,32 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        refusal = None
         if not self._host_ok(scope):
-            body = (
+            refusal = (
                 b'{"detail":"this irbis app (local mode, no users) answers only requests to '
                 b"localhost or the address it was started on; open it by that address, or "
                 b'add users (irbis users add) to serve it under other names"}'
             )
+        elif _nul_in_url(scope):
+            # PostgreSQL text cannot hold NUL: a filter with one would be a 500 there.
+            refusal = (
+                b'{"detail":"the address contains a NUL character (%00): '
+                b'remove it from the path and query and ask again"}'
+            )
+        if refusal is not None:
             await send(
                 {
                     "type": "http.response.start",
                     "status": 400,
                     "headers": [
                         (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
+                        (b"content-length", str(len(refusal)).encode()),
                         (b"x-content-type-options", b"nosniff"),
                     ],
                 }
             )
-            await send({"type": "http.response.body", "body": body})
+            await send({"type": "http.response.body", "body": refusal})
             return
 
         async def send_guarded(message) -> None:
@@ -196,6 +205,14 @@ class Guard:
             await send(message)
 
         await self.app(scope, receive, send_guarded)
+
+
+def _nul_in_url(scope) -> bool:
+    """Whether the request's path or query string holds a NUL, raw or %-encoded."""
+    if "\x00" in scope.get("path", ""):
+        return True
+    query = scope.get("query_string", b"")
+    return b"\x00" in unquote_to_bytes(query) if query else False
 
 
 def _leaflet_dir() -> Path:

@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from irbis.core.errors import BadInputError
+from irbis.core.text import check_no_nul
 from irbis.store.project import Project
 from irbis.store.schema import Media, MediaGroup, Observation
 from irbis.store.sequence_summary import HUMAN
@@ -61,6 +62,14 @@ class Label:
 
     def check(self) -> None:
         """Raise :class:`BadInputError` for a label that says nothing or contradicts itself."""
+        check_no_nul(
+            (
+                (f"label.{k}", getattr(self, k))
+                for k in ("species", "individual", "comments", "sex", "life_stage", "behavior")
+            ),
+            "label",
+            "remove it and send the label again",
+        )
         species = (self.species or "").strip()
         if self.blank and species:
             raise BadInputError("label", "blank and a species at once", "send one of them")
