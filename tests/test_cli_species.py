@@ -73,13 +73,29 @@ def test_species_add_list_edit_remove(project):
     assert rows["SIB"]["vernacular_name"] == "Siberian ibex" and rows["SIB"]["key"] == "9"
     assert "sp8" not in rows
     saved = json.loads((project.root / "irbis.json").read_text())["extra"]["species"]
+    # Both are in irbis's taxa table: rank, taxon ID (where checked) and names come from it.
+    from irbis.store.taxa import lookup
+
+    def taxon(name: str) -> dict:
+        t = lookup(name)
+        return {"rank": "species", **({"taxon_id": t.taxon_id} if t.taxon_id else {})}
+
     assert saved[:2] == [
-        {"label": "Panthera uncia", "vernacular_name": "snow leopard", "key": "5"},
+        {
+            "label": "Panthera uncia",
+            "scientific_name": "Panthera uncia",
+            "vernacular_name": "snow leopard",
+            "key": "5",
+            **taxon("Panthera uncia"),
+            "vernacular_names": {"eng": "snow leopard", "rus": "снежный барс"},
+        },
         {
             "label": "SIB",
             "scientific_name": "Capra sibirica",
             "vernacular_name": "Siberian ibex",
             "key": "9",
+            **taxon("Capra sibirica"),
+            "vernacular_names": {"eng": "Siberian ibex", "rus": "сибирский горный козёл"},
         },
     ]
 

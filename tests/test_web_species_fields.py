@@ -97,12 +97,18 @@ def test_species_panel_api(project, client_of):  # noqa: F811
         "/api/species", json={"label": "Ovis ammon", "vernacular_name": "argali", "key": "9"}
     )
     assert r.status_code == 200, r.text
+    # Filled from irbis's taxa table, as `irbis species add` does.
+    from irbis.store.taxa import lookup
+
     assert r.json() == {
         "label": "Ovis ammon",
-        "scientific_name": "",
+        "scientific_name": "Ovis ammon",
         "vernacular_name": "argali",
         "key": "9",
         "listed": True,
+        "rank": "species",
+        "taxon_id": lookup("Ovis ammon").taxon_id,
+        "vernacular_names": {"eng": "argali", "rus": "архар"},
     }
     assert c.get("/api/species").json()[8] == "Ovis ammon"
     for body, text in (
@@ -117,7 +123,15 @@ def test_species_panel_api(project, client_of):  # noqa: F811
     assert saved == [
         {"label": "VTA"},
         {"label": "Panthera uncia"},
-        {"label": "Ovis ammon", "vernacular_name": "argali", "key": "9"},
+        {
+            "label": "Ovis ammon",
+            "scientific_name": "Ovis ammon",
+            "vernacular_name": "argali",
+            "key": "9",
+            "rank": "species",
+            **({"taxon_id": t} if (t := lookup("Ovis ammon").taxon_id) else {}),
+            "vernacular_names": {"eng": "argali", "rus": "архар"},
+        },
     ]
 
     # Only admins change the list.

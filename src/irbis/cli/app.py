@@ -725,3 +725,8 @@ app.add_typer(users_app, name="users")
 from irbis.cli.species_cmd import species_app  # noqa: E402
 
 app.add_typer(species_app, name="species")
+
+# Publishing metadata (`irbis project meta`).
+from irbis.cli.project_cmd import project_app  # noqa: E402
+
+app.add_typer(project_app, name="project")

@@ -43,6 +43,45 @@ KeyOpt = Annotated[
     str | None,
     typer.Option("--key", help="Digit 1..9 that labels with it in the app ('' for none)."),
 ]
+RankOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rank",
+        help="Camtrap DP taxonRank: kingdom, phylum, class, order, family, genus, "
+        "species, subspecies ('' to clear).",
+    ),
+]
+TaxonIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--taxon-id",
+        help="Taxon identifier: a GBIF backbone key (digits) or a checklist's taxon URL "
+        "('' to clear).",
+    ),
+]
+NamesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--vernacular-name",
+        help="LANG=NAME, a common name in a language (ISO 639-3, en/ru accepted), e.g. "
+        "'rus=снежный барс'; repeatable; LANG= removes one (edit).",
+    ),
+]
+
+
+def _parse_names(items: list[str] | None) -> dict[str, str]:
+    from irbis.core.errors import BadInputError
+    from irbis.store.taxa import language
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        lang, sep, name = item.partition("=")
+        if not sep:
+            raise BadInputError(
+                "--vernacular-name", f"{item!r} has no '='", "write LANG=NAME, e.g. rus=ирбис"
+            )
+        out[language(lang)] = name.strip()
+    return out
 
 
 def _rows(p) -> list[dict]:
@@ -83,6 +122,12 @@ def species_list(project: ProjectArg, as_json: JsonOpt = False):
             "yes" if r["listed"] else "no (observed)",
         )
     out.print(t)
+    # Taxa below the table, which stays narrow enough for a field laptop's terminal.
+    for r in rows:
+        bits = [r["rank"], r["taxon_id"]]
+        bits += [f"{k}: {v}" for k, v in r["vernacular_names"].items()]
+        if any(bits):
+            out.print(f"{r['label']}: " + "; ".join(b for b in bits if b), highlight=False)
 
 
 @species_app.command("add")
@@ -92,12 +137,24 @@ def species_add(
     scientific: ScientificOpt = None,
     vernacular: VernacularOpt = None,
     key: KeyOpt = None,
+    rank: RankOpt = None,
+    taxon_id: TaxonIdOpt = None,
+    vernacular_name: NamesOpt = None,
+    table: Annotated[
+        bool,
+        typer.Option(
+            "--table/--no-table",
+            help="Fill what is not given from irbis's taxa table of the range's fauna when "
+            "the label or scientific name matches an entry.",
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ):
-    """Add a species at the end of the list."""
+    """Add a species at the end of the list (names and taxon ID from irbis's table when known)."""
     from irbis.store import Project
     from irbis.store import species as sp
 
+    names = _parse_names(vernacular_name)
     with Project.open(project) as p:
         added = sp.add(
             p,
@@ -105,6 +162,10 @@ def species_add(
             scientific_name=scientific or "",
             vernacular_name=vernacular or "",
             key=key or "",
+            rank=rank or "",
+            taxon_id=taxon_id or "",
+            vernacular_names=names,
+            use_table=table,
         )
         keyed = next(s for s in sp.choices(p) if s.label == added.label)
     if as_json:
@@ -112,6 +173,9 @@ def species_add(
         return
     where = f"key {keyed.key}" if keyed.key else "the species panel (keys 1..9 are taken)"
     err.print(f"added {added.label!r}; in the review app: {where}")
+    if added.scientific_name and added.rank:
+        tid = added.taxon_id or "no taxon ID (give one with --taxon-id)"
+        err.print(f"  {added.scientific_name} ({added.rank}), {tid}")
 
 
 @species_app.command("edit")
@@ -121,14 +185,27 @@ def species_edit(
     scientific: ScientificOpt = None,
     vernacular: VernacularOpt = None,
     key: KeyOpt = None,
+    rank: RankOpt = None,
+    taxon_id: TaxonIdOpt = None,
+    vernacular_name: NamesOpt = None,
     as_json: JsonOpt = False,
 ):
-    """Change a listed species' scientific or common name or its key."""
+    """Change a listed species' names, key, rank or taxon ID."""
     from irbis.store import Project
     from irbis.store import species as sp
 
+    names = _parse_names(vernacular_name)
     with Project.open(project) as p:
-        changed = sp.edit(p, label, scientific_name=scientific, vernacular_name=vernacular, key=key)
+        changed = sp.edit(
+            p,
+            label,
+            scientific_name=scientific,
+            vernacular_name=vernacular,
+            key=key,
+            rank=rank,
+            taxon_id=taxon_id,
+            vernacular_names=names,
+        )
     if as_json:
         emit_json(changed.to_json())
         return

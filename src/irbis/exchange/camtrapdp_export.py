@@ -463,11 +463,17 @@ class _Meta:
     names: dict[str, Any] = field(default_factory=dict)
 
     def scientific(self, label: str | None) -> str:
-        """The scientific name of a label: the list's, else the label itself."""
+        """The scientific name of a label: the list's, else that of the entry of irbis's
+        taxa table the label names (``snow leopard``, ``human``), else the label itself."""
         if not label:
             return ""
         sp = self.names.get(label)
-        return (sp.scientific_name if sp is not None else "") or label
+        if sp is not None:
+            return sp.scientific_name or label
+        from irbis.store.taxa import lookup
+
+        t = lookup(label)
+        return t.scientific_name if t is not None else label
 
 
 def _build(
@@ -1114,7 +1120,12 @@ def _descriptor(
     result: ExportResult,
 ) -> dict[str, Any]:
     """``datapackage.json``: imported metadata where there is some, else derived."""
+    from irbis.exchange.package_meta import saved as meta_set
+
     saved = dict((project.settings.extra or {}).get("camtrapdp", {}).get("package", {}))
+    # What the project set with `irbis project meta` wins over an imported package's.
+    own = meta_set(project)
+    saved.update({k: v for k, v in own.items() if k != "samplingDesign"})
     name = project.settings.name or project.root.name
     resources: list[dict[str, Any]] = [
         {
@@ -1183,6 +1194,8 @@ def _descriptor(
     ]
     proj = dict(saved.get("project") or {})
     proj.setdefault("title", name)
+    if own.get("samplingDesign"):
+        proj["samplingDesign"] = own["samplingDesign"]
     proj.setdefault("samplingDesign", "targeted")
     proj["captureMethod"] = (
         sorted(meta.capture) or proj.get("captureMethod") or ["activityDetection"]
@@ -1200,18 +1213,61 @@ def _descriptor(
         "start": min(meta.starts).date().isoformat() if meta.starts else "",
         "end": max(meta.ends).date().isoformat() if meta.ends else "",
     }
-    known = {t.get("scientificName"): t for t in saved.get("taxonomic", [])}
-    common = {
-        sp.scientific_name or sp.label: sp.vernacular_name
-        for sp in meta.names.values()
-        if sp.vernacular_name
+    used = meta.species | {
+        r["scientificName"] for r in tables.get("observations", []) if r.get("scientificName")
     }
-    d["taxonomic"] = [
-        known.get(s)
-        or {"scientificName": s, **({"vernacularNames": {"und": common[s]}} if s in common else {})}
-        for s in sorted(meta.species)
-    ]
+    d["taxonomic"] = _taxonomic(sorted(used), saved.get("taxonomic", []), meta.names)
     return d
+
+
+def _taxonomic(
+    names: list[str], imported: list[dict[str, Any]], listed: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """``taxonomic`` entries of every scientific name used (people and livestock too).
+
+    Each entry takes what irbis's taxa table knows of the name, then what an
+    imported package said, then the project's species list (``irbis species``),
+    each over the one before; vernacular names are merged by language. A name
+    only given without a language (``und``) is left out when a language names
+    it already.
+    """
+    from irbis.store.taxa import lookup
+
+    known = {t.get("scientificName"): t for t in imported if isinstance(t, dict)}
+    by_name: dict[str, Any] = {}
+    for sp in listed.values():
+        by_name.setdefault(sp.scientific_name or sp.label, sp)
+    out = []
+    for name in names:
+        layers: list[dict[str, Any]] = []
+        t = lookup(name)
+        if t is not None and t.scientific_name == name:
+            layers.append(
+                {
+                    "taxonID": t.taxon_id,
+                    "taxonRank": t.rank,
+                    "kingdom": t.kingdom,
+                    "vernacularNames": t.vernacular_names,
+                }
+            )
+        layers.append(known.get(name) or {})
+        if name in by_name:
+            layers.append(by_name[name].taxonomic())
+        entry: dict[str, Any] = {"scientificName": name}
+        vernacular: dict[str, str] = {}
+        for layer in layers:
+            for k, v in layer.items():
+                if k == "vernacularNames" and isinstance(v, dict):
+                    vernacular.update({lang: n for lang, n in v.items() if n})
+                elif k != "scientificName" and v not in ("", None):
+                    entry[k] = v
+        und = vernacular.get("und")
+        if und and any(n == und for lang, n in vernacular.items() if lang != "und"):
+            del vernacular["und"]
+        if vernacular:
+            entry["vernacularNames"] = vernacular
+        out.append(entry)
+    return out
 
 
 def _spatial(coords: list[tuple[float, float]]) -> dict[str, Any]:

@@ -4,12 +4,19 @@ Kept in the project's settings (``irbis.json``, ``extra["species"]``) as a
 list of objects::
 
     {"label": "PBE", "scientific_name": "Prionailurus bengalensis",
-     "vernacular_name": "leopard cat", "key": "2", "aliases": []}
+     "vernacular_name": "leopard cat", "key": "2", "aliases": [],
+     "rank": "species", "taxon_id": "https://www.gbif.org/species/...",
+     "vernacular_names": {"eng": "leopard cat", "rus": "бенгальская кошка"}}
 
 ``label`` is what observations store (``observations.species``) and what
 people see and search; ``scientific_name`` is what a Camtrap DP export writes
 as ``scientificName`` (the label when empty); ``key`` a digit 1..9 chosen for
-it (empty: the next free digit in list order). Older projects listed plain
+it (empty: the next free digit in list order); ``rank`` (Camtrap DP's
+``taxonRank``), ``taxon_id`` (a GBIF backbone page or another checklist's
+identifier) and ``vernacular_names`` (ISO 639-3 language -> name) are what the
+export writes in the package's ``taxonomic`` list. :func:`add` fills them from
+irbis's table of the range's fauna (:mod:`irbis.store.taxa`) when the label or
+scientific name matches an entry. Older projects listed plain
 strings (``"species": ["Panthera uncia", ...]``): those are read as labels.
 
 Species observed in the project (camtrapR folders, tags, imports) but not
@@ -22,13 +29,14 @@ a label everywhere it is used (one transaction).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 
 from irbis.core.errors import BadInputError
+from irbis.store import taxa
 from irbis.store.project import SETTINGS_FILE, Project
 from irbis.store.schema import Individual, Observation
 
@@ -47,12 +55,17 @@ class Species:
     key: str = ""
     aliases: list[str] = field(default_factory=list)
     listed: bool = True
+    rank: str = ""
+    taxon_id: str = ""
+    vernacular_names: dict[str, str] = field(default_factory=dict)
 
     def to_setting(self) -> dict[str, Any]:
         out: dict[str, Any] = {"label": self.label}
-        for name in ("scientific_name", "vernacular_name", "key"):
+        for name in ("scientific_name", "vernacular_name", "key", "rank", "taxon_id"):
             if getattr(self, name):
                 out[name] = getattr(self, name)
+        if self.vernacular_names:
+            out["vernacular_names"] = dict(self.vernacular_names)
         if self.aliases:
             out["aliases"] = list(self.aliases)
         return out
@@ -64,7 +77,25 @@ class Species:
             "vernacular_name": self.vernacular_name,
             "key": self.key,
             "listed": self.listed,
+            "rank": self.rank,
+            "taxon_id": self.taxon_id,
+            "vernacular_names": dict(self.vernacular_names),
         }
+
+    def taxonomic(self) -> dict[str, Any]:
+        """The Camtrap DP ``taxonomic`` entry of this species (names it has only)."""
+        name = self.scientific_name or self.label
+        out: dict[str, Any] = {"scientificName": name}
+        if self.taxon_id:
+            out["taxonID"] = self.taxon_id
+        if self.rank:
+            out["taxonRank"] = self.rank
+        names = dict(self.vernacular_names)
+        if self.vernacular_name and self.vernacular_name not in names.values():
+            names.setdefault("und", self.vernacular_name)
+        if names:
+            out["vernacularNames"] = names
+        return out
 
 
 def _from_setting(raw: Any, i: int) -> Species:
@@ -82,6 +113,15 @@ def _from_setting(raw: Any, i: int) -> Species:
         vernacular_name=str(raw.get("vernacular_name") or "").strip(),
         key=str(raw.get("key") or "").strip(),
         aliases=[str(a) for a in raw.get("aliases") or []],
+        rank=str(raw.get("rank") or "").strip(),
+        taxon_id=str(raw.get("taxon_id") or "").strip(),
+        vernacular_names={
+            str(k): str(v)
+            for k, v in (raw.get("vernacular_names") or {}).items()
+            if str(v or "").strip()
+        }
+        if isinstance(raw.get("vernacular_names"), dict)
+        else {},
     )
 
 
@@ -138,7 +178,7 @@ def with_keys(items: list[Species]) -> list[Species]:
         key = s.key if s.key in KEYS else ""
         if not key and free:
             key = free.pop(0)
-        out.append(Species(s.label, s.scientific_name, s.vernacular_name, key, s.aliases, s.listed))
+        out.append(replace(s, key=key))
     return out
 
 
@@ -205,6 +245,29 @@ def _find(items: list[Species], label: str) -> Species:
     )
 
 
+def _names(raw: dict[str, str] | None) -> dict[str, str]:
+    """Vernacular names by ISO 639-3 code ("" removes a language when editing)."""
+    return {taxa.language(k): (v or "").strip() for k, v in (raw or {}).items()}
+
+
+def from_table(sp: Species) -> bool:
+    """Fill what ``sp`` lacks from irbis's taxa table; True when an entry matched.
+
+    The entry matches the scientific name when one is given, else the label
+    (scientific, English, Russian or another listed name, case-insensitive).
+    Values given are kept.
+    """
+    t = taxa.lookup(sp.scientific_name) if sp.scientific_name else taxa.lookup(sp.label)
+    if t is None:
+        return False
+    sp.scientific_name = sp.scientific_name or t.scientific_name
+    sp.rank = sp.rank or t.rank
+    sp.taxon_id = sp.taxon_id or t.taxon_id
+    sp.vernacular_names = {**t.vernacular_names, **sp.vernacular_names}
+    sp.vernacular_name = sp.vernacular_name or t.vernacular_names.get("eng", "")
+    return True
+
+
 def add(
     project: Project,
     label: str,
@@ -212,8 +275,16 @@ def add(
     scientific_name: str = "",
     vernacular_name: str = "",
     key: str = "",
+    rank: str = "",
+    taxon_id: str = "",
+    vernacular_names: dict[str, str] | None = None,
+    use_table: bool = True,
 ) -> Species:
-    """Add a species at the end of the list; an existing label is an error."""
+    """Add a species at the end of the list; an existing label is an error.
+
+    With ``use_table`` what is not given is filled from irbis's taxa table when
+    the label or scientific name matches an entry (:func:`from_table`).
+    """
     label = _check_label(label)
     items = listed(project)
     if any(s.label == label or label in s.aliases for s in items):
@@ -227,7 +298,12 @@ def add(
         scientific_name=(scientific_name or "").strip(),
         vernacular_name=(vernacular_name or "").strip(),
         key=_check_key(items, key, label),
+        rank=taxa.rank(rank),
+        taxon_id=taxa.taxon_id(taxon_id),
+        vernacular_names={k: v for k, v in _names(vernacular_names).items() if v},
     )
+    if use_table:
+        from_table(sp)
     _save(project, [*items, sp])
     return sp
 
@@ -239,8 +315,15 @@ def edit(
     scientific_name: str | None = None,
     vernacular_name: str | None = None,
     key: str | None = None,
+    rank: str | None = None,
+    taxon_id: str | None = None,
+    vernacular_names: dict[str, str] | None = None,
 ) -> Species:
-    """Change a listed species' names or key (None: leave as it is, "": clear)."""
+    """Change a listed species' names, key or taxon (None: leave as it is, "": clear).
+
+    ``vernacular_names`` changes the languages it names (a name "" removes that
+    language) and keeps the others.
+    """
     items = listed(project)
     sp = _find(items, label)
     if scientific_name is not None:
@@ -249,6 +332,13 @@ def edit(
         sp.vernacular_name = vernacular_name.strip()
     if key is not None:
         sp.key = _check_key(items, key, label)
+    if rank is not None:
+        sp.rank = taxa.rank(rank)
+    if taxon_id is not None:
+        sp.taxon_id = taxa.taxon_id(taxon_id)
+    if vernacular_names:
+        merged = {**sp.vernacular_names, **_names(vernacular_names)}
+        sp.vernacular_names = {k: v for k, v in merged.items() if v}
     _save(project, items)
     return sp
 
