@@ -417,3 +417,211 @@ def test_irbis_layout_malfunction_columns(tmp_path):
     )
     assert deps[1].malfunctions == []
     assert stations[0].covariates == {"habitat": "scree"}
+
+
+# --------------------------------------------------------------------------- hostile tables
+
+_IRBIS_HEADER = "station,deployment,start,end,timezone,lat,lon,clock_offset_s\n"
+
+
+@pytest.mark.parametrize(
+    ("row", "column"),
+    [
+        ("K1,a,2024-01-01,9999-12-31,UTC,40,70,", "end"),
+        ("K1,a,0001-01-01,2024-02-01,UTC,40,70,", "start"),
+        ("K1,a,2024-01-01,2024-02-01,UTC,-999,70,", "lat"),
+        ("K1,a,2024-01-01,2024-02-01,UTC,40,181,", "lon"),
+        ("K1,a,2024-01-01,2024-02-01,UTC,inf,70,", "lat"),
+        ("K1,a,2024-01-01,2024-02-01,UTC,40,-Infinity,", "lon"),
+        ("K1,a,2024-01-01,2024-02-01,UTC,40,70,1e300", "clock_offset_s"),
+        ("K1,a,2024-01-01,2024-02-01,UTC,40,70,inf", "clock_offset_s"),
+    ],
+)
+def test_out_of_range_values_are_refused(tmp_path, row, column):
+    p = tmp_path / "r.csv"
+    p.write_text(_IRBIS_HEADER + "K0,z,2024-01-01,2024-02-01,UTC,41,71,\n" + row + "\n")
+    with pytest.raises(BadInputError) as exc:
+        read_registry_csv(p)
+    msg = one_line(exc.value)
+    assert msg.startswith(f"{p}:row 3: {column} ") and ("range" in msg or "finite" in msg), msg
+
+
+def test_out_of_range_in_camtrapr_and_camtrapdp_tables(tmp_path):
+    r = tmp_path / "camtraps.csv"
+    r.write_text("Station,Setup_date,Retrieval_date\nK1,01/01/2024,31/12/9999\n")
+    with pytest.raises(BadInputError, match=r"camtraps\.csv:row 2: Retrieval_date '31/12/9999'"):
+        read_registry_csv(r, date_format="%d/%m/%Y")
+    dp = tmp_path / "deployments.csv"
+    dp.write_text(
+        "deploymentID,locationName,latitude,longitude,deploymentStart,deploymentEnd\n"
+        "d1,K1,-999,70,2024-01-01T00:00:00Z,2024-02-01T00:00:00Z\n"
+    )
+    with pytest.raises(BadInputError, match=r"deployments\.csv:row 2: latitude -999 is out"):
+        read_registry_csv(dp)
+
+
+def test_unreadable_tables_get_one_line_errors(tmp_path):
+    big = tmp_path / "big.csv"
+    big.write_text(_IRBIS_HEADER + "K1,a,2024-01-01,2024-02-01,UTC,40,70,\nK2," + "x" * 200_000)
+    with pytest.raises(BadInputError) as exc:
+        read_registry_csv(big)
+    assert one_line(exc.value).startswith(f"{big}:row 3: a cell is longer than 131,072")
+    folder = tmp_path / "table.csv"
+    folder.mkdir()
+    with pytest.raises(BadInputError) as exc:
+        read_registry_csv(folder)
+    assert one_line(exc.value).startswith(f"{folder}: is a folder, not a table")
+    nul = tmp_path / "nul.csv"
+    nul.write_text(
+        _IRBIS_HEADER
+        + "K1,a,2024-01-01,2024-02-01,UTC,40,70,\nK\x002,b,2024-01-01,2024-02-01,UTC,40,70,\n"
+    )
+    with pytest.raises(BadInputError) as exc:
+        read_registry_csv(nul)
+    assert one_line(exc.value).startswith(f"{nul}:row 3: column 'station' contains a NUL")
+
+
+def _overlaps_brute(deps):
+    pairs = set()
+    for i, d in enumerate(deps):
+        for j in range(i):
+            o = deps[j]
+            if not (d.end > d.start and o.end > o.start and d.start < o.end and o.start < d.end):
+                continue
+            if o.camera_serial == d.camera_serial and (
+                o.station == d.station or d.camera_serial is not None
+            ):
+                pairs.add((i, j))
+    return pairs
+
+
+def test_overlap_check_reports_every_deployment_in_an_overlap():
+    """The sorted sweep names only true overlaps and every deployment caught in one."""
+    import random
+    from datetime import timedelta
+
+    from irbis.ingest.registry_csv import _overlap_problems
+
+    rng = random.Random(19)
+    for _ in range(2000):
+        deps = []
+        for i in range(rng.randint(0, 9)):
+            a = rng.randint(0, 10)
+            deps.append(
+                DeploymentRecord(
+                    code=f"d{i}",
+                    station=rng.choice("AB"),
+                    start=datetime(2024, 1, 1) + timedelta(days=a),
+                    end=datetime(2024, 1, 1) + timedelta(days=a + rng.randint(-1, 5)),
+                    camera_serial=rng.choice([None, "1", "2"]),
+                )
+            )
+        got = {(i, j) for i, j, _ in _overlap_problems(deps)}
+        true = _overlaps_brute(deps)
+        assert got <= true
+        assert {k for p in got for k in p} == {k for p in true for k in p}
+
+
+def _big_registry(path: Path, n: int, *, clash: bool = False) -> Path:
+    """``n`` deployments, two per station (its camera moved on), like a large survey."""
+    with path.open("w") as fh:
+        fh.write("station,deployment,start,end,timezone,lat,lon,camera_serial\n")
+        for i in range(n):
+            st, k = divmod(i, 2)
+            start, end = ("2024-01-01", "2024-03-01") if k == 0 else ("2024-03-01", "2024-06-01")
+            fh.write(
+                f"S{st:05d},S{st:05d}-{k},{start},{end},Asia/Bishkek,"
+                f"{40 + st * 1e-4:.5f},{70 + st * 1e-4:.5f},C{st:05d}\n"
+            )
+        if clash:  # the first camera, already at S00000, also at the last station
+            fh.write(f"S{n // 2 - 1:05d},late,2024-02-01,2024-02-10,Asia/Bishkek,,,C00000\n")
+    return path
+
+
+def test_eight_thousand_row_registry_imports(tmp_path):
+    """8,000 rows went through a quadratic overlap check (> 300 s); sorted, it is quick.
+
+    Run as the irbis command under a generous time limit (no wall-clock
+    assertion: the limit only stops a run that went quadratic again).
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    table = _big_registry(tmp_path / "big.csv", 8000)
+    proj = tmp_path / "proj"
+    exe = [sys.executable, "-m", "irbis"]
+    env = {**os.environ, "COLUMNS": "120"}
+    subprocess.run([*exe, "init", str(proj)], check=True, capture_output=True, env=env)
+    proc = subprocess.run(
+        [*exe, "registry", "import", str(proj), str(table), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["stations_new"] == 4000 and out["deployments_new"] == 8000
+    # The sweep still finds a single clash among the 8,000.
+    _stations, deps = read_registry_csv(
+        _big_registry(tmp_path / "clash.csv", 8000, clash=True), validate=False
+    )
+    problems = registry_problems(_stations, deps)
+    assert [one_line(p) for p in problems] == [
+        f"{tmp_path / 'clash.csv'}:row 8002: camera C00000 is at S03999 (late) while also at "
+        f"S00000 (S00000-0) 2024-01-01 12:00..2024-03-01 12:00 ({tmp_path / 'clash.csv'}:row 2) "
+        "(a camera is in one place at a time: fix the dates or the camera ID)"
+    ]
+
+
+def test_nul_and_out_of_range_tables_store_nothing(project, tmp_path):
+    """On SQLite and PostgreSQL: refused in one line before anything is written."""
+    from sqlalchemy import func, select
+
+    from irbis.ingest.registry import import_registry
+    from irbis.store.schema import Deployment, Station
+
+    good = "K1,a,2024-01-01,2024-02-01,UTC,40,70,\n"
+    for bad, start in (
+        ("K2,b,2024-01-01,2024-02-01,UTC,40,70,\x00\n", "row 3: column 'clock_offset_s' contains"),
+        ("K2,b\x00,2024-01-01,2024-02-01,UTC,40,70,\n", "row 3: column 'deployment' contains"),
+        ("K2,b,2024-01-01,9999-12-31,UTC,40,70,\n", "row 3: end '9999-12-31' is out of range"),
+        ("K2,b,2024-01-01,2024-02-01,UTC,-999,70,\n", "row 3: lat -999 is out of range"),
+    ):
+        table = tmp_path / "r.csv"
+        table.write_text(_IRBIS_HEADER + good + bad)
+        with pytest.raises(BadInputError) as exc:
+            import_registry(project, table)
+        assert one_line(exc.value).startswith(f"{table}:{start}")
+        with project.session() as s:
+            assert s.scalar(select(func.count()).select_from(Station)) == 0
+            assert s.scalar(select(func.count()).select_from(Deployment)) == 0
+
+
+def test_cli_registry_import_refuses_out_of_range_in_one_line(tmp_path):
+    """`irbis effort` and `irbis report` overflowed on a stored 9999-12-31: it is never stored."""
+    import os
+    import subprocess
+    import sys
+
+    proj = tmp_path / "proj"
+    table = tmp_path / "r.csv"
+    table.write_text(_IRBIS_HEADER + "K1,a,2024-01-01,9999-12-31,UTC,40,70,\n")
+    exe = [sys.executable, "-m", "irbis"]
+    env = {**os.environ, "COLUMNS": "200"}
+    subprocess.run([*exe, "init", str(proj)], check=True, capture_output=True, env=env)
+    proc = subprocess.run(
+        [*exe, "registry", "import", str(proj), str(table)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "end '9999-12-31' is out of range" in proc.stderr.replace("\n", " ")
+    effort = subprocess.run(
+        [*exe, "effort", str(proj)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert "Traceback" not in effort.stderr and "OverflowError" not in effort.stderr

@@ -228,7 +228,14 @@ def save_registry(
             row.covariates = {**(row.covariates or {}), **rec.covariates}
         session.flush()
 
-        deps_by_code = {d.code: d for d in session.scalars(select(Deployment))}
+        deps_by_code = {
+            d.code: d
+            for d in session.scalars(
+                select(Deployment).options(selectinload(Deployment.malfunctions))
+            )
+        }
+        # One look-up of the cameras, not one query (and autoflush) per row.
+        cameras = {(c.make, c.model, c.serial): c for c in session.scalars(select(Camera))}
         retime: list[Deployment] = []
         for rec in deployments:
             row = deps_by_code.get(rec.code)
@@ -254,7 +261,11 @@ def save_registry(
             row.comments = rec.comments or ""
             if rec.camera_make or rec.camera_model or rec.camera_serial:
                 row.camera_id = _camera(
-                    session, rec.camera_make or "", rec.camera_model or "", rec.camera_serial or ""
+                    session,
+                    cameras,
+                    rec.camera_make or "",
+                    rec.camera_model or "",
+                    rec.camera_serial or "",
                 ).id
             for m in rec.malfunctions:
                 row.malfunctions.append(
@@ -318,12 +329,17 @@ def _site(session: Session, name: str) -> Site:
     return site
 
 
-def _camera(session: Session, make: str, model: str, serial: str) -> Camera:
-    cam = session.scalar(
-        select(Camera).where(Camera.make == make, Camera.model == model, Camera.serial == serial)
-    )
+def _camera(
+    session: Session,
+    cameras: dict[tuple[str, str, str], Camera],
+    make: str,
+    model: str,
+    serial: str,
+) -> Camera:
+    cam = cameras.get((make, model, serial))
     if cam is None:
         cam = Camera(make=make, model=model, serial=serial)
         session.add(cam)
         session.flush()
+        cameras[(make, model, serial)] = cam
     return cam

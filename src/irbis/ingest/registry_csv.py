@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from irbis.core.errors import BadInputError, RegistryError
+from irbis.core.text import check_no_nul
 from irbis.core.types import DeploymentRecord, MalfunctionPeriod, StationRecord
 
 __all__ = [
@@ -91,6 +93,20 @@ _NOON = time(12, 0)
 # Coordinates of one station given in several rows may differ by rounding.
 _COORD_TOL = 1e-6
 
+# Values outside these are typing slips (or placeholders like 9999-12-31) that
+# would make effort and reports overflow.
+_LAT = (-90.0, 90.0)
+_LON = (-180.0, 180.0)
+_YEARS = (1900, 2200)
+_MAX_CLOCK_OFFSET_S = 200 * 366 * 86400.0
+_RANGE_HINT = {
+    "lat": "latitude is -90 to 90 degrees; check that lat and lon are not swapped",
+    "latitude": "latitude is -90 to 90 degrees; check that it and longitude are not swapped",
+    "lon": "longitude is -180 to 180 degrees",
+    "longitude": "longitude is -180 to 180 degrees",
+    "clock_offset_s": "seconds to add to the camera clock, within 200 years",
+}
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -110,12 +126,19 @@ def _blank(v: str | None) -> bool:
 def _read_rows(path: str | Path) -> tuple[Path, list[str], list[dict[str, str]]]:
     """Read a CSV file into its header and rows of stripped strings."""
     p = Path(path)
+    if p.is_dir():
+        raise BadInputError(
+            str(p), "is a folder, not a table", "give the CSV file itself, e.g. its deployments.csv"
+        )
+    reader = None
+    rows: list[dict[str, str]] = []
     try:
         with p.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             header = [h.strip() for h in (reader.fieldnames or [])]
             if not header:
                 raise BadInputError(str(p), "the file is empty", "export the table with its header")
+            check_no_nul(((f"column {h!r}", h) for h in header), f"{p}:row 1")
             dup = sorted({h for h in header if header.count(h) > 1})
             if dup:
                 raise BadInputError(
@@ -124,7 +147,6 @@ def _read_rows(path: str | Path) -> tuple[Path, list[str], list[dict[str, str]]]
                     "rename or remove one of them",
                 )
             reader.fieldnames = header
-            rows = []
             for raw in reader:
                 if None in raw:
                     # csv puts surplus cells under the key None
@@ -133,11 +155,27 @@ def _read_rows(path: str | Path) -> tuple[Path, list[str], list[dict[str, str]]]
                         "more cells than header columns",
                         "check for an unquoted comma in a cell",
                     )
-                rows.append({k: (v or "").strip() for k, v in raw.items()})
+                row = {k: (v or "").strip() for k, v in raw.items()}
+                check_no_nul(
+                    ((f"column {k!r}", v) for k, v in row.items()), f"{p}:row {len(rows) + 2}"
+                )
+                rows.append(row)
     except FileNotFoundError:
         raise BadInputError(str(p), "file not found", "check the path") from None
     except UnicodeDecodeError:
         raise BadInputError(str(p), "not UTF-8 text", "save the table as CSV UTF-8") from None
+    except csv.Error as exc:
+        line = f":row {len(rows) + 2}" if reader is not None else ""
+        if "field larger than field limit" in str(exc):
+            reason = f"a cell is longer than {csv.field_size_limit():,} characters"
+            hint = "a table cell holds a name or a date: check for an unclosed quote"
+        else:
+            reason, hint = f"not a readable CSV table ({exc})", "export the table as CSV again"
+        raise BadInputError(f"{p}{line}", reason, hint) from None
+    except OSError as exc:
+        raise BadInputError(
+            str(p), f"cannot be read ({exc.strerror or exc})", "check the path and its permissions"
+        ) from None
     return p, header, rows
 
 
@@ -167,18 +205,41 @@ def _convert(v: str) -> object:
     except ValueError:
         pass
     try:
-        return float(v)
+        x = float(v)
     except ValueError:
         return v
+    # "inf" stays text: JSON (and PostgreSQL's jsonb) have no infinity.
+    return x if math.isfinite(x) else v
 
 
-def _float(v: str, where: str, col: str) -> float | None:
+def _float(v: str, where: str, col: str, bounds: tuple[float, float] | None = None) -> float | None:
+    """A number cell: None when blank; finite and, if given, within ``bounds``."""
     if _blank(v):
         return None
     try:
-        return float(v)
+        x = float(v)
     except ValueError:
         raise BadInputError(where, f"{col} {v!r} is not a number", "write it like 51.496") from None
+    if not math.isfinite(x):
+        raise BadInputError(where, f"{col} {v!r} is not a finite number", "write it like 51.496")
+    if bounds is not None and not bounds[0] <= x <= bounds[1]:
+        raise BadInputError(
+            where,
+            f"{col} {v} is out of range ({bounds[0]:g} to {bounds[1]:g})",
+            _RANGE_HINT.get(col, "check the value and its column"),
+        )
+    return x
+
+
+def _checked_date(dt: datetime, v: str, where: str, col: str) -> datetime:
+    """``dt`` if its year is one a camera-trap survey can have, else a one-line error."""
+    if not _YEARS[0] <= dt.year <= _YEARS[1]:
+        raise BadInputError(
+            where,
+            f"{col} {v!r} is out of range (years {_YEARS[0]} to {_YEARS[1]})",
+            "give the real date; for a camera still out, the date its card was read",
+        )
+    return dt
 
 
 def _format_has_time(fmt: str) -> bool:
@@ -195,7 +256,7 @@ def _parse_fmt(v: str, fmt: str, where: str, col: str) -> _Stamp:
             f"cannot read {col} {v!r} as a date",
             f"expected format {fmt}, e.g. {example}",
         ) from None
-    return _Stamp(dt, _format_has_time(fmt))
+    return _Stamp(_checked_date(dt, v, where, col), _format_has_time(fmt))
 
 
 def _parse_iso(v: str, where: str, col: str) -> _Stamp:
@@ -208,7 +269,7 @@ def _parse_iso(v: str, where: str, col: str) -> _Stamp:
             "expected ISO 8601, e.g. 2009-04-02, 2009-04-02T12:30 or 2020-05-30T04:57:37+02:00",
         ) from None
     # fromisoformat reads "2009-04-02" as midnight; remember it had no time.
-    return _Stamp(dt, len(v) > 10)
+    return _Stamp(_checked_date(dt, v, where, col), len(v) > 10)
 
 
 def _offset_name(tz: tzinfo, dt: datetime) -> str:
@@ -552,8 +613,8 @@ def read_camtrapdp_deployments(
         serial = row.get("cameraID", "")
         station = StationRecord(
             name=name,
-            lat=_float(row["latitude"], where, "latitude"),
-            lon=_float(row["longitude"], where, "longitude"),
+            lat=_float(row["latitude"], where, "latitude", _LAT),
+            lon=_float(row["longitude"], where, "longitude", _LON),
             covariates={c: _convert(row[c]) for c in cov_cols if not _blank(row[c])},
         )
         # Deployments at one location may carry re-measured coordinates: keep the first.
@@ -653,14 +714,19 @@ def read_irbis_table(
         if _blank(code):
             # A station visited once needs no more than its name.
             code = name if counts[name] == 1 else f"{name}_{start:%Y-%m-%d}"
-        offset = _float(row.get("clock_offset_s", ""), where, "clock_offset_s")
+        offset = _float(
+            row.get("clock_offset_s", ""),
+            where,
+            "clock_offset_s",
+            (-_MAX_CLOCK_OFFSET_S, _MAX_CLOCK_OFFSET_S),
+        )
         x = _float(row.get("x", ""), where, "x")
         y = _float(row.get("y", ""), where, "y")
         crs = row.get("crs", "")
         station = StationRecord(
             name=name,
-            lon=_float(row.get("lon", ""), where, "lon"),
-            lat=_float(row.get("lat", ""), where, "lat"),
+            lon=_float(row.get("lon", ""), where, "lon", _LON),
+            lat=_float(row.get("lat", ""), where, "lat", _LAT),
             x=x,
             y=y,
             crs=None if _blank(crs) else crs,
@@ -822,11 +888,12 @@ def registry_problems(
         its camera); one camera serial in two overlapping deployments.
     """
     known = {s.name for s in stations} | set(known_stations)
-    problems: list[RegistryError] = []
+    per_row: list[list[RegistryError]] = [[] for _ in deployments]
+    known_sorted: list[str] = []
     first_code: dict[str, DeploymentRecord] = {}
-    seen: list[DeploymentRecord] = []
 
-    for d in deployments:
+    for i, d in enumerate(deployments):
+        problems = per_row[i]
         if d.end <= d.start:
             word = "before" if d.end < d.start else "when"
             problems.append(
@@ -858,7 +925,8 @@ def registry_problems(
                     )
                 )
         if d.station not in known:
-            close = difflib.get_close_matches(d.station, sorted(known), n=1)
+            known_sorted = known_sorted or sorted(known)
+            close = difflib.get_close_matches(d.station, known_sorted, n=1)
             hint = (
                 f"did you mean {close[0]!r}?"
                 if close
@@ -878,34 +946,90 @@ def registry_problems(
         else:
             first_code[d.code] = d
 
-        if d.end > d.start:
-            for o in seen:
-                if not _overlaps(d, o):
-                    continue
-                period = (
-                    f"{o.start:%Y-%m-%d %H:%M}..{o.end:%Y-%m-%d %H:%M} ({o.source_row or o.code})"
-                )
-                if o.station == d.station and o.camera_serial == d.camera_serial:
-                    cam = f"camera {d.camera_serial}" if d.camera_serial else "no named camera"
-                    problems.append(
-                        _err(
-                            d,
-                            f"deployment {d.code} at {d.station} with {cam} overlaps "
-                            f"{o.code} {period}",
-                            "fix the dates, or name the cameras if two watched at once",
-                        )
-                    )
-                elif d.camera_serial is not None and o.camera_serial == d.camera_serial:
-                    problems.append(
-                        _err(
-                            d,
-                            f"camera {d.camera_serial} is at {d.station} ({d.code}) while also "
-                            f"at {o.station} ({o.code}) {period}",
-                            "a camera is in one place at a time: fix the dates or the camera ID",
-                        )
-                    )
-            seen.append(d)
-    return problems
+    for i, _earlier, err in sorted(_overlap_problems(deployments), key=lambda t: t[:2]):
+        per_row[i].append(err)
+    return [err for row in per_row for err in row]
+
+
+def _overlap_problems(
+    deployments: Sequence[DeploymentRecord],
+) -> list[tuple[int, int, RegistryError]]:
+    """Overlapping deployments as ``(row, earlier row, error)``, in O(n log n).
+
+    Two kinds: the same station with the same camera (or neither naming its
+    camera), and one named camera at two stations at once. Each kind's
+    deployments are grouped and swept in order of start: a deployment that
+    overlaps any earlier-starting one overlaps the one that reaches furthest,
+    so every deployment caught in an overlap is reported at least once,
+    against that one, at whichever of the two comes later in the table.
+    """
+    valid = [i for i, d in enumerate(deployments) if d.end > d.start]
+    out: list[tuple[int, int, RegistryError]] = []
+
+    def report(a: int, b: int, kind: str) -> None:
+        i, j = max(a, b), min(a, b)
+        d, o = deployments[i], deployments[j]
+        period = f"{o.start:%Y-%m-%d %H:%M}..{o.end:%Y-%m-%d %H:%M} ({o.source_row or o.code})"
+        if kind == "station":
+            cam = f"camera {d.camera_serial}" if d.camera_serial else "no named camera"
+            err = _err(
+                d,
+                f"deployment {d.code} at {d.station} with {cam} overlaps {o.code} {period}",
+                "fix the dates, or name the cameras if two watched at once",
+            )
+        else:
+            err = _err(
+                d,
+                f"camera {d.camera_serial} is at {d.station} ({d.code}) while also "
+                f"at {o.station} ({o.code}) {period}",
+                "a camera is in one place at a time: fix the dates or the camera ID",
+            )
+        out.append((i, j, err))
+
+    def by_start(members: list[int]) -> list[int]:
+        return sorted(members, key=lambda i: (deployments[i].start, i))
+
+    at_station: dict[tuple[str, str | None], list[int]] = {}
+    for i in valid:
+        d = deployments[i]
+        at_station.setdefault((d.station, d.camera_serial), []).append(i)
+    for members in at_station.values():
+        reach: int | None = None  # the earlier-starting deployment ending last
+        for i in by_start(members):
+            d = deployments[i]
+            if reach is not None and d.start < deployments[reach].end:
+                report(i, reach, "station")
+            if reach is None or d.end > deployments[reach].end:
+                reach = i
+
+    of_camera: dict[str, list[int]] = {}
+    for i in valid:
+        serial = deployments[i].camera_serial
+        if serial is not None:
+            of_camera.setdefault(serial, []).append(i)
+    for members in of_camera.values():
+        if len(members) < 2:
+            continue
+        # The one ending last, and the one ending last at another station than it:
+        # between them they hold the furthest reach at any station but d's.
+        best: int | None = None
+        second: int | None = None
+        for i in by_start(members):
+            d = deployments[i]
+            other = best
+            if other is not None and deployments[other].station == d.station:
+                other = second
+            if other is not None and d.start < deployments[other].end:
+                report(i, other, "camera")
+            if best is None or d.end > deployments[best].end:
+                if best is not None and deployments[best].station != d.station:
+                    second = best
+                best = i
+            elif deployments[best].station != d.station and (
+                second is None or d.end > deployments[second].end
+            ):
+                second = i
+    return out
 
 
 def validate_registry(
