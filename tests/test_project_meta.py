@@ -68,6 +68,22 @@ def test_vocabularies_are_the_profiles():
     assert tuple(props["taxonomic"]["items"]["properties"]["taxonRank"]["enum"]) == taxa.RANKS
 
 
+def test_taxa_table_keys_are_the_checked_ones():
+    """Only GBIF keys checked against a published record are in the table (see its header)."""
+    from irbis.store import taxa
+
+    keyed = {t.scientific_name: t.gbif_key for t in taxa.table() if t.gbif_key}
+    assert keyed == {
+        "Homo sapiens": "2436436",
+        "Canis lupus": "5219173",
+        "Camelus bactrianus": "2441238",
+        "Rangifer tarandus": "5220114",
+        "Sus scrofa": "7705930",
+    }
+    for t in taxa.table():
+        assert t.rank in taxa.RANKS and set(t.vernacular_names) == {"eng", "rus"}, t
+
+
 def test_meta_show_set_and_refuse(tmp_path):
     root = tmp_path / "p"
     Project.init(root).close()
@@ -251,9 +267,11 @@ def test_export_carries_meta_and_taxonomy_and_passes_the_profile(demo, which):
 
     assert leopard.get("taxonID", "") == lookup("Panthera uncia").taxon_id
     assert taxa["livestock"] == {"scientificName": "livestock"}  # no name irbis knows
+    assert taxa["Canis lupus"]["taxonID"] == "https://www.gbif.org/species/5219173"
     if which == "precise":
         # People are a taxon too: the precise package lists them.
         assert taxa["Homo sapiens"]["vernacularNames"] == {"eng": "human", "rus": "человек"}
+        assert taxa["Homo sapiens"]["taxonID"] == "https://www.gbif.org/species/2436436"
     else:
         assert "Homo sapiens" not in taxa  # photos of people are left out of public packages
 
