@@ -29,6 +29,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,7 @@ from typing import Any
 from sqlalchemy import select
 
 from irbis.core.errors import BadInputError
+from irbis.core.text import NUL_HINT, NUL_REASON, check_no_nul
 from irbis.exchange.camtrapdp_rows import Progress, offset_name, parse_time
 from irbis.exchange.camtrapdp_validate import TABLES
 from irbis.store.project import Project
@@ -132,20 +134,51 @@ def _rows(
     path = root / rel
     if not path.is_file():
         raise BadInputError(str(path), f"the {table} table is missing", "check the package folder")
-    with _open_text(path) as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in _REQUIRED[table] if c not in header]
-        if missing:
-            raise BadInputError(
-                str(path),
-                f"missing column(s) {', '.join(missing)}",
-                "is this a Camtrap DP 1.0 table?",
-            )
-        for i, row in enumerate(reader):
-            yield f"{rel}:row {i + 2}", {k: (v or "").strip() for k, v in row.items() if k}
-            if progress is not None:
-                progress(table, i + 1, None)
+    i = -1
+    try:
+        with _open_text(path) as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            missing = [c for c in _REQUIRED[table] if c not in header]
+            if missing:
+                raise BadInputError(
+                    str(path),
+                    f"missing column(s) {', '.join(missing)}",
+                    "is this a Camtrap DP 1.0 table?",
+                )
+            check_no_nul(((f"column {h!r}", h) for h in header), f"{rel}:row 1")
+            for i, row in enumerate(reader):  # noqa: B007 - i names the row of a read error
+                where = f"{rel}:row {i + 2}"
+                cells = {k: (v or "").strip() for k, v in row.items() if k}
+                check_no_nul(((f"column {k!r}", v) for k, v in cells.items()), where)
+                yield where, cells
+                if progress is not None:
+                    progress(table, i + 1, None)
+    except UnicodeDecodeError:
+        # Text is decoded in blocks: find the line itself for the message.
+        raise BadInputError(
+            f"{rel}:row {_first_line_not_utf8(path)}",
+            "not UTF-8 text",
+            "save the table as CSV in UTF-8",
+        ) from None
+    except (csv.Error, gzip.BadGzipFile, EOFError, OSError) as exc:
+        if isinstance(exc, csv.Error) and "field larger than field limit" in str(exc):
+            reason = f"a cell is longer than {csv.field_size_limit():,} characters"
+        else:
+            reason = f"cannot be read ({exc})"
+        raise BadInputError(f"{rel}:row {i + 3}", reason, "export the table again") from None
+
+
+def _first_line_not_utf8(path: Path) -> int:
+    """The 1-based number of the first line of ``path`` that is not UTF-8."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        for n, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return n
+    return 1
 
 
 def _float(v: str, where: str, col: str, lo: float | None = None, hi: float | None = None):
@@ -155,6 +188,8 @@ def _float(v: str, where: str, col: str, lo: float | None = None, hi: float | No
         x = float(v)
     except ValueError as exc:
         raise BadInputError(where, f"{col} {v!r} is not a number", "fix the cell") from exc
+    if not math.isfinite(x):
+        raise BadInputError(where, f"{col} {v!r} is not a finite number", "fix the cell")
     if (lo is not None and x < lo) or (hi is not None and x > hi):
         raise BadInputError(where, f"{col} {v} is outside {lo}..{hi}", "fix the cell")
     return x
@@ -186,13 +221,38 @@ def _resource_paths(root: Path) -> tuple[dict[str, str], dict[str, Any]]:
     dp = root / "datapackage.json"
     paths = {t: f"{t}.csv" for t in TABLES}
     if not dp.is_file():
-        return paths, {}
+        raise BadInputError(
+            str(root),
+            "no datapackage.json: not a Camtrap DP package",
+            "give the package's folder, the one holding datapackage.json and its tables",
+        )
     try:
         descriptor = json.loads(dp.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise BadInputError(str(dp), f"not valid JSON ({exc})", "fix the descriptor") from exc
-    for res in descriptor.get("resources", []):
+        raise BadInputError(str(dp), f"not valid JSON ({exc})", "fix the descriptor") from None
+    except UnicodeDecodeError:
+        raise BadInputError(str(dp), "not UTF-8 text", "save it as UTF-8 JSON") from None
+    except RecursionError:
+        raise BadInputError(
+            str(dp), "nested too deeply to read", "a Camtrap DP descriptor is a few levels deep"
+        ) from None
+    if not isinstance(descriptor, dict):
+        raise BadInputError(
+            str(dp),
+            f"is a JSON {type(descriptor).__name__}, not an object",
+            "a Camtrap DP descriptor is an object with a resources list",
+        )
+    resources = descriptor.get("resources", [])
+    if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
+        raise BadInputError(
+            str(dp),
+            "resources is not a list of objects",
+            'give each table as {"name": ..., "path": ...}',
+        )
+    for res in resources:
         if res.get("name") in paths and isinstance(res.get("path"), str):
+            if "\x00" in res["path"]:
+                raise BadInputError(str(dp), f"the path of {res['name']} {NUL_REASON}", NUL_HINT)
             paths[res["name"]] = res["path"]
     return paths, descriptor
 
@@ -274,6 +334,13 @@ def import_camtrapdp(
             end = parse_time(row["deploymentEnd"], where, "deploymentEnd")
             if end < start:
                 raise BadInputError(where, "deploymentEnd is before deploymentStart", "fix them")
+            for col, t in (("deploymentStart", start), ("deploymentEnd", end)):
+                if not 1900 <= t.year <= 2200:
+                    raise BadInputError(
+                        where,
+                        f"{col} {row[col]!r} is out of range (years 1900 to 2200)",
+                        "give the real date the camera was set up or taken down",
+                    )
             make, model = "", row.get("cameraModel", "")
             if "-" in model:
                 make, model = (p.strip() for p in model.split("-", 1))
