@@ -265,8 +265,9 @@ def import_camtrapdp(
     Parameters
     ----------
     package:
-        Folder with ``datapackage.json`` (optional: default table names are
-        used without it) and the three CSV tables (``.csv`` or ``.csv.gz``).
+        Folder with ``datapackage.json`` (required: a folder without one is
+        not a package) and the three CSV tables (``.csv`` or ``.csv.gz``) at
+        the paths its resources name, else ``deployments.csv`` and so on.
     project:
         The open project to add to. Deployment codes and media IDs must be
         new to it.
