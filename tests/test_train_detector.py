@@ -287,3 +287,19 @@ def test_ctrl_c_keeps_the_last_completed_epoch(models_root):
     a = ort.InferenceSession(onnx.load(str(parent)).SerializeToString()).run(None, feed)
     b = ort.InferenceSession(res.model.SerializeToString()).run(None, feed)
     assert not np.array_equal(a[0], b[0])
+
+
+def test_inside_suppression_keeps_the_whole_cat_not_its_head():
+    from irbis.vision.boxes import Detection, suppress_inside
+
+    cat = Detection(100, 100, 500, 400, 0.8, "animal", "m")
+    head = Detection(110, 110, 200, 190, 0.5, "animal", "m")  # wholly inside the cat
+    other = Detection(600, 100, 700, 200, 0.3, "animal", "m")  # a second animal
+    straddling = Detection(450, 100, 650, 200, 0.2, "animal", "m")  # half inside
+    kept = suppress_inside([head, other, cat, straddling], 0.6)
+    assert kept == [cat, other, straddling]
+    # A bigger box with a lower score does not swallow a confident small one.
+    assert suppress_inside([head, Detection(0, 0, 800, 600, 0.1, "animal", "m")], 0.6) == [
+        head,
+        Detection(0, 0, 800, 600, 0.1, "animal", "m"),
+    ]

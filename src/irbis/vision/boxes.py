@@ -18,6 +18,7 @@ __all__ = [
     "iou_matrix",
     "nms",
     "overlap_fraction",
+    "suppress_inside",
 ]
 
 # The verdict vocabulary shared with the database and MegaDetector.
@@ -142,3 +143,25 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
         iou = inter / (areas[i] + areas[rest] - inter)
         order = rest[~(iou > iou_threshold)]
     return np.asarray(keep, dtype=np.int64)
+
+
+def suppress_inside(detections: list[Detection], fraction: float) -> list[Detection]:
+    """Drop a box when ``fraction`` of its area lies inside a higher-scoring kept box.
+
+    NMS keeps a box on a large cat's head beside the box on the whole cat
+    (their IoU is small); this keeps the whole cat only. Input in any order;
+    output highest score first.
+    """
+    kept: list[Detection] = []
+    for d in sorted(detections, key=lambda d: -d.score):
+        area = max(0.0, d.x2 - d.x1) * max(0.0, d.y2 - d.y1)
+        inside = False
+        for k in kept:
+            iw = max(0.0, min(d.x2, k.x2) - max(d.x1, k.x1))
+            ih = max(0.0, min(d.y2, k.y2) - max(d.y1, k.y1))
+            if area > 0 and iw * ih >= fraction * area:
+                inside = True
+                break
+        if not inside:
+            kept.append(d)
+    return kept

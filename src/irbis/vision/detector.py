@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from irbis.vision.boxes import Detection, nms
+from irbis.vision.boxes import Detection, nms, suppress_inside
 from irbis.vision.registry import InstalledModel, ModelError, reinstall_hint, verify
 
 __all__ = [
@@ -132,6 +132,10 @@ class YoloxDetector:
         Class names of the head (mdlite: ``animal``).
     threads, providers, engine, precision
         Passed to :func:`irbis.vision.runtime.make_session`.
+    inside_suppression
+        When set, a box with this share of its area inside a higher-scoring
+        box is dropped after NMS (survey-tuned models record it in their
+        manifest; the shipped model keeps the reference post-processing).
     """
 
     def __init__(
@@ -148,8 +152,11 @@ class YoloxDetector:
         providers: list[str] | None = None,
         engine: str | None = None,
         precision: str | None = None,
+        inside_suppression: float | None = None,
     ) -> None:
         from irbis.vision.runtime import open_model_session
+
+        self.inside_suppression = inside_suppression
 
         self.name, self.version = name, version
         self.input_size, self.conf, self.nms_iou = input_size, conf, nms_iou
@@ -169,6 +176,8 @@ class YoloxDetector:
     @classmethod
     def from_installed(cls, model: InstalledModel, **kwargs: object) -> YoloxDetector:
         """Open a verified registry entry."""
+        if "inside_suppression" in model.meta and "inside_suppression" not in kwargs:
+            kwargs["inside_suppression"] = float(model.meta["inside_suppression"])
         return cls(
             model.path,
             name=model.name,
@@ -206,6 +215,8 @@ class YoloxDetector:
             x1, y1, x2, y2 = (float(v) / ratio for v in boxes[k])
             label = self.labels[int(cls_idx[sel[k]])] if self.labels else "animal"
             out.append(Detection(x1, y1, x2, y2, float(scores[sel[k]]), label, self.name))
+        if self.inside_suppression is not None:
+            out = suppress_inside(out, self.inside_suppression)
         return out
 
     def detect(
