@@ -565,6 +565,7 @@ def install_trained(
     summary: dict[str, Any],
     description: str = "",
     threshold: float | None = None,
+    inside_suppression: float | None = None,
     root: Path | None = None,
 ) -> InstalledModel:
     """Install a survey-tuned detector as a new registry entry.
@@ -621,6 +622,8 @@ def install_trained(
         }
         if threshold is not None:
             extra["threshold"] = threshold
+        if inside_suppression is not None:
+            extra["inside_suppression"] = inside_suppression
         _write_manifest(tmp, spec, extra)
         _swap_in(tmp, base / name)
     finally:
