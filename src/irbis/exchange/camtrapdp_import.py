@@ -406,8 +406,14 @@ def import_camtrapdp(
             # trip) but never becomes a path irbis would open or serve.
             stored = ""
             if file_path and "://" not in file_path:
-                local = (root / file_path).resolve()
-                if local.is_file() and local.is_relative_to(root):
+                try:
+                    local = (root / file_path).resolve()
+                    shipped = local.is_file() and local.is_relative_to(root)
+                except (OSError, ValueError):
+                    # A path the file system cannot even look up (too long, NUL):
+                    # not a file of this package.
+                    shipped = False
+                if shipped:
                     sha, size = _sha256_file(local)
                     stored = str(local)
                     result.media_files_found += 1
