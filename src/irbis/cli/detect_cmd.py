@@ -82,8 +82,7 @@ def detect(
     if model is None:
         from irbis.pipeline.train_detector import project_detector
 
-        with Project.open(project) as p:
-            model = project_detector(p)
+        model = project_detector(project)
     # The model is loaded (and its sha256 checked) before the project's rows are touched.
     seq = load_sequence_detector(
         detector,

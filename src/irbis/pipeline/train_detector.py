@@ -51,9 +51,25 @@ TUNED_INSIDE_SUPPRESSION = 0.6
 _GREY_DIFF = 4.0
 
 
-def project_detector(project: Project, default: str = "mdlite") -> str:
-    """The detector the project uses: the last tuned one installed for it, else ``default``."""
-    return str(project.settings.extra.get(DETECTOR_SETTING) or default)
+def project_detector(project: Project | Path, default: str = "mdlite") -> str:
+    """The detector the project uses: the last tuned one installed for it, else ``default``.
+
+    ``project`` may be a project folder: its settings file is read without
+    opening the database (a folder that is no project gives ``default``, and
+    the command fails on the folder later, after checking its other options).
+    """
+    if isinstance(project, Project):
+        extra = project.settings.extra
+    else:
+        import json
+
+        from irbis.store.project import SETTINGS_FILE
+
+        try:
+            extra = json.loads((Path(project) / SETTINGS_FILE).read_text()).get("extra") or {}
+        except (OSError, ValueError, AttributeError):
+            extra = {}
+    return str(extra.get(DETECTOR_SETTING) or default)
 
 
 def lighting_of(image: Any) -> str:
