@@ -157,8 +157,11 @@ def test_tiny_training_run_installs_when_not_worse_and_refuses_when_worse(
     tuned = installed(out["name"], models_root)
     assert tuned is not None and tuned.meta["parent"]["name"] == "mdlite"
     assert tuned.meta["training"]["epochs_done"] == 1
-    reloaded = load_detector(out["name"], models_root)
-    assert reloaded.inside_suppression == tuned.meta["inside_suppression"] is not None
+    # Its operating point, chosen at the parent's false-box rate, travels with it.
+    assert tuned.meta["threshold"] == out["threshold"]
+    assert load_detector(out["name"], models_root).operating_threshold == out["threshold"]
+    tuned_seq = load_sequence_detector("learned", model=out["name"], root=models_root)
+    assert tuned_seq.threshold == out["threshold"]
     parent = installed("mdlite", models_root)
     assert tuned.version == out["version"] and tuned.version != parent.version
     assert load_detector(out["name"], models_root).version == tuned.version

@@ -112,7 +112,9 @@ def train_detector_cmd(
     b, a = outcome.before, outcome.after
     out.print(
         f"held out: {outcome.held_frames} frames of {outcome.held_encounters} encounters "
-        f"(trained on {outcome.train_frames}), operating point {outcome.threshold}"
+        f"(trained on {outcome.train_frames}); parent at score >= "
+        f"{outcome.training_summary_parent_threshold}, tuned at >= {outcome.threshold} "
+        "(no more false boxes than the parent)"
     )
     out.print(f"{'':24}{'parent':>10}{'tuned':>10}")
     out.print(f"{'box on the animal':24}{b.box_recall:>10.3f}{a.box_recall:>10.3f}")

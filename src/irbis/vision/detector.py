@@ -157,6 +157,8 @@ class YoloxDetector:
         from irbis.vision.runtime import open_model_session
 
         self.inside_suppression = inside_suppression
+        #: The model's own operating point (a tuned model's manifest), if any.
+        self.operating_threshold: float | None = None
 
         self.name, self.version = name, version
         self.input_size, self.conf, self.nms_iou = input_size, conf, nms_iou
@@ -178,7 +180,7 @@ class YoloxDetector:
         """Open a verified registry entry."""
         if "inside_suppression" in model.meta and "inside_suppression" not in kwargs:
             kwargs["inside_suppression"] = float(model.meta["inside_suppression"])
-        return cls(
+        det = cls(
             model.path,
             name=model.name,
             version=model.version,
@@ -186,6 +188,9 @@ class YoloxDetector:
             labels=model.labels,
             **kwargs,  # type: ignore[arg-type]
         )
+        if model.meta.get("threshold") is not None:
+            det.operating_threshold = float(model.meta["threshold"])
+        return det
 
     def preprocess(self, image: Image.Image) -> tuple[np.ndarray, float]:
         """Letterbox one image; see :func:`letterbox`."""

@@ -238,6 +238,9 @@ def load_sequence_detector(
     from irbis.vision import detector as det_mod
 
     det = det_mod.load_detector(model, root, threads=threads, engine=engine, precision=precision)
+    # A survey-tuned model carries its own operating point (chosen when it was measured).
+    if threshold is None and getattr(det, "operating_threshold", None) is not None:
+        threshold = det.operating_threshold
     if kind == "learned":
         default = float(getattr(det_mod, "DEFAULT_THRESHOLD", 0.1))
         return LearnedSequence(det, threshold=threshold if threshold is not None else default)
