@@ -43,7 +43,7 @@ def train_detector_cmd(
     name: Annotated[
         str | None, typer.Option(help="Name of the tuned model (default <project>-detector-vN).")
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Passes over the training frames.")] = 20,
+    epochs: Annotated[int, typer.Option(help="Passes over the training frames.")] = 8,
     size: Annotated[
         int,
         typer.Option(help="Training input size (multiple of 32; the model still detects at 640)."),
