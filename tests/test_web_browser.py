@@ -145,7 +145,17 @@ def test_label_with_keyboard_persists(browser_page, project):
     page.keyboard.press("ArrowRight")
     page.keyboard.press("x")
     page.keyboard.press("b")
-    page.wait_for_selector(f'.tile[data-id="{ids_before[1]}"].reviewed')
+    # Wait for the write itself: species sorted into folders count as reviewed
+    # (287b5f0), so these tiles carry .reviewed before any key, and navigating
+    # away while the queued write is in flight would cancel it.
+    page.wait_for_function(
+        """ids => ids.every(id => {
+            const t = document.querySelector(`.tile[data-id="${id}"] .label.p-human`);
+            return t && t.textContent === "blank";
+        })""",
+        arg=ids_before,
+    )
+    page.wait_for_selector("#flash.ok:has-text('labelled 2 sequences')")
     page.goto(f"{base}/sequences?reviewed=true&species=blank")
     shown = page.locator(".tile").evaluate_all("ts => ts.map(t => t.dataset.id)")
     assert set(ids_before) <= set(shown)

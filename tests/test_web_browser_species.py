@@ -269,7 +269,10 @@ def test_species_panel_on_a_new_project(browser_page, project):  # noqa: F811
     _settled(page)
     assert {sp for _, sp, _ in _current(project, seq_id)} == {"Lynx lynx"}
     saved = json.loads((project.root / "irbis.json").read_text())["extra"]["species"]
-    assert saved[-1] == {"label": "Lynx lynx"} and len(saved) == len(SPECIES) + 1
+    assert len(saved) == len(SPECIES) + 1
+    # Filled from irbis's taxa table, as `irbis species add` does (9f389dd).
+    assert saved[-1]["label"] == saved[-1]["scientific_name"] == "Lynx lynx"
+    assert saved[-1]["vernacular_name"] == "Eurasian lynx"
 
     # In the grid a click labels the focused tile.
     page.goto(f"{base}/sequences")
