@@ -107,12 +107,17 @@ def individual_detail(project: Project, ind_id: int, user: WebUser) -> dict[str,
             return {"id": ind.id, "name": ind.name, "merged_into": target}
         members = [i for i, r in roots.items() if r == ind_id]
         rows = s.execute(
-            select(Annotation, Media.timestamp_local, Station)
+            select(Annotation, Media.timestamp_local, Media.time_flag, Station)
             .join(Media, Media.id == Annotation.media_id)
             .outerjoin(Deployment, Deployment.id == Media.deployment_id)
             .outerjoin(Station, Station.id == Deployment.station_id)
             .where(Annotation.individual_id.in_(members))
-            .order_by(Media.timestamp_utc, Annotation.id)
+            # Trusted times first, in time order; untrusted ones after them.
+            .order_by(
+                case((Media.time_flag == "", 0), else_=1),
+                Media.timestamp_utc,
+                Annotation.id,
+            )
         ).all()
         merged = s.scalars(
             select(Individual.name).where(Individual.id.in_(members), Individual.id != ind_id)
@@ -120,7 +125,7 @@ def individual_detail(project: Project, ind_id: int, user: WebUser) -> dict[str,
     policy = policy_of(project)
     hide = policy.is_sensitive(ind.species) and not user.precise_locations
     photos: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for a, _, _ in sorted(rows, key=lambda r: (-(r[0].quality or 0.0), r[0].id)):
+    for a, _, _, _ in sorted(rows, key=lambda r: (-(r[0].quality or 0.0), r[0].id)):
         if len(photos[a.side]) < PHOTOS_PER_SIDE:
             photos[a.side].append(
                 {
@@ -132,12 +137,21 @@ def individual_detail(project: Project, ind_id: int, user: WebUser) -> dict[str,
             )
     stations: dict[int, dict[str, Any]] = {}
     sightings = []
-    for a, t, st in rows:
+    seen: list[datetime] = []
+    for a, t, flag, st in rows:
+        # A photo whose camera time is untrusted (time_flag set, e.g. a clock
+        # reset to 2000) is still a sighting of the animal, but its time is not
+        # a date: it is not given, and it never sets first or last seen.
+        trusted = not flag
+        if trusted and t is not None:
+            seen.append(t)
         sightings.append(
             {
                 "annotation_id": a.id,
                 "media_id": a.media_id,
-                "time_local": t.isoformat() if t else None,
+                "time_local": t.isoformat() if t and trusted else None,
+                "time_trusted": trusted,
+                "time_flag": flag or None,
                 "station": st.name if st else None,
                 "side": a.side,
             }
@@ -176,6 +190,8 @@ def individual_detail(project: Project, ind_id: int, user: WebUser) -> dict[str,
         "merged": list(merged),
         "photos": dict(photos),
         "sightings": sightings,
+        "first_seen": min(seen).isoformat() if seen else None,
+        "last_seen": max(seen).isoformat() if seen else None,
         "stations": st_list,
         "range": mcp,
         "generalised": hide,
