@@ -8,11 +8,30 @@ arguments) refuses it with one line naming where it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import csv
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from irbis.core.errors import BadInputError
 
-__all__ = ["NUL_HINT", "NUL_REASON", "check_no_nul", "has_nul"]
+__all__ = ["MAX_CELL", "NUL_HINT", "NUL_REASON", "cell_limit", "check_no_nul", "has_nul"]
+
+#: Longest table cell irbis reads (Python's csv default): longer is a broken quote.
+MAX_CELL = 131_072
+
+
+@contextmanager
+def cell_limit(limit: int = MAX_CELL) -> Iterator[None]:
+    """Read CSV with cells limited to ``limit`` characters, whatever the process set.
+
+    ``csv.field_size_limit`` is process-wide and other libraries raise it; the
+    readers of people's tables hold it at irbis's limit while they read.
+    """
+    old = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
 
 NUL_REASON = "contains a NUL character (\\x00)"
 NUL_HINT = "remove it: text cannot hold NUL; re-save the file as plain UTF-8 text"

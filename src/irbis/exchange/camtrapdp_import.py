@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy import select
 
 from irbis.core.errors import BadInputError
-from irbis.core.text import NUL_HINT, NUL_REASON, check_no_nul
+from irbis.core.text import MAX_CELL, NUL_HINT, NUL_REASON, cell_limit, check_no_nul
 from irbis.exchange.camtrapdp_rows import Progress, offset_name, parse_time
 from irbis.exchange.camtrapdp_validate import TABLES
 from irbis.store.project import Project
@@ -136,7 +136,7 @@ def _rows(
         raise BadInputError(str(path), f"the {table} table is missing", "check the package folder")
     i = -1
     try:
-        with _open_text(path) as fh:
+        with cell_limit(), _open_text(path) as fh:
             reader = csv.DictReader(fh)
             header = reader.fieldnames or []
             missing = [c for c in _REQUIRED[table] if c not in header]
@@ -163,7 +163,7 @@ def _rows(
         ) from None
     except (csv.Error, gzip.BadGzipFile, EOFError, OSError) as exc:
         if isinstance(exc, csv.Error) and "field larger than field limit" in str(exc):
-            reason = f"a cell is longer than {csv.field_size_limit():,} characters"
+            reason = f"a cell is longer than {MAX_CELL:,} characters"
         else:
             reason = f"cannot be read ({exc})"
         raise BadInputError(f"{rel}:row {i + 3}", reason, "export the table again") from None

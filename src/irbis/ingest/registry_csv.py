@@ -32,7 +32,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from irbis.core.errors import BadInputError, RegistryError
-from irbis.core.text import check_no_nul
+from irbis.core.text import MAX_CELL, cell_limit, check_no_nul
 from irbis.core.types import DeploymentRecord, MalfunctionPeriod, StationRecord
 
 __all__ = [
@@ -133,7 +133,7 @@ def _read_rows(path: str | Path) -> tuple[Path, list[str], list[dict[str, str]]]
     reader = None
     rows: list[dict[str, str]] = []
     try:
-        with p.open(newline="", encoding="utf-8-sig") as fh:
+        with cell_limit(), p.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             header = [h.strip() for h in (reader.fieldnames or [])]
             if not header:
@@ -167,7 +167,7 @@ def _read_rows(path: str | Path) -> tuple[Path, list[str], list[dict[str, str]]]
     except csv.Error as exc:
         line = f":row {len(rows) + 2}" if reader is not None else ""
         if "field larger than field limit" in str(exc):
-            reason = f"a cell is longer than {csv.field_size_limit():,} characters"
+            reason = f"a cell is longer than {MAX_CELL:,} characters"
             hint = "a table cell holds a name or a date: check for an unclosed quote"
         else:
             reason, hint = f"not a readable CSV table ({exc})", "export the table as CSV again"
