@@ -37,7 +37,7 @@ from pathlib import Path
 from PIL import Image
 
 from irbis.vision.boxes import Detection, box_iou
-from irbis.vision.boxeval import judge_frame, summarize
+from irbis.vision.boxeval import fractions, judge_frame, summarize
 from irbis.vision.detector import YoloxDetector, load_detector
 from irbis.vision.fusion import FusionParams, fuse_burst
 from irbis.vision.motion import MotionDetector
@@ -166,11 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r, ds, (w, h) in zip(rows, per_frame, sizes, strict=True):
             t = truth[Path(r["path"]).name]
             x0, y0, x1, y1 = (float(t[k]) for k in ("x_min", "y_min", "x_max", "y_max"))
-            pred = [
-                (d.x1 / w, d.y1 / h, (d.x2 - d.x1) / w, (d.y2 - d.y1) / h)
-                for d in ds
-                if d.score >= min_score
-            ]
+            pred = fractions(ds, w, h, min_score)
             judged.append(
                 judge_frame(
                     r["path"],

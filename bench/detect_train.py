@@ -107,7 +107,7 @@ def other_frames(data: Path) -> list[tuple[str, Path, list[tuple[float, float, f
 
 def judge_all(detector, frames, thresholds) -> dict[float, list]:
     """Run once at the lowest threshold, judge at each (boxes above it)."""
-    from irbis.vision.boxeval import judge_frame
+    from irbis.vision.boxeval import fractions, judge_frame
     from irbis.vision.detector import open_image
 
     lo = min(thresholds)
@@ -117,11 +117,7 @@ def judge_all(detector, frames, thresholds) -> dict[float, list]:
         dets = detector.detect([im], conf=lo)[0]
         w, h = im.size
         for t in thresholds:
-            pred = [
-                (d.x1 / w, d.y1 / h, (d.x2 - d.x1) / w, (d.y2 - d.y1) / h)
-                for d in dets
-                if d.score >= t
-            ]
+            pred = fractions(dets, w, h, t)
             truth = f.get("truth", [f["box"]] if "box" in f else [])
             out[t].append(
                 judge_frame(
@@ -141,7 +137,7 @@ def judge_fused(detector, frames) -> list:
     from detect_recall import BURST_GAP_S, bursts_by_gap, run_bursts
     from PIL import Image
 
-    from irbis.vision.boxeval import judge_frame
+    from irbis.vision.boxeval import fractions, judge_frame
     from irbis.vision.fusion import FusionParams
     from irbis.vision.motion import MotionDetector
 
@@ -152,7 +148,7 @@ def judge_fused(detector, frames) -> list:
     out = []
     for f, ds, p in zip(frames, fused, paths, strict=True):
         w, h = Image.open(p).size
-        pred = [(d.x1 / w, d.y1 / h, (d.x2 - d.x1) / w, (d.y2 - d.y1) / h) for d in ds]
+        pred = fractions(ds, w, h)
         out.append(
             judge_frame(
                 str(f["key"]),

@@ -113,7 +113,7 @@ def train_detector_cmd(
     out.print(
         f"held out: {outcome.held_frames} frames of {outcome.held_encounters} encounters "
         f"(trained on {outcome.train_frames}); parent at score >= "
-        f"{outcome.training_summary_parent_threshold}, tuned at >= {outcome.threshold} "
+        f"{outcome.parent_threshold}, tuned at >= {outcome.threshold} "
         "(no more false boxes than the parent)"
     )
     out.print(f"{'':24}{'parent':>10}{'tuned':>10}")

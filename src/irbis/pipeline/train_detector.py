@@ -30,7 +30,7 @@ from irbis.pipeline.detect_stage import media_path
 from irbis.store import Project
 from irbis.store.boxes import frame_truth
 from irbis.store.schema import Deployment, Media
-from irbis.vision.boxeval import Summary, judge_frame, summarize
+from irbis.vision.boxeval import Summary, fractions, judge_frame, summarize
 
 __all__ = [
     "DETECTOR_SETTING",
@@ -171,11 +171,7 @@ def judge_on(
         w, h = im.size
         groups = {"encounter": f.group, "lighting": lighting_of(im)}
         for t in thresholds:
-            pred = [
-                (d.x1 / w, d.y1 / h, (d.x2 - d.x1) / w, (d.y2 - d.y1) / h)
-                for d in dets
-                if d.score >= t
-            ]
+            pred = fractions(dets, w, h, t)
             results[t].append(judge_frame(str(f.path.name), pred, list(f.boxes), groups=groups))
     return {t: summarize(rs) for t, rs in results.items()}
 
@@ -235,10 +231,6 @@ class TrainOutcome:
     version: str = ""
     notes: list[str] = field(default_factory=list)
     parent_threshold: float = 0.1
-
-    @property
-    def training_summary_parent_threshold(self) -> float:
-        return self.parent_threshold
 
     def as_dict(self) -> dict[str, Any]:
         return {

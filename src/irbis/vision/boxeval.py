@@ -24,6 +24,7 @@ __all__ = [
     "FrameResult",
     "Summary",
     "iou_xywh",
+    "fractions",
     "judge_frame",
     "summarize",
 ]
@@ -206,39 +207,14 @@ def summarize(results: Sequence[FrameResult], *, encounter_key: str = "encounter
     )
 
 
-def judge_detector(
-    detector: object,
-    items: Sequence[tuple[str, object, Sequence[Box], Mapping[str, str]]],
-    conf: float,
-    *,
-    open_image: object = None,
-) -> list[FrameResult]:
-    """Run a detector over frames and judge each against its true boxes.
 
-    Parameters
-    ----------
-    detector
-        Anything with ``detect(images, conf=...) -> list[list[Detection]]``
-        (:class:`~irbis.vision.detector.YoloxDetector`).
-    items
-        ``(key, path, true boxes, groups)`` per frame.
-    conf
-        Operating point: boxes scoring at least this count.
-    open_image
-        Decoder ``path -> PIL image`` (default :func:`irbis.vision.detector.open_image`).
-
-    Returns
-    -------
-    list of FrameResult, in input order
-    """
-    from irbis.vision.detector import open_image as _open
-
-    opener = open_image or (lambda p: _open(p, min_side=1280))
-    out = []
-    for key, path, truth, groups in items:
-        im = opener(path)
-        dets = detector.detect([im], conf=conf)[0]  # type: ignore[attr-defined]
-        w, h = im.size
-        pred = [(d.x1 / w, d.y1 / h, (d.x2 - d.x1) / w, (d.y2 - d.y1) / h) for d in dets]
-        out.append(judge_frame(key, pred, truth, groups=groups))
-    return out
+def fractions(
+    detections: Sequence[object], width: int, height: int, min_score: float = 0.0
+) -> list[Box]:
+    """Detector boxes (corners in pixels of a ``width``×``height`` frame) as
+    ``(x, y, width, height)`` fractions, those scoring at least ``min_score``."""
+    return [
+        (d.x1 / width, d.y1 / height, (d.x2 - d.x1) / width, (d.y2 - d.y1) / height)  # type: ignore[attr-defined]
+        for d in detections
+        if d.score >= min_score  # type: ignore[attr-defined]
+    ]

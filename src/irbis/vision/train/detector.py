@@ -342,7 +342,6 @@ def train_detector(
     epochs_done = 0
     interrupted = False
     images_seen = 0
-    t0 = time.perf_counter()
     train_seconds = 0.0
     global_step = 0
     model.train()
@@ -390,7 +389,6 @@ def train_detector(
         interrupted = True
     model.load_state_dict(kept)
     model.eval()
-    del t0
     return TrainResult(
         model=export_onnx(model, image_size=export_size),
         epochs_done=epochs_done,
