@@ -536,7 +536,7 @@ def test_roles_tokens_and_login(project, client_of):
     # The login form sets a cookie that then authenticates pages and API calls.
     form = client_of(project)
     bad = form.post("/login", data={"token": "nope", "next": "/sequences"})
-    assert bad.status_code == 401 and "unknown token" in bad.text
+    assert bad.status_code == 401 and "unknown user name or token" in bad.text
     ok = form.post(
         "/login",
         data={"token": tokens["viewer"], "next": "//evil.example/"},

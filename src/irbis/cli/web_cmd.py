@@ -29,27 +29,83 @@ def serve(
             ),
         ),
     ] = 1,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate (chain) to serve HTTPS directly; needs --tls-key."),
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Addresses of a reverse proxy whose X-Forwarded-Proto/-For headers are "
+                "believed (comma-separated; default 127.0.0.1): behind an HTTPS proxy, "
+                "cookies are then marked Secure and logins counted per client address."
+            )
+        ),
+    ] = None,
+    insecure_open: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-open",
+            help=(
+                "Serve a project without users on a non-loopback address anyway: everyone "
+                "who reaches it gets full rights and precise locations."
+            ),
+        ),
+    ] = False,
 ) -> None:
-    """Open the review web app: sequences, labels, identifications, census."""
+    """Open the review web app: sequences, labels, identifications, census.
+
+    On any address but loopback a project must have users (authentication
+    is on by default); see irbis users add.
+    """
     import os
 
     import uvicorn
 
+    from irbis.core.errors import BadInputError
     from irbis.store import Project
     from irbis.web import create_app
     from irbis.web.app import HOST_ENV, PROJECT_ENV
     from irbis.web.auth import has_users
+    from irbis.web.server import is_loopback, tls_options
 
+    ssl = tls_options(tls_cert, tls_key)  # one-line errors before the project is opened
     p = Project.open(project)  # brings the schema up to date once, before any worker
+    users = has_users(p)
+    if not users and not is_loopback(host) and not insecure_open:
+        p.close()
+        raise BadInputError(
+            f"serve --host {host}",
+            "the project has no users, so everyone who can reach that address would get "
+            "full rights and precise locations",
+            f"create the first admin: irbis users add {project} NAME --role admin "
+            "--precise-locations, then log in with the token it prints; or add "
+            "--insecure-open to serve it open on purpose",
+        )
     from irbis.store.sequence_summary import refresh
 
     refresh(p.engine)  # and the grid's summaries (after an upgrade, or a hand edit)
-    mode = "users with tokens" if has_users(p) else "local mode (no users: full rights)"
+    mode = "users log in" if users else "local mode (no users: full rights)"
     procs = f", {workers} workers" if workers > 1 else ""
-    err.print(f"irbis serving [bold]{p.settings.name}[/] at http://{host}:{port}/ ({mode}{procs})")
+    scheme = "https" if ssl else "http"
+    err.print(
+        f"irbis serving [bold]{p.settings.name}[/] at {scheme}://{host}:{port}/ ({mode}{procs})"
+    )
+    if not ssl and not is_loopback(host):
+        err.print(
+            "[yellow]plain HTTP: tokens and session cookies cross the network readable; "
+            "use --tls-cert/--tls-key or an HTTPS reverse proxy (see README)[/]"
+        )
+    if not users and insecure_open and not is_loopback(host):
+        err.print("[red]--insecure-open: no login; anyone reaching this address is an admin[/]")
     # Local mode answers only requests addressed to loopback or to --host
     # (no DNS rebinding); the app and every worker read it from here.
     os.environ[HOST_ENV] = host
+    config: dict = dict(ssl)
+    if forwarded_allow_ips is not None:
+        config["forwarded_allow_ips"] = forwarded_allow_ips
     if workers > 1:
         # Python runs one request's code at a time per process; several
         # processes let a team's requests use every core. Each worker opens
@@ -58,11 +114,11 @@ def serve(
         os.environ[PROJECT_ENV] = str(p.root)
         from irbis.web.server import serve_workers
 
-        serve_workers(host, port, workers, "irbis.web.app:create_app_from_env")
+        serve_workers(host, port, workers, "irbis.web.app:create_app_from_env", **config)
         return
     app = create_app(p)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning", **config)
     finally:
         p.close()
 

@@ -483,6 +483,43 @@ class User(Base):
     created_utc: Mapped[datetime] = mapped_column(DateTime)
 
 
+class WebSession(Base):
+    """A browser's login (migration 0009): a random id in a cookie, expiring, revocable.
+
+    Only the sha256 of the id is stored. A session is separate from the
+    user's API token: logging out, expiry or ``irbis users revoke`` ends it
+    without anyone learning or changing the token.
+    """
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index("ix_web_sessions_user", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_utc: Mapped[datetime] = mapped_column(DateTime)
+    expires_utc: Mapped[datetime] = mapped_column(DateTime)
+    revoked_utc: Mapped[datetime | None] = mapped_column(DateTime)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+
+
+class LoginAttempt(Base):
+    """One try at the login form (migration 0009): the login log and the rate limit's memory."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_name_ip", "user_name", "ip", "created_utc"),
+        Index("ix_login_attempts_ip", "ip", "created_utc"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(200), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "ok", "unknown token", "rate limited", ...
+    outcome: Mapped[str] = mapped_column(String(40), default="")
+    created_utc: Mapped[datetime] = mapped_column(DateTime)
+
+
 # Derived tables (migration 0006). Everything below is recomputed from media,
 # observations and media_groups by ``irbis.store.sequence_summary.refresh``;
 # database triggers queue the sequences whose rows changed in

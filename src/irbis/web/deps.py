@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Path, Request
 
 from irbis.store.project import Project
-from irbis.web.auth import COOKIE, WebUser, resolve_user
+from irbis.web.auth import SESSION_COOKIE, WebUser, has_users, resolve_session, resolve_user
 
 #: Largest value of the databases' 64-bit integer keys: a bigger id in a path or
 #: query is a clear 422, not an overflow deep in the database driver.
@@ -23,19 +23,29 @@ async def get_project(request: Request) -> Project:
 
 
 def token_of(request: Request) -> str | None:
-    """The token from ``Authorization: Bearer``, ``X-Irbis-Token`` or the login cookie."""
+    """The API token from ``Authorization: Bearer`` or ``X-Irbis-Token`` (never a cookie)."""
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip() or None
-    return request.headers.get("x-irbis-token") or request.cookies.get(COOKIE)
+    return request.headers.get("x-irbis-token") or None
 
 
 async def current_user(request: Request) -> WebUser:
-    """The user of this request (raises UnauthorizedError when a token is needed)."""
+    """The user of this request: by API token, else by browser session, else local mode.
+
+    Raises UnauthorizedError when the project has users and neither a valid
+    token nor an open session comes with the request.
+    """
     cached = getattr(request.state, "user", None)
     if cached is not None:
         return cached
-    user = resolve_user(request.app.state.project, token_of(request))
+    project = request.app.state.project
+    token = token_of(request)
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if token is None and session_id and has_users(project):
+        user = resolve_session(project, session_id)
+    else:  # a token, or local mode (a stale cookie is ignored there)
+        user = resolve_user(project, token)
     request.state.user = user
     return user
 

@@ -27,3 +27,7 @@ class UnsafeFileError(IrbisError):
 
 class UnreadableMediaError(IrbisError):
     """A photo or video that cannot be decoded, e.g. a damaged file (422)."""
+
+
+class TooManyAttemptsError(IrbisError):
+    """Too many failed logins for a user name or from an address lately (429)."""

@@ -16,9 +16,9 @@ from markupsafe import Markup
 from irbis.core.errors import BadInputError
 from irbis.store.project import Project
 from irbis.web import identify, individuals, labels, locations, overview, sequences
-from irbis.web.auth import COOKIE, WebUser, has_users, resolve_user
+from irbis.web.auth import SESSION_COOKIE, WebUser, end_session, has_users, login
 from irbis.web.deps import DbId, current_user, get_project
-from irbis.web.errors import UnauthorizedError
+from irbis.web.errors import TooManyAttemptsError, UnauthorizedError
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -227,23 +227,48 @@ def post_login(
     request: Request,
     project: ProjectDep,
     token: Annotated[str, Form()],
+    name: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
+    """Check name and token, open an expiring session and set its cookie.
+
+    The cookie holds a random session id, never the token; it is HttpOnly,
+    SameSite=Strict, and Secure when the request came over HTTPS (directly
+    with ``irbis serve --tls-cert``, or from a trusted reverse proxy saying
+    ``X-Forwarded-Proto: https``).
+    """
+    ip = request.client.host if request.client else ""
     try:
-        resolve_user(project, token.strip())
-    except UnauthorizedError as exc:
-        resp = _render(request, "login.html", None, next=next, local=False, error=str(exc))
-        resp.status_code = 401
+        new = login(project, name, token, ip=ip, user_agent=request.headers.get("user-agent", ""))
+    except (UnauthorizedError, TooManyAttemptsError) as exc:
+        resp = _render(
+            request, "login.html", None, next=next, local=False, error=str(exc), login_name=name
+        )
+        resp.status_code = 429 if isinstance(exc, TooManyAttemptsError) else 401
         return resp
     # Only local paths: a login form must not become an open redirect.
     target = next if next.startswith("/") and not next.startswith("//") else "/"
     resp = RedirectResponse(target, status_code=303)
-    resp.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict")
+    resp.set_cookie(
+        SESSION_COOKIE,
+        new.session_id,
+        max_age=new.max_age_s,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    # The permanent-token cookie of earlier versions: gone.
+    resp.delete_cookie("irbis_token")
     return resp
 
 
-@router.get("/logout")
-def logout() -> Response:
+@router.api_route("/logout", methods=["GET", "POST"])
+def logout(request: Request, project: ProjectDep) -> Response:
+    """End this browser's session on the server (not only in the browser) and drop the cookie."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        end_session(project, session_id)
     resp = RedirectResponse("/login", status_code=303)
-    resp.delete_cookie(COOKIE)
+    resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
