@@ -68,15 +68,14 @@ def test_all_zero_histories(tmp_path: Path) -> None:
         secr.read_captures(empty, traps)
 
 
-def test_factor_level_at_one_trap(tmp_path: Path) -> None:
+def test_factor_level_at_one_trap_is_fitted(tmp_path: Path) -> None:
+    """R secr fits a level at a single trap; so does irbis (no refusal)."""
     t, c = _files(tmp_path)
     traps = secr.read_traps(t)
     ch = secr.read_captures(c, traps)
     mask = make_mask(traps, 3000.0, 500.0)
-    with pytest.raises(BadInputError) as ei:
-        secr.fit(ch, mask, model="lambda0~Topo")
-    msg = _one_line(ei.value)
-    assert "'Saddle'" in msg and "only 1" in msg and "lambda0.TopoSaddle" in msg
+    fit = secr.fit(ch, mask, model="lambda0~Topo")
+    assert "lambda0.TopoSaddle" in fit.names
 
 
 def test_other_model_errors() -> None:
@@ -133,7 +132,36 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "no points" in res.output and "Traceback" not in res.output
     res = runner.invoke(
         secr_app,
-        ["fit", "--traps", str(t), "--captures", str(c), "--model", "lambda0~Topo", "--json"],
+        ["fit", "--traps", str(t), "--captures", str(c), "--model", "lambda0~Slope", "--json"],
     )
-    assert res.exit_code == 2 and "lambda0.TopoSaddle" in res.output
+    assert res.exit_code == 2 and "no covariate 'Slope'" in res.output
     assert "Traceback" not in res.output
+
+
+def test_several_sessions_are_never_pooled(tmp_path: Path) -> None:
+    """A Session column with two sessions is refused by the one-session reader, not pooled."""
+    t, c = _files(tmp_path, caps="Session,ID,occasion,trapID,count\n"
+                  "2019,A,1,T1,1\n2019,A,1,T2,2\n2020,B,1,T3,1\n")  # fmt: skip
+    traps = secr.read_traps(t)
+    with pytest.raises(BadInputError) as ei:
+        secr.read_captures(c, traps)
+    msg = _one_line(ei.value)
+    assert "2 sessions (2019, 2020)" in msg and "read_session_captures" in msg
+    # one session in a Session column is just that session
+    c.write_text("Session,ID,occasion,trapID,count\nS1,A,1,T1,1\nS1,B,1,T3,1\n")
+    assert secr.read_captures(c, traps).n == 2
+    # traps and mask files with several sessions: the same
+    t.write_text("Session,trapID,x,y\n1,T1,0,0\n2,T1,0,0\n")
+    with pytest.raises(BadInputError, match="2 sessions .*read_session_traps"):
+        secr.read_traps(t)
+    m = tmp_path / "mask.csv"
+    m.write_text("session,x,y\na,0,0\na,500,0\nb,0,0\nb,0,500\n")
+    with pytest.raises(BadInputError, match="2 sessions .*read_session_masks"):
+        secr.read_mask(m)
+
+
+def test_unknown_capture_column_is_refused(tmp_path: Path) -> None:
+    t, c = _files(tmp_path, caps="ID,occasion,trapID,sex\nA,1,T1,F\n")
+    with pytest.raises(BadInputError) as ei:
+        secr.read_captures(c, secr.read_traps(t))
+    assert "column 'sex' is not read" in _one_line(ei.value)

@@ -126,9 +126,7 @@ def secr_fit_cmd(
             )
             if spacing is not None and spacing != mask_info["spacing"]:
                 m = make_mask(ch.traps, mask_info["buffer"], spacing)
-                fit = secr_fit(
-                    ch, m, model=model or None, detectfn=detectfn, likelihood=likelihood
-                )
+                fit = secr_fit(ch, m, model=model or None, detectfn=detectfn, likelihood=likelihood)
                 mask_info |= {"spacing": spacing, "points": m.n_points, "area_km2": m.area / 100}
         else:
             if mask is not None:
@@ -189,6 +187,8 @@ def secr_fit_cmd(
             "– : no standard error or interval: the information matrix is singular at the "
             "estimate (too few recaptures, or a parameter at its boundary)"
         )
+    for flag in fit.boundary_flags():
+        out.print(f"[yellow]{flag}[/]", soft_wrap=True, highlight=False)
     out.print(
         f"logLik {fit.loglik:.4f}  npar {fit.npar}  AIC {fit.aic:.3f}  AICc "
         + (f"{fit.aicc:.3f}" if math.isfinite(fit.aicc) else "– (more parameters than animals)")

@@ -39,6 +39,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -198,6 +199,26 @@ class _Block:
         return self.start + self.design.matrix.shape[1]
 
 
+_LevelDetections = Mapping[int, tuple[str, str, str, int, int]]
+
+
+def _boundary_reasons(parts: Sequence[_LevelDetections]) -> dict[int, str]:
+    """Boundary reasons from the level detections of one or more sessions."""
+    out: dict[int, str] = {}
+    for j in sorted({j for p in parts for j in p}):
+        rows = [p[j] for p in parts if j in p]
+        n_traps = sum(r[3] for r in rows)
+        n_det = sum(r[4] for r in rows)
+        if n_traps == 0 or n_det > 0:
+            continue
+        _, term, level, *_ = rows[0]
+        where = "the only trap" if n_traps == 1 else f"all {n_traps} traps"
+        if len(parts) > 1:
+            where += " (over all sessions)"
+        out[j] = f"no detections at {where} with {term} = {level}"
+    return out
+
+
 class SecrLikelihood:
     """Log-likelihood of an SECR model, as a function of the coefficients.
 
@@ -214,6 +235,12 @@ class SecrLikelihood:
     likelihood:
         ``"full"`` (Poisson ``N``; ``D`` is a parameter) or ``"conditional"``
         (conditional on ``n``; ``D`` is derived).
+    session_covariates:
+        Values constant over this session that formulas may name (e.g.
+        ``{"session": "2019", "Session": 0.0}`` in a multi-session fit).
+    levels:
+        Fixed factor levels by covariate name (the levels of all sessions),
+        so that every session has the same coefficients.
 
     Attributes
     ----------
@@ -230,6 +257,9 @@ class SecrLikelihood:
         model: str | Mapping[str, str] | None = None,
         detectfn: str = "HHN",
         likelihood: str = "full",
+        *,
+        session_covariates: Mapping[str, Any] | None = None,
+        levels: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         likelihood = _LIKELIHOODS.get(str(likelihood).lower(), "")
         if not likelihood:
@@ -251,16 +281,30 @@ class SecrLikelihood:
                 "use likelihood='full' for D~covariates",
             )
         self.formulas = formulas
+        self.session_covariates = dict(session_covariates or {})
         self.blocks: list[_Block] = []
         col = 0
         for p in self.params:
             terms = formulas[p]
             if p == "D":
-                covs, n_rows, where, minrows = mask.covariates, mask.n_points, "mask", 1
+                covs, n_rows, where = dict(mask.covariates), mask.n_points, "mask"
             else:
-                covs, n_rows, where, minrows = self.traps.covariates, self.traps.n_traps, "traps", 2
-            des = design_matrix(p, terms, covs, n_rows, where=where, min_rows_per_level=minrows)
-            lv = {t: r_levels(covs[t]) for t in terms if covs[t].dtype == object}
+                covs, n_rows, where = dict(self.traps.covariates), self.traps.n_traps, "traps"
+            for k, v in self.session_covariates.items():
+                if k in covs:
+                    raise BadInputError(
+                        where, f"{k!r} is both a session covariate and a {where} covariate"
+                    )
+                covs[k] = np.full(n_rows, v, dtype=object if isinstance(v, str) else float)
+            fixed = {t: list(levels[t]) for t in terms if levels and t in levels}
+            # a level at a single trap is fitted as R does; with no detections there
+            # its coefficient runs to the boundary and is flagged (boundary_candidates)
+            des = design_matrix(p, terms, covs, n_rows, where=where, levels=fixed or None)
+            lv = {
+                t: fixed.get(t) or r_levels(covs[t])
+                for t in terms
+                if t in covs and covs[t].dtype == object
+            }
             self.blocks.append(_Block(p, des, col, terms, lv))
             col += des.matrix.shape[1]
         self.names: list[str] = [n for b in self.blocks for n in b.design.names]
@@ -605,6 +649,51 @@ class SecrLikelihood:
         assert g is not None
         return ll, g
 
+    # -- boundary ------------------------------------------------------------
+
+    def level_detections(self) -> dict[int, tuple[str, str, str, int, int]]:
+        """Detections at the traps of each factor level of a detection parameter.
+
+        Returns
+        -------
+        dict
+            ``{coefficient index: (param, term, level, traps with the level,
+            detections at them)}`` for the treatment-contrast columns of
+            factor terms of ``lambda0``, ``g0`` and ``sigma``. A level whose
+            traps saw nothing drives its coefficient to minus infinity: lower
+            detection there only raises the likelihood.
+        """
+        out: dict[int, tuple[str, str, str, int, int]] = {}
+        per_trap = self.capthist.counts.sum(axis=(0, 1))  # K
+        for b in self.blocks:
+            if b.param not in ("lambda0", "g0", "sigma"):
+                continue
+            for j, name in enumerate(b.design.names[1:], start=1):
+                col = b.design.matrix[:, j]
+                for t, lv in b.levels.items():
+                    for lev in lv[1:]:
+                        if name == f"{b.param}.{t}{lev}":
+                            rows = col != 0
+                            out[b.start + j] = (
+                                b.param,
+                                t,
+                                lev,
+                                int(rows.sum()),
+                                int(per_trap[rows].sum()),
+                            )
+        return out
+
+    def boundary_candidates(self) -> dict[int, str]:
+        """Coefficients whose maximum likelihood lies at minus infinity, with the reason.
+
+        Returns
+        -------
+        dict
+            ``{coefficient index: reason}``, e.g. ``"no detections at the only
+            trap with Topo = Steppe"``.
+        """
+        return _boundary_reasons([self.level_detections()])
+
     # -- starting values ----------------------------------------------------
 
     def start_values(self) -> np.ndarray:
@@ -678,39 +767,15 @@ class SecrLikelihood:
 # results
 
 
-@dataclass
-class SecrFit:
-    """A fitted SECR model.
-
-    Attributes
-    ----------
-    beta:
-        Maximum-likelihood coefficients (link scale), in :attr:`names` order.
-    names:
-        Coefficient names, as R ``secr`` names them.
-    vcov:
-        Variance-covariance matrix of ``beta`` (inverse of the observed
-        information, from a numerical Hessian at the MLE).
-    loglik:
-        Maximised log-likelihood.
-    n:
-        Number of detected animals.
-    """
+class _Coefficients:
+    """What every fit has: coefficients, their covariance, AIC, boundary flags."""
 
     beta: np.ndarray
     names: list[str]
     vcov: np.ndarray
     loglik: float
     n: int
-    detectfn: str
-    detector: str
-    likelihood: str
-    formulas: dict[str, list[str]]
-    converged: bool
-    message: str
-    n_evals: int
-    seconds: float
-    lik: SecrLikelihood = field(repr=False)
+    boundary: dict[str, str]
 
     # -- coefficients ----------------------------------------------------------
 
@@ -772,6 +837,95 @@ class SecrFit:
             for n, b, s in zip(self.names, self.beta, se, strict=True)
         }
 
+    def _delta(self, fun: Callable[[np.ndarray], float]) -> tuple[float, float]:
+        """Value and delta-method SE of a scalar function of ``beta``."""
+        est = fun(self.beta)
+        g = np.empty(self.npar)
+        for j in range(self.npar):
+            h = 1e-5 * max(1.0, abs(self.beta[j]))
+            e = np.zeros(self.npar)
+            e[j] = h
+            g[j] = (fun(self.beta + e) - fun(self.beta - e)) / (2 * h)
+        var = float(g @ self._vcov_free() @ g)
+        return float(est), math.sqrt(max(var, 0.0))
+
+    def beta_dict(self) -> dict[str, float]:
+        """Coefficients by name."""
+        return dict(zip(self.names, map(float, self.beta), strict=True))
+
+    def se_dict(self) -> dict[str, float]:
+        """Standard errors of the coefficients by name."""
+        return dict(zip(self.names, map(float, self.beta_se), strict=True))
+
+    def _vcov_free(self) -> np.ndarray:
+        """``vcov`` with the rows of coefficients at a boundary set to 0.
+
+        A boundary coefficient is held where it is: it adds no variance to
+        the real parameters of other levels, nor (its effect being nil) to
+        derived quantities.
+        """
+        v = self.vcov
+        if not self.boundary:
+            return v
+        v = v.copy()
+        for n in self.boundary:
+            j = self.names.index(n)
+            v[j, :] = 0.0
+            v[:, j] = 0.0
+        return v
+
+    def boundary_flags(self) -> list[str]:
+        """One line per coefficient at a boundary (its SE is not meaningful).
+
+        Returns
+        -------
+        list of str
+            E.g. ``"at boundary: lambda0.TopoSteppe = -20.0 (no detections at
+            the only trap with Topo = Steppe); SE not meaningful"``.
+        """
+        bd = self.beta_dict()
+        return [_boundary_flag(n, bd[n], r) for n, r in self.boundary.items()]
+
+
+@dataclass
+class SecrFit(_Coefficients):
+    """A fitted SECR model.
+
+    Attributes
+    ----------
+    beta:
+        Maximum-likelihood coefficients (link scale), in :attr:`names` order.
+    names:
+        Coefficient names, as R ``secr`` names them.
+    vcov:
+        Variance-covariance matrix of ``beta`` (inverse of the observed
+        information, from a numerical Hessian at the MLE).
+    loglik:
+        Maximised log-likelihood.
+    n:
+        Number of detected animals.
+    boundary:
+        Coefficients at a boundary (e.g. a factor level whose only trap saw
+        nothing: its coefficient runs to minus infinity, as in R ``secr``)
+        with the reason; their SEs are NaN, not meaningful.
+    """
+
+    beta: np.ndarray
+    names: list[str]
+    vcov: np.ndarray
+    loglik: float
+    n: int
+    detectfn: str
+    detector: str
+    likelihood: str
+    formulas: dict[str, list[str]]
+    converged: bool
+    message: str
+    n_evals: int
+    seconds: float
+    lik: SecrLikelihood = field(repr=False)
+    boundary: dict[str, str] = field(default_factory=dict)
+
     # -- real parameters -------------------------------------------------------
 
     def real(
@@ -814,7 +968,7 @@ class SecrFit:
                     j += 1
             sl = slice(b.start, b.stop)
             eta = float(x @ self.beta[sl])
-            se_eta = float(np.sqrt(max(x @ self.vcov[sl, sl] @ x, 0.0)))
+            se_eta = float(np.sqrt(max(x @ self._vcov_free()[sl, sl] @ x, 0.0)))
             est = float(unlink(b.param, eta))
             se = est * se_eta if LINKS[b.param] == "log" else est * (1 - est) * se_eta
             out[b.param] = {
@@ -825,18 +979,6 @@ class SecrFit:
                 "link": LINKS[b.param],
             }
         return out
-
-    def _delta(self, fun: Callable[[np.ndarray], float]) -> tuple[float, float]:
-        """Value and delta-method SE of a scalar function of ``beta``."""
-        est = fun(self.beta)
-        g = np.empty(self.npar)
-        for j in range(self.npar):
-            h = 1e-5 * max(1.0, abs(self.beta[j]))
-            e = np.zeros(self.npar)
-            e[j] = h
-            g[j] = (fun(self.beta + e) - fun(self.beta - e)) / (2 * h)
-        var = float(g @ self.vcov @ g)
-        return float(est), math.sqrt(max(var, 0.0))
 
     def _point_weights(self, polygon: Any) -> np.ndarray:
         if polygon is None:
@@ -956,14 +1098,6 @@ class SecrFit:
             "esa_km2": self.esa() / 100.0,
         }
 
-    def beta_dict(self) -> dict[str, float]:
-        """Coefficients by name."""
-        return dict(zip(self.names, map(float, self.beta), strict=True))
-
-    def se_dict(self) -> dict[str, float]:
-        """Standard errors of the coefficients by name."""
-        return dict(zip(self.names, map(float, self.beta_se), strict=True))
-
     def esa(self) -> float:
         """Effective sampling area ``a(theta) = sum_m pdot(m) * cell area``, hectares."""
         return self.lik.area * float(self.lik.pdot(self.beta).sum())
@@ -1001,6 +1135,7 @@ class SecrFit:
             "derived": derived,
             "density_per_100km2": derived["D_per_100km2"]["estimate"],
             "message": self.message,
+            "at_boundary": self.boundary_flags(),
             "seconds": self.seconds,
         }
 
@@ -1015,6 +1150,7 @@ class SecrFit:
             lines.append(f"  {n:<24} {r['beta']: .6f}  SE {r['se']:.6f}")
         d = self.density()["per_100km2"]
         lines.append(f"density {d['estimate']:.3f} per 100 km2 ({d['lcl']:.3f} - {d['ucl']:.3f})")
+        lines.extend(self.boundary_flags())
         return "\n".join(lines)
 
 
@@ -1082,20 +1218,27 @@ def fit(
         return _fit(capthist, mask, model, detectfn, likelihood, start, max_iter, hessian, t0)
 
 
-def _fit(
-    capthist: CaptureHistory,
-    mask: Mask,
-    model: str | Mapping[str, str] | None,
-    detectfn: str,
-    likelihood: str,
-    start: Sequence[float] | Mapping[str, float] | None,
-    max_iter: int,
-    hessian: bool,
-    t0: float,
-) -> SecrFit:
-    lik = SecrLikelihood(capthist, mask, model, detectfn, likelihood)
+@dataclass
+class _Optimum:
+    beta: np.ndarray
+    vcov: np.ndarray
+    loglik: float
+    converged: bool
+    message: str
+    n_evals: int
+    boundary: dict[str, str]
+
+
+#: where a coefficient whose MLE is at minus infinity starts (and stays):
+#: its traps' detection is then exp(-20) ~ 2e-9 times the others'
+BOUNDARY_START = -20.0
+
+
+def _start_vector(lik: Any, start: Sequence[float] | Mapping[str, float] | None) -> np.ndarray:
     if start is None:
         x0 = lik.start_values()
+        for j in lik.boundary_candidates():
+            x0[j] = BOUNDARY_START
     elif isinstance(start, Mapping):
         x0 = lik.start_values()
         for k, v in start.items():
@@ -1106,6 +1249,17 @@ def _fit(
         x0 = np.asarray(start, dtype=float)
         if x0.shape != (lik.npar,):
             raise BadInputError("start", f"needs {lik.npar} values ({', '.join(lik.names)})")
+    return x0
+
+
+def _optimise(
+    lik: Any,
+    start: Sequence[float] | Mapping[str, float] | None,
+    max_iter: int,
+    hessian: bool,
+) -> _Optimum:
+    """Maximise ``lik`` (BFGS, then Newton polish); information, boundary flags."""
+    x0 = _start_vector(lik, start)
     n_evals = 0
 
     def fg(b: np.ndarray) -> tuple[float, np.ndarray]:
@@ -1122,14 +1276,20 @@ def _fit(
     beta = np.asarray(res.x, dtype=float)
     f_best, g_best = fg(beta)
     message = str(res.message)
-    vcov = np.full((lik.npar, lik.npar), np.nan)
+    npar = lik.npar
+    reasons = lik.boundary_candidates()
+    free = np.ones(npar, dtype=bool)
+    free[list(reasons)] = False
+    vcov = np.full((npar, npar), np.nan)
     H = None
     if hessian:
         H = _neg_hessian(lik, beta)
         # Newton steps from the quasi-Newton solution, kept while they help
+        # (coefficients at a boundary stay where they are)
         for _ in range(3):
             try:
-                step = np.linalg.solve(H, -g_best)
+                step = np.zeros(npar)
+                step[free] = np.linalg.solve(H[np.ix_(free, free)], -g_best[free])
             except np.linalg.LinAlgError:
                 break
             if not np.all(np.isfinite(step)) or np.abs(step).max() > 0.5:
@@ -1141,46 +1301,111 @@ def _fit(
             if np.abs(step).max() < 1e-4:
                 break  # the information barely changes over so small a step
             H = _neg_hessian(lik, beta)
-    gmax = float(np.abs(g_best).max())
+    gmax = float(np.abs(g_best[free]).max()) if free.any() else 0.0
     converged = bool(np.isfinite(f_best) and f_best < 1e11 and gmax < 1e-3)
     if converged and not res.success:
         message = f"converged (max |gradient| {gmax:.1e})"
     elif not converged:
         message = f"{message}; max |gradient| {gmax:.1e}"
+    boundary = {lik.names[j]: r for j, r in reasons.items()}
     if H is not None:
-        try:
-            w = np.linalg.eigvalsh(H)
-            if w.min() <= 1e-10 * max(w.max(), 1.0):
-                warnings.warn(
-                    "the information matrix is singular: some coefficients are not "
-                    "estimable, their SEs are NaN",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                vcov = np.linalg.pinv(H)
-                bad = np.diag(vcov) <= 0
-                vcov[bad, :] = np.nan
-                vcov[:, bad] = np.nan
-            else:
-                vcov = np.linalg.inv(H)
-        except np.linalg.LinAlgError:
-            pass
+        vcov, flat = _invert_information(H, free)
+        for j in flat:
+            boundary.setdefault(
+                lik.names[j],
+                "the likelihood is flat along this coefficient (at a boundary or not estimable)",
+            )
+        if flat:
+            warnings.warn(
+                "the information matrix is singular: "
+                + ", ".join(lik.names[j] for j in flat)
+                + " not estimable, their SEs are NaN",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+    if reasons:
+        warnings.warn(
+            "; ".join(_boundary_flag(n, float(beta[lik.names.index(n)]), r)
+                      for n, r in boundary.items() if lik.names.index(n) in reasons),
+            RuntimeWarning,
+            stacklevel=4,
+        )  # fmt: skip
+    return _Optimum(beta, vcov, -f_best, converged, message, n_evals, boundary)
+
+
+def _boundary_flag(name: str, beta: float, reason: str) -> str:
+    """The one-line flag of a coefficient at its boundary."""
+    return f"at boundary: {name} = {beta:.1f} ({reason}); SE not meaningful"
+
+
+def _invert_information(H: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Variance-covariance of the free coefficients; those along null directions flagged.
+
+    Returns the ``vcov`` (NaN rows/columns for coefficients not free or
+    flagged) and the indices of the flagged ones.
+    """
+    p = len(H)
+    vcov = np.full((p, p), np.nan)
+    idx = np.flatnonzero(free)
+    flat: list[int] = []
+    if not idx.size:
+        return vcov, flat
+    Hf = H[np.ix_(idx, idx)]
+    try:
+        w, V = np.linalg.eigh(Hf)
+    except np.linalg.LinAlgError:
+        return vcov, flat
+    null = w <= 1e-10 * max(float(w.max()), 1.0)
+    if null.any():
+        comp = np.abs(V[:, null]).max(axis=1)
+        flat = [int(idx[i]) for i in np.flatnonzero(comp > 0.3)] or [int(idx[int(np.argmax(comp))])]
+        keep = np.array([i not in flat for i in idx])
+        idx = idx[keep]
+        Hf = H[np.ix_(idx, idx)]
+        if not idx.size:
+            return vcov, flat
+        w2 = np.linalg.eigvalsh(Hf)
+        if w2.min() <= 1e-10 * max(float(w2.max()), 1.0):
+            sub = np.linalg.pinv(Hf)
+            sub[np.diag(sub) <= 0, :] = np.nan
+            sub[:, np.diag(sub) <= 0] = np.nan
+            vcov[np.ix_(idx, idx)] = sub
+            return vcov, flat
+    with contextlib.suppress(np.linalg.LinAlgError):
+        vcov[np.ix_(idx, idx)] = np.linalg.inv(Hf)
+    return vcov, flat
+
+
+def _fit(
+    capthist: CaptureHistory,
+    mask: Mask,
+    model: str | Mapping[str, str] | None,
+    detectfn: str,
+    likelihood: str,
+    start: Sequence[float] | Mapping[str, float] | None,
+    max_iter: int,
+    hessian: bool,
+    t0: float,
+) -> SecrFit:
+    lik = SecrLikelihood(capthist, mask, model, detectfn, likelihood)
+    opt = _optimise(lik, start, max_iter, hessian)
     return SecrFit(
-        beta=beta,
+        beta=opt.beta,
         names=list(lik.names),
-        vcov=vcov,
-        loglik=-f_best,
+        vcov=opt.vcov,
+        loglik=opt.loglik,
         n=lik.n,
         detectfn=lik.detectfn,
         detector=capthist.detector
         + (f" (binomial {capthist.binom_size})" if capthist.binom_size else ""),
         likelihood=lik.likelihood,
         formulas=lik.formulas,
-        converged=converged,
-        message=message,
-        n_evals=n_evals,
+        converged=opt.converged,
+        message=opt.message,
+        n_evals=opt.n_evals,
         seconds=time.perf_counter() - t0,
         lik=lik,
+        boundary=opt.boundary,
     )
 
 
@@ -1243,7 +1468,9 @@ def model_table(fits: Sequence[SecrFit] | Mapping[str, SecrFit]) -> list[dict[st
     Returns
     -------
     list of dict
-        ``name, model, detectfn, npar, logLik, AIC, AICc, dAICc, AICcwt``.
+        ``name, model, detectfn, npar, logLik, AIC, AICc, dAICc, AICcwt,
+        flags`` (``flags``: one line per coefficient at a boundary; such fits
+        are ranked like any other, as R ``secr`` ranks them).
     """
     items = list(fits.items()) if isinstance(fits, Mapping) else [(f.model, f) for f in fits]
     if not items:
@@ -1267,6 +1494,7 @@ def model_table(fits: Sequence[SecrFit] | Mapping[str, SecrFit]) -> list[dict[st
                 "AIC": f.aic,
                 "AICc": f.aicc,
                 "dAICc": f.aicc - best,
+                "flags": f.boundary_flags(),
             }
         )
     w = np.exp(-0.5 * np.array([r["dAICc"] for r in rows]))

@@ -33,11 +33,16 @@ __all__ = [
     "DETECTORS",
     "CaptureHistory",
     "Mask",
+    "SessionHistories",
     "Traps",
     "make_mask",
     "read_captures",
     "read_mask",
+    "read_session_captures",
+    "read_session_masks",
+    "read_session_traps",
     "read_traps",
+    "session_order",
 ]
 
 DETECTORS = ("proximity", "count", "multi")
@@ -276,6 +281,85 @@ class CaptureHistory:
 
 
 @dataclass
+class SessionHistories:
+    """Capture histories of several sessions (years, regions): R ``secr``'s multi-session capthist.
+
+    Each session has its own animals, occasions, traps and usage; an animal
+    seen in two sessions is two rows (closed populations per session).
+
+    Parameters
+    ----------
+    names:
+        Session names, in order (the order sets ``Session`` = 0, 1, ...).
+    histories:
+        One :class:`CaptureHistory` per session.
+    covariates:
+        Session covariates by name, one value per session (numbers, or
+        strings for factors).
+    """
+
+    names: list[str]
+    histories: list[CaptureHistory]
+    covariates: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.names = [str(n) for n in self.names]
+        if len(self.names) != len(self.histories) or not self.names:
+            raise BadInputError("sessions", "one capture history per session name is needed")
+        if len(set(self.names)) != len(self.names):
+            raise BadInputError("sessions", "session names repeat", "make them unique")
+        kinds = {(h.detector, h.binom_size) for h in self.histories}
+        if len(kinds) > 1:
+            raise BadInputError(
+                "sessions", "sessions differ in detector type", "use one detector type"
+            )
+        for k, v in list(self.covariates.items()):
+            if k in ("session", "Session"):
+                raise BadInputError("sessions", f"{k!r} is a reserved session covariate name")
+            arr = np.asarray(v)
+            if arr.shape != (len(self.names),):
+                raise BadInputError("sessions", f"session covariate {k!r} needs one value each")
+            self.covariates[k] = arr if arr.dtype.kind in "fiu" else arr.astype(object)
+
+    @property
+    def n_sessions(self) -> int:
+        """Number of sessions."""
+        return len(self.names)
+
+    @property
+    def n(self) -> int:
+        """Animals detected, summed over sessions (secr's ``n`` for AICc)."""
+        return sum(h.n for h in self.histories)
+
+    @property
+    def detector(self) -> str:
+        """Detector type (the same in every session)."""
+        return self.histories[0].detector
+
+    @property
+    def binom_size(self) -> int:
+        """Binomial size of count detectors (0 Poisson)."""
+        return self.histories[0].binom_size
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(zip(self.names, self.histories, strict=True))
+
+    def summary(self) -> dict[str, Any]:
+        """Per-session counts (see :meth:`CaptureHistory.summary`).
+
+        Returns
+        -------
+        dict
+            ``{"sessions": [...], "n": total animals, "per_session": {name: {...}}}``.
+        """
+        return {
+            "sessions": list(self.names),
+            "n": self.n,
+            "per_session": {s: h.summary() for s, h in self},
+        }
+
+
+@dataclass
 class Mask:
     """Habitat mask: points that may hold an activity centre.
 
@@ -333,6 +417,9 @@ def _infer_spacing(xy: np.ndarray) -> float:
 def read_traps(path: str | Path) -> Traps:
     """Read a ``traps.csv``: ``trapID,x,y[,usage_1..usage_K][,covariates...]``.
 
+    A ``Session`` column with more than one session is refused: read such
+    files with :func:`read_session_traps`.
+
     Parameters
     ----------
     path:
@@ -344,17 +431,45 @@ def read_traps(path: str | Path) -> Traps:
         The layout; string-valued covariates become factors.
     """
     path = Path(path)
-    header, body = _read_csv(path)
+    header, groups = _split_sessions(path)
+    _refuse_several_sessions(path, list(groups), "trap layout", "read_session_traps")
+    return _build_traps(path, header, next(iter(groups.values())))
+
+
+def read_session_traps(path: str | Path) -> dict[str, Traps]:
+    """Read a traps file with a ``Session`` column: one layout per session.
+
+    Parameters
+    ----------
+    path:
+        CSV file path: ``Session,trapID,x,y[,usage_1..usage_K][,covariates]``;
+        each session's rows are its traps. A session with fewer occasions
+        than there are usage columns leaves its last ones empty.
+
+    Returns
+    -------
+    dict
+        ``{session: Traps}`` in R ``secr``'s session order.
+    """
+    path = Path(path)
+    header, groups = _split_sessions(path)
+    if "" in groups:
+        raise BadInputError(str(path), "no Session column", "use read_traps for one session")
+    return {s: _build_traps(path, header, rows) for s, rows in groups.items()}
+
+
+def _build_traps(path: Path, header: list[str], numbered: _Rows) -> Traps:
     for need in ("trapID", "x", "y"):
         if need not in header:
             raise BadInputError(
                 str(path), f"no column {need!r}", "the header must start trapID,x,y"
             )
-    if not body:
+    if not numbered:
         raise BadInputError(str(path), "no traps", "add one row per camera station")
+    body = [row for _, row in numbered]
     it, ix, iy = header.index("trapID"), header.index("x"), header.index("y")
     ids, xy = [], []
-    for r, row in enumerate(body, start=2):
+    for r, row in numbered:
         where = f"{path}:{r}"
         tid = row[it].strip()
         if not tid:
@@ -372,19 +487,157 @@ def read_traps(path: str | Path) -> Traps:
             raise BadInputError(str(path), "usage columns must be usage_1..usage_K") from None
         if [int(h.split("_", 1)[1]) for h in order] != list(range(1, len(order) + 1)):
             raise BadInputError(str(path), "usage columns must be usage_1..usage_K, no gaps")
-        usage = np.empty((len(ids), len(order)))
-        for r, row in enumerate(body):
+        # a session with fewer occasions leaves its last usage columns empty
+        while order and all(row[header.index(order[-1])].strip() in _NA for row in body):
+            order = order[:-1]
+        if order:
+            usage = np.empty((len(ids), len(order)))
+        for i, (r, row) in enumerate(numbered):
             for j, h in enumerate(order):
-                u = _float(row[header.index(h)], f"{path}:{r + 2}", h)
+                u = _float(row[header.index(h)], f"{path}:{r}", h)
                 if u < 0:
-                    raise BadInputError(f"{path}:{r + 2}", f"{h} is negative", "usage is >= 0")
-                usage[r, j] = u
+                    raise BadInputError(f"{path}:{r}", f"{h} is negative", "usage is >= 0")
+                usage[i, j] = u  # type: ignore[index]
     covs = {}
     for j, h in enumerate(header):
         if h in ("trapID", "x", "y") or h in ucols:
             continue
         covs[h] = _parse_column([row[j] for row in body])
     return Traps(ids=ids, xy=np.array(xy), usage=usage, covariates=covs)
+
+
+def session_order(names: Sequence[str]) -> list[str]:
+    """Session names in the order R ``secr`` gives them.
+
+    ``make.capthist`` sorts the distinct values of the Session column:
+    numerically when every one is a number, else as text (R's collation).
+
+    Parameters
+    ----------
+    names:
+        Session values (repeats allowed).
+
+    Returns
+    -------
+    list of str
+        Distinct sessions, ordered.
+    """
+    distinct = list(dict.fromkeys(str(n).strip() for n in names))
+    try:
+        return sorted(distinct, key=float)
+    except ValueError:
+        return sorted(distinct, key=lambda s: (s.casefold(), s.swapcase()))
+
+
+def _session_column(header: list[str], path: Path) -> int | None:
+    """Index of the ``Session`` column (any case), or None."""
+    hits = [j for j, h in enumerate(header) if h.casefold() == "session"]
+    if len(hits) > 1:
+        raise BadInputError(str(path), "two Session columns", "keep one")
+    return hits[0] if hits else None
+
+
+def _refuse_several_sessions(path: Path, sessions: list[str], what: str, use: str) -> None:
+    if len(sessions) > 1:
+        shown = ", ".join(sessions[:5]) + (", ..." if len(sessions) > 5 else "")
+        raise BadInputError(
+            str(path),
+            f"the Session column holds {len(sessions)} sessions ({shown}); "
+            f"pooling them as one {what} would be wrong",
+            f"read them with {use}, or keep one session's rows",
+        )
+
+
+def _capture_rows(path: Path) -> tuple[list[tuple[str, str, str, int, int, str]], bool]:
+    """Rows of a captures file: ``(session, animal, trapID, occasion, count, where)``."""
+    header, body = _read_csv(path)
+    for need in ("ID", "occasion", "trapID"):
+        if need not in header:
+            raise BadInputError(
+                str(path), f"no column {need!r}", "the header must be ID,occasion,trapID[,count]"
+            )
+    isess = _session_column(header, path)
+    known = {"ID", "occasion", "trapID", "count"}
+    extra = [h for j, h in enumerate(header) if h not in known and j != isess]
+    if extra:
+        raise BadInputError(
+            str(path),
+            f"column {extra[0]!r} is not read (R secr would take it as an individual "
+            "covariate, which irbis does not fit yet)",
+            "drop the column; the layout is [Session,]ID,occasion,trapID[,count]",
+        )
+    ii, io, it = header.index("ID"), header.index("occasion"), header.index("trapID")
+    ic = header.index("count") if "count" in header else None
+    rows = []
+    for r, row in enumerate(body, start=2):
+        where = f"{path}:{r}"
+        sess = row[isess].strip() if isess is not None else "1"
+        if not sess:
+            raise BadInputError(where, "empty Session", "give every row its session")
+        aid = row[ii].strip()
+        if not aid:
+            raise BadInputError(where, "empty animal ID", "give every detection an ID")
+        occ = _float(row[io], where, "occasion")
+        if occ != int(occ) or occ < 1:
+            raise BadInputError(where, f"occasion {row[io]!r} is not a positive integer")
+        cnt = 1.0 if ic is None else _float(row[ic], where, "count")
+        if cnt != int(cnt) or cnt < 0:
+            raise BadInputError(where, f"count {row[ic]!r} is not a whole number >= 0")  # type: ignore[index]
+        rows.append((sess, aid, row[it].strip(), int(occ), int(cnt), where))
+    return rows, isess is not None
+
+
+def _history(
+    path: Path,
+    rows: list[tuple[str, str, str, int, int, str]],
+    traps: Traps,
+    detector: str,
+    n_occasions: int | None,
+    binom_size: int,
+) -> CaptureHistory:
+    """One session's capture history from its rows."""
+    tindex = {t: k for k, t in enumerate(traps.ids)}
+    recs: list[tuple[str, int, int, int, str]] = []
+    for _sess, aid, tid, occ, cnt, where in rows:
+        if tid not in tindex:
+            raise BadInputError(
+                where, f"unknown trapID {tid!r}", "add the trap to traps.csv or fix the ID"
+            )
+        recs.append((aid, occ, tindex[tid], cnt, where))
+    if traps.usage is not None:
+        s_max = traps.usage.shape[1]
+    else:
+        s_max = max((o for _, o, _, _, _ in recs), default=1)
+    if n_occasions is not None:
+        s_max = n_occasions
+    ids: list[str] = []
+    for aid, *_ in recs:
+        if aid not in ids:
+            ids.append(aid)
+    if not ids:
+        raise BadInputError(str(path), "no detections", "SECR needs at least one detection")
+    counts = np.zeros((len(ids), s_max, traps.n_traps), dtype=np.int64)
+    aidx = {a: i for i, a in enumerate(ids)}
+    for aid, occ, k, cnt, where in recs:
+        if occ > s_max:
+            raise BadInputError(
+                where, f"occasion {occ} beyond the {s_max} occasions of the traps' usage"
+            )
+        counts[aidx[aid], occ - 1, k] += cnt
+    keep = counts.reshape(len(ids), -1).sum(axis=1) > 0
+    if not keep.all():
+        bad = ids[int(np.flatnonzero(~keep)[0])]
+        raise BadInputError(
+            str(path),
+            f"animal {bad!r} has an all-zero capture history",
+            "drop rows with count 0 for animals never detected",
+        )
+    try:
+        return CaptureHistory(
+            ids=ids, counts=counts, traps=traps, detector=detector, binom_size=binom_size
+        )
+    except BadInputError as exc:
+        raise BadInputError(str(path), exc.reason, exc.hint) from None
 
 
 def read_captures(
@@ -395,7 +648,11 @@ def read_captures(
     n_occasions: int | None = None,
     binom_size: int = 0,
 ) -> CaptureHistory:
-    """Read a ``captures.csv``: ``ID,occasion,trapID[,count]``.
+    """Read a ``captures.csv``: ``[Session,]ID,occasion,trapID[,count]``.
+
+    A ``Session`` column with more than one session is refused (pooling the
+    sessions would silently give a wrong fit): read such files with
+    :func:`read_session_captures`. Any other column is refused too.
 
     Parameters
     ----------
@@ -416,71 +673,106 @@ def read_captures(
     CaptureHistory
     """
     path = Path(path)
+    rows, _ = _capture_rows(path)
+    _refuse_several_sessions(
+        path, session_order([r[0] for r in rows]), "session", "read_session_captures"
+    )
+    return _history(path, rows, traps, detector, n_occasions, binom_size)
+
+
+def read_session_captures(
+    path: str | Path,
+    traps: Traps | Mapping[str, Traps],
+    *,
+    detector: str = "count",
+    n_occasions: int | Mapping[str, int] | None = None,
+    binom_size: int = 0,
+    sessions: Sequence[str] | None = None,
+) -> SessionHistories:
+    """Read a multi-session ``captures.csv``: ``Session,ID,occasion,trapID[,count]``.
+
+    Parameters
+    ----------
+    path:
+        CSV file path. Without a ``Session`` column the file is one session
+        named ``"1"``.
+    traps:
+        One layout for every session, or a layout per session name (see
+        :func:`read_session_traps`).
+    detector:
+        ``"proximity"``, ``"count"`` or ``"multi"``.
+    n_occasions:
+        Occasions, for all sessions or per session; default as
+        :func:`read_captures`.
+    binom_size:
+        Binomial size for ``count`` detectors (0 = Poisson).
+    sessions:
+        Session names in order; default: those of the file (and of
+        ``traps``), ordered as R ``secr`` orders them (:func:`session_order`).
+        A session with no rows is refused.
+
+    Returns
+    -------
+    SessionHistories
+    """
+    path = Path(path)
+    rows, _ = _capture_rows(path)
+    names = session_order([r[0] for r in rows])
+    if isinstance(traps, Mapping):
+        for s in names:
+            if s not in traps:
+                raise BadInputError(
+                    str(path), f"session {s!r} has no traps", "add its rows to the traps file"
+                )
+        names = session_order(list(traps) + names)
+    if sessions is not None:
+        names = [str(s) for s in sessions]
+        unknown = sorted({r[0] for r in rows} - set(names))
+        if unknown:
+            raise BadInputError(str(path), f"session {unknown[0]!r} is not among {names}")
+    out = []
+    for s in names:
+        srows = [r for r in rows if r[0] == s]
+        if not srows:
+            raise BadInputError(
+                str(path),
+                f"session {s!r} has no detections",
+                "irbis fits sessions with at least one detected animal; drop the session",
+            )
+        tr = traps[s] if isinstance(traps, Mapping) else traps
+        k = n_occasions.get(s) if isinstance(n_occasions, Mapping) else n_occasions
+        out.append(_history(path, srows, tr, detector, k, binom_size))
+    return SessionHistories(names=names, histories=out)
+
+
+_Rows = list[tuple[int, list[str]]]
+
+
+def _split_sessions(path: Path) -> tuple[list[str], dict[str, _Rows]]:
+    """Header without the Session column and the numbered rows per session.
+
+    A file without a Session column is one session named ``""``.
+    """
     header, body = _read_csv(path)
-    for need in ("ID", "occasion", "trapID"):
-        if need not in header:
-            raise BadInputError(
-                str(path), f"no column {need!r}", "the header must be ID,occasion,trapID[,count]"
-            )
-    ii, io, it = header.index("ID"), header.index("occasion"), header.index("trapID")
-    ic = header.index("count") if "count" in header else None
-    tindex = {t: k for k, t in enumerate(traps.ids)}
-    recs: list[tuple[str, int, int, int]] = []
-    for r, row in enumerate(body, start=2):
-        where = f"{path}:{r}"
-        aid = row[ii].strip()
-        if not aid:
-            raise BadInputError(where, "empty animal ID", "give every detection an ID")
-        tid = row[it].strip()
-        if tid not in tindex:
-            raise BadInputError(
-                where, f"unknown trapID {tid!r}", "add the trap to traps.csv or fix the ID"
-            )
-        occ = _float(row[io], where, "occasion")
-        if occ != int(occ) or occ < 1:
-            raise BadInputError(where, f"occasion {row[io]!r} is not a positive integer")
-        cnt = 1.0 if ic is None else _float(row[ic], where, "count")
-        if cnt != int(cnt) or cnt < 0:
-            raise BadInputError(where, f"count {row[ic]!r} is not a whole number >= 0")  # type: ignore[index]
-        recs.append((aid, int(occ), tindex[tid], int(cnt)))
-    if traps.usage is not None:
-        s_max = traps.usage.shape[1]
-    else:
-        s_max = max((o for _, o, _, _ in recs), default=1)
-    if n_occasions is not None:
-        s_max = n_occasions
-    ids: list[str] = []
-    for aid, *_ in recs:
-        if aid not in ids:
-            ids.append(aid)
-    if not ids:
-        raise BadInputError(str(path), "no detections", "SECR needs at least one detection")
-    counts = np.zeros((len(ids), s_max, traps.n_traps), dtype=np.int64)
-    aidx = {a: i for i, a in enumerate(ids)}
-    for r, (aid, occ, k, cnt) in enumerate(recs, start=2):
-        if occ > s_max:
-            raise BadInputError(
-                f"{path}:{r}", f"occasion {occ} beyond the {s_max} occasions of the traps' usage"
-            )
-        counts[aidx[aid], occ - 1, k] += cnt
-    keep = counts.reshape(len(ids), -1).sum(axis=1) > 0
-    if not keep.all():
-        bad = ids[int(np.flatnonzero(~keep)[0])]
-        raise BadInputError(
-            str(path),
-            f"animal {bad!r} has an all-zero capture history",
-            "drop rows with count 0 for animals never detected",
-        )
-    try:
-        return CaptureHistory(
-            ids=ids, counts=counts, traps=traps, detector=detector, binom_size=binom_size
-        )
-    except BadInputError as exc:
-        raise BadInputError(str(path), exc.reason, exc.hint) from None
+    isess = _session_column(header, path)
+    numbered = list(enumerate(body, start=2))
+    if isess is None:
+        return header, {"": numbered}
+    groups: dict[str, _Rows] = {}
+    for r, row in numbered:
+        s = row[isess].strip()
+        if not s:
+            raise BadInputError(f"{path}:{r}", "empty Session", "give every row its session")
+        groups.setdefault(s, []).append((r, row[:isess] + row[isess + 1 :]))
+    hdr = header[:isess] + header[isess + 1 :]
+    return hdr, {s: groups[s] for s in session_order(list(groups))}
 
 
 def read_mask(path: str | Path, spacing: float | None = None) -> Mask:
     """Read a ``mask.csv``: ``x,y`` then covariates.
+
+    A ``Session`` column with more than one session is refused: read such
+    files with :func:`read_session_masks`.
 
     Parameters
     ----------
@@ -494,23 +786,51 @@ def read_mask(path: str | Path, spacing: float | None = None) -> Mask:
     Mask
     """
     path = Path(path)
-    header, body = _read_csv(path)
+    header, groups = _split_sessions(path)
+    _refuse_several_sessions(path, list(groups), "mask", "read_session_masks")
+    return _build_mask(path, header, next(iter(groups.values())), spacing)
+
+
+def read_session_masks(path: str | Path, spacing: float | None = None) -> dict[str, Mask]:
+    """Read a mask file with a ``Session`` column: one mask per session.
+
+    Parameters
+    ----------
+    path:
+        CSV file path: ``Session,x,y[,covariates]``.
+    spacing:
+        Point spacing in metres; default: inferred from each session's points.
+
+    Returns
+    -------
+    dict
+        ``{session: Mask}`` in R ``secr``'s session order.
+    """
+    path = Path(path)
+    header, groups = _split_sessions(path)
+    if "" in groups:
+        raise BadInputError(str(path), "no Session column", "use read_mask for one mask")
+    return {s: _build_mask(path, header, rows, spacing) for s, rows in groups.items()}
+
+
+def _build_mask(path: Path, header: list[str], numbered: _Rows, spacing: float | None) -> Mask:
     for need in ("x", "y"):
         if need not in header:
             raise BadInputError(str(path), f"no column {need!r}", "the header must have x,y")
-    if not body:
+    if not numbered:
         raise BadInputError(str(path), "mask has no points", "the mask needs x,y rows")
     ix, iy = header.index("x"), header.index("y")
     xy = np.array(
         [
             (_float(row[ix], f"{path}:{r}", "x"), _float(row[iy], f"{path}:{r}", "y"))
-            for r, row in enumerate(body, start=2)
+            for r, row in numbered
         ]
     )
     if spacing is None:
         spacing = _infer_spacing(xy)
         if not math.isfinite(spacing):
             raise BadInputError(str(path), "cannot infer the spacing", "pass the spacing")
+    body = [row for _, row in numbered]
     covs = {
         h: _parse_column([row[j] for row in body])
         for j, h in enumerate(header)
