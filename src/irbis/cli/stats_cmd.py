@@ -59,7 +59,11 @@ def secr_fit_cmd(
         Path | None, typer.Option(help="traps.csv (trapID,x,y[,usage_k][,covs]).")
     ] = None,
     captures: Annotated[
-        Path | None, typer.Option(help="captures.csv (ID,occasion,trapID[,count]).")
+        Path | None,
+        typer.Option(
+            help="captures.csv ([Session,]ID,occasion,trapID[,count]); several sessions "
+            "are fitted together (traps.csv and mask.csv may then have a Session column)."
+        ),
     ] = None,
     mask: Annotated[
         Path | None, typer.Option(help="mask.csv (x,y[,covs]); default: trap buffer.")
@@ -69,7 +73,13 @@ def secr_fit_cmd(
         int, typer.Option(help="count detectors: 0 Poisson, >0 binomial size.")
     ] = 0,
     detectfn: Annotated[str, typer.Option(help="HN, HR, EX, HHN, HHR or HEX.")] = "HHN",
-    model: Annotated[str, typer.Option(help='Submodels, e.g. "D~1 lambda0~Topo sigma~1".')] = "",
+    model: Annotated[
+        str,
+        typer.Option(
+            help='Submodels, e.g. "D~1 lambda0~Topo sigma~1"; with several sessions also '
+            '"D~Session" (trend) or "D~session" (one density per session).'
+        ),
+    ] = "",
     likelihood: Annotated[str, typer.Option(help="full (Poisson N) or CL (conditional).")] = "full",
     buffer: Annotated[
         float | None,
@@ -109,6 +119,14 @@ def secr_fit_cmd(
                 raise BadInputError(
                     "secr fit", "--traps and --captures are required", "or give a PROJECT folder"
                 )
+            from irbis.stats.secr_data import file_sessions
+
+            if len(file_sessions(captures)) > 1 or len(file_sessions(traps)) > 1:
+                _secr_fit_sessions(
+                    traps, captures, mask, detector, binom_size, detectfn, model,
+                    likelihood, buffer, spacing, as_json,
+                )  # fmt: skip
+                return
             tr = read_traps(traps)
             ch = read_captures(captures, tr, detector=detector, binom_size=binom_size)
         if binom_size and project is not None:
@@ -203,6 +221,106 @@ def secr_fit_cmd(
     if mi.get("relative_bias") is not None:
         line += f"; truncation bias of D about {100 * mi['relative_bias']:.2f} %"
     out.print(line)
+
+
+def _secr_fit_sessions(
+    traps: Path,
+    captures: Path,
+    mask: Path | None,
+    detector: str,
+    binom_size: int,
+    detectfn: str,
+    model: str,
+    likelihood: str,
+    buffer: float | None,
+    spacing: float | None,
+    as_json: bool,
+) -> None:
+    """``irbis secr fit`` on a captures file with several sessions."""
+    from irbis.stats.secr import fit_with_buffer, mask_spacing
+    from irbis.stats.secr_data import (
+        file_sessions,
+        make_mask,
+        read_mask,
+        read_session_captures,
+        read_session_masks,
+        read_session_traps,
+        read_traps,
+    )
+    from irbis.stats.secr_sessions import fit_sessions
+
+    try:
+        tr = read_session_traps(traps) if file_sessions(traps) else read_traps(traps)
+        ss = read_session_captures(captures, tr, detector=detector, binom_size=binom_size)
+        err.print(
+            f"fitting {detectfn} {detector} {model or 'D~1'} over {ss.n_sessions} sessions "
+            f"({', '.join(ss.names)}): {ss.n} animals"
+        )
+        mask_info: dict = {}
+        if mask is not None:
+            masks = read_session_masks(mask) if file_sessions(mask) else read_mask(mask)
+            mask_info = {"rule": "file"}
+        else:
+            masks = {}
+            for name, ch in ss:
+                if buffer is None:
+                    # secr's suggest.buffer rule on the session's constant model
+                    _, m, info = fit_with_buffer(ch, detectfn=detectfn, likelihood=likelihood)
+                    if spacing is not None:
+                        m = make_mask(ch.traps, info["buffer"], spacing)
+                    mask_info[name] = {k: info[k] for k in ("buffer", "rule", "relative_bias")}
+                else:
+                    m = make_mask(ch.traps, buffer, spacing or mask_spacing(ch.traps, buffer))
+                    mask_info[name] = {"buffer": buffer, "rule": "given"}
+                mask_info[name] |= {"spacing": m.spacing, "points": m.n_points}
+                masks[name] = m
+        fit = fit_sessions(ss, masks, model=model or None, detectfn=detectfn, likelihood=likelihood)
+    except IrbisError as exc:
+        _fail(exc)
+        return
+    doc = fit.to_dict()
+    doc["summary"] = ss.summary()
+    doc["mask"] = mask_info
+    if as_json:
+        emit_json(doc)
+        return
+    t = Table(title=f"SECR {detectfn} {detector} ({likelihood}), {ss.n_sessions} sessions")
+    for c in ("coefficient", "beta", "SE"):
+        t.add_column(c)
+    for k, v in doc["beta"].items():
+        t.add_row(k, _num(v, 5), _num(doc["beta_se"][k], 5))
+    out.print(t)
+    r = Table(title="Per session, 95% CI")
+    for c in ("session", "n", "D per 100 km²", "lcl", "ucl", "N in mask", "lcl", "ucl"):
+        r.add_column(c)
+    for s, d in doc["derived"].items():
+        dd, nn = d["D_per_100km2"], d["N"]
+        r.add_row(
+            s,
+            str(d["n"]),
+            *(_g(dd[x], 4) for x in ("estimate", "lcl", "ucl")),
+            *(_g(nn[x], 4) for x in ("estimate", "lcl", "ucl")),
+        )
+    out.print(r)
+    tr_doc = doc["trend"]
+    for st in tr_doc["steps"]:
+        out.print(
+            f"{st['from']} -> {st['to']}: D ratio {_g(st['estimate'], 4)} "
+            f"({_g(st['lcl'], 4)} - {_g(st['ucl'], 4)})"
+        )
+    if "Session" in tr_doc:
+        x = tr_doc["Session"]
+        out.print(
+            f"trend (D~Session): lambda = {_g(x['estimate'], 4)} per session "
+            f"({_g(x['lcl'], 4)} - {_g(x['ucl'], 4)})"
+        )
+    for flag in fit.boundary_flags():
+        out.print(f"[yellow]{flag}[/]", soft_wrap=True, highlight=False)
+    out.print(
+        f"logLik {fit.loglik:.4f}  npar {fit.npar}  AIC {fit.aic:.3f}  AICc "
+        + (f"{fit.aicc:.3f}" if math.isfinite(fit.aicc) else "– (more parameters than animals)")
+        + ("" if fit.converged else "  [red]NOT CONVERGED[/]")
+    )
 
 
 def export_secr_cmd(

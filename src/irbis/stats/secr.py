@@ -874,6 +874,43 @@ class _Coefficients:
             v[:, j] = 0.0
         return v
 
+    def _real_from(
+        self, blocks: Sequence[_Block], newdata: Mapping[str, Any] | None, level: float
+    ) -> dict[str, dict[str, float]]:
+        """Real parameters of ``blocks`` at ``newdata`` (see :meth:`SecrFit.real`)."""
+        zq = norm.ppf(0.5 + level / 2)
+        nd = dict(newdata or {})
+        out: dict[str, dict[str, float]] = {}
+        for b in blocks:
+            x = np.zeros(b.stop - b.start)
+            x[0] = 1.0
+            j = 1
+            for t in b.terms:
+                if t in b.levels:
+                    lv = b.levels[t]
+                    val = str(nd.get(t, lv[0]))
+                    if val not in lv:
+                        raise BadInputError("newdata", f"{t}={val!r} is not a level", f"use {lv}")
+                    for level_name in lv[1:]:
+                        x[j] = float(val == level_name)
+                        j += 1
+                else:
+                    x[j] = float(nd.get(t, 0.0))
+                    j += 1
+            sl = slice(b.start, b.stop)
+            eta = float(x @ self.beta[sl])
+            se_eta = float(np.sqrt(max(x @ self._vcov_free()[sl, sl] @ x, 0.0)))
+            est = float(unlink(b.param, eta))
+            se = est * se_eta if LINKS[b.param] == "log" else est * (1 - est) * se_eta
+            out[b.param] = {
+                "estimate": est,
+                "se": se,
+                "lcl": float(unlink(b.param, eta - zq * se_eta)),
+                "ucl": float(unlink(b.param, eta + zq * se_eta)),
+                "link": LINKS[b.param],
+            }
+        return out
+
     def boundary_flags(self) -> list[str]:
         """One line per coefficient at a boundary (its SE is not meaningful).
 
@@ -947,38 +984,7 @@ class SecrFit(_Coefficients):
             ``{param: {"estimate", "se", "lcl", "ucl", "link"}}``; ``D`` is in
             animals per hectare.
         """
-        zq = norm.ppf(0.5 + level / 2)
-        nd = dict(newdata or {})
-        out: dict[str, dict[str, float]] = {}
-        for b in self.lik.blocks:
-            x = np.zeros(b.stop - b.start)
-            x[0] = 1.0
-            j = 1
-            for t in b.terms:
-                if t in b.levels:
-                    lv = b.levels[t]
-                    val = str(nd.get(t, lv[0]))
-                    if val not in lv:
-                        raise BadInputError("newdata", f"{t}={val!r} is not a level", f"use {lv}")
-                    for level_name in lv[1:]:
-                        x[j] = float(val == level_name)
-                        j += 1
-                else:
-                    x[j] = float(nd.get(t, 0.0))
-                    j += 1
-            sl = slice(b.start, b.stop)
-            eta = float(x @ self.beta[sl])
-            se_eta = float(np.sqrt(max(x @ self._vcov_free()[sl, sl] @ x, 0.0)))
-            est = float(unlink(b.param, eta))
-            se = est * se_eta if LINKS[b.param] == "log" else est * (1 - est) * se_eta
-            out[b.param] = {
-                "estimate": est,
-                "se": se,
-                "lcl": float(unlink(b.param, eta - zq * se_eta)),
-                "ucl": float(unlink(b.param, eta + zq * se_eta)),
-                "link": LINKS[b.param],
-            }
-        return out
+        return self._real_from(self.lik.blocks, newdata, level)
 
     def _point_weights(self, polygon: Any) -> np.ndarray:
         if polygon is None:

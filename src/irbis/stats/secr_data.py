@@ -31,6 +31,7 @@ from irbis.core.errors import BadInputError
 
 __all__ = [
     "DETECTORS",
+    "file_sessions",
     "CaptureHistory",
     "Mask",
     "SessionHistories",
@@ -535,6 +536,24 @@ def _session_column(header: list[str], path: Path) -> int | None:
     if len(hits) > 1:
         raise BadInputError(str(path), "two Session columns", "keep one")
     return hits[0] if hits else None
+
+
+def file_sessions(path: str | Path) -> list[str]:
+    """Sessions named in a CSV file's ``Session`` column (``[]`` without one).
+
+    Parameters
+    ----------
+    path:
+        A captures, traps or mask CSV.
+
+    Returns
+    -------
+    list of str
+        Distinct sessions in R ``secr``'s order.
+    """
+    path = Path(path)
+    _, groups = _split_sessions(path)
+    return [] if "" in groups else list(groups)
 
 
 def _refuse_several_sessions(path: Path, sessions: list[str], what: str, use: str) -> None:

@@ -1,0 +1,554 @@
+"""Multi-session SECR: several surveys (years, regions) fitted together.
+
+As in R ``secr``, the log-likelihood of a multi-session capture history is
+the sum of the sessions' log-likelihoods, each with its own animals,
+occasions, traps, usage and mask; sessions share coefficients through the
+submodels. Besides trap and mask covariates a formula may name
+
+- ``session``: a factor with one level per session (in session order), so
+  ``D~session`` gives each session its own density;
+- ``Session``: the session number, 0 for the first, so ``D~Session`` is a
+  log-linear trend: ``D_s = D_0 * lambda^s`` with ``lambda = exp(beta)``;
+- session covariates (one value per session, see
+  :class:`~irbis.stats.secr_data.SessionHistories`).
+
+Parameters left out are shared (``~1``). Derived values are per session:
+density averaged over the session's mask, expected ``N`` in the mask and the
+rate of change between consecutive sessions ``D_{s+1} / D_s`` with a
+log-normal (delta-method) interval; with ``D~Session`` the trend
+``exp(beta_D.Session)`` has a Wald interval on the link scale.
+
+Examples
+--------
+>>> from irbis.stats import secr_sessions as ms
+>>> from irbis.stats.secr_data import read_session_captures, read_session_traps
+>>> traps = read_session_traps("traps.csv")                       # doctest: +SKIP
+>>> sessions = read_session_captures("captures.csv", traps)       # doctest: +SKIP
+>>> fit = ms.fit_sessions(sessions, masks, model="D~Session")     # doctest: +SKIP
+>>> fit.trend()                                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+
+from irbis.core.errors import BadInputError
+from irbis.stats._threads import blas_threads
+from irbis.stats.detectfn import detect_params
+from irbis.stats.formula import parse_model, r_levels
+from irbis.stats.secr import (
+    HA_PER_100KM2,
+    SecrLikelihood,
+    _boundary_reasons,
+    _Coefficients,
+    _lognormal_ci,
+    _optimise,
+)
+from irbis.stats.secr_data import Mask, SessionHistories
+
+__all__ = ["SessionFit", "SessionLikelihood", "fit_sessions", "session_masks"]
+
+#: formula names a multi-session model adds to the covariates
+SESSION_TERMS = ("session", "Session")
+
+
+def session_masks(
+    sessions: SessionHistories, masks: Mask | Sequence[Mask] | Mapping[str, Mask]
+) -> list[Mask]:
+    """One mask per session, in session order.
+
+    Parameters
+    ----------
+    sessions:
+        The sessions.
+    masks:
+        One mask for every session, a list in session order, or a mapping
+        by session name.
+
+    Returns
+    -------
+    list of Mask
+    """
+    if isinstance(masks, Mask):
+        return [masks] * sessions.n_sessions
+    if isinstance(masks, Mapping):
+        missing = [s for s in sessions.names if s not in masks]
+        if missing:
+            raise BadInputError("mask", f"no mask for session {missing[0]!r}", "give one each")
+        return [masks[s] for s in sessions.names]
+    out = list(masks)
+    if len(out) != sessions.n_sessions:
+        raise BadInputError(
+            "mask", f"{len(out)} masks for {sessions.n_sessions} sessions", "give one each"
+        )
+    return out
+
+
+class SessionLikelihood:
+    """Log-likelihood of a multi-session SECR model: the sum over sessions.
+
+    Parameters
+    ----------
+    sessions:
+        Capture histories per session.
+    masks:
+        Habitat mask(s) (see :func:`session_masks`).
+    model:
+        Formulas, e.g. ``"D~Session lambda0~session sigma~1"``.
+    detectfn:
+        Detection function code.
+    likelihood:
+        ``"full"`` or ``"conditional"``.
+    threads:
+        Sessions evaluated in parallel threads (numpy releases the GIL in its
+        array work); 1 evaluates them in turn.
+
+    Attributes
+    ----------
+    parts:
+        One :class:`~irbis.stats.secr.SecrLikelihood` per session; all have
+        the same coefficients.
+    """
+
+    def __init__(
+        self,
+        sessions: SessionHistories,
+        masks: Mask | Sequence[Mask] | Mapping[str, Mask],
+        model: str | Mapping[str, str] | None = None,
+        detectfn: str = "HHN",
+        likelihood: str = "full",
+        *,
+        threads: int = 1,
+    ) -> None:
+        self.sessions = sessions
+        self.masks = session_masks(sessions, masks)
+        dparams = detect_params(detectfn)
+        formulas = parse_model(model, ("D",) + dparams)
+        terms = {t for ts in formulas.values() for t in ts}
+        S = sessions.n_sessions
+        if S < 2 and terms & set(SESSION_TERMS):
+            raise BadInputError(
+                "model", "session and Session need two or more sessions", "drop them"
+            )
+        levels: dict[str, list[str]] = {"session": list(sessions.names)}
+        for t in terms - set(SESSION_TERMS):
+            vals: list[Any] = []
+            for (_, ch), m in zip(sessions, self.masks, strict=True):
+                for covs in (ch.traps.covariates, m.covariates, sessions.covariates):
+                    if t in covs and np.asarray(covs[t]).dtype == object:
+                        vals.extend(str(v) for v in covs[t])
+            if vals:
+                levels[t] = r_levels(vals)
+        self.levels = levels
+        self.parts: list[SecrLikelihood] = []
+        for i, ((name, ch), m) in enumerate(zip(sessions, self.masks, strict=True)):
+            scov: dict[str, Any] = {"session": name, "Session": float(i)}
+            for k, v in sessions.covariates.items():
+                scov[k] = str(v[i]) if np.asarray(v).dtype == object else float(v[i])
+            try:
+                part = SecrLikelihood(
+                    ch, m, model, detectfn, likelihood, session_covariates=scov, levels=levels
+                )
+            except BadInputError as exc:
+                raise BadInputError(f"session {name}: {exc.where}", exc.reason, exc.hint) from None
+            self.parts.append(part)
+        first = self.parts[0]
+        self.names: list[str] = list(first.names)
+        self.npar = first.npar
+        self.params = first.params
+        self.formulas = first.formulas
+        self.detectfn = first.detectfn
+        self.likelihood = first.likelihood
+        self.blocks = first.blocks
+        self.n = sessions.n
+        self.threads = max(1, int(threads))
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 and S > 1 else None
+
+    def __del__(self) -> None:
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown(wait=False)
+
+    def _map(self, fn: Any) -> list[Any]:
+        if self._pool is None:
+            return [fn(p) for p in self.parts]
+        return list(self._pool.map(fn, self.parts))
+
+    def __call__(self, beta: np.ndarray) -> float:
+        """Log-likelihood at ``beta`` (sum over sessions).
+
+        Parameters
+        ----------
+        beta:
+            Coefficients on the link scale, in :attr:`names` order.
+
+        Returns
+        -------
+        float
+        """
+        b = np.asarray(beta, dtype=float)
+        return float(sum(self._map(lambda p: p(b))))
+
+    loglik = __call__
+
+    def loglik_and_gradient(self, beta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Log-likelihood and its analytic gradient (sums over sessions).
+
+        Parameters
+        ----------
+        beta:
+            Coefficients on the link scale.
+
+        Returns
+        -------
+        loglik:
+            float
+        gradient:
+            ``(npar,)`` array.
+        """
+        b = np.asarray(beta, dtype=float)
+        res = self._map(lambda p: p.loglik_and_gradient(b))
+        return float(sum(r[0] for r in res)), np.sum([r[1] for r in res], axis=0)
+
+    def session_logliks(self, beta: np.ndarray) -> list[float]:
+        """Each session's log-likelihood at ``beta``.
+
+        Parameters
+        ----------
+        beta:
+            Coefficients on the link scale.
+
+        Returns
+        -------
+        list of float
+        """
+        b = np.asarray(beta, dtype=float)
+        return [p(b) for p in self.parts]
+
+    def start_values(self) -> np.ndarray:
+        """Starting coefficients: the sessions' own starts (intercepts) averaged.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        return np.mean([p.start_values() for p in self.parts], axis=0)
+
+    def boundary_candidates(self) -> dict[int, str]:
+        """Coefficients whose MLE is at minus infinity over all sessions, with the reason.
+
+        Returns
+        -------
+        dict
+            ``{coefficient index: reason}``.
+        """
+        return _boundary_reasons([p.level_detections() for p in self.parts])
+
+
+@dataclass
+class SessionFit(_Coefficients):
+    """A fitted multi-session SECR model.
+
+    Attributes
+    ----------
+    beta, names, vcov, loglik:
+        As :class:`~irbis.stats.secr.SecrFit`.
+    n:
+        Animals detected, summed over sessions (secr's ``n`` for AICc).
+    sessions:
+        Session names.
+    boundary:
+        Coefficients at a boundary, with the reason (SE not meaningful).
+    """
+
+    beta: np.ndarray
+    names: list[str]
+    vcov: np.ndarray
+    loglik: float
+    n: int
+    sessions: list[str]
+    detectfn: str
+    detector: str
+    likelihood: str
+    formulas: dict[str, list[str]]
+    converged: bool
+    message: str
+    n_evals: int
+    seconds: float
+    lik: SessionLikelihood = field(repr=False)
+    boundary: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        """The model in ``secr``'s formula notation."""
+        return " ".join(
+            f"{p}~{' + '.join(self.formulas[p]) if self.formulas[p] else '1'}"
+            for p in self.lik.params
+        )
+
+    def _index(self, session: str | int) -> int:
+        if isinstance(session, int):
+            return session
+        if session not in self.sessions:
+            raise BadInputError("session", f"no session {session!r}", f"use {self.sessions}")
+        return self.sessions.index(session)
+
+    def real(
+        self,
+        session: str | int = 0,
+        newdata: Mapping[str, Any] | None = None,
+        level: float = 0.95,
+    ) -> dict[str, dict[str, float]]:
+        """Real parameters of one session (base levels of other covariates).
+
+        Parameters
+        ----------
+        session:
+            Session name or index.
+        newdata:
+            Other covariate values (see :meth:`irbis.stats.secr.SecrFit.real`).
+        level:
+            Confidence level.
+
+        Returns
+        -------
+        dict
+            ``{param: {"estimate", "se", "lcl", "ucl", "link"}}``.
+        """
+        part = self.lik.parts[self._index(session)]
+        nd = dict(part.session_covariates) | dict(newdata or {})
+        return self._real_from(part.blocks, nd, level)
+
+    def _session_density(self, i: int) -> tuple[float, float]:
+        """Mean density (per ha) over session ``i``'s mask, with its SE."""
+        part = self.lik.parts[i]
+        if self.likelihood == "full":
+            return self._delta(lambda b: float(np.exp(part.log_d(b)).mean()))
+        a_hat, _ = self._delta(lambda b: part.area * float(part.pdot(b).sum()))
+        n_i = part.n
+        _, se_model = self._delta(lambda b: n_i / (part.area * float(part.pdot(b).sum())))
+        return n_i / a_hat, math.sqrt(n_i / a_hat**2 + se_model**2)
+
+    def derived(self, level: float = 0.95) -> dict[str, dict[str, Any]]:
+        """Per-session density and expected number of animals in the session's mask.
+
+        For the conditional likelihood density is ``n_s / a_s(theta)`` with
+        the Poisson variance of ``n_s`` added (secr's ``derived``).
+
+        Parameters
+        ----------
+        level:
+            Confidence level (log-normal intervals).
+
+        Returns
+        -------
+        dict
+            ``{session: {"D_per_ha", "D_per_100km2", "N", "esa_km2",
+            "area_km2", "n"}}``; each estimate a dict of ``estimate``,
+            ``se``, ``lcl``, ``ucl``.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for i, name in enumerate(self.sessions):
+            part = self.lik.parts[i]
+            est, se = self._session_density(i)
+            lcl, ucl = _lognormal_ci(est, se, level)
+            d = {"estimate": est, "se": se, "lcl": lcl, "ucl": ucl}
+            area = part.area * part.mask.n_points
+            n_est = {k: v * area for k, v in d.items()}
+            out[name] = {
+                "n": part.n,
+                "D_per_ha": d,
+                "D_per_100km2": {k: v * HA_PER_100KM2 for k, v in d.items()},
+                "N": n_est,
+                "esa_km2": part.area * float(part.pdot(self.beta).sum()) / 100.0,
+                "area_km2": area / 100.0,
+            }
+        return out
+
+    def trend(self, level: float = 0.95) -> dict[str, Any]:
+        """Rate of change of density between consecutive sessions.
+
+        Parameters
+        ----------
+        level:
+            Confidence level.
+
+        Returns
+        -------
+        dict
+            ``"steps"``: one entry per pair of consecutive sessions with
+            ``from``, ``to``, ``estimate`` (``D_{s+1} / D_s``), ``se``,
+            ``lcl``, ``ucl`` (delta method on the log ratio); and, when ``D``
+            has a ``Session`` term, ``"Session"``: ``exp(beta_D.Session)``
+            (the rate per session under the log-linear trend) with a Wald
+            interval on the link scale.
+        """
+        zq = norm.ppf(0.5 + level / 2)
+        steps = []
+        for i in range(len(self.sessions) - 1):
+            a, b = self.lik.parts[i], self.lik.parts[i + 1]
+            if self.likelihood == "full":
+
+                def fun(x: np.ndarray, a: Any = a, b: Any = b) -> float:
+                    return math.log(
+                        float(np.exp(b.log_d(x)).mean()) / float(np.exp(a.log_d(x)).mean())
+                    )
+
+                est, se = self._delta(fun)
+            else:
+
+                def fun(x: np.ndarray, a: Any = a, b: Any = b) -> float:
+                    return math.log(float(a.pdot(x).sum()) * a.area) - math.log(
+                        float(b.pdot(x).sum()) * b.area
+                    )
+
+                val, se_model = self._delta(fun)
+                est = math.log(b.n / a.n) + val
+                se = math.sqrt(se_model**2 + 1 / a.n + 1 / b.n)
+            steps.append(
+                {
+                    "from": self.sessions[i],
+                    "to": self.sessions[i + 1],
+                    "estimate": math.exp(est),
+                    "se": math.exp(est) * se,
+                    "lcl": math.exp(est - zq * se),
+                    "ucl": math.exp(est + zq * se),
+                }
+            )
+        out: dict[str, Any] = {"steps": steps}
+        if "D.Session" in self.names:
+            j = self.names.index("D.Session")
+            b, s = float(self.beta[j]), float(self.beta_se[j])
+            out["Session"] = {
+                "estimate": math.exp(b),
+                "se": math.exp(b) * s,
+                "lcl": math.exp(b - zq * s),
+                "ucl": math.exp(b + zq * s),
+            }
+        return out
+
+    def to_dict(self, level: float = 0.95) -> dict[str, Any]:
+        """JSON-able summary: fit statistics, coefficients, per-session real and derived values.
+
+        Parameters
+        ----------
+        level:
+            Confidence level of the intervals.
+
+        Returns
+        -------
+        dict
+        """
+        return {
+            "model": self.model,
+            "detectfn": self.detectfn,
+            "detector": self.detector,
+            "likelihood": self.likelihood,
+            "sessions": list(self.sessions),
+            "n": self.n,
+            "logLik": self.loglik,
+            "npar": self.npar,
+            "AIC": self.aic,
+            "AICc": self.aicc,
+            "converged": self.converged,
+            "beta": self.beta_dict(),
+            "beta_se": self.se_dict(),
+            "real": {s: self.real(s, level=level) for s in self.sessions},
+            "derived": self.derived(level=level),
+            "trend": self.trend(level=level),
+            "at_boundary": self.boundary_flags(),
+            "message": self.message,
+            "seconds": self.seconds,
+        }
+
+    def __str__(self) -> str:
+        lines = [
+            f"SECR {self.likelihood} likelihood, {self.detector} detectors, {self.detectfn}, "
+            f"{len(self.sessions)} sessions",
+            f"model {self.model}",
+            f"n = {self.n}, logLik = {self.loglik:.4f}, npar = {self.npar}, "
+            f"AIC = {self.aic:.3f}, AICc = {self.aicc:.3f}",
+        ]
+        for n, r in self.beta_table().items():
+            lines.append(f"  {n:<24} {r['beta']: .6f}  SE {r['se']:.6f}")
+        for s, d in self.derived().items():
+            x = d["D_per_100km2"]
+            lines.append(
+                f"session {s}: n = {d['n']}, density {x['estimate']:.3f} per 100 km2 "
+                f"({x['lcl']:.3f} - {x['ucl']:.3f})"
+            )
+        lines.extend(self.boundary_flags())
+        return "\n".join(lines)
+
+
+def fit_sessions(
+    sessions: SessionHistories,
+    masks: Mask | Sequence[Mask] | Mapping[str, Mask],
+    model: str | Mapping[str, str] | None = None,
+    detectfn: str = "HHN",
+    likelihood: str = "full",
+    *,
+    start: Sequence[float] | Mapping[str, float] | None = None,
+    max_iter: int = 500,
+    hessian: bool = True,
+    threads: int = 1,
+) -> SessionFit:
+    """Fit a multi-session SECR model by maximum likelihood (secr.fit on a multi-session capthist).
+
+    Parameters
+    ----------
+    sessions:
+        Capture histories per session.
+    masks:
+        One mask for all, one per session (list in order or mapping by name).
+    model:
+        Formulas; ``session`` and ``Session`` may appear on any right-hand
+        side (e.g. ``"D~Session"`` for a trend, ``"D~session"`` for one
+        density per session); parameters left out are shared constants.
+    detectfn:
+        Detection function code.
+    likelihood:
+        ``"full"`` or ``"conditional"``.
+    start:
+        Starting coefficients (array or mapping by name).
+    max_iter:
+        Maximum quasi-Newton iterations.
+    hessian:
+        Compute the variance-covariance matrix.
+    threads:
+        Sessions evaluated in parallel (see :class:`SessionLikelihood`).
+
+    Returns
+    -------
+    SessionFit
+    """
+    t0 = time.perf_counter()
+    with blas_threads(1):
+        lik = SessionLikelihood(sessions, masks, model, detectfn, likelihood, threads=threads)
+        opt = _optimise(lik, start, max_iter, hessian)
+    ch = sessions.histories[0]
+    return SessionFit(
+        beta=opt.beta,
+        names=list(lik.names),
+        vcov=opt.vcov,
+        loglik=opt.loglik,
+        n=lik.n,
+        sessions=list(sessions.names),
+        detectfn=lik.detectfn,
+        detector=ch.detector + (f" (binomial {ch.binom_size})" if ch.binom_size else ""),
+        likelihood=lik.likelihood,
+        formulas=lik.formulas,
+        converged=opt.converged,
+        message=opt.message,
+        n_evals=opt.n_evals,
+        seconds=time.perf_counter() - t0,
+        lik=lik,
+        boundary=opt.boundary,
+    )
