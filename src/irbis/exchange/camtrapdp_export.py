@@ -479,10 +479,15 @@ class _Meta:
 def _build(
     project: Project, policy: LocationPolicy, public: bool, result: ExportResult
 ) -> tuple[dict[str, list[dict[str, str]]], _Meta]:
-    from irbis.store.species import scientific_names
+    from irbis.store.sensitivity import sensitive_names, sensitive_station_ids
+    from irbis.store.species import listed, scientific_names
 
     meta = _Meta(names=scientific_names(project))
+    # The one location policy (irbis.store.sensitivity): a sensitive species
+    # under any of its names, and identified animals of one, count.
+    names = sensitive_names(policy, listed(project, reload=False))
     with project.session() as s:
+        sensitive_stations = sensitive_station_ids(s, names)
         stations = {st.id: st for st in s.scalars(select(Station))}
         sites = {si.id: si.name for si in s.scalars(select(Site))}
         cameras = {c.id: c for c in s.scalars(select(Camera))}
@@ -537,9 +542,8 @@ def _build(
         return ind.species if ind else None
 
     # A label of the project's list is sensitive when its scientific name is.
-    sensitive = any(
-        policy.is_sensitive(species_of(o)) or policy.is_sensitive(meta.scientific(species_of(o)))
-        for o in obs
+    sensitive = bool(sensitive_stations) or any(
+        names.matches(species_of(o)) or names.matches(meta.scientific(species_of(o))) for o in obs
     )
     obs_by_media: dict[int, list[Observation]] = defaultdict(list)
     event_obs: list[Observation] = []

@@ -49,6 +49,7 @@ from irbis.store.schema import (
     SequenceVerdict,
     Station,
 )
+from irbis.store.sensitivity import SensitiveNames, policy_and_names, sensitive_station_ids
 
 __all__ = ["Census", "Estimates", "gather_census", "BLANK_LABELS"]
 
@@ -213,10 +214,17 @@ def _live(q):
     return q.where(Observation.retracted_utc.is_(None))
 
 
-def _station_rows(project: Project, policy: LocationPolicy) -> list[dict[str, Any]]:
+def _station_rows(project: Project, names: SensitiveNames) -> list[dict[str, Any]]:
+    """Every station with its media count and whether it is sensitive.
+
+    Sensitive as the whole app decides it (:mod:`irbis.store.sensitivity`):
+    a sensitive species under any of its names, or an identified animal of one.
+    """
     with project.session() as s:
+        sensitive_ids = sensitive_station_ids(s, names)
         stations = [
             {
+                "sensitive": st.id in sensitive_ids,
                 "name": st.name,
                 "x": st.x,
                 "y": st.y,
@@ -235,39 +243,8 @@ def _station_rows(project: Project, policy: LocationPolicy) -> list[dict[str, An
                 .group_by(Station.name)
             ).all()
         )
-        # Media-level and event-level observations: where was each species seen?
-        seen = s.execute(
-            _live(
-                select(Station.name, Observation.species)
-                .join(Deployment, Deployment.station_id == Station.id)
-                .join(Media, Media.deployment_id == Deployment.id)
-                .join(Observation, Observation.media_id == Media.id)
-                .where(Observation.species.is_not(None))
-                .distinct()
-            )
-        ).all()
-        seen += s.execute(
-            _live(
-                select(Station.name, Observation.species)
-                .join(Deployment, Deployment.station_id == Station.id)
-                .join(Observation, Observation.deployment_id == Deployment.id)
-                .where(Observation.species.is_not(None), Observation.media_id.is_(None))
-                .distinct()
-            )
-        ).all()
-        # Identified animals of a sensitive species make their station sensitive too.
-        seen += s.execute(
-            select(Station.name, Individual.species)
-            .join(Deployment, Deployment.station_id == Station.id)
-            .join(Media, Media.deployment_id == Deployment.id)
-            .join(Annotation, Annotation.media_id == Media.id)
-            .join(Individual, Individual.id == Annotation.individual_id)
-            .distinct()
-        ).all()
-    sensitive = {st for st, sp in seen if policy.is_sensitive(sp)}
     for row in stations:
         row["media"] = int(media.get(row["name"], 0))
-        row["sensitive"] = row["name"] in sensitive
     return stations
 
 
@@ -672,9 +649,9 @@ def density_surface(fit: Any) -> np.ndarray:
 # the whole census
 
 
-def _choose_species(records: list[dict], policy: LocationPolicy, identified: Counter) -> str | None:
+def _choose_species(records: list[dict], names: SensitiveNames, identified: Counter) -> str | None:
     counts = Counter(r["species"] for r in records)
-    sensitive = [sp for sp in counts if policy.is_sensitive(sp)]
+    sensitive = [sp for sp in counts if names.matches(sp)]
     if sensitive:
         return max(sensitive, key=lambda sp: (identified[sp], counts[sp], sp))
     if identified:
@@ -729,7 +706,7 @@ def gather_census(
         if progress is not None:
             progress(_STEPS[i], i + 1, total)
 
-    policy = LocationPolicy.from_settings(project.settings.extra)
+    policy, names = policy_and_names(project)
     gap = float(project.settings.event_gap_min)
 
     survey = _survey(project)
@@ -746,7 +723,7 @@ def gather_census(
         }
         for f in spot_check_sample(blanks, n=spot_check_n, seed=spot_check_seed)
     ]
-    stations = _station_rows(project, policy)
+    stations = _station_rows(project, names)
     tick(0)
 
     op = project_effort(project)
@@ -772,7 +749,7 @@ def gather_census(
             "records": n,
             "stations": sum(1 for c in by_station.values() if c[sp]),
             "per_100": 100.0 * n / total_nights if total_nights > 0 else float("nan"),
-            "sensitive": policy.is_sensitive(sp),
+            "sensitive": names.matches(sp),
         }
         for sp, n in sorted(species_counts.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
@@ -804,7 +781,7 @@ def gather_census(
     catalogue = _catalogue(project)
     identification = _identification(project)
     identified = Counter(c["species"] for c in catalogue if c["species"])
-    main = species or _choose_species(records, policy, identified)
+    main = species or _choose_species(records, names, identified)
     hours = []
     for r in records:
         if r["species"] == main:
@@ -839,7 +816,7 @@ def gather_census(
     # A density map draws every trap and the mask around them: in a public
     # census it must not place the stations a sensitive species uses, whichever
     # species the estimates are for.
-    if public and (policy.is_sensitive(main) or any(st["sensitive"] for st in stations)):
+    if public and (names.matches(main) or any(st["sensitive"] for st in stations)):
         _generalise_estimates(est, frame, policy)
     tick(6)
 

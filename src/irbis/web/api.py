@@ -455,7 +455,8 @@ async def get_annotation(ann_id: DbId, project: ProjectDep, user: UserDep) -> di
 def post_decision(
     ann_id: DbId, body: DecisionIn, project: ProjectDep, user: ReviewerDep
 ) -> dict[str, Any]:
-    """Accept / reject a candidate, name a new individual, or mark unsure (with side)."""
+    """Accept / reject a candidate, name a new individual, or mark unsure (with side).
+    Reviewers accept only a proposed candidate (403 otherwise); admins any individual."""
     d = identify.Decision(
         decision=body.decision,
         version=body.version,
@@ -464,7 +465,7 @@ def post_decision(
         name=body.name,
         sex=body.sex,
     )
-    return identify.decide(project, ann_id, d, user.name)
+    return identify.decide(project, ann_id, d, user.name, may_choose_any=user.can("admin"))
 
 
 @router.get("/individuals", tags=["individuals"])

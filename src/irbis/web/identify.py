@@ -30,7 +30,7 @@ from irbis.store.schema import (
     Media,
     Station,
 )
-from irbis.web.errors import ConflictError, NotFoundError
+from irbis.web.errors import ConflictError, ForbiddenError, NotFoundError
 from irbis.web.individuals import root_of
 
 DECISIONS = {"accept": "same", "reject": "different", "new": "new", "unsure": "unsure"}
@@ -304,8 +304,16 @@ def _new_individual(s: Session, name: str, sex: str, user: str) -> Individual:
     raise ConflictError("could not find a free SL-NNN name (many new individuals at once); retry")
 
 
-def decide(project: Project, ann_id: int, d: Decision, user: str) -> dict[str, Any]:
+def decide(
+    project: Project, ann_id: int, d: Decision, user: str, *, may_choose_any: bool = False
+) -> dict[str, Any]:
     """Record a reviewer's decision on an annotation (one transaction).
+
+    ``accept`` names one of the annotation's candidates: an individual the
+    matcher proposed for it (or the one a proposed individual was merged
+    into). Accepting any other individual needs ``may_choose_any`` (admins):
+    an identification puts the individual's pages on that photo's station, so
+    a reviewer must not be able to attach any animal to any photo.
 
     Returns
     -------
@@ -336,6 +344,20 @@ def decide(project: Project, ann_id: int, d: Decision, user: str) -> dict[str, A
                     "to repair merged_into_id in the database"
                 )
             target = s.get(Individual, root)
+            if d.decision == "accept" and not may_choose_any:
+                proposed = s.scalars(
+                    select(MatchDecision.individual_id).where(
+                        MatchDecision.annotation_id == ann_id,
+                        MatchDecision.decision == "proposed",
+                        MatchDecision.individual_id.is_not(None),
+                    )
+                ).all()
+                if root not in {root_of(s, i) for i in proposed}:
+                    raise ForbiddenError(
+                        f"annotation {ann_id}: individual {d.individual_id} is not one of its "
+                        "proposed candidates; a reviewer accepts only those (choose a "
+                        "candidate, name a new individual, or ask an admin to assign it)"
+                    )
         res = s.execute(
             update(Annotation)
             .where(Annotation.id == ann_id, Annotation.version == d.version)

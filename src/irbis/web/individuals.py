@@ -20,7 +20,7 @@ from irbis.store.project import Project
 from irbis.store.schema import Annotation, Deployment, Individual, Media, Station
 from irbis.web.auth import WebUser
 from irbis.web.errors import ConflictError, NotFoundError
-from irbis.web.locations import policy_of, station_point
+from irbis.web.locations import location_view
 
 PHOTOS_PER_SIDE = 4
 
@@ -92,7 +92,11 @@ def _mcp(points: list[tuple[float, float]]) -> dict[str, Any] | None:
 def individual_detail(project: Project, ind_id: int, user: WebUser) -> dict[str, Any]:
     """One individual: best photos per flank, sightings timeline, stations and range.
 
-    Station coordinates follow the location policy for ``user``; the range (the
+    Station coordinates follow the project's one location policy for ``user``
+    (:func:`irbis.web.locations.location_view`): a station is generalised when
+    any sensitive species was recorded there, whatever this individual's own
+    species (an animal of another species, or one accepted for a photo taken
+    at a snow-leopard station, must not reveal that station). The range (the
     minimum convex polygon of its stations) is computed from the coordinates
     the user may see, in projected metres when stations have ``x``/``y``
     (``area_km2``) and in degrees otherwise.
@@ -122,8 +126,7 @@ def individual_detail(project: Project, ind_id: int, user: WebUser) -> dict[str,
         merged = s.scalars(
             select(Individual.name).where(Individual.id.in_(members), Individual.id != ind_id)
         ).all()
-    policy = policy_of(project)
-    hide = policy.is_sensitive(ind.species) and not user.precise_locations
+        view = location_view(project, user, s)
     photos: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for a, _, _, _ in sorted(rows, key=lambda r: (-(r[0].quality or 0.0), r[0].id)):
         if len(photos[a.side]) < PHOTOS_PER_SIDE:
@@ -162,7 +165,7 @@ def individual_detail(project: Project, ind_id: int, user: WebUser) -> dict[str,
                 {
                     "id": st.id,
                     "name": st.name,
-                    **station_point(st, generalise=hide, policy=policy),
+                    **view.point(st),
                     "sightings": 0,
                 },
             )
@@ -194,7 +197,7 @@ def individual_detail(project: Project, ind_id: int, user: WebUser) -> dict[str,
         "last_seen": max(seen).isoformat() if seen else None,
         "stations": st_list,
         "range": mcp,
-        "generalised": hide,
+        "generalised": any(d["generalised"] for d in st_list),
     }
 
 

@@ -1,22 +1,35 @@
-"""Station coordinates as a given user may see them.
+"""Station coordinates as a given user may see them: the app's one location policy.
 
 The rule of what is sensitive and how coarse a public location is lives in
-:class:`irbis.core.sensitivity.LocationPolicy`; this module only applies it to
-stations: a station where a sensitive species was seen is shown snapped to the
-policy's grid to users without ``precise_locations``. Projected ``x``/``y``
-(metres) are snapped to a grid of the same size on the ground
-(``precision_deg`` × 111.32 km, one degree of latitude).
+:class:`irbis.core.sensitivity.LocationPolicy`; which stations it makes
+sensitive is :func:`irbis.store.sensitivity.sensitive_station_ids` (every
+species labelled there, by any of its names, and identified animals). This
+module applies it to every response that carries a place: a sensitive
+station is shown snapped to the policy's grid to users without
+``precise_locations``. Projected ``x``/``y`` (metres) are snapped to a grid of
+the same size on the ground (``precision_deg`` × 111.32 km, one degree of
+latitude).
+
+Sensitivity is read in the request's own transaction, never from a cache:
+with several worker processes, a cache cleared by the worker that wrote a
+label stayed stale in the others (a viewer got a station's exact place for
+up to 24 s after its first snow-leopard label). Only the per-station counts,
+which carry no place, are cached.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from irbis.core.sensitivity import LocationPolicy, snap
 from irbis.store.project import Project
-from irbis.store.schema import Annotation, Deployment, Individual, Media, Observation, Station
+from irbis.store.schema import Deployment, Media, Station
+from irbis.store.sensitivity import SensitiveNames, policy_and_names
+from irbis.store.sensitivity import sensitive_station_ids as _sensitive_ids
 from irbis.web.auth import WebUser
 
 METRES_PER_DEGREE = 111_320.0
@@ -24,64 +37,65 @@ METRES_PER_DEGREE = 111_320.0
 
 def policy_of(project: Project) -> LocationPolicy:
     """The project's location policy (``sensitive_species`` etc. in ``Settings.extra``)."""
-    return LocationPolicy.from_settings(project.settings.extra)
+    return policy_and_names(project)[0]
 
 
-def sensitive_station_ids(project: Project, policy: LocationPolicy) -> set[int]:
-    """Stations where a sensitive species was seen, by any record the report counts.
+def sensitive_station_ids(project: Project, policy: LocationPolicy | None = None) -> set[int]:
+    """Stations where a sensitive species was recorded (see :mod:`irbis.store.sensitivity`).
 
-    A station is sensitive when a current (not retracted) observation names a
-    sensitive species, when an observation names an individual of a sensitive
-    species, or when a photo there carries an annotation of such an
-    individual (identifications count toward the census whatever the
-    observation says, so they must hide the station too).
+    ``policy`` overrides the project's own (its names are still widened through
+    the taxa table and the project's species list).
     """
-    names = {s.strip().lower() for s in policy.sensitive_species}
-    if not names:
-        return set()
-    out: set[int] = set()
+    from irbis.store.sensitivity import sensitive_names
+    from irbis.store.species import listed
+
+    if policy is None:
+        _, names = policy_and_names(project)
+    else:
+        names = sensitive_names(policy, listed(project))
     with project.session() as s:
-        # Resolve the names first (a distinct over the species index, and the
-        # small individuals table), so each query below is an indexed lookup
-        # rather than lower() over every observation.
-        species = [
-            sp
-            for sp in s.scalars(select(Observation.species).distinct())
-            if sp and sp.strip().lower() in names
-        ]
-        inds = list(
-            s.scalars(
-                select(Individual.id).where(func.lower(Individual.species).in_(sorted(names)))
-            )
-        )
-        conditions = []
-        if species:
-            conditions.append(Observation.species.in_(species))
-        if inds:
-            conditions.append(Observation.individual_id.in_(inds))
-        for cond in conditions:
-            by_media = (
-                select(Deployment.station_id)
-                .join(Media, Media.deployment_id == Deployment.id)
-                .join(Observation, Observation.media_id == Media.id)
-                .where(Observation.retracted_utc.is_(None), cond)
-            )
-            by_event = (
-                select(Deployment.station_id)
-                .join(Observation, Observation.deployment_id == Deployment.id)
-                .where(Observation.media_id.is_(None), Observation.retracted_utc.is_(None), cond)
-            )
-            for q in (by_media, by_event):
-                out |= set(s.scalars(q.distinct()).all())
-        if inds:
-            by_annotation = (
-                select(Deployment.station_id)
-                .join(Media, Media.deployment_id == Deployment.id)
-                .join(Annotation, Annotation.media_id == Media.id)
-                .where(Annotation.individual_id.in_(inds))
-            )
-            out |= set(s.scalars(by_annotation.distinct()).all())
-    return out
+        return _sensitive_ids(s, names)
+
+
+@dataclass(frozen=True)
+class LocationView:
+    """What one user may see of station places, decided once per request.
+
+    Attributes
+    ----------
+    policy:
+        The project's location policy.
+    names:
+        Its sensitive species under every name.
+    sensitive:
+        Ids of the sensitive stations (as the request's transaction saw them).
+    precise:
+        Whether the user may see sensitive stations precisely.
+    """
+
+    policy: LocationPolicy
+    names: SensitiveNames
+    sensitive: frozenset[int]
+    precise: bool
+
+    def hides(self, station_id: int | None) -> bool:
+        """Whether the station's place is generalised for this user."""
+        return not self.precise and station_id in self.sensitive
+
+    def point(self, station: Station) -> dict[str, Any]:
+        """:func:`station_point` of ``station`` as this user may see it."""
+        return station_point(station, generalise=self.hides(station.id), policy=self.policy)
+
+
+def location_view(project: Project, user: WebUser, s: Session | None = None) -> LocationView:
+    """The location policy applied for ``user``, read in ``s`` (or a new session)."""
+    policy, names = policy_and_names(project)
+    if s is not None:
+        ids = _sensitive_ids(s, names)
+    else:
+        with project.session() as own:
+            ids = _sensitive_ids(own, names)
+    return LocationView(policy, names, frozenset(ids), bool(user.precise_locations))
 
 
 def station_point(station: Station, *, generalise: bool, policy: LocationPolicy) -> dict[str, Any]:
@@ -104,9 +118,8 @@ def station_point(station: Station, *, generalise: bool, policy: LocationPolicy)
     }
 
 
-def _station_rows(project: Project, policy: LocationPolicy) -> list[tuple[Any, bool, int, int]]:
-    """(station, sensitive, media, deployments) per station; the costly, user-free part."""
-    sensitive = sensitive_station_ids(project, policy)
+def _station_counts(project: Project) -> dict[int, tuple[int, int]]:
+    """``{station id: (media, deployments)}``: the costly part, which carries no place."""
     with project.session() as s:
         media = dict(
             s.execute(
@@ -122,18 +135,16 @@ def _station_rows(project: Project, policy: LocationPolicy) -> list[tuple[Any, b
                 )
             ).all()
         )
-        stations = s.scalars(select(Station).order_by(Station.name)).all()
-    return [
-        (st, st.id in sensitive, int(media.get(st.id, 0)), int(deps.get(st.id, 0)))
-        for st in stations
-    ]
+    return {sid: (int(media.get(sid, 0)), int(n)) for sid, n in deps.items()}
 
 
 def stations_for(project: Project, user: WebUser) -> list[dict[str, Any]]:
     """Every station with its coordinates as ``user`` may see them and its media count.
 
-    The per-station counts are kept for 30 s (see :mod:`irbis.web.cache`); the
-    generalisation is applied per request, for this user.
+    The per-station counts are kept for 30 s (see :mod:`irbis.web.cache`);
+    which stations are sensitive is read now, in this request (see the module
+    docstring), and the generalisation applied for this user. A station's
+    coordinates themselves are read now too (a registry update applies at once).
 
     Returns
     -------
@@ -143,22 +154,23 @@ def stations_for(project: Project, user: WebUser) -> list[dict[str, Any]]:
     """
     from irbis.web.cache import cached
 
-    policy = policy_of(project)
-    key = (project.root, "stations", policy.sensitive_species, policy.precision_deg)
-    rows = cached(key, 30.0, lambda: _station_rows(project, policy))
-    out = []
-    for st, sensitive, n_media, n_deps in rows:
-        hide = sensitive and not user.precise_locations
-        out.append(
-            {
-                "id": st.id,
-                "name": st.name,
-                **station_point(st, generalise=hide, policy=policy),
-                "sensitive": sensitive,
-                "media": n_media,
-                "deployments": n_deps,
-            }
-        )
+    counts = cached((project.root, "station-counts"), 30.0, lambda: _station_counts(project))
+    with project.session() as s:
+        view = location_view(project, user, s)
+        stations = s.scalars(select(Station).order_by(Station.name)).all()
+        out = []
+        for st in stations:
+            n_media, n_deps = counts.get(st.id, (0, 0))
+            out.append(
+                {
+                    "id": st.id,
+                    "name": st.name,
+                    **view.point(st),
+                    "sensitive": st.id in view.sensitive,
+                    "media": n_media,
+                    "deployments": n_deps,
+                }
+            )
     return out
 
 
