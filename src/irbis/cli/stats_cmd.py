@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -94,6 +94,13 @@ def secr_fit_cmd(
     ] = None,
     occasion_days: Annotated[int, typer.Option(help="PROJECT: days per occasion.")] = 0,
     species: Annotated[str | None, typer.Option(help="PROJECT: only this species.")] = None,
+    sessions: Annotated[
+        str | None,
+        typer.Option(
+            help="PROJECT: split into sessions by year, month, <N>d (blocks of N days) or a "
+            "station covariate (e.g. region) and fit them together."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit an SECR model by maximum likelihood (R secr's model, same estimates)."""
@@ -108,6 +115,17 @@ def secr_fit_cmd(
                 )
             from irbis.exchange.secr_text import project_capthist
 
+            if sessions:
+                from irbis.exchange.secr_sessions_text import project_sessions
+
+                ss = project_sessions(
+                    project, sessions, occasion_days or None, detector=detector, species=species
+                )
+                _secr_fit_sessions(
+                    None, None, mask, detector, binom_size, detectfn, model,
+                    likelihood, buffer, spacing, as_json, sessions=ss,
+                )  # fmt: skip
+                return
             ch = project_capthist(
                 project,
                 occasion_days=occasion_days or None,
@@ -224,8 +242,8 @@ def secr_fit_cmd(
 
 
 def _secr_fit_sessions(
-    traps: Path,
-    captures: Path,
+    traps: Path | None,
+    captures: Path | None,
     mask: Path | None,
     detector: str,
     binom_size: int,
@@ -235,8 +253,9 @@ def _secr_fit_sessions(
     buffer: float | None,
     spacing: float | None,
     as_json: bool,
+    sessions: Any = None,
 ) -> None:
-    """``irbis secr fit`` on a captures file with several sessions."""
+    """``irbis secr fit`` on several sessions: from files, or ``sessions`` already built."""
     from irbis.stats.secr import fit_with_buffer, mask_spacing
     from irbis.stats.secr_data import (
         file_sessions,
@@ -250,8 +269,12 @@ def _secr_fit_sessions(
     from irbis.stats.secr_sessions import fit_sessions
 
     try:
-        tr = read_session_traps(traps) if file_sessions(traps) else read_traps(traps)
-        ss = read_session_captures(captures, tr, detector=detector, binom_size=binom_size)
+        if sessions is None:
+            assert traps is not None and captures is not None
+            tr = read_session_traps(traps) if file_sessions(traps) else read_traps(traps)
+            ss = read_session_captures(captures, tr, detector=detector, binom_size=binom_size)
+        else:
+            ss = sessions
         err.print(
             f"fitting {detectfn} {detector} {model or 'D~1'} over {ss.n_sessions} sessions "
             f"({', '.join(ss.names)}): {ss.n} animals"
@@ -328,10 +351,31 @@ def export_secr_cmd(
     out_dir: Annotated[Path, typer.Argument(help="Folder for the secr text files.")],
     occasion_days: Annotated[int, typer.Option(help="Days per occasion (0: one occasion).")] = 0,
     species: Annotated[str | None, typer.Option(help="Only this species.")] = None,
+    sessions: Annotated[
+        str | None,
+        typer.Option(
+            help="Multi-session files: sessions by year, month, <N>d (blocks of N days) or a "
+            "station covariate (e.g. region); one traps file per session."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write capthist and trap files (with usage) that R's read.capthist reads."""
     try:
+        if sessions:
+            from irbis.exchange.secr_sessions_text import project_sessions, write_session_text
+
+            ss = project_sessions(project, sessions, occasion_days or None, species=species)
+            res = write_session_text(ss, out_dir)
+            if as_json:
+                emit_json(res)
+            else:
+                err.print(
+                    f"wrote {res['captfile']} and {len(res['trapfiles'])} traps files "
+                    f"(sessions {', '.join(res['sessions'])})"
+                )
+                err.print(f"in R: {res['r_call']}")
+            return
         from irbis.exchange.secr_text import export_secr
 
         res = export_secr(project, out_dir, occasion_days or None, species=species)
