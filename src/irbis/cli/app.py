@@ -730,3 +730,10 @@ app.add_typer(species_app, name="species")
 from irbis.cli.project_cmd import project_app  # noqa: E402
 
 app.add_typer(project_app, name="project")
+
+# The audit log and undoing merges (`irbis audit`, `irbis individuals unmerge`).
+from irbis.cli.audit_cmd import audit as _audit  # noqa: E402
+from irbis.cli.audit_cmd import individuals_app  # noqa: E402
+
+app.command("audit")(_audit)
+app.add_typer(individuals_app, name="individuals")

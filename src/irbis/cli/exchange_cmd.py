@@ -76,6 +76,22 @@ def export_camtrapdp_cmd(
             person_writer=writer,
             progress=tick,
         )
+        from irbis.store.audit import add, cli_actor
+
+        add(
+            p,
+            cli_actor(),
+            "export",
+            str(Path(res.path).resolve()),
+            detail={
+                "format": "camtrapdp",
+                "public": public,
+                "media_files": media_files,
+                "deployments": res.deployments,
+                "media": res.media,
+                "generalised": bool(res.generalised),
+            },
+        )
     if as_json:
         emit_json(res.as_dict())
         return

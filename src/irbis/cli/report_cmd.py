@@ -94,6 +94,15 @@ def report(
                 bar.update(task, file="pdf")
                 made = write_pdf(census, pdf, html=html, engine=pdf_engine)
                 bar.update(task, completed=10, file=str(pdf))
+            from irbis.store.audit import add, cli_actor
+
+            add(
+                p,
+                cli_actor(),
+                "export",
+                str(out.resolve()),
+                detail={"format": "report", "public": public, "pdf": str(pdf) if pdf else None},
+            )
     except IrbisError as exc:
         err.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None

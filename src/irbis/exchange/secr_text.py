@@ -476,6 +476,21 @@ def export_secr(
         f'ch <- read.capthist("{capt.name}", "{trap.name}", fmt = "trapID", '
         f'detector = "{detector}", noccasions = {ch.n_occasions}, binary.usage = FALSE{cov_arg})'
     )
+    # Trap coordinates are precise: who wrote them where goes into the audit log.
+    from irbis.store.audit import add, cli_actor
+
+    proj, opened = _as_project(project)
+    try:
+        add(
+            proj,
+            cli_actor(),
+            "export",
+            str(out.resolve()),
+            detail={"format": "secr", "species": species, "traps": ch.traps.n_traps},
+        )
+    finally:
+        if opened:
+            proj.close()
     return {
         "captfile": str(capt),
         "trapfile": str(trap),

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -15,6 +16,7 @@ from irbis.core.types import DeploymentRecord, MalfunctionPeriod, StationRecord
 from irbis.ingest.grouping import retime_deployments
 from irbis.ingest.registry_csv import read_registry_csv, validate_registry
 from irbis.ingest.timing import parse_timezone
+from irbis.store.audit import cli_actor, record
 from irbis.store.project import Project
 from irbis.store.schema import Camera, Deployment, Malfunction, Site, Station
 
@@ -181,6 +183,7 @@ def save_registry(
     *,
     apply_changes: bool = False,
     where: str = "registry",
+    actor: str | None = None,
 ) -> RegistryImport:
     """Validate the records against each other and the project, then store them.
 
@@ -192,6 +195,11 @@ def save_registry(
     confirm: without ``apply_changes`` nothing is written and
     :class:`RegistryChangesError` lists them. Nothing is written when any
     record is wrong.
+
+    The audit log gets, in the same transaction, the before and after of
+    every existing station and deployment whose stored values changed, and
+    one ``registry.import`` row naming the table and what was new
+    (``actor``: who imports; default ``cli:`` and this machine's login).
     """
     result = RegistryImport()
     for dep in deployments:
@@ -208,6 +216,7 @@ def save_registry(
         merged_deps = [d for d in old_deps if d.code not in new_codes] + list(deployments)
         known = {s.name for s in old_stations} | {s.name for s in stations}
         validate_registry(list(stations), merged_deps, known_stations=sorted(known))
+        before = _registry_state(session)
 
         by_name = {s.name: s for s in session.scalars(select(Station))}
         for rec in stations:
@@ -271,6 +280,8 @@ def save_registry(
                 row.malfunctions.append(
                     Malfunction(start_local=m.start, end_local=m.end, reason=m.reason)
                 )
+        session.flush()
+        _audit_registry(session, actor or cli_actor(), where, before, _registry_state(session))
         if retime:
             # A corrected window, zone or offset changes the times of files
             # already ingested: re-derive them from the raw camera readings.
@@ -283,6 +294,75 @@ def save_registry(
                 event_gap_min=project.settings.event_gap_min,
             )
     return result
+
+
+def _registry_state(session: Session) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every station's and deployment's stored values, for the audit log's before/after."""
+    stations = {
+        st.name: {
+            "site_id": st.site_id,
+            "lon": st.lon,
+            "lat": st.lat,
+            "x": st.x,
+            "y": st.y,
+            "crs": st.crs,
+            "elevation": st.elevation,
+            "covariates": dict(st.covariates or {}),
+        }
+        for st in session.scalars(select(Station))
+    }
+    names = {st.id: st.name for st in session.scalars(select(Station))}
+    deployments = {
+        d.code: {
+            "station": names.get(d.station_id),
+            "camera_id": d.camera_id,
+            "start_local": d.start_local.isoformat() if d.start_local else None,
+            "end_local": d.end_local.isoformat() if d.end_local else None,
+            "timezone": d.timezone,
+            "clock_offset_s": d.clock_offset_s,
+            "comments": d.comments,
+            "malfunctions": [
+                [m.start_local.isoformat(), m.end_local.isoformat(), m.reason]
+                for m in d.malfunctions
+            ],
+        }
+        for d in session.scalars(select(Deployment).options(selectinload(Deployment.malfunctions)))
+    }
+    return {"station": stations, "deployment": deployments}
+
+
+def _audit_registry(
+    session: Session,
+    actor: str,
+    where: str,
+    before: dict[str, dict[str, dict[str, Any]]],
+    after: dict[str, dict[str, dict[str, Any]]],
+) -> None:
+    """Audit rows for a registry import: each changed existing row, and one for the import."""
+    new: dict[str, list[str]] = {}
+    for kind in ("station", "deployment"):
+        old_rows, new_rows = before[kind], after[kind]
+        new[kind] = sorted(k for k in new_rows if k not in old_rows)
+        for key in sorted(k for k in new_rows if k in old_rows):
+            was, now = old_rows[key], new_rows[key]
+            diff = [f for f in now if now[f] != was.get(f)]
+            if diff:
+                record(
+                    session,
+                    actor,
+                    f"registry.{kind}",
+                    f"{kind}:{key}",
+                    before={f: was.get(f) for f in diff},
+                    after={f: now[f] for f in diff},
+                    detail={"table": where},
+                )
+    record(
+        session,
+        actor,
+        "registry.import",
+        where,
+        after={"new_stations": new["station"], "new_deployments": new["deployment"]},
+    )
 
 
 def _keep_unstated(rec: DeploymentRecord, old: DeploymentRecord | None) -> DeploymentRecord:

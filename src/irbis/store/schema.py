@@ -503,6 +503,36 @@ class WebSession(Base):
     user_agent: Mapped[str] = mapped_column(String(300), default="")
 
 
+class AuditEntry(Base):
+    """Who changed or took what, when, with the state before and after (migration 0010).
+
+    ``action``: ``label``, ``label.undo``, ``identify``, ``split``, ``merge``,
+    ``unmerge``, ``registry.station``, ``registry.deployment``,
+    ``registry.import``, ``user.add``, ``user.role``, ``user.revoke``,
+    ``user.token``, ``download``, ``export``. ``target`` names the thing
+    (``individual:12``, ``sequence:40``, ``station:A1``, ``user:tara``,
+    ``media:7``, an export folder). ``before``/``after`` are JSON (``None``
+    where there was nothing); ``detail`` says more (the address, the options).
+    Rows are only ever added.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at_utc"),
+        Index("ix_audit_log_action", "action", "at_utc"),
+        Index("ix_audit_log_target", "target"),
+        Index("ix_audit_log_actor", "actor", "at_utc"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at_utc: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(400), default="")
+    before: Mapped[dict | list | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict | list | None] = mapped_column(JSON, nullable=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
 class LoginAttempt(Base):
     """One try at the login form (migration 0009): the login log and the rate limit's memory."""
 

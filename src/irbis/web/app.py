@@ -294,6 +294,9 @@ def create_app(project: Project, allowed_hosts: frozenset[str] | None = None) ->
     _tune_postgresql(project)
     if allowed_hosts is None:
         allowed_hosts = allowed_hosts_for(os.environ.get(HOST_ENV))
+    from irbis.web.history import AuditDownloads
+
+    app.add_middleware(AuditDownloads, project=project)  # inside the Guard
     app.add_middleware(Guard, project=project, allowed=allowed_hosts)
     app.add_middleware(ServerTiming)
 
@@ -338,9 +341,11 @@ def create_app(project: Project, allowed_hosts: frozenset[str] | None = None) ->
         )
 
     from irbis.web.api import router as api_router
+    from irbis.web.history import router as history_router
     from irbis.web.pages import router as pages_router
 
     app.include_router(api_router)
+    app.include_router(history_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/vendor/leaflet", StaticFiles(directory=_leaflet_dir()), name="leaflet")

@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, func, select, update
 
 from irbis.core.errors import BadInputError
+from irbis.store.audit import cli_actor, record
 from irbis.store.project import Project
 from irbis.store.schema import LoginAttempt, User, WebSession
 from irbis.web.errors import ForbiddenError, TooManyAttemptsError, UnauthorizedError
@@ -93,6 +94,7 @@ def create_user(
     precise_locations: bool = False,
     display_name: str = "",
     organisation: str = "",
+    actor: str | None = None,
 ) -> str:
     """Add a user and return their new token (shown once, stored hashed).
 
@@ -104,6 +106,8 @@ def create_user(
         ``viewer`` (read only), ``reviewer`` (labels and identifications) or ``admin``.
     precise_locations:
         Whether the user may see sensitive species' stations at full precision.
+    actor:
+        Who adds them, for the audit log (default: this machine's login, ``cli:NAME``).
 
     Returns
     -------
@@ -141,6 +145,17 @@ def create_user(
                 token_hash=hash_token(token),
                 created_utc=_now(),
             )
+        )
+        record(
+            s,
+            actor or cli_actor(),
+            "user.add",
+            f"user:{name}",
+            after={
+                "role": role,
+                "precise_locations": precise_locations,
+                "organisation": organisation,
+            },
         )
         s.commit()
     return token
@@ -186,6 +201,7 @@ def set_role(
     role: str | None = None,
     *,
     precise_locations: bool | None = None,
+    actor: str | None = None,
 ) -> dict:
     """Change a user's role and/or clearance for precise locations.
 
@@ -211,6 +227,15 @@ def set_role(
         if precise_locations is not None and precise_locations != bool(user.precise_locations):
             changed["precise_locations"] = [bool(user.precise_locations), precise_locations]
             user.precise_locations = precise_locations
+        if changed:
+            record(
+                s,
+                actor or cli_actor(),
+                "user.role",
+                f"user:{user.name}",
+                before={k: v[0] for k, v in changed.items()},
+                after={k: v[1] for k, v in changed.items()},
+            )
         s.commit()
         return {
             "name": user.name,
@@ -220,7 +245,7 @@ def set_role(
         }
 
 
-def revoke_token(project: Project, name: str) -> bool:
+def revoke_token(project: Project, name: str, *, actor: str | None = None) -> bool:
     """Clear a user's token: it stops working at the next request.
 
     The user and everything they did stay; ``irbis users token`` gives them a
@@ -231,19 +256,38 @@ def revoke_token(project: Project, name: str) -> bool:
         had = user.token_hash is not None
         user.token_hash = None
         # Browsers logged in with that token are logged out too.
-        _end_user_sessions(s, user.id)
+        ended = _end_user_sessions(s, user.id)
+        record(
+            s,
+            actor or cli_actor(),
+            "user.revoke",
+            f"user:{user.name}",
+            before={"token_set": had},
+            after={"token_set": False},
+            detail={"sessions_ended": ended},
+        )
         s.commit()
     return had
 
 
-def new_token(project: Project, name: str) -> str:
+def new_token(project: Project, name: str, *, actor: str | None = None) -> str:
     """Give a user a new token (returned, shown once); the old one stops working."""
     token = secrets.token_urlsafe(24)
     with project.session() as s:
         user = _user(s, name, "token")
+        had = user.token_hash is not None
         user.token_hash = hash_token(token)
         # A new token is given when the old one may have leaked: end its sessions.
-        _end_user_sessions(s, user.id)
+        ended = _end_user_sessions(s, user.id)
+        record(
+            s,
+            actor or cli_actor(),
+            "user.token",
+            f"user:{user.name}",
+            before={"token_set": had},
+            after={"token_set": True},
+            detail={"sessions_ended": ended},
+        )
         s.commit()
     return token
 

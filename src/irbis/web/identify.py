@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from irbis.core.errors import BadInputError
+from irbis.store.audit import record
 from irbis.store.project import Project
 from irbis.store.schema import (
     Annotation,
@@ -332,6 +333,7 @@ def decide(
         a = s.get(Annotation, ann_id)
         if a is None:
             raise NotFoundError(f"annotation {ann_id} not found")
+        before = {"individual_id": a.individual_id, "side": a.side}
         target: Individual | None = None
         if d.individual_id is not None:
             target = s.get(Individual, d.individual_id)
@@ -396,6 +398,14 @@ def decide(
                 created_utc=_now(),
             )
         )
+        after = {**before, **values, "decision": DECISIONS[d.decision]}
+        moved = before["individual_id"] is not None and values.get("individual_id") not in (
+            None,
+            before["individual_id"],
+        )
+        # A photo taken from one individual's record to another's: the catalogue's split.
+        action = "split" if moved else "identify"
+        record(s, user, action, f"annotation:{ann_id}", before=before, after=after)
         s.commit()
         from irbis.web.cache import clear
 

@@ -15,6 +15,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from irbis.core.errors import BadInputError
+from irbis.store.audit import record
 from irbis.store.individuals import load_merge_roots
 from irbis.store.project import Project
 from irbis.store.schema import Annotation, Deployment, Individual, Media, Station
@@ -288,8 +289,19 @@ def merge_individuals(project: Project, source_id: int, into_id: int, user: str)
                 f"individual {into_id} ({dst.name}) was merged into {source_id} ({src.name}); "
                 "merging back would make a loop: reload the catalogue"
             )
+        before = {"merged_into_id": src.merged_into_id, "notes": src.notes}
         src.merged_into_id = target
         stamp = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
         src.notes = (src.notes + "\n" if src.notes else "") + f"merged by {user} at {stamp} UTC"
+        # The before-state is what irbis individuals unmerge puts back.
+        record(
+            s,
+            user,
+            "merge",
+            f"individual:{source_id}",
+            before=before,
+            after={"merged_into_id": target, "notes": src.notes},
+            detail={"into": into_id, "name": src.name, "into_name": dst.name},
+        )
         s.commit()
         return {"merged": source_id, "into": target}

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from irbis.core.errors import BadInputError
 from irbis.core.text import check_no_nul
+from irbis.store.audit import record
 from irbis.store.project import Project
 from irbis.store.schema import Media, MediaGroup, Observation
 from irbis.store.sequence_summary import HUMAN
@@ -219,10 +220,58 @@ def label_sequences(
             for mid in media:
                 for lab in labels:
                     s.add(_row(mid, lab, user, now, action, replaced[mid]))
+            record(
+                s,
+                user,
+                "label",
+                f"sequence:{seq_id}",
+                before=_label_state(old),
+                after=[_label_json(lab) for lab in labels],
+                detail={"action": action, "media": media},
+            )
             out.append({"sequence_id": seq_id, "action": action, "versions": new_versions})
         s.commit()
     written(project)
     return out
+
+
+def _label_json(lab: Label) -> dict[str, Any]:
+    """A label as the audit log keeps it (what a person chose, not per-file rows)."""
+    if lab.blank:
+        return {"blank": True}
+    out = {
+        "species": lab.species.strip(),
+        "count": lab.count or 1,
+        "individual": lab.individual_name(),
+        "sex": lab.sex or None,
+        "life_stage": lab.life_stage or None,
+        "behavior": (lab.behavior or "").strip() or None,
+        "comments": (lab.comments or "").strip(),
+    }
+    return {k: v for k, v in out.items() if v not in (None, "")}
+
+
+def _label_state(rows: Sequence[Observation]) -> list[dict[str, Any]]:
+    """The distinct labels of a sequence's observation rows (one per label, not per file)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for o in rows:
+        item = (
+            {"blank": True, "by": o.by}
+            if o.observation_type == "blank"
+            else {
+                "species": o.species,
+                "count": o.count,
+                "individual": o.individual,
+                "sex": o.sex,
+                "life_stage": o.life_stage,
+                "behavior": o.behavior,
+                "comments": o.comments or "",
+                "by": o.by,
+            }
+        )
+        item = {k: v for k, v in item.items() if v not in (None, "")}
+        seen.setdefault(repr(sorted(item.items())), item)
+    return list(seen.values())
 
 
 def _row(
@@ -279,9 +328,11 @@ def undo_label(
             o.retracted_utc = now
             o.retracted_by = user
         redo = uuid.uuid4().hex
+        restored: list[Observation] = []
         if restore_ids:
             restore = select(Observation).where(Observation.id.in_(restore_ids))
             for old in s.scalars(restore.order_by(Observation.id)):
+                restored.append(old)
                 s.add(
                     Observation(
                         media_id=old.media_id,
@@ -305,6 +356,15 @@ def undo_label(
                         },
                     )
                 )
+        record(
+            s,
+            user,
+            "label.undo",
+            f"sequence:{seq_id}",
+            before=_label_state(undone),
+            after=_label_state(restored),
+            detail={"undone": action, "action": redo, "media": media},
+        )
         s.commit()
     written(project)
     return {"sequence_id": seq_id, "undone": action, "versions": new_versions}
