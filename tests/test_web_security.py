@@ -9,6 +9,7 @@ client would. Each test fails on the code before these fixes.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 import time
@@ -54,7 +55,14 @@ def _media_ids(project) -> list[int]:
 
 
 def _point_media(project, media_id: int, **values) -> None:
-    """Rewrite one media row as an imported package might have left it."""
+    """Rewrite one media row as an imported package might have left it.
+
+    A package's reference original comes with the sha256 it was read with;
+    the app serves such a file only while it still has that content.
+    """
+    path = Path(values.get("stored_path", ""))
+    if values.get("storage") == "reference" and path.is_absolute() and path.is_file():
+        values.setdefault("sha256", hashlib.sha256(path.read_bytes()).hexdigest())
     with project.session() as s:
         m = s.get(Media, media_id)
         for k, v in values.items():
@@ -123,7 +131,7 @@ def test_media_served_only_from_store_and_only_images(project, client_of, tmp_pa
             assert "root:" not in r.text and "<script" not in r.text and "<svg" not in r.text
             assert f"media {mid}" in r.json()["detail"]
     # HTML that claims to be a JPEG is refused by its bytes.
-    _point_media(project, m4, mime="image/jpeg")
+    _point_media(project, m4, mime="image/jpeg", storage="reference", stored_path=str(page))
     r = c.get(f"/api/media/{m4}/file")
     assert r.status_code == 415 and "not a image file by its content" in r.json()["detail"]
     # A real photo ingested by reference (absolute path) is served, typed by its bytes.

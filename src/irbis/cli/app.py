@@ -737,3 +737,12 @@ from irbis.cli.audit_cmd import individuals_app  # noqa: E402
 
 app.command("audit")(_audit)
 app.add_typer(individuals_app, name="individuals")
+
+# Backups and integrity (`irbis backup`, `irbis restore`, `irbis check`).
+from irbis.cli.backup_cmd import backup as _backup  # noqa: E402
+from irbis.cli.backup_cmd import check as _check  # noqa: E402
+from irbis.cli.backup_cmd import restore as _restore  # noqa: E402
+
+app.command("backup")(_backup)
+app.command("restore")(_restore)
+app.command("check")(_check)
