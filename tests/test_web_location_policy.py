@@ -21,6 +21,7 @@ Each test failed on the code before these fixes.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -72,7 +73,7 @@ def client_of():
 
 
 def _place_jpeg(path: Path) -> bytes:
-    """A JPEG that names the sensitive place in its Exif GPS block and in XMP."""
+    """A JPEG that names the sensitive place in its Exif GPS block, XMP and a comment."""
     img = Image.new("RGB", (96, 64))
     img.putdata([((x * 5) % 256, (y * 9) % 256, 80) for y in range(64) for x in range(96)])
     exif = Image.Exif()
@@ -85,7 +86,7 @@ def _place_jpeg(path: Path) -> bytes:
         b'exif:GPSLatitude="49,48.7407N" exif:GPSLongitude="87,39.2593E"/></rdf:RDF></x:xmpmeta>'
     )
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90, exif=exif.tobytes(), xmp=xmp)
+    img.save(buf, "JPEG", quality=90, exif=exif.tobytes(), xmp=xmp, comment=b"49.812345 87.654321")
     path.write_bytes(buf.getvalue())
     return buf.getvalue()
 
@@ -110,6 +111,7 @@ def _sensitive_setup(project, tmp_path: Path) -> dict:
         photo = tmp_path / "place.jpg"
         _place_jpeg(photo)
         media.storage, media.stored_path, media.mime = "reference", str(photo), "image/jpeg"
+        media.sha256 = hashlib.sha256(photo.read_bytes()).hexdigest()
         media.mediatype = "image"
         s.add(
             Observation(

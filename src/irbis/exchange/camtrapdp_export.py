@@ -1081,8 +1081,20 @@ def _copy_files(
                 row["filePublic"] = "false"
                 continue
             result.files_blurred += 1
+            if public and not _scrub_in_place(dest):
+                dest.unlink(missing_ok=True)
+                result.files_not_copied += 1
+                row["filePublic"] = "false"
+                continue
         elif public:
-            _copy_without_gps(src, dest)
+            if not _copy_without_location(src, dest):
+                result.files_not_copied += 1
+                result.notes.append(
+                    f"media: {row['mediaID']} ({name}) not copied: irbis cannot remove the "
+                    "location data of its format"
+                )
+                row["filePublic"] = "false"
+                continue
         else:
             shutil.copy2(src, dest)
         used.add(rel)
@@ -1091,29 +1103,52 @@ def _copy_files(
         row["filePublic"] = "true"
 
 
-def _copy_without_gps(src: Path, dest: Path) -> None:
-    """Copy a photo with its EXIF GPS block removed (other metadata kept).
+def _copy_without_location(src: Path, dest: Path) -> bool:
+    """Copy a media file without the place it was taken (:func:`irbis.store.scrub.scrub`).
 
-    JPEGs are rewritten with their own quantisation tables (``quality="keep"``),
-    so the picture is not degraded; files Pillow cannot read are copied as they
-    are (videos keep their container metadata: say so in the package notes).
+    Exif GPS, XMP, comments, PNG text chunks, MP4/MOV location atoms and GPS
+    tracks are removed byte by byte (pixels and samples untouched; the rest of
+    the Exif kept). A photo in a format irbis cannot clean is re-encoded
+    without any metadata (JPEGs with their own quantisation tables); a video
+    it cannot clean is not copied (returns False).
     """
+    from irbis.store.scrub import ScrubError, scrub
+
+    data = src.read_bytes()
+    try:
+        dest.write_bytes(scrub(data))
+        return True
+    except ScrubError:
+        pass
     from PIL import Image
 
     try:
         with Image.open(src) as im:
-            exif = im.getexif()
-            if 0x8825 not in exif and "xmp" not in im.info:
-                shutil.copy2(src, dest)
-                return
-            exif.pop(0x8825, None)
-            fmt = im.format
-            kw: dict[str, Any] = {"exif": exif.tobytes()}
+            fmt = im.format or "PNG"
             if fmt == "JPEG":
-                kw["quality"] = "keep"
-            im.save(dest, format=fmt, **kw)
-    except (OSError, ValueError, SyntaxError):
-        shutil.copy2(src, dest)
+                im.info.clear()
+                im.save(dest, format="JPEG", quality="keep")
+            else:
+                # A plain copy of the pixels: no tags, text or comment of the file's own.
+                im.load()
+                fresh = im.copy()
+                fresh.info = {}
+                fresh.save(dest, format=fmt)
+    except (OSError, ValueError, SyntaxError, KeyError):
+        dest.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def _scrub_in_place(path: Path) -> bool:
+    """Remove location data from a file this export wrote (a blurred copy)."""
+    from irbis.store.scrub import ScrubError, scrub
+
+    try:
+        path.write_bytes(scrub(path.read_bytes()))
+    except ScrubError:
+        return False
+    return True
 
 
 def _descriptor(

@@ -350,14 +350,14 @@ def post_bulk_label(body: BulkLabelIn, project: ProjectDep, user: ReviewerDep) -
 
 @router.get("/media/{media_id}/file", tags=["media"], response_class=FileResponse)
 def get_media_file(media_id: DbId, project: ProjectDep, user: UserDep) -> Response:
-    """The original file; JPEGs without their GPS Exif and XMP for users without
-    precise locations. Only photos and videos are served (415 otherwise)."""
+    """The original file. Users without precise locations get it without GPS, XMP,
+    comments or location atoms (pixels and samples untouched); viewers get people
+    blurred (a video showing a person: 403). Only photos and videos (415 otherwise)."""
     # Who asks changes the bytes: a browser shared by two users must not reuse one's copy.
     headers = {**media.FILE_HEADERS, "Vary": "Authorization, Cookie, X-Irbis-Token"}
-    if user.precise_locations:
-        path, mime = media.media_file(project, media_id)
-        return FileResponse(path, media_type=mime, headers=headers)
-    path, mime, data = media.original_without_location(project, media_id)
+    path, mime, data = media.original_for(
+        project, media_id, precise=user.precise_locations, people=media.sees_people(user)
+    )
     if data is None:
         return FileResponse(path, media_type=mime, headers=headers)
     return Response(data, media_type=mime, headers=headers)
@@ -367,9 +367,11 @@ def get_media_file(media_id: DbId, project: ProjectDep, user: UserDep) -> Respon
 def get_media_thumb(
     media_id: DbId, project: ProjectDep, user: UserDep, size: int = Query(320, ge=16, le=2048)
 ) -> FileResponse:
-    """A cached JPEG thumbnail (long side 160, 320 or 640 pixels); 422 for a damaged file."""
-    path = media.thumbnail(project, media_id, size)
-    return FileResponse(path, media_type="image/jpeg", headers=media.FILE_HEADERS)
+    """A cached JPEG thumbnail (long side 160, 320 or 640 pixels), without metadata and,
+    for viewers, with people blurred; 422 for a damaged file."""
+    path = media.thumbnail(project, media_id, size, people=media.sees_people(user))
+    headers = {**media.FILE_HEADERS, "Vary": "Authorization, Cookie, X-Irbis-Token"}
+    return FileResponse(path, media_type="image/jpeg", headers=headers)
 
 
 @router.get("/media/{media_id}/boxes", tags=["boxes"])

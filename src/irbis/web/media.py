@@ -11,6 +11,11 @@ from inside the project's blob store or from the absolute path it was ingested
 by reference from, and only when its first bytes say it is a photo or video;
 the ``Content-Type`` sent is the one the bytes say, never the stored one (an
 HTML or SVG file sent from the app's origin could run script there).
+
+Who asks changes what is sent (:func:`original_for`): a user without precise
+locations gets the file without GPS, XMP, comments or location atoms
+(:mod:`irbis.store.scrub`, pixels untouched); a viewer gets every person
+blurred, in originals and thumbnails (:func:`person_regions`).
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from irbis.store.integrity import verify_original
+from irbis.core.errors import BadInputError
 from irbis.store.project import Project
-from irbis.store.schema import Media
-from irbis.web.errors import NotFoundError, UnreadableMediaError, UnsafeFileError
+from irbis.store.schema import DetectionBox, Media, MediaDetection, Observation, ReviewedBox
+from irbis.web.auth import WebUser
+from irbis.web.errors import ForbiddenError, NotFoundError, UnreadableMediaError, UnsafeFileError
 
 THUMB_SIZES = (160, 320, 640)
 
@@ -119,12 +125,6 @@ def _checked_source(project: Project, m: Media) -> tuple[Path, str]:
             f"media {m.id}: stored type {m.mime!r} is not a photo or video; not served"
         )
     path = _safe_path(project, m)
-    if m.storage == "reference" and not verify_original(path, m.sha256):
-        # Outside the project anyone with the folder can replace it: serve only what was ingested.
-        raise UnsafeFileError(
-            f"media {m.id}: the original at {path} is not the file ingested (its sha256 "
-            "differs: replaced or edited since); not served (irbis check PROJECT lists such files)"
-        )
     with path.open("rb") as fh:
         head = fh.read(32)
     sniffed = sniff_mime(head)
@@ -162,108 +162,174 @@ def media_file(project: Project, media_id: int) -> tuple[Path, str]:
     return _checked_source(project, _load(project, media_id))
 
 
-# JPEG APP1 payloads that can carry a location: Exif (its GPS IFD) and XMP
-# (exif:GPSLatitude ...; the extended-XMP segments continue the same packet).
-_EXIF = b"Exif\x00\x00"
-_XMP = (b"http://ns.adobe.com/xap/1.0/\x00", b"http://ns.adobe.com/xmp/extension/\x00")
-_GPS_IFD = 0x8825
-_EXIF_IFD = 0x8769
+#: A person box: ``(x, y, width, height)`` as fractions of the frame.
+Region = tuple[float, float, float, float]
+#: The whole frame: a person is said to be there but no box was drawn.
+WHOLE_FRAME: Region = (0.0, 0.0, 1.0, 1.0)
 
 
-def _exif_without_gps(payload: bytes) -> bytes | None:
-    """An Exif APP1 payload without the GPS IFD; None to drop the segment entirely."""
-    from PIL import Image
+def sees_people(user: WebUser) -> bool:
+    """Whether ``user`` sees people in photos unblurred (reviewers and admins).
 
-    exif = Image.Exif()
-    try:
-        exif.load(payload)
-        if _GPS_IFD not in exif:
-            return payload
-        del exif[_GPS_IFD]
-        exif.get_ifd(_EXIF_IFD)  # loaded, so that it is written back
-        out = exif.tobytes()
-    except Exception:  # an Exif block Pillow cannot read could hide anything: drop it
-        return None
-    return out if len(out) + 2 <= 0xFFFF else None
-
-
-def _jpeg_without_location(data: bytes) -> bytes | None:
-    """``data`` (a JPEG) with the Exif GPS IFD and XMP removed, the image bytes untouched.
-
-    Returns None when the header segments cannot be walked (the caller then
-    re-encodes); the input unchanged when it carries no location.
+    Reviewers judge person detections, so they need the picture; a viewer
+    only reads the census and gets every person blurred.
     """
-    if not data.startswith(b"\xff\xd8"):
-        return None
-    out = [data[:2]]
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            i += 1
-            continue
-        if marker in (0xDA, 0xD9):  # start of scan / end of image: the rest is pixels
-            out.append(data[i:])
-            return b"".join(out)
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
-            out.append(data[i : i + 2])
-            i += 2
-            continue
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        if length < 2 or i + 2 + length > len(data):
-            return None
-        seg = data[i : i + 2 + length]
-        payload = seg[4:]
-        if marker == 0xE1 and payload.startswith(_EXIF):
-            kept = _exif_without_gps(payload)
-            seg = b"" if kept is None else b"\xff\xe1" + (len(kept) + 2).to_bytes(2, "big") + kept
-        elif marker == 0xE1 and payload.startswith(_XMP):
-            seg = b""
-        out.append(seg)
-        i += 2 + length
-    return None
+    return user.can("reviewer")
 
 
-def _reencoded_without_metadata(path: Path, media_id: int) -> bytes:
-    """The JPEG re-encoded with its own quantisation tables and no Exif or XMP."""
+def person_regions(project: Project, media_id: int) -> list[Region]:
+    """Where people are in a media file: every person box, machine's or a person's.
+
+    Every detector configuration's ``person`` boxes and the current reviewed
+    ``person`` boxes of any frame count (a video's thumbnail is its first frame,
+    and a person walks). A file that a person labelled ``human``, or that a
+    detector judged ``person``, without any box gets the whole frame.
+    """
+    with project.session() as s:
+        rows = s.execute(
+            select(DetectionBox.x, DetectionBox.y, DetectionBox.width, DetectionBox.height).where(
+                DetectionBox.media_id == media_id, DetectionBox.category == "person"
+            )
+        ).all()
+        rows += s.execute(
+            select(ReviewedBox.x, ReviewedBox.y, ReviewedBox.width, ReviewedBox.height).where(
+                ReviewedBox.media_id == media_id,
+                ReviewedBox.category == "person",
+                ReviewedBox.retracted_utc.is_(None),
+                ReviewedBox.x.is_not(None),
+            )
+        ).all()
+        if rows:
+            return sorted({(r[0], r[1], r[2], r[3]) for r in rows})
+        said = s.scalar(
+            select(Observation.id)
+            .where(
+                Observation.media_id == media_id,
+                Observation.retracted_utc.is_(None),
+                Observation.observation_type == "human",
+            )
+            .limit(1)
+        ) or s.scalar(
+            select(MediaDetection.id)
+            .where(MediaDetection.media_id == media_id, MediaDetection.verdict == "person")
+            .limit(1)
+        )
+    return [WHOLE_FRAME] if said else []
+
+
+def _blurred(path: Path, regions: list[Region], media_id: int, suffix: str) -> bytes:
+    """The photo at ``path`` with ``regions`` blurred, re-encoded (format by ``suffix``)."""
+    from irbis.pipeline.media_export import write_blurred_copy
+
+    fd, tmp = tempfile.mkstemp(suffix=suffix)
+    os.close(fd)
+    try:
+        write_blurred_copy(path, regions, tmp)
+        return Path(tmp).read_bytes()
+    except BadInputError as e:
+        raise UnreadableMediaError(
+            f"media {media_id}: {path.name} cannot be decoded to blur the people in it ({e})"
+        ) from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _reencoded_without_metadata(data: bytes, media_id: int) -> tuple[bytes, str]:
+    """A photo irbis cannot clean byte by byte, re-encoded with no metadata at all.
+
+    JPEGs keep their quantisation tables (``quality="keep"``); any other
+    format becomes a PNG (lossless). Returns ``(bytes, mime)``.
+    """
     import io
 
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
+            im.info.clear()  # comments and text would otherwise be written back
             buf = io.BytesIO()
-            im.save(buf, "JPEG", quality="keep")
-    except Exception as e:
+            if im.format == "JPEG":
+                im.save(buf, "JPEG", quality="keep")
+                return buf.getvalue(), "image/jpeg"
+            im.load()
+            frame = im.copy() if im.mode in ("RGB", "RGBA", "L", "LA", "P") else im.convert("RGB")
+            frame.info = {}  # a plain copy of the pixels: no tags, text or comment
+            frame.save(buf, "PNG")
+            return buf.getvalue(), "image/png"
+    except Exception as e:  # Pillow raises many types for damaged files
         raise UnreadableMediaError(
-            f"media {media_id}: {path.name} cannot be read to remove its location ({e}); "
+            f"media {media_id}: the file cannot be read to remove its location ({e}); "
             "check the file"
         ) from None
-    return buf.getvalue()
 
 
-def original_without_location(project: Project, media_id: int) -> tuple[Path, str, bytes | None]:
-    """The original for a user who may not see precise locations.
+def original_for(
+    project: Project, media_id: int, *, precise: bool, people: bool
+) -> tuple[Path, str, bytes | None]:
+    """The original of ``media_id`` as a user with these rights may download it.
 
-    JPEGs lose the GPS block of their Exif and any XMP packet (the pixels are
-    copied byte for byte); other files (PNG, video) are served as they are.
+    Parameters
+    ----------
+    precise:
+        The user may see precise locations: the file keeps its metadata.
+        Otherwise GPS, XMP, comments and location atoms are removed
+        (:func:`irbis.store.scrub.scrub`, pixels and samples untouched); a
+        photo in a format irbis cannot clean byte by byte is re-encoded
+        without metadata, such a video is refused.
+    people:
+        The user may see people (:func:`sees_people`). Otherwise every person
+        region (:func:`person_regions`) of a photo is blurred (re-encoded), and
+        a video showing a person is refused (its blurred thumbnail is served).
 
     Returns
     -------
     tuple
-        ``(path, mime, data)``: ``data`` is the cleaned file, or None when the
+        ``(path, mime, data)``: ``data`` is the file to send, or None when the
         file at ``path`` may be sent unchanged.
+
+    Raises
+    ------
+    ForbiddenError
+        A video this user may not have (a person in it, or location data
+        irbis cannot remove).
     """
+    from irbis.store.scrub import ScrubError, scrub
+
     path, mime = media_file(project, media_id)
-    if mime != "image/jpeg":
+    data: bytes | None = None
+    regions = [] if people else person_regions(project, media_id)
+    if regions:
+        if not mime.startswith("image/"):
+            raise ForbiddenError(
+                f"media {media_id}: a video showing a person is shown to reviewers and admins "
+                "only; its thumbnail is blurred"
+            )
+        suffix = {"image/png": ".png"}.get(mime, ".jpg")
+        data = _blurred(path, regions, media_id, suffix)
+        mime = "image/png" if suffix == ".png" else "image/jpeg"
+    if precise:
+        return path, mime, data
+    raw = path.read_bytes() if data is None else data
+    try:
+        cleaned = scrub(raw)
+    except ScrubError as e:
+        if not mime.startswith("image/"):
+            raise ForbiddenError(
+                f"media {media_id}: {path.name}: {e}; this video is served only to users "
+                "cleared for precise locations"
+            ) from None
+        cleaned, mime = _reencoded_without_metadata(raw, media_id)
+    if data is None and cleaned == raw:
         return path, mime, None
-    data = path.read_bytes()
-    cleaned = _jpeg_without_location(data)
-    if cleaned is None:
-        cleaned = _reencoded_without_metadata(path, media_id)
-    return path, mime, (None if cleaned == data else cleaned)
+    return path, mime, cleaned
+
+
+def original_without_location(project: Project, media_id: int) -> tuple[Path, str, bytes | None]:
+    """The original for a user who may not see precise locations (people as they are).
+
+    See :func:`original_for`.
+    """
+    return original_for(project, media_id, precise=False, people=True)
 
 
 def _first_frame(path: Path):
@@ -275,8 +341,13 @@ def _first_frame(path: Path):
     raise ValueError("no video frame")
 
 
-def thumbnail(project: Project, media_id: int, size: int = 320) -> Path:
+def thumbnail(project: Project, media_id: int, size: int = 320, *, people: bool = True) -> Path:
     """A JPEG of at most ``size`` pixels on its long side, made once and cached.
+
+    Thumbnails carry no metadata (no Exif, XMP or comment is written). With
+    ``people=False`` the person regions (:func:`person_regions`) are blurred:
+    a separate cached file named by the regions, so a box drawn later makes a
+    new one.
 
     Raises
     ------
@@ -287,8 +358,13 @@ def thumbnail(project: Project, media_id: int, size: int = 320) -> Path:
     """
     if size not in THUMB_SIZES:
         size = min(THUMB_SIZES, key=lambda s: abs(s - size))
+    if not people:
+        regions = person_regions(project, media_id)
+        if regions:
+            return _blurred_thumbnail(project, media_id, size, regions)
     m = _load(project, media_id)
-    out = thumbs_dir(project) / m.sha256[:2] / f"{m.sha256}_{size}.jpg"
+    # "_n": made without the original's metadata (older thumbnails kept its JPEG comment).
+    out = thumbs_dir(project) / m.sha256[:2] / f"{m.sha256}_{size}_n.jpg"
     if out.exists():
         return out
     src, _ = _checked_source(project, m)
@@ -307,6 +383,7 @@ def thumbnail(project: Project, media_id: int, size: int = 320) -> Path:
             "the file may be damaged: copy it off the card again"
         ) from None
     img.thumbnail((size, size))
+    img.info = {}  # Pillow writes a JPEG comment it finds here back into the thumbnail
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".part")
     try:
@@ -316,4 +393,18 @@ def thumbnail(project: Project, media_id: int, size: int = 320) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return out
+
+
+def _blurred_thumbnail(project: Project, media_id: int, size: int, regions: list[Region]) -> Path:
+    """The thumbnail with ``regions`` blurred, cached under a name made of the regions."""
+    import hashlib
+
+    from irbis.pipeline.media_export import write_blurred_copy
+
+    plain = thumbnail(project, media_id, size)
+    key = hashlib.sha256(repr(regions).encode()).hexdigest()[:16]
+    out = plain.with_name(f"{plain.stem}_blur{key}.jpg")
+    if not out.exists():
+        write_blurred_copy(plain, regions, out)  # written to a temporary name, then renamed
     return out
