@@ -27,6 +27,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from irbis.core.errors import BadInputError
+from irbis.store.integrity import verify_original
 from irbis.store.project import Project
 from irbis.store.schema import DetectionBox, Media, MediaDetection, Observation, ReviewedBox
 from irbis.web.auth import WebUser
@@ -125,6 +126,12 @@ def _checked_source(project: Project, m: Media) -> tuple[Path, str]:
             f"media {m.id}: stored type {m.mime!r} is not a photo or video; not served"
         )
     path = _safe_path(project, m)
+    if m.storage == "reference" and not verify_original(path, m.sha256):
+        # Outside the project anyone with the folder can replace it: serve only what was ingested.
+        raise UnsafeFileError(
+            f"media {m.id}: the original at {path} is not the file ingested (its sha256 "
+            "differs: replaced or edited since); not served (irbis check PROJECT lists such files)"
+        )
     with path.open("rb") as fh:
         head = fh.read(32)
     sniffed = sniff_mime(head)
