@@ -882,6 +882,9 @@ class _Coefficients:
         nd = dict(newdata or {})
         out: dict[str, dict[str, float]] = {}
         for b in blocks:
+            if b.param == "pmix":
+                out["pmix"] = self._pmix_real(b, nd, level)
+                continue
             x = np.zeros(b.stop - b.start)
             x[0] = 1.0
             j = 1
@@ -889,6 +892,8 @@ class _Coefficients:
                 if t in b.levels:
                     lv = b.levels[t]
                     val = str(nd.get(t, lv[0]))
+                    if val in ("True", "False") and val not in lv:
+                        val = val.upper()  # the logical response terms b, bk... (secr's TRUE)
                     if val not in lv:
                         raise BadInputError("newdata", f"{t}={val!r} is not a level", f"use {lv}")
                     for level_name in lv[1:]:
@@ -910,6 +915,31 @@ class _Coefficients:
                 "link": LINKS[b.param],
             }
         return out
+
+    def _pmix_real(self, b: _Block, nd: Mapping[str, Any], level: float) -> dict[str, Any]:
+        """Mixing proportion of one latent class (``newdata``'s ``h2``/``h3``, else class 1)."""
+        from irbis.stats.secr_varying import mlogit_unlink
+
+        t = b.terms[0]
+        lv = b.levels[t]
+        val = str(nd.get(t, lv[0]))
+        if val not in lv:
+            raise BadInputError("newdata", f"{t}={val!r} is not a class", f"use {lv}")
+        c = lv.index(val)
+
+        def fun(beta: np.ndarray) -> float:
+            return float(mlogit_unlink(beta[b.start : b.stop])[c])
+
+        est, se = self._delta(fun)
+        # Wald interval on the logit scale of this class's proportion
+        zq = norm.ppf(0.5 + level / 2)
+        lcl = ucl = float("nan")
+        if 0 < est < 1:
+            se_eta = se / (est * (1 - est))
+            eta = math.log(est / (1 - est))
+            lcl = float(1 / (1 + math.exp(-(eta - zq * se_eta))))
+            ucl = float(1 / (1 + math.exp(-(eta + zq * se_eta))))
+        return {"estimate": est, "se": se, "lcl": lcl, "ucl": ucl, "link": "mlogit"}
 
     def boundary_flags(self) -> list[str]:
         """One line per coefficient at a boundary (its SE is not meaningful).
@@ -1187,6 +1217,7 @@ def fit(
     start: Sequence[float] | Mapping[str, float] | None = None,
     max_iter: int = 500,
     hessian: bool = True,
+    hcov: Sequence[Any] | None = None,
 ) -> SecrFit:
     """Fit an SECR model by maximum likelihood (the analogue of ``secr.fit``).
 
@@ -1214,14 +1245,39 @@ def fit(
         Maximum quasi-Newton iterations.
     hessian:
         Compute the variance-covariance matrix (else ``vcov`` is NaN).
+    hcov:
+        Known latent class of each animal (e.g. sex; None where unknown)
+        for a mixture model, as secr's ``hcov`` (see
+        :class:`~irbis.stats.secr_varying.VaryingLikelihood`).
 
     Returns
     -------
     SecrFit
+
+    Notes
+    -----
+    Detection submodels may use secr's occasion, behavioural-response and
+    mixture terms ``t T b B bk Bk k K h2 h3`` (with ``pmix~h2``); see
+    :mod:`irbis.stats.secr_varying`.
     """
     t0 = time.perf_counter()
     with blas_threads(1):
-        return _fit(capthist, mask, model, detectfn, likelihood, start, max_iter, hessian, t0)
+        return _fit(capthist, mask, model, detectfn, likelihood, start, max_iter, hessian, t0, hcov)
+
+
+def _make_likelihood(
+    capthist: CaptureHistory,
+    mask: Mask,
+    model: str | Mapping[str, str] | None,
+    detectfn: str,
+    likelihood: str,
+    hcov: Sequence[Any] | None = None,
+) -> SecrLikelihood:
+    """The constant-detection likelihood, or the varying one when the model needs it."""
+    from irbis.stats.secr_varying import make_likelihood
+
+    kw = {"hcov": hcov} if hcov is not None else {}
+    return make_likelihood(capthist, mask, model, detectfn, likelihood, **kw)
 
 
 @dataclass
@@ -1392,8 +1448,9 @@ def _fit(
     max_iter: int,
     hessian: bool,
     t0: float,
+    hcov: Sequence[Any] | None = None,
 ) -> SecrFit:
-    lik = SecrLikelihood(capthist, mask, model, detectfn, likelihood)
+    lik = _make_likelihood(capthist, mask, model, detectfn, likelihood, hcov=hcov)
     opt = _optimise(lik, start, max_iter, hessian)
     return SecrFit(
         beta=opt.beta,
@@ -1562,7 +1619,9 @@ def buffer_bias(
     spacing = max(sigma / 4.0, math.sqrt(float(np.prod(ext)) / 40000.0))
     big = make_mask(ch.traps, reach, spacing)
     model = {p: "~" + ("+".join(t) if t else "1") for p, t in fit.formulas.items() if p != "D"}
-    lik = SecrLikelihood(ch, big, model, fit.detectfn, fit.likelihood)
+    lik = _make_likelihood(
+        ch, big, model, fit.detectfn, fit.likelihood, hcov=getattr(fit.lik, "hcov", None)
+    )
     if lik.names != fit.names:
         return None
     p = lik.pdot(fit.beta)  # the same coefficients on the larger mask
