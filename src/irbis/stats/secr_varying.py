@@ -53,6 +53,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from irbis.core.errors import BadInputError
 from irbis.stats.detectfn import detect_params, is_hazard, log_shape, unlink
@@ -474,11 +475,48 @@ class VaryingLikelihood(SecrLikelihood):
         cls = np.repeat(np.arange(C), len(ii))
         kc = self.known_class[np.tile(ii, C)]
         keep &= (kc < 0) | (kc == cls)
+        # per pattern: detections summed by (row, trap), one matrix per usage value
+        # for binomial counts (log p is not linear in the hazard), one for the others;
+        # and the usage summed over the pattern's occasions of each row
+        self.pat_counts: list[list[tuple[float, np.ndarray]]] = []
+        self.pat_usage: list[np.ndarray] = []
         for q in range(self.n_patterns):
             sel = keep & (pat[slice_all] == q)
-            self.pat_cells.append(
-                (rows_all[sel], slice_all[sel], k_all[sel], c_all[sel], u_all[sel])
+            cells = (rows_all[sel], slice_all[sel], k_all[sel], c_all[sel], u_all[sel])
+            self.pat_cells.append(cells)
+            r, _, k, cn, cu = cells
+            ws = np.unique(cu) if self.kind == "binomial" else np.array([1.0])
+            mats = []
+            for w in ws:
+                on = (cu == w) if self.kind == "binomial" else np.ones(len(r), dtype=bool)
+                Nm = np.zeros((C * Nr, K))
+                np.add.at(Nm, (r[on], k[on]), cn[on])
+                mats.append((float(w), Nm))
+            self.pat_counts.append(mats)
+            sl = self.pat_slices[q]
+            Ur = np.zeros((C * Nr, K))
+            np.add.at(Ur, sl // S, self.u[:, sl % S].T)
+            self.pat_usage.append(Ur)
+        # hazard forms: lambda0 * f(d) is separable, so slices need grouping by
+        # sigma (and z) only, whatever lambda0 does (b, bk, t... in any number)
+        self._sep = is_hazard(self.detectfn)
+        self.grp_slices, self.grp_agg, self.grp_cells = [], [], []
+        for g in range(len(self.group_rep)):
+            sl = np.flatnonzero(sgrp == g)
+            self.grp_slices.append(sl)
+            self.grp_agg.append(
+                sparse.csr_matrix(
+                    (np.ones(len(sl)), (sl // S, np.arange(len(sl)))), shape=(C * Nr, len(sl))
+                )
             )
+            sel = keep & (sgrp[slice_all] == g)
+            r, sc, k, cn, cu = rows_all[sel], slice_all[sel], k_all[sel], c_all[sel], u_all[sel]
+            Nm = np.zeros((C * Nr, K))
+            np.add.at(Nm, (r, k), cn)
+            agg = sparse.csr_matrix(
+                (np.ones(len(r)), (r, np.arange(len(r)))), shape=(C * Nr, len(r))
+            )
+            self.grp_cells.append((r, sc, k, cn, cu, Nm, agg))
         caught = np.zeros((C, Nr, S), dtype=bool)
         caught[:, :n, :] = counts.sum(axis=2) > 0
         self.caught = caught.reshape(C * Nr, S)
@@ -507,8 +545,85 @@ class VaryingLikelihood(SecrLikelihood):
         b = next(blk for blk in self.blocks if blk.param == "pmix")
         return np.log(mlogit_unlink(np.asarray(beta, float)[b.start : b.stop]))
 
+    def _core_separable(self, beta: np.ndarray, deriv: bool) -> dict[str, Any]:
+        """:meth:`_core` for hazard detection functions: ``h = lambda0 * f(d; sigma, z)``."""
+        C, Nr, S, K = self.n_classes, self.n_rows, self.S, self.K
+        M = self.mask.n_points
+        eta = {p: self._eta_full(p, beta).reshape(C * Nr * S, K) for p in self._arrays}
+        la = eta["lambda0"]
+        lam = np.exp(la)
+        multi = self.kind == "multi"
+        Hsum = np.zeros((C * Nr * S, M)) if multi else None
+        logpr = np.zeros((C * Nr, M))
+        groups = []
+        for g, rep in enumerate(self.group_rep):
+            sigma = np.exp(eta["sigma"][rep])[None, :]
+            z = np.exp(eta["z"][rep])[None, :] if "z" in eta else None
+            Sg = log_shape(self.detectfn, self.d2, sigma, z, d=self.dist)
+            dsig, dz = (
+                _shape_derivs(self.detectfn, Sg, self.dist, sigma, z) if deriv else (None, None)
+            )
+            E = np.exp(Sg)
+            sl = self.grp_slices[g]
+            UL = self.u[:, sl % S].T * lam[sl]  # usage x lambda0 per slice and trap
+            if multi:
+                Hsum[sl] = (E @ UL.T).T
+            else:
+                logpr -= self.B_eff * ((self.grp_agg[g] @ UL) @ E.T)
+            r, sc, k, cn, cu, Nm, agg = self.grp_cells[g]
+            x = None
+            if len(r):
+                if self.kind == "binomial":
+                    x = E[:, k] * (cu * lam[sc, k])[None, :]
+                    logpr += agg @ (cn[None, :] * (np.log(-np.expm1(-x)) + x)).T
+                else:
+                    logpr += Nm @ Sg.T
+                    logpr += np.bincount(r, cn * la[sc, k], minlength=C * Nr)[:, None]
+            groups.append((E, dsig, dz, UL, x))
+        H3 = None
+        if multi:
+            H3 = Hsum.reshape(C * Nr, S, M)
+            with np.errstate(divide="ignore"):
+                caught_term = np.log(-np.expm1(-H3)) - np.log(H3)
+            logpr += np.where(self.caught[:, :, None], caught_term, -H3).sum(axis=1)
+        return {"logpr": logpr, "H3": H3, "groups": groups, "eta": eta}
+
+    def _gradient_separable(
+        self, core: dict[str, Any], Wall: np.ndarray, Bc: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        """d logL / d eta per slice and trap, for :meth:`_core_separable`."""
+        C, Nr, S, K = self.n_classes, self.n_rows, self.S, self.K
+        G = {p: np.zeros((C * Nr * S, K)) for p in self._arrays}
+        wsum = Wall.sum(axis=1)
+        for g, (E, dsig, dz, UL, x) in enumerate(core["groups"]):
+            sl = self.grp_slices[g]
+            rows, s_of = sl // S, sl % S
+            r, sc, k, cn, _, _, _ = self.grp_cells[g]
+            dd = {"lambda0": None, "sigma": dsig}
+            if "z" in G:
+                dd["z"] = dz
+            wc = None
+            if len(r) and x is not None:
+                wc = Wall[r].T * (np.where(x < 1e-12, 1.0, x / np.expm1(x)) + x)
+            for p, dP in dd.items():
+                A = E if dP is None else E * dP
+                if Bc is None:
+                    G[p][sl] -= self.B_eff * UL * (Wall @ A)[rows]
+                else:
+                    G[p][sl] += UL * ((Wall[rows] * Bc[rows, s_of]) @ A)
+                if not len(r):
+                    continue
+                if wc is not None:
+                    vals = wc.sum(axis=0) if dP is None else (wc * dP[:, k]).sum(axis=0)
+                else:
+                    vals = wsum[r] if dP is None else (Wall @ dP)[r, k]
+                np.add.at(G[p], (sc, k), cn * vals)
+        return G
+
     def _core(self, beta: np.ndarray, deriv: bool) -> dict[str, Any]:
         """Per class and animal ``log Pr(history | m)`` (naive animal last) and helpers."""
+        if self._sep:
+            return self._core_separable(beta, deriv)
         C, Nr, S, K = self.n_classes, self.n_rows, self.S, self.K
         M = self.mask.n_points
         hz = is_hazard(self.detectfn)
@@ -523,7 +638,8 @@ class VaryingLikelihood(SecrLikelihood):
                 _shape_derivs(self.detectfn, Sg, self.dist, sigma, z) if deriv else (None, None)
             )
             groups.append((Sg, dsig, dz))
-        Hsum = np.zeros((C * Nr * S, M))
+        # per-occasion hazard sums are needed only by multi-catch traps
+        Hsum = np.zeros((C * Nr * S, M)) if self.kind == "multi" else None
         logpr = np.zeros((C * Nr, M))
         pats = []
         for q, rep in enumerate(self.pat_rep):
@@ -543,26 +659,24 @@ class VaryingLikelihood(SecrLikelihood):
                     psi = np.where(logg < -25.0, 1.0, g / ((1.0 - g) * np.exp(LR)))
                     d0 = psi * (1.0 / (1.0 + np.exp(e0)))[None, :]
             R = np.exp(LR)
-            sl = self.pat_slices[q]
-            Hsum[sl] = (R @ self.u[:, sl % S]).T
-            rows, _, ks, cn, us = self.pat_cells[q]
-            if len(rows):
-                if self.kind == "poisson":
-                    contrib = LR[:, ks] * cn[None, :]
-                elif self.kind == "binomial":
-                    x = R[:, ks] * us[None, :]
-                    contrib = cn[None, :] * (np.log(-np.expm1(-x)) + x)
+            if Hsum is not None:
+                sl = self.pat_slices[q]
+                Hsum[sl] = (R @ self.u[:, sl % S]).T
+            else:
+                logpr -= self.B_eff * (self.pat_usage[q] @ R.T)
+            for w, Nm in self.pat_counts[q]:
+                if self.kind == "binomial":
+                    x = w * R
+                    logpr += Nm @ (np.log(-np.expm1(-x)) + x).T
                 else:
-                    contrib = LR[:, ks]
-                np.add.at(logpr, rows, contrib.T)
+                    logpr += Nm @ LR.T
             pats.append((LR, R, psi, d0, dsig, dz))
-        H3 = Hsum.reshape(C * Nr, S, M)
-        if self.kind == "multi":
+        H3 = None
+        if Hsum is not None:
+            H3 = Hsum.reshape(C * Nr, S, M)
             with np.errstate(divide="ignore"):
                 caught_term = np.log(-np.expm1(-H3)) - np.log(H3)
             logpr += np.where(self.caught[:, :, None], caught_term, -H3).sum(axis=1)
-        else:
-            logpr -= self.B_eff * H3.sum(axis=1)
         return {"logpr": logpr, "H3": H3, "pats": pats, "eta": eta}
 
     def _mixture(self, beta: np.ndarray, core: dict[str, Any]) -> dict[str, Any]:
@@ -658,30 +772,41 @@ class VaryingLikelihood(SecrLikelihood):
         hz = is_hazard(self.detectfn)
         first = "lambda0" if hz else "g0"
         G = {p: np.zeros((C * Nr * S, K)) for p in self._arrays}
-        for q_, (_, R, psi, d0, dsig, dz) in enumerate(core["pats"]):
+        if self._sep:
+            G = self._gradient_separable(core, Wall, Bc)
+        for q_, (_, R, psi, d0, dsig, dz) in enumerate(core.get("pats", [])):
             sl = self.pat_slices[q_]
             rows, s_of = sl // S, sl % S
-            V = Wall[rows] * (-self.B_eff if Bc is None else Bc[rows, s_of])
             dd = {first: None if hz else d0, "sigma": dsig if hz else psi * dsig}
             if "z" in G:
                 dd["z"] = dz if hz else psi * dz
             cr, cs, ck, cn, cu = self.pat_cells[q_]
+            # d logpr / d log h at the detections: count (Poisson, multi) or
+            # count * (phi(x) + x) with x = u h (binomial), by usage value
+            coefs = []
             if len(cr):
-                if self.kind == "poisson":
-                    coef = np.broadcast_to(cn[None, :], (M, len(cr)))
-                elif self.kind == "binomial":
-                    x = R[:, ck] * cu[None, :]
-                    phi = np.where(x < 1e-12, 1.0, x / np.expm1(x))
-                    coef = cn[None, :] * (phi + x)
+                if self.kind == "binomial":
+                    for w, _ in self.pat_counts[q_]:
+                        x = w * R
+                        coefs.append((cu == w, np.where(x < 1e-12, 1.0, x / np.expm1(x)) + x))
                 else:
-                    coef = np.ones((M, len(cr)))
-                wc = Wall[cr].T * coef  # M x cells
+                    coefs.append((np.ones(len(cr), dtype=bool), None))
             for p, dP in dd.items():
                 A = R if dP is None else R * dP
-                G[p][sl] += self.u[:, s_of].T * (V @ A)
-                if len(cr):
-                    vals = wc.sum(axis=0) if dP is None else (wc * dP[:, ck]).sum(axis=0)
-                    np.add.at(G[p], (cs, ck), vals)
+                if Bc is None:  # the hazard sum enters linearly: per row, then per slice
+                    T = Wall @ A
+                    G[p][sl] -= self.B_eff * self.u[:, s_of].T * T[rows]
+                else:
+                    V = Wall[rows] * Bc[rows, s_of]
+                    G[p][sl] += self.u[:, s_of].T * (V @ A)
+                for on, cf in coefs:
+                    B2 = (
+                        (np.ones_like(R) if dP is None else dP)
+                        if cf is None
+                        else (cf if dP is None else cf * dP)
+                    )
+                    T2 = Wall @ B2
+                    np.add.at(G[p], (cs[on], ck[on]), cn[on] * T2[cr[on], ck[on]])
         out = np.zeros(self.npar)
         for b in self.blocks:
             if b.param == "D":
