@@ -357,3 +357,28 @@ def test_fitted_b_model_is_a_maximum() -> None:
     after = fit.real({"b": True})["lambda0"]["estimate"]
     assert after == pytest.approx(math.exp(fit.beta[1] + fit.beta[2]))
     assert fit.real()["lambda0"]["estimate"] == pytest.approx(math.exp(fit.beta[1]))
+
+
+def test_multi_session_sums_the_sessions_varying_likelihoods() -> None:
+    from irbis.stats.secr_data import SessionHistories
+    from irbis.stats.secr_sessions import SessionLikelihood
+
+    traps, mask = _layout()
+    chs = [_histories(traps, "count", seed=s) for s in (5, 6)]
+    ss = SessionHistories(["2019", "2020"], chs)
+    model = "D~session lambda0~b sigma~h2 pmix~h2"
+    multi = SessionLikelihood(ss, mask, model, "HHN")
+    assert multi.names == ["D", "D.session2020", "lambda0", "lambda0.bTRUE", "sigma",
+                           "sigma.h22", "pmix.h22"]  # fmt: skip
+    beta = np.array([-7.5, 0.3, -1.0, 0.5, 7.0, 0.4, -0.2])
+    one = VaryingLikelihood(chs[0], mask, "D~1 lambda0~b sigma~h2", "HHN")
+    two = VaryingLikelihood(chs[1], mask, "D~1 lambda0~b sigma~h2", "HHN")
+    b2 = beta[[0, 2, 3, 4, 5, 6]].copy()
+    b2[0] += beta[1]
+    assert multi(beta) == pytest.approx(one(beta[[0, 2, 3, 4, 5, 6]]) + two(b2), abs=1e-9)
+    # t needs the same occasions in every session
+    short = CaptureHistory(
+        chs[1].ids, chs[1].counts[:, :3], Traps(traps.ids, traps.xy, traps.usage[:, :3]), "count"
+    )
+    with pytest.raises(Exception, match="differ from the first"):
+        SessionLikelihood(SessionHistories(["a", "b"], [chs[0], short]), mask, "lambda0~t")

@@ -53,6 +53,7 @@ from irbis.stats.secr import (
     _optimise,
 )
 from irbis.stats.secr_data import Mask, SessionHistories
+from irbis.stats.secr_varying import make_likelihood
 
 __all__ = ["SessionFit", "SessionLikelihood", "fit_sessions", "session_masks"]
 
@@ -131,7 +132,7 @@ class SessionLikelihood:
         self.sessions = sessions
         self.masks = session_masks(sessions, masks)
         dparams = detect_params(detectfn)
-        formulas = parse_model(model, ("D",) + dparams)
+        formulas = parse_model(model, ("D",) + dparams + ("pmix",))
         terms = {t for ts in formulas.values() for t in ts}
         S = sessions.n_sessions
         if S < 2 and terms & set(SESSION_TERMS):
@@ -154,13 +155,22 @@ class SessionLikelihood:
             for k, v in sessions.covariates.items():
                 scov[k] = str(v[i]) if np.asarray(v).dtype == object else float(v[i])
             try:
-                part = SecrLikelihood(
+                # occasion, response and mixture terms (t, b, h2...) take the varying likelihood
+                part = make_likelihood(
                     ch, m, model, detectfn, likelihood, session_covariates=scov, levels=levels
                 )
             except BadInputError as exc:
                 raise BadInputError(f"session {name}: {exc.where}", exc.reason, exc.hint) from None
             self.parts.append(part)
         first = self.parts[0]
+        for (name, _), part in zip(sessions, self.parts, strict=True):
+            if part.names != first.names:
+                raise BadInputError(
+                    f"session {name}",
+                    f"its coefficients ({', '.join(part.names)}) differ from the first "
+                    f"session's ({', '.join(first.names)})",
+                    "give every session the same occasions when the model has t",
+                )
         self.names: list[str] = list(first.names)
         self.npar = first.npar
         self.params = first.params
