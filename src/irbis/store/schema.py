@@ -128,7 +128,15 @@ class IngestBatch(Base):
 
 
 class MediaGroup(Base):
-    """A burst (``sequence``) or an independent ``event`` within one deployment."""
+    """A burst (``sequence``) or an independent ``event`` within one deployment.
+
+    Ids are stable across ingests (links to ``/sequences/ID`` stay valid): a
+    group that grows keeps its id. A group that a later regrouping absorbs or
+    empties is never deleted but retired (``kind`` ``old-seq``/``old-event``,
+    migration 0011) with ``first_media_id`` naming its first frame, so an old
+    link can be sent to whichever group holds that frame now, and the id is
+    never reused.
+    """
 
     __tablename__ = "media_groups"
     __table_args__ = (
@@ -143,6 +151,8 @@ class MediaGroup(Base):
     start_utc: Mapped[datetime] = mapped_column(DateTime)
     end_utc: Mapped[datetime] = mapped_column(DateTime)
     n_media: Mapped[int] = mapped_column(Integer)
+    # Retired groups only: their first frame, whose group an old link leads to.
+    first_media_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Media(Base):

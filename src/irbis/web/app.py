@@ -18,6 +18,7 @@ from irbis.store.project import Project
 from irbis.web.errors import (
     ConflictError,
     ForbiddenError,
+    MovedError,
     NotFoundError,
     TooManyAttemptsError,
     UnauthorizedError,
@@ -324,6 +325,17 @@ def create_app(project: Project, allowed_hosts: frozenset[str] | None = None) ->
 
     for exc_class in statuses:
         app.add_exception_handler(exc_class, _by_status)
+
+    @app.exception_handler(MovedError)
+    async def _moved(request: Request, exc: MovedError) -> Response:
+        # An id retired by a later ingest: the same path with its successor's id.
+        parts = request.url.path.split("/")
+        for i in range(1, len(parts)):
+            if parts[i - 1] == "sequences" and parts[i] == str(exc.old_id):
+                parts[i] = str(exc.new_id)
+                query = f"?{request.url.query}" if request.url.query else ""
+                return RedirectResponse("/".join(parts) + query, status_code=308)
+        return _error(404, str(exc), request)
 
     @app.exception_handler(UnauthorizedError)
     async def _unauthorized(request: Request, exc: UnauthorizedError) -> Response:

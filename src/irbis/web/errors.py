@@ -9,6 +9,18 @@ class NotFoundError(IrbisError):
     """A sequence, media file, annotation or individual that does not exist (404)."""
 
 
+class MovedError(NotFoundError):
+    """A sequence id retired by a later ingest; the app redirects (308) to its successor.
+
+    Where the request's path cannot be rewritten it answers like
+    :class:`NotFoundError` (404).
+    """
+
+    def __init__(self, what: str, old_id: int, new_id: int) -> None:
+        super().__init__(f"{what} {old_id} is now {what} {new_id}")
+        self.old_id, self.new_id = old_id, new_id
+
+
 class ConflictError(IrbisError):
     """Someone else changed what the client saw since it loaded it (409)."""
 

@@ -28,10 +28,11 @@ from sqlalchemy.orm import Session
 from irbis.core.errors import BadInputError
 from irbis.core.text import check_no_nul
 from irbis.store.audit import record
+from irbis.store.groups import successor
 from irbis.store.project import Project
 from irbis.store.schema import Media, MediaGroup, Observation
 from irbis.store.sequence_summary import HUMAN
-from irbis.web.errors import ConflictError, NotFoundError
+from irbis.web.errors import ConflictError, MovedError, NotFoundError
 
 #: Camtrap DP's vocabularies of the per-observation fields.
 SEXES = ("female", "male")
@@ -109,6 +110,9 @@ def _now() -> datetime:
 def _media_of(s: Session, seq_id: int) -> list[int]:
     kind = s.scalar(select(MediaGroup.kind).where(MediaGroup.id == seq_id))
     if kind != "sequence":
+        moved = successor(s, seq_id)
+        if moved is not None:
+            raise MovedError("sequence", seq_id, moved)
         raise NotFoundError(f"sequence {seq_id} not found")
     return list(
         s.scalars(select(Media.id).where(Media.sequence_id == seq_id).order_by(Media.id)).all()

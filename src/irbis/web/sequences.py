@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, aliased
 
 from irbis.core.errors import BadInputError
 from irbis.store import blanks
+from irbis.store.groups import successor
 from irbis.store.project import Project
 from irbis.store.schema import (
     Deployment,
@@ -44,7 +45,7 @@ from irbis.store.sequence_summary import (
     provenance,
 )
 from irbis.web.boxes import reviewed_of
-from irbis.web.errors import NotFoundError
+from irbis.web.errors import MovedError, NotFoundError
 
 #: The grid's verdict filters. ``blank``: set aside as blank (irbis.store.blanks:
 #: no box in any frame, every frame judged, nobody says something is there);
@@ -541,6 +542,9 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
             .where(MediaGroup.id == seq_id, MediaGroup.kind == "sequence")
         ).first()
         if row is None:
+            moved = successor(conn, seq_id)
+            if moved is not None:
+                raise MovedError("sequence", seq_id, moved)
             raise NotFoundError(f"sequence {seq_id} not found")
         group, dep, station = row, row.code, row.name
         verdict = row if detector and row.verdict is not None else None
