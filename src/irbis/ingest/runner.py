@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from irbis.core.errors import BadInputError
@@ -50,6 +50,11 @@ from irbis.store.sequence_summary import refresh as refresh_summaries
 
 BATCH_SIZE = 64
 CHUNK = 1 << 20
+# PostgreSQL advisory lock keys (two-int form; the summaries' refresher uses
+# the one-bigint form). Ingests write their batches one at a time, and regroup
+# a deployment one at a time.
+_PG_WRITE_LOCK = 0x69726267
+_PG_DEPLOYMENT_LOCK = 0x69726268
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -383,6 +388,9 @@ def ingest(
             result.n_seen += 1
             result.bytes_read += read.size
             rel = read.source.relpath
+            if pending_rows == 0:
+                # A new batch transaction: one ingest writes at a time.
+                _lock_writes(session)
             if read.error is None and rel in rejected_before:
                 # refused by an earlier run, read now: no longer a rejected file
                 session.execute(
@@ -393,7 +401,9 @@ def ingest(
                 rejected_before.discard(rel)
             if read.error is not None:
                 _reject(session, result, str(source), rel, read.error.reason, read.error.hint)
-            elif read.sha256 in known:
+            elif read.sha256 in known or _stored(session, read.sha256):
+                # Known when this run started, or stored since by another one.
+                known.add(read.sha256)
                 result.n_duplicate += 1
             else:
                 known.add(read.sha256)
@@ -425,6 +435,8 @@ def ingest(
             .distinct()
         )
         touched |= {d for d in stale if d is not None}
+        # Another ingest may be regrouping the same deployments: wait for it.
+        _lock_deployments(session, touched)
         # Before bursts are formed: name-only and misread-stamp frames are put
         # on the info bar's clock where the deployment shows the offset.
         align_to_stamps(session, touched, resolver.clock)
@@ -464,6 +476,47 @@ def ingest(
     # The review grid's summaries of the new sequences, now rather than on its first page.
     refresh_summaries(project.engine)
     return result
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _lock_writes(session: Session) -> None:
+    """PostgreSQL: wait until no other ingest writes, until this transaction ends.
+
+    Concurrent runs then never insert the same file twice (each checks
+    :func:`_stored` under the lock) nor the same rejection or station.
+    """
+    if _postgres(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:a, 0)"), {"a": _PG_WRITE_LOCK})
+
+
+def _stored(session: Session, sha256: str) -> bool:
+    """Whether a file with this content is stored (by this run or another)."""
+    return session.scalar(select(Media.id).where(Media.sha256 == sha256)) is not None
+
+
+def _lock_deployments(session: Session, dep_ids: set[int]) -> None:
+    """PostgreSQL: take the deployments' regrouping locks and their media rows.
+
+    Advisory locks in deployment order, so two ingests touching the same
+    deployments regroup them one after the other; the media rows in id order,
+    the order label writers take them in, so a reviewer labelling meanwhile
+    waits instead of deadlocking. Both are held until the transaction ends.
+    """
+    if not dep_ids or not _postgres(session):
+        return
+    for dep_id in sorted(dep_ids):
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": _PG_DEPLOYMENT_LOCK, "b": dep_id}
+        )
+    session.execute(
+        select(Media.id)
+        .where(Media.deployment_id.in_(sorted(dep_ids)))
+        .order_by(Media.id)
+        .with_for_update()
+    ).all()
 
 
 def _reject(
@@ -567,6 +620,7 @@ def _add_media(session, result, resolver, roles, read: _Read, batch_id: int) -> 
 def _ensure_stations(project, session, files, roles, create: bool) -> None:
     if "station" not in roles and "deployment" not in roles:
         return
+    _lock_writes(session)  # two runs creating the same station: one does
     names: dict[str, str] = {}
     for f in files:
         fields = fields_from_path(f.relpath, roles)
