@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy.orm import Session
 
 from irbis.core.errors import BadInputError
@@ -202,21 +202,30 @@ def individual_detail(project: Project, ind_id: int, user: WebUser) -> dict[str,
     }
 
 
+# PostgreSQL advisory lock (two-int form) that merges and unmerges take in turn.
+_PG_MERGE_LOCK = 0x6972626D
+
+
 def lock_individuals(s: Session, ids: list[int]) -> None:
     """Hold the rows of ``ids`` for this transaction before reading merge chains.
 
-    PostgreSQL: ``SELECT ... FOR UPDATE`` in id order (two merges of the same
-    pair in opposite directions wait for each other instead of deadlocking).
+    PostgreSQL: one transaction-level advisory lock makes merges and unmerges
+    take turns (a merge reads and points at a whole chain, not only its pair:
+    with row locks alone three merges racing round a cycle deadlocked, each
+    holding its pair and waiting for the root another held), then ``SELECT
+    ... FOR NO KEY UPDATE`` in id order holds the rows against other writers
+    without blocking foreign-key checks of rows that point at them.
     SQLite: a no-op UPDATE takes the database's write lock now, so what this
     transaction reads next is what it will write over (its reads would
     otherwise be made before another writer's commit).
     """
     if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:key, 0)"), {"key": _PG_MERGE_LOCK})
         s.execute(
             select(Individual.id)
             .where(Individual.id.in_(ids))
             .order_by(Individual.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
     else:
         s.execute(
