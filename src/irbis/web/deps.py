@@ -9,9 +9,10 @@ from fastapi import Path, Request
 from irbis.store.project import Project
 from irbis.web.auth import SESSION_COOKIE, WebUser, has_users, resolve_session, resolve_user
 
-#: Largest value of the databases' 64-bit integer keys: a bigger id in a path or
-#: query is a clear 422, not an overflow deep in the database driver.
-MAX_ID = 2**63 - 1
+#: Largest value of the databases' integer keys and versions (PostgreSQL's
+#: ``integer`` is 32-bit): a bigger id in a path, query or body is a clear 422,
+#: not an overflow deep in the database driver (a 500 on PostgreSQL).
+MAX_ID = 2**31 - 1
 #: A database id in a URL path.
 DbId = Annotated[int, Path(ge=0, le=MAX_ID, description="Database id")]
 
