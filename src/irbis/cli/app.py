@@ -746,3 +746,9 @@ from irbis.cli.backup_cmd import restore as _restore  # noqa: E402
 app.command("backup")(_backup)
 app.command("restore")(_restore)
 app.command("check")(_check)
+
+# Field records and genetic individuals (`irbis field`, `irbis genotypes`).
+from irbis.cli.field_cmd import field_app, genotypes_app  # noqa: E402
+
+app.add_typer(field_app, name="field")
+app.add_typer(genotypes_app, name="genotypes")

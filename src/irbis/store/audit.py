@@ -38,6 +38,12 @@ ACTIONS = (
     "user.token",
     "download",
     "export",
+    "field.create",
+    "field.edit",
+    "transect.create",
+    "transect.edit",
+    "genotype.link",
+    "genotype.unlink",
 )
 
 

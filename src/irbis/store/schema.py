@@ -10,12 +10,13 @@ The schema changes only through Alembic migrations in ``irbis/store/migrations``
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -541,6 +543,141 @@ class AuditEntry(Base):
     before: Mapped[dict | list | None] = mapped_column(JSON, nullable=True)
     after: Mapped[dict | list | None] = mapped_column(JSON, nullable=True)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Transect(Base):
+    """A sign transect walked on one day (migration 0012; SLIMS method).
+
+    ``line`` is the walked line as ``[[a, b], ...]``: ``[lon, lat]`` pairs when
+    ``crs`` is empty, else ``[x, y]`` in ``crs`` (metres). ``length_m`` is the
+    length given, or measured along the line. The line is sensitive (it runs
+    through leopard habitat): users without precise locations get its length
+    only.
+    """
+
+    __tablename__ = "transects"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(200), unique=True)
+    walked_on: Mapped[date | None] = mapped_column(Date)
+    observers: Mapped[str] = mapped_column(Text, default="")
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    length_m: Mapped[float | None] = mapped_column(Float)
+    line: Mapped[list] = mapped_column(JSON, default=list)
+    crs: Mapped[str | None] = mapped_column(String(100))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(400), default="")
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_utc: Mapped[datetime] = mapped_column(DateTime)
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+    updated_utc: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Genotype(Base):
+    """A genetic individual: one multilocus genotype a laboratory told apart (migration 0012).
+
+    It stands as an animal of its own until a person links it to an
+    individual of the photo catalogue (:class:`GenotypeLink`).
+    """
+
+    __tablename__ = "genotypes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(200), unique=True)
+    species: Mapped[str] = mapped_column(String(200), default="Panthera uncia")
+    sex: Mapped[str] = mapped_column(String(20), default="unknown")
+    lab: Mapped[str] = mapped_column(String(200), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_utc: Mapped[datetime] = mapped_column(DateTime)
+
+
+class GenotypeLink(Base):
+    """A person's statement that a genotype is a photo-identified individual (migration 0012).
+
+    Never deleted: unlinking sets ``retracted_utc``/``retracted_by``. The
+    current links are the rows without ``retracted_utc``; a genotype with
+    current links to two animals, or an animal with two genotypes, is a
+    conflict that irbis shows (:func:`irbis.store.genetics.conflicts`).
+    """
+
+    __tablename__ = "genotype_links"
+    __table_args__ = (
+        Index("ix_genotype_links_genotype", "genotype_id"),
+        Index("ix_genotype_links_individual", "individual_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    genotype_id: Mapped[int] = mapped_column(ForeignKey("genotypes.id", ondelete="CASCADE"))
+    individual_id: Mapped[int] = mapped_column(ForeignKey("individuals.id"))
+    linked_by: Mapped[str] = mapped_column(String(200), default="")
+    linked_utc: Mapped[datetime] = mapped_column(DateTime)
+    note: Mapped[str] = mapped_column(Text, default="")
+    retracted_utc: Mapped[datetime | None] = mapped_column(DateTime)
+    retracted_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class FieldRecord(Base):
+    """A point observation made in the field, not by a camera (migration 0012).
+
+    ``kind``: ``scat_sample`` (a scat collected for DNA: ``sample_id``,
+    ``lab``, ``genotype_id``, ``sex``), ``snare`` (a snare or other threat:
+    ``threat_type``, ``status`` found/removed, ``target_species``,
+    ``action_taken``) or ``sign`` (``sign_type`` scrape, track, scat,
+    claw_mark, spray; ``sign_age`` fresh/old; usually on a ``transect_id``).
+    ``uid`` is the record's key in the tables it came from, so importing a
+    table again changes only what changed. The place is sensitive unless a
+    person said otherwise (``sensitive``): users without precise locations
+    and public exports get it snapped to the policy's grid. Times as in
+    :class:`Media`: local wall-clock time, UTC and the offset between them.
+    ``media_ids`` names photos of the project; ``files`` are photos stored
+    with the record (``[{"name", "sha256", "size", "path"}]``).
+    """
+
+    __tablename__ = "field_records"
+    __table_args__ = (
+        Index("ix_field_records_kind_time", "kind", "observed_utc"),
+        Index("ix_field_records_transect", "transect_id"),
+        Index("ix_field_records_genotype", "genotype_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    observed_local: Mapped[datetime] = mapped_column(DateTime)
+    observed_utc: Mapped[datetime] = mapped_column(DateTime)
+    utc_offset_min: Mapped[int] = mapped_column(Integer, default=0)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    lon: Mapped[float | None] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    x: Mapped[float | None] = mapped_column(Float)
+    y: Mapped[float | None] = mapped_column(Float)
+    crs: Mapped[str | None] = mapped_column(String(100))
+    elevation: Mapped[float | None] = mapped_column(Float)
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    observer: Mapped[str] = mapped_column(String(200), default="")
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    species: Mapped[str | None] = mapped_column(String(200))
+    count: Mapped[int | None] = mapped_column(Integer)
+    transect_id: Mapped[int | None] = mapped_column(
+        ForeignKey("transects.id", ondelete="SET NULL")
+    )
+    sample_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    lab: Mapped[str] = mapped_column(String(200), default="")
+    genotype_id: Mapped[int | None] = mapped_column(
+        ForeignKey("genotypes.id", ondelete="SET NULL")
+    )
+    sex: Mapped[str | None] = mapped_column(String(20))
+    threat_type: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str | None] = mapped_column(String(20))
+    target_species: Mapped[str | None] = mapped_column(String(200))
+    action_taken: Mapped[str] = mapped_column(Text, default="")
+    sign_type: Mapped[str | None] = mapped_column(String(20))
+    sign_age: Mapped[str | None] = mapped_column(String(10))
+    media_ids: Mapped[list] = mapped_column(JSON, default=list)
+    files: Mapped[list] = mapped_column(JSON, default=list)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(400), default="")
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_utc: Mapped[datetime] = mapped_column(DateTime)
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+    updated_utc: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class LoginAttempt(Base):

@@ -1,0 +1,399 @@
+"""Field records (issue 20 item 1): a season of scat samples, snares and sign transects.
+
+The tests write the tables a field team would bring back from a season in
+the demo's range (Sailyugem, around 49.8 N 89.1 E): transects walked with
+the signs found on them, scat samples collected for DNA, snares found and
+removed, in irbis's CSV layout and as a SMART-style patrol export, then
+import them with ``irbis field import`` on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from irbis.cli.app import app
+from irbis.core.errors import BadInputError
+from irbis.store.schema import AuditEntry, FieldRecord, Transect
+
+runner = CliRunner()
+
+SEASON = date(2026, 3, 1)
+RECORD_HEADER = [
+    *("record_id", "kind", "date", "time", "timezone", "lat", "lon", "observer"),
+    *("organisation", "species", "transect", "sample_id", "threat_type", "status"),
+    *("target_species", "action_taken", "sign_type", "sign_age", "notes", "photos"),
+]
+
+
+def write_csv(path: Path, header: list[str], rows: list[dict]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=header)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in header})
+    return path
+
+
+def season_tables(folder: Path, seed: int = 20) -> dict[str, Path]:
+    """A season: 6 transects with 3-5 signs each, 30 scat samples, 18 snares."""
+    rng = random.Random(seed)
+    transects, records = [], []
+    for t in range(6):
+        lat0, lon0 = 49.72 + 0.03 * t, 88.95 + 0.05 * t
+        walked = SEASON + timedelta(days=7 * t)
+        transects.append(
+            {
+                "transect": f"SLG-T{t + 1:02d}",
+                "date": walked.isoformat(),
+                "observers": "Ivan Petrov;Aigul Saparova",
+                "organisation": "Sailyugem National Park",
+                "line": f"{lon0} {lat0}, {lon0 + 0.01} {lat0 + 0.004}, {lon0 + 0.02} {lat0 + 0.01}",
+            }
+        )
+        for k in range(3 + t % 3):
+            records.append(
+                {
+                    "kind": "sign",
+                    "date": walked.isoformat(),
+                    "time": f"{9 + k}:{rng.randrange(60):02d}",
+                    "lat": round(lat0 + 0.002 * k, 6),
+                    "lon": round(lon0 + 0.004 * k, 6),
+                    "observer": "Ivan Petrov",
+                    "organisation": "Sailyugem National Park",
+                    "species": "Panthera uncia",
+                    "transect": f"SLG-T{t + 1:02d}",
+                    "sign_type": ("scrape", "track", "scat", "claw mark", "spray")[k % 5],
+                    "sign_age": ("fresh", "old")[k % 2],
+                }
+            )
+    for i in range(30):
+        day = SEASON + timedelta(days=rng.randrange(90))
+        records.append(
+            {
+                "kind": "scat_sample",
+                "date": day.isoformat(),
+                "time": f"{rng.randrange(8, 17)}:{rng.randrange(60):02d}",
+                "lat": round(49.7 + rng.random() * 0.2, 6),
+                "lon": round(88.9 + rng.random() * 0.35, 6),
+                "observer": "Aigul Saparova",
+                "organisation": "Sailyugem National Park",
+                "species": "Panthera uncia",
+                "sample_id": f"SLG-S{i + 1:03d}",
+                "notes": "ethanol tube" if i % 2 else "silica",
+            }
+        )
+    for i in range(18):
+        day = SEASON + timedelta(days=rng.randrange(90))
+        records.append(
+            {
+                "record_id": f"SN-{i + 1:02d}",
+                "kind": "snare",
+                "date": day.isoformat(),
+                "time": "07:30",
+                "lat": round(49.75 + rng.random() * 0.1, 6),
+                "lon": round(89.0 + rng.random() * 0.2, 6),
+                "observer": "Ranger patrol 3",
+                "organisation": "WWF Russia",
+                "threat_type": "wire snare",
+                "status": "removed" if i % 3 else "found",
+                "target_species": "Moschus moschiferus",
+                "action_taken": "removed and destroyed" if i % 3 else "reported",
+            }
+        )
+    tr_header = ["transect", "date", "observers", "organisation", "line"]
+    return {
+        "transects": write_csv(folder / "transects.csv", tr_header, transects),
+        "records": write_csv(folder / "season.csv", RECORD_HEADER, records),
+    }
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def cli(*args: str) -> dict:
+    res = runner.invoke(app, [*map(str, args), "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def cli_error(*args: str) -> str:
+    """The one-line error ``irbis`` would print for a failing command."""
+    res = runner.invoke(app, list(map(str, args)))
+    assert res.exit_code != 0
+    assert isinstance(res.exception, BadInputError), res.output
+    return str(res.exception)
+
+
+def _count(project, model) -> int:
+    with project.session() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def _audit(project, prefix: str) -> list[AuditEntry]:
+    with project.session() as s:
+        return list(
+            s.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.action.startswith(prefix))
+                .order_by(AuditEntry.id)
+            )
+        )
+
+
+def test_a_season_imports_once_and_again_changes_only_what_changed(project, tmp_path):
+    tables = season_tables(tmp_path)
+    # Signs name their transects: without them the table is refused whole.
+    msg = cli_error("field", "import", project.root, tables["records"])
+    assert "season.csv:row 2: column 'transect': unknown transect 'SLG-T01'" in msg
+    assert _count(project, FieldRecord) == 0
+
+    tr = cli("field", "import", project.root, tables["transects"], "--kind", "transect")
+    assert tr["new"] == 6
+    res = cli("field", "import", project.root, tables["records"], "--timezone", "Asia/Barnaul")
+    n_signs = sum(3 + t % 3 for t in range(6))
+    assert res["new"] == n_signs + 30 + 18 and res["updated"] == 0
+    assert len(_audit(project, "field.create")) == res["new"]
+
+    with project.session() as s:
+        recs = list(s.scalars(select(FieldRecord)))
+        assert all(r.sensitive for r in recs)  # sensitive by default
+        sn = s.scalar(select(FieldRecord).where(FieldRecord.uid == "SN-01"))
+        assert sn.status == "found" and sn.target_species == "Moschus moschiferus"
+        # 07:30 in Barnaul (UTC+7) is 00:30 UTC.
+        assert sn.observed_utc.hour == 0 and sn.utc_offset_min == 420
+        claw = s.scalar(select(FieldRecord).where(FieldRecord.sign_type == "claw_mark").limit(1))
+        assert claw is not None and claw.transect_id is not None
+        t1 = s.scalar(select(Transect).where(Transect.code == "SLG-T01"))
+        # Measured along the line: ~0.85 km + ~1.1 km.
+        assert 1500 < t1.length_m < 2500 and t1.walked_on == SEASON
+
+    again = cli("field", "import", project.root, tables["records"], "--timezone", "Asia/Barnaul")
+    assert (again["new"], again["updated"], again["unchanged"]) == (0, 0, res["new"])
+    assert not _audit(project, "field.edit")
+
+    # The snare found on the first patrol was removed on the next one.
+    rows = read_csv(tables["records"])
+    for r in rows:
+        if r["record_id"] == "SN-01":
+            r["status"], r["action_taken"] = "removed", "removed on the second patrol"
+    write_csv(tables["records"], RECORD_HEADER, rows)
+    third = cli("field", "import", project.root, tables["records"], "--timezone", "Asia/Barnaul")
+    assert (third["new"], third["updated"]) == (0, 1)
+    (edit,) = _audit(project, "field.edit")
+    assert edit.before["status"] == "found" and edit.after["status"] == "removed"
+    assert edit.actor.startswith("cli:")
+
+
+@pytest.mark.parametrize(
+    ("cells", "expected"),
+    [
+        ({"lat": ""}, "row 3: column 'lat': missing coordinates"),
+        ({"lon": ""}, "row 3: column 'lon': missing coordinates"),
+        ({"date": "2026-02-30"}, "row 3: column 'date': bad date '2026-02-30'"),
+        ({"date": "05/03/2026"}, "row 3: column 'date': bad date '05/03/2026'"),
+        ({"time": "25:61"}, "row 3: column 'time': bad time '25:61'"),
+        ({"sign_type": "den"}, "row 3: column 'sign_type': unknown value 'den'"),
+        ({"status": "seen"}, "row 3: column 'status': unknown value 'seen'"),
+        ({"kind": "camera"}, "row 3: column 'kind': unknown value 'camera'"),
+        ({"lat": "91.2"}, "row 3: column 'lat': 91.2 is not a latitude"),
+        ({"timezone": "Mars/Olympus"}, "row 3: column 'timezone': unknown time zone"),
+        ({"sample_id": "SLG-S001"}, "row 3: column 'sample_id': sample ID 'SLG-S001' appears"),
+        ({"photos": "m999"}, "row 3: column 'photos': unknown media id 999"),
+        ({"photos": "missing.jpg"}, "row 3: column 'photos': photo file"),
+    ],
+)
+def test_bad_rows_name_their_row_and_column_and_write_nothing(tmp_path, cells, expected):
+    from irbis.store import Project
+
+    p = Project.init(tmp_path / "p")
+    good = {
+        "kind": "scat_sample",
+        "date": "2026-03-05",
+        "time": "10:20",
+        "lat": "49.81",
+        "lon": "89.1",
+        "sample_id": "SLG-S001",
+    }
+    bad = {**good, "sample_id": "SLG-S002", **cells}
+    if "sign_type" in cells:
+        bad["kind"], bad["sample_id"] = "sign", ""
+    if "status" in cells:
+        bad["kind"], bad["sample_id"] = "snare", ""
+    path = write_csv(tmp_path / "bad.csv", RECORD_HEADER, [good, bad])
+    msg = cli_error("field", "import", p.root, path)
+    assert expected in msg, msg
+    assert "\n" not in msg
+    assert _count(p, FieldRecord) == 0
+    p.close()
+
+
+def test_unknown_sample_ids_in_lab_results_are_refused(tmp_path):
+    from irbis.store import Project
+
+    p = Project.init(tmp_path / "p")
+    tables = season_tables(tmp_path)
+    cli("field", "import", p.root, tables["transects"], "--kind", "transect")
+    cli("field", "import", p.root, tables["records"])
+    lab = write_csv(
+        tmp_path / "lab.csv",
+        ["sample_id", "lab", "genotype", "sex"],
+        [
+            {"sample_id": "SLG-S001", "lab": "IPEE RAS", "genotype": "G01", "sex": "F"},
+            {"sample_id": "SLG-S999", "lab": "IPEE RAS", "genotype": "G02", "sex": "M"},
+            {"sample_id": "SLG-S998", "lab": "IPEE RAS", "genotype": "G02", "sex": "M"},
+        ],
+    )
+    msg = cli_error("field", "import", p.root, lab, "--kind", "lab")
+    assert "lab.csv:row 3: column 'sample_id': unknown sample ID 'SLG-S999'" in msg
+    assert "1 more bad row(s): row 4" in msg
+    with p.session() as s:
+        assert s.scalar(select(func.count(FieldRecord.genotype_id))) == 0
+    p.close()
+
+
+SMART_HEADER = [
+    "Patrol ID",
+    "Waypoint ID",
+    "Waypoint Date",
+    "Waypoint Time",
+    "X",
+    "Y",
+    "Observer",
+    "Team",
+    "Category 0",
+    "Category 1",
+    "Category 2",
+    "Sample ID",
+    "Action taken",
+    "Target species",
+    "Age",
+    "Transect ID",
+    "Comment",
+]
+
+
+def test_smart_style_patrol_export(tmp_path):
+    from irbis.store import Project
+
+    p = Project.init(tmp_path / "p")
+    rows = [
+        {
+            "Patrol ID": "SLG-2026-014",
+            "Waypoint ID": "1",
+            "Waypoint Date": "05-Mar-2026",
+            "Waypoint Time": "09:40:00",
+            "X": "89.1021",
+            "Y": "49.8312",
+            "Observer": "Ivan Petrov",
+            "Team": "Sailyugem NP rangers",
+            "Category 0": "Threats",
+            "Category 1": "Snare",
+            "Action taken": "Removed",
+            "Target species": "Musk deer",
+        },
+        {
+            "Patrol ID": "SLG-2026-014",
+            "Waypoint ID": "2",
+            "Waypoint Date": "05-Mar-2026",
+            "Waypoint Time": "10:05:00",
+            "X": "89.1102",
+            "Y": "49.8344",
+            "Observer": "Ivan Petrov",
+            "Category 0": "Wildlife",
+            "Category 1": "Snow leopard",
+            "Category 2": "Scrape",
+            "Age": "Fresh",
+        },
+        {
+            "Patrol ID": "SLG-2026-014",
+            "Waypoint ID": "3",
+            "Waypoint Date": "05-Mar-2026",
+            "Waypoint Time": "10:30:00",
+            "X": "89.1150",
+            "Y": "49.8360",
+            "Observer": "Ivan Petrov",
+            "Category 0": "Wildlife",
+            "Category 1": "Snow leopard",
+            "Category 2": "Scat sample",
+            "Sample ID": "SLG-S101",
+        },
+        {
+            "Patrol ID": "SLG-2026-014",
+            "Waypoint ID": "4",
+            "Waypoint Date": "05-Mar-2026",
+            "Waypoint Time": "11:00:00",
+            "X": "89.12",
+            "Y": "49.84",
+            "Category 0": "Wildlife",
+            "Category 1": "Siberian ibex",
+            "Category 2": "Sighting",
+        },
+    ]
+    path = write_csv(tmp_path / "smart.csv", SMART_HEADER, rows)
+    res = cli("field", "import", p.root, path, "--timezone", "+07:00")
+    assert res["layout"] == "smart" and res["new"] == 3 and res["skipped"] == 1
+    assert res["skipped_categories"] == {"Wildlife > Siberian ibex > Sighting": 1}
+    with p.session() as s:
+        by_kind = {r.kind: r for r in s.scalars(select(FieldRecord))}
+    snare = by_kind["snare"]
+    assert snare.status == "removed" and snare.target_species == "Musk deer"
+    assert snare.uid == "smart:SLG-2026-014:1" and (snare.lon, snare.lat) == (89.1021, 49.8312)
+    assert snare.organisation == "Sailyugem NP rangers" and snare.observed_utc.hour == 2
+    sign = by_kind["sign"]
+    assert (sign.sign_type, sign.sign_age, sign.species) == ("scrape", "fresh", "Snow leopard")
+    assert by_kind["scat_sample"].sample_id == "SLG-S101"
+    # Again: nothing new. A row without coordinates names SMART's own column.
+    assert cli("field", "import", p.root, path, "--timezone", "+07:00")["unchanged"] == 3
+    rows[1]["X"] = ""
+    write_csv(path, SMART_HEADER, rows)
+    assert "smart.csv:row 3: column 'X': missing coordinates" in cli_error(
+        "field", "import", p.root, path
+    )
+    p.close()
+
+
+def test_csv_export_public_and_precise_round_trip(tmp_path):
+    from irbis.store import Project
+
+    p = Project.init(tmp_path / "p")
+    tables = season_tables(tmp_path)
+    cli("field", "import", p.root, tables["transects"], "--kind", "transect")
+    cli("field", "import", p.root, tables["records"])
+    # One snare marked not sensitive by a person: it keeps its place in public.
+    with p.session() as s:
+        rec = s.scalar(select(FieldRecord).where(FieldRecord.uid == "SN-02"))
+        rec.sensitive = False
+        exact = (rec.lat, rec.lon)
+        s.commit()
+    out = tmp_path / "public.csv"
+    res = cli("field", "export", p.root, out)
+    rows = read_csv(out)
+    assert (
+        res["rows"] == len(rows) == _count(p, FieldRecord) and res["generalised"] == len(rows) - 1
+    )
+    src = {r["sample_id"]: r for r in read_csv(tables["records"])}
+    for r in rows:
+        assert r["observer"] == ""
+        if r["record_id"] == "SN-02":
+            assert (float(r["lat"]), float(r["lon"])) == exact
+        else:
+            # Snapped to the centre of a 0.1-degree cell.
+            assert round(float(r["lat"]) * 20) % 2 == 1 and round(float(r["lon"]) * 20) % 2 == 1
+            if r["sample_id"]:
+                assert r["lat"] != src[r["sample_id"]]["lat"] and r["notes"] == ""
+    precise = tmp_path / "precise.csv"
+    cli("field", "export", p.root, precise, "--precise")
+    back = cli("field", "import", p.root, precise)
+    assert (back["new"], back["updated"]) == (0, 0)
+    assert [e.action for e in _audit(p, "export")] == ["export", "export"]
+    p.close()
