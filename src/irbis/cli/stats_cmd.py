@@ -44,6 +44,26 @@ def _cr_group() -> None:
     """Closed-population capture-recapture (M0, Mt, Mb, Mh, Huggins)."""
 
 
+def _fixed_link(fixed: str, link: str) -> dict:
+    """``--fixed sigma=3000`` and ``--link D=identity`` as keyword arguments of the fit."""
+    out: dict = {}
+    for opt, text, conv in (("fixed", fixed, float), ("link", link, str)):
+        pairs = {}
+        for item in filter(None, (x.strip() for x in text.split(","))):
+            k, sep, v = item.partition("=")
+            if not sep or not k.strip() or not v.strip():
+                raise BadInputError(f"--{opt}", f"{item!r} is not NAME=VALUE", "e.g. sigma=3000")
+            try:
+                pairs[k.strip()] = conv(v.strip())
+            except ValueError:
+                raise BadInputError(
+                    f"--{opt}", f"{item!r}: {v.strip()!r} is not a number"
+                ) from None
+        if pairs:
+            out[opt] = pairs
+    return out
+
+
 def _fail(exc: IrbisError) -> None:
     err.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
@@ -81,6 +101,14 @@ def secr_fit_cmd(
         ),
     ] = "",
     likelihood: Annotated[str, typer.Option(help="full (Poisson N) or CL (conditional).")] = "full",
+    fixed: Annotated[
+        str,
+        typer.Option(help='Real parameters held fixed, as secr\'s fixed: "sigma=3000,g0=0.2".'),
+    ] = "",
+    link: Annotated[
+        str,
+        typer.Option(help='Links other than secr\'s defaults: "D=identity,g0=cloglog".'),
+    ] = "",
     buffer: Annotated[
         float | None,
         typer.Option(
@@ -108,6 +136,11 @@ def secr_fit_cmd(
     from irbis.stats.secr_data import make_mask, read_captures, read_mask, read_traps
 
     try:
+        extra = _fixed_link(fixed, link)
+        if extra and sessions:
+            raise BadInputError(
+                "secr fit", "--fixed and --link are for single-session fits", "drop --sessions"
+            )
         if project is not None:
             if traps or captures:
                 raise BadInputError(
@@ -140,6 +173,10 @@ def secr_fit_cmd(
             from irbis.stats.secr_data import file_sessions
 
             if len(file_sessions(captures)) > 1 or len(file_sessions(traps)) > 1:
+                if extra:
+                    raise BadInputError(
+                        "secr fit", "--fixed and --link are for single-session fits", ""
+                    )
                 _secr_fit_sessions(
                     traps, captures, mask, detector, binom_size, detectfn, model,
                     likelihood, buffer, spacing, as_json,
@@ -158,11 +195,13 @@ def secr_fit_cmd(
             from irbis.stats.secr import fit_with_buffer
 
             fit, m, mask_info = fit_with_buffer(
-                ch, model=model or None, detectfn=detectfn, likelihood=likelihood
+                ch, model=model or None, detectfn=detectfn, likelihood=likelihood, **extra
             )
             if spacing is not None and spacing != mask_info["spacing"]:
                 m = make_mask(ch.traps, mask_info["buffer"], spacing)
-                fit = secr_fit(ch, m, model=model or None, detectfn=detectfn, likelihood=likelihood)
+                fit = secr_fit(
+                    ch, m, model=model or None, detectfn=detectfn, likelihood=likelihood, **extra
+                )
                 mask_info |= {"spacing": spacing, "points": m.n_points, "area_km2": m.area / 100}
         else:
             if mask is not None:
@@ -172,7 +211,9 @@ def secr_fit_cmd(
 
                 assert buffer is not None
                 m = make_mask(ch.traps, buffer, spacing or mask_spacing(ch.traps, buffer))
-            fit = secr_fit(ch, m, model=model or None, detectfn=detectfn, likelihood=likelihood)
+            fit = secr_fit(
+                ch, m, model=model or None, detectfn=detectfn, likelihood=likelihood, **extra
+            )
             mask_info = {
                 "buffer": buffer,
                 "spacing": m.spacing,

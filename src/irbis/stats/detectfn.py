@@ -32,7 +32,12 @@ __all__ = [
     "LINKS",
     "detect_params",
     "is_hazard",
+    "LINK_CHOICES",
+    "dlink_dreal",
+    "dreal_deta",
     "link",
+    "link_from",
+    "link_to",
     "log_shape",
     "unlink",
 ]
@@ -46,7 +51,24 @@ DETECTFNS: dict[str, tuple[str, ...]] = {
     "HEX": ("lambda0", "sigma"),
 }
 
-LINKS: dict[str, str] = {"D": "log", "g0": "logit", "lambda0": "log", "sigma": "log", "z": "log"}
+LINKS: dict[str, str] = {
+    "D": "log",
+    "g0": "logit",
+    "lambda0": "log",
+    "sigma": "log",
+    "z": "log",
+    "w": "log",
+}
+
+#: links a parameter may take instead of its default (secr's ``link`` argument)
+LINK_CHOICES: dict[str, tuple[str, ...]] = {
+    "D": ("log", "identity"),
+    "g0": ("logit", "cloglog", "log", "identity"),
+    "lambda0": ("log", "identity"),
+    "sigma": ("log", "identity"),
+    "z": ("log", "identity"),
+    "w": ("log", "identity"),
+}
 
 
 def _check(detectfn: str) -> str:
@@ -87,6 +109,115 @@ def is_hazard(detectfn: str) -> bool:
     bool
     """
     return _check(detectfn).startswith("HH") or _check(detectfn) == "HEX"
+
+
+def link_to(name: str, value: np.ndarray | float) -> np.ndarray:
+    """Real value(s) to the scale of the link ``name``.
+
+    Parameters
+    ----------
+    name:
+        ``log``, ``logit``, ``cloglog`` or ``identity``.
+    value:
+        Real-scale value(s).
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    v = np.asarray(value, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if name == "log":
+            return np.log(v)
+        if name == "logit":
+            return np.log(v) - np.log1p(-v)
+        if name == "cloglog":
+            return np.log(-np.log1p(-v))
+        if name == "identity":
+            return v
+    raise BadInputError("link", f"unknown link {name!r}", "use log, logit, cloglog or identity")
+
+
+def link_from(name: str, eta: np.ndarray | float) -> np.ndarray:
+    """Link-scale value(s) of the link ``name`` back to the real scale.
+
+    Parameters
+    ----------
+    name:
+        ``log``, ``logit``, ``cloglog`` or ``identity``.
+    eta:
+        Link-scale value(s).
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    e = np.asarray(eta, dtype=float)
+    with np.errstate(over="ignore"):
+        if name == "log":
+            return np.exp(e)
+        if name == "logit":
+            return 1.0 / (1.0 + np.exp(-e))
+        if name == "cloglog":
+            return -np.expm1(-np.exp(e))
+        if name == "identity":
+            return e
+    raise BadInputError("link", f"unknown link {name!r}", "use log, logit, cloglog or identity")
+
+
+def dreal_deta(name: str, eta: np.ndarray | float) -> np.ndarray:
+    """Derivative of the real value with respect to the link-scale value.
+
+    Parameters
+    ----------
+    name:
+        Link name.
+    eta:
+        Link-scale value(s).
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    e = np.asarray(eta, dtype=float)
+    with np.errstate(over="ignore"):
+        if name == "log":
+            return np.exp(e)
+        if name == "logit":
+            p = 1.0 / (1.0 + np.exp(-e))
+            return p * (1.0 - p)
+        if name == "cloglog":
+            return np.exp(e - np.exp(e))
+        if name == "identity":
+            return np.ones_like(e)
+    raise BadInputError("link", f"unknown link {name!r}", "use log, logit, cloglog or identity")
+
+
+def dlink_dreal(name: str, value: np.ndarray | float) -> np.ndarray:
+    """Derivative of the link-scale value with respect to the real value.
+
+    Parameters
+    ----------
+    name:
+        Link name.
+    value:
+        Real value(s).
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    v = np.asarray(value, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if name == "log":
+            return 1.0 / v
+        if name == "logit":
+            return 1.0 / (v * (1.0 - v))
+        if name == "cloglog":
+            return 1.0 / ((1.0 - v) * -np.log1p(-v))
+        if name == "identity":
+            return np.ones_like(v)
+    raise BadInputError("link", f"unknown link {name!r}", "use log, logit, cloglog or identity")
 
 
 def link(param: str, value: np.ndarray | float) -> np.ndarray:

@@ -54,8 +54,27 @@ from scipy.stats import norm
 
 from irbis.core.errors import BadInputError
 from irbis.stats._threads import blas_threads
-from irbis.stats.detectfn import LINKS, detect_params, is_hazard, log_shape, unlink
-from irbis.stats.formula import Design, design_matrix, parse_model, r_levels
+from irbis.stats.detectfn import (
+    LINK_CHOICES,
+    LINKS,
+    detect_params,
+    dlink_dreal,
+    dreal_deta,
+    is_hazard,
+    link_from,
+    link_to,
+    log_shape,
+    unlink,
+)
+from irbis.stats.formula import (
+    Design,
+    design_matrix,
+    factor_levels,
+    model_row,
+    parse_model,
+    rhs_text,
+    variables_of,
+)
 from irbis.stats.secr_data import (
     CaptureHistory,
     Mask,
@@ -84,6 +103,93 @@ __all__ = [
 #: hectares in 100 square kilometres (densities are reported per 100 km^2)
 HA_PER_100KM2 = 10_000.0
 _LIKELIHOODS = {"full": "full", "conditional": "conditional", "cl": "conditional"}
+#: mask points x traps above which the likelihood is evaluated in chunks of mask points
+CHUNK_CELLS = 4_000_000
+#: secr's automatic density covariates: the mask's coordinates, standardised
+TREND_TERMS = ("x", "y", "x2", "y2", "xy")
+
+
+def mask_covariates(mask: Mask, terms: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Mask covariates plus secr's trend-surface variables where the terms use them.
+
+    ``x`` and ``y`` are the mask coordinates standardised by their mean and
+    standard deviation (secr's ``meanSD`` attribute of the mask), ``x2 =
+    x^2``, ``y2 = y^2``, ``xy = x * y``, as in secr's ``D.designdata``.
+
+    Parameters
+    ----------
+    mask:
+        Habitat mask.
+    terms:
+        Term labels of the density formula.
+
+    Returns
+    -------
+    dict
+    """
+    covs = dict(mask.covariates)
+    used = set(variables_of(terms)) & set(TREND_TERMS)
+    if not used:
+        return covs
+    clash = sorted(used & set(covs))
+    if clash:
+        raise BadInputError(
+            "mask",
+            f"mask covariate {clash[0]!r} has the name of secr's trend-surface term",
+            "rename the covariate (x, y, x2, y2, xy are the mask's standardised coordinates)",
+        )
+    xy = mask.xy.astype(float)
+    sd = xy.std(axis=0, ddof=1) if len(xy) > 1 else np.ones(2)
+    sd = np.where(sd > 0, sd, 1.0)
+    z = (xy - xy.mean(axis=0)) / sd
+    auto = {"x": z[:, 0], "y": z[:, 1], "x2": z[:, 0] ** 2, "y2": z[:, 1] ** 2,
+            "xy": z[:, 0] * z[:, 1]}  # fmt: skip
+    covs.update({k: auto[k] for k in used})
+    return covs
+
+
+def _check_fixed(
+    fixed: Mapping[str, float] | None, params: Sequence[str], formulas: Mapping[str, list[str]]
+) -> dict[str, float]:
+    """Validate secr-style fixed real parameters (``fixed = list(sigma = 3000)``)."""
+    out: dict[str, float] = {}
+    for p, v in (fixed or {}).items():
+        if p not in params:
+            raise BadInputError(
+                "fixed", f"no real parameter {p!r} to fix", f"this model has {', '.join(params)}"
+            )
+        if formulas.get(p):
+            raise BadInputError(
+                "fixed",
+                f"{p} is fixed and modelled ({p}~{rhs_text(formulas[p])})",
+                f"drop {p} from the model",
+            )
+        val = float(v)
+        lo_ok = val > 0 and (LINKS[p] != "logit" or val < 1)
+        if not (math.isfinite(val) and lo_ok):
+            raise BadInputError("fixed", f"{p} = {v} is outside its range", "give a value in range")
+        out[p] = val
+    if len(out) == len(params):
+        raise BadInputError("fixed", "every parameter is fixed", "leave one to estimate")
+    return out
+
+
+def _check_links(link: Mapping[str, str] | None, params: Sequence[str]) -> dict[str, str]:
+    """Links other than the defaults, validated against what secr allows (by parameter)."""
+    out: dict[str, str] = {}
+    for p, name in (link or {}).items():
+        if p not in params:
+            raise BadInputError(
+                "link", f"no real parameter {p!r}", f"this model has {', '.join(params)}"
+            )
+        name = str(name).lower()
+        if name not in LINK_CHOICES.get(p, ()):
+            raise BadInputError(
+                "link", f"link {name!r} for {p}", f"use one of {', '.join(LINK_CHOICES[p])}"
+            )
+        if name != LINKS[p]:
+            out[p] = name
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -260,6 +366,9 @@ class SecrLikelihood:
         *,
         session_covariates: Mapping[str, Any] | None = None,
         levels: Mapping[str, Sequence[str]] | None = None,
+        fixed: Mapping[str, float] | None = None,
+        link: Mapping[str, str] | None = None,
+        chunk_points: int | None = None,
     ) -> None:
         likelihood = _LIKELIHOODS.get(str(likelihood).lower(), "")
         if not likelihood:
@@ -272,7 +381,6 @@ class SecrLikelihood:
         self.detectfn = detectfn.upper()
         self.likelihood = likelihood
         dparams = detect_params(self.detectfn)
-        self.params: tuple[str, ...] = (("D",) if likelihood == "full" else ()) + dparams
         formulas = parse_model(model, ("D",) + dparams)
         if likelihood == "conditional" and formulas["D"]:
             raise BadInputError(
@@ -280,14 +388,18 @@ class SecrLikelihood:
                 "the conditional likelihood has no density submodel",
                 "use likelihood='full' for D~covariates",
             )
+        all_params = (("D",) if likelihood == "full" else ()) + dparams
+        self.fixed = _check_fixed(fixed, all_params, formulas)
+        self.links = _check_links(link, all_params)
         self.formulas = formulas
         self.session_covariates = dict(session_covariates or {})
+        self.params: tuple[str, ...] = tuple(p for p in all_params if p not in self.fixed)
         self.blocks: list[_Block] = []
         col = 0
         for p in self.params:
             terms = formulas[p]
             if p == "D":
-                covs, n_rows, where = dict(mask.covariates), mask.n_points, "mask"
+                covs, n_rows, where = mask_covariates(mask, terms), mask.n_points, "mask"
             else:
                 covs, n_rows, where = dict(self.traps.covariates), self.traps.n_traps, "traps"
             for k, v in self.session_covariates.items():
@@ -296,19 +408,19 @@ class SecrLikelihood:
                         where, f"{k!r} is both a session covariate and a {where} covariate"
                     )
                 covs[k] = np.full(n_rows, v, dtype=object if isinstance(v, str) else float)
-            fixed = {t: list(levels[t]) for t in terms if levels and t in levels}
+            lv = factor_levels(terms, covs, levels)
+            fixed_lv = {v: lv[v] for v in lv if levels and v in levels}
             # a level at a single trap is fitted as R does; with no detections there
             # its coefficient runs to the boundary and is flagged (boundary_candidates)
-            des = design_matrix(p, terms, covs, n_rows, where=where, levels=fixed or None)
-            lv = {
-                t: fixed.get(t) or r_levels(covs[t])
-                for t in terms
-                if t in covs and covs[t].dtype == object
-            }
+            des = design_matrix(p, terms, covs, n_rows, where=where, levels=fixed_lv or None)
             self.blocks.append(_Block(p, des, col, terms, lv))
             col += des.matrix.shape[1]
         self.names: list[str] = [n for b in self.blocks for n in b.design.names]
         self.npar = col
+        M, K = mask.n_points, self.traps.n_traps
+        if chunk_points is None and M * K > CHUNK_CELLS:
+            chunk_points = max(1, CHUNK_CELLS // K)
+        self.chunk_points = int(chunk_points) if chunk_points and chunk_points < M else None
         self._prepare()
 
     # -- precomputation ------------------------------------------------------
@@ -369,7 +481,29 @@ class SecrLikelihood:
     # -- evaluation ----------------------------------------------------------
 
     def _etas(self, beta: np.ndarray) -> dict[str, np.ndarray]:
-        return {b.param: b.design.matrix @ beta[b.start : b.stop] for b in self.blocks}
+        """Linear predictors on each parameter's default link scale (fixed ones included)."""
+        out = {}
+        links = getattr(self, "links", {})
+        for b in self.blocks:
+            e = b.design.matrix @ beta[b.start : b.stop]
+            if b.param in links:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    e = link_to(LINKS[b.param], link_from(links[b.param], e))
+            out[b.param] = e
+        for p, v in getattr(self, "fixed", {}).items():
+            n_rows = self.mask.n_points if p == "D" else self.traps.n_traps
+            out[p] = np.full(n_rows, float(link_to(LINKS[p], v)))
+        return out
+
+    def _chain(self, b: _Block, beta: np.ndarray) -> np.ndarray | None:
+        """``d eta_default / d eta_user`` per row for a block with a non-default link."""
+        links = getattr(self, "links", {})
+        if b.param not in links:
+            return None
+        e = b.design.matrix @ beta[b.start : b.stop]
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            real = link_from(links[b.param], e)
+            return dlink_dreal(LINKS[b.param], real) * dreal_deta(links[b.param], e)
 
     def real_arrays(self, beta: np.ndarray) -> dict[str, np.ndarray]:
         """Real parameter values per row (mask point for D, trap otherwise).
@@ -498,10 +632,16 @@ class SecrLikelihood:
 
     def log_d(self, beta: np.ndarray) -> np.ndarray:
         """``log D`` per mask point (zeros for the conditional likelihood)."""
-        if self.likelihood == "full":
-            b = self.blocks[0]
-            return b.design.matrix @ beta[b.start : b.stop]
-        return np.zeros(self.mask.n_points)
+        if self.likelihood != "full":
+            return np.zeros(self.mask.n_points)
+        if "D" in getattr(self, "fixed", {}):
+            return np.full(self.mask.n_points, math.log(self.fixed["D"]))
+        b = next(blk for blk in self.blocks if blk.param == "D")
+        e = b.design.matrix @ np.asarray(beta, float)[b.start : b.stop]
+        if "D" in getattr(self, "links", {}):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.log(link_from(self.links["D"], e))
+        return e
 
     def pdot(self, beta: np.ndarray) -> np.ndarray:
         """Probability of detection at least once, per mask point.
@@ -599,6 +739,9 @@ class SecrLikelihood:
                     v = colsum(c["dsigma"])
                 else:
                     v = colsum(c["dz"])
+                ch = self._chain(b, beta)
+                if ch is not None:
+                    v = v * ch
                 out[b.start : b.stop] = b.design.matrix.T @ v
         return float(ll), out
 
@@ -748,8 +891,17 @@ class SecrLikelihood:
         if self.likelihood == "full":
             pd = base.pdot(theta)
             vals["D"] = math.log(self.n / (self.area * pd.sum()))
+        links = getattr(self, "links", {})
         for b in self.blocks:
-            start[b.start] = vals[b.param]
+            v = vals[b.param]
+            if b.param in links:
+                v = float(link_to(links[b.param], link_from(LINKS[b.param], v)))
+            X = b.design.matrix
+            if b.design.intercept:
+                start[b.start] = v
+            else:  # no intercept: the coefficients that make the predictor constant
+                sol = np.linalg.lstsq(X, np.full(len(X), v), rcond=None)[0]
+                start[b.start : b.stop] = sol
         return start
 
     def _bare_mask(self) -> Mask:
@@ -806,10 +958,9 @@ class _Coefficients:
     @property
     def model(self) -> str:
         """The model in ``secr``'s formula notation."""
-        parts = []
-        for p in self.lik.params:
-            rhs = " + ".join(self.formulas[p]) if self.formulas[p] else "1"
-            parts.append(f"{p}~{rhs}")
+        parts = [f"{p}~{rhs_text(self.formulas[p])}" for p in self.lik.params]
+        for p, v in getattr(self.lik, "fixed", {}).items():
+            parts.append(f"{p}={v:g}")
         return " ".join(parts)
 
     def beta_table(self, level: float = 0.95) -> dict[str, dict[str, float]]:
@@ -885,35 +1036,22 @@ class _Coefficients:
             if b.param == "pmix":
                 out["pmix"] = self._pmix_real(b, nd, level)
                 continue
-            x = np.zeros(b.stop - b.start)
-            x[0] = 1.0
-            j = 1
-            for t in b.terms:
-                if t in b.levels:
-                    lv = b.levels[t]
-                    val = str(nd.get(t, lv[0]))
-                    if val in ("True", "False") and val not in lv:
-                        val = val.upper()  # the logical response terms b, bk... (secr's TRUE)
-                    if val not in lv:
-                        raise BadInputError("newdata", f"{t}={val!r} is not a level", f"use {lv}")
-                    for level_name in lv[1:]:
-                        x[j] = float(val == level_name)
-                        j += 1
-                else:
-                    x[j] = float(nd.get(t, 0.0))
-                    j += 1
+            x = model_row(b.param, b.terms, nd, b.levels, b.design)
             sl = slice(b.start, b.stop)
             eta = float(x @ self.beta[sl])
             se_eta = float(np.sqrt(max(x @ self._vcov_free()[sl, sl] @ x, 0.0)))
-            est = float(unlink(b.param, eta))
-            se = est * se_eta if LINKS[b.param] == "log" else est * (1 - est) * se_eta
+            lk = getattr(self.lik, "links", {}).get(b.param, LINKS[b.param])
+            est = float(link_from(lk, eta))
+            se = abs(float(dreal_deta(lk, eta))) * se_eta
             out[b.param] = {
                 "estimate": est,
                 "se": se,
-                "lcl": float(unlink(b.param, eta - zq * se_eta)),
-                "ucl": float(unlink(b.param, eta + zq * se_eta)),
-                "link": LINKS[b.param],
+                "lcl": float(link_from(lk, eta - zq * se_eta)),
+                "ucl": float(link_from(lk, eta + zq * se_eta)),
+                "link": lk,
             }
+        for p, v in getattr(self.lik, "fixed", {}).items():
+            out[p] = {"estimate": v, "se": 0.0, "lcl": v, "ucl": v, "link": "fixed"}
         return out
 
     def _pmix_real(self, b: _Block, nd: Mapping[str, Any], level: float) -> dict[str, Any]:
@@ -1218,6 +1356,8 @@ def fit(
     max_iter: int = 500,
     hessian: bool = True,
     hcov: Sequence[Any] | None = None,
+    fixed: Mapping[str, float] | None = None,
+    link: Mapping[str, str] | None = None,
 ) -> SecrFit:
     """Fit an SECR model by maximum likelihood (the analogue of ``secr.fit``).
 
@@ -1249,6 +1389,15 @@ def fit(
         Known latent class of each animal (e.g. sex; None where unknown)
         for a mixture model, as secr's ``hcov`` (see
         :class:`~irbis.stats.secr_varying.VaryingLikelihood`).
+    fixed:
+        Real parameters held at a value instead of estimated, as secr's
+        ``fixed = list(sigma = 3000)``: ``{"sigma": 3000.0}`` (the parameter's
+        formula must be ``~1``; the fit reports it with SE 0).
+    link:
+        Links other than secr's defaults, as secr's ``link`` argument:
+        ``{"D": "identity"}``; ``g0`` may take ``logit`` (default),
+        ``cloglog``, ``log`` or ``identity``; ``D``, ``lambda0``, ``sigma``,
+        ``z`` and ``w`` ``log`` (default) or ``identity``.
 
     Returns
     -------
@@ -1262,7 +1411,10 @@ def fit(
     """
     t0 = time.perf_counter()
     with blas_threads(1):
-        return _fit(capthist, mask, model, detectfn, likelihood, start, max_iter, hessian, t0, hcov)
+        return _fit(
+            capthist, mask, model, detectfn, likelihood, start, max_iter, hessian, t0, hcov,
+            fixed, link,
+        )  # fmt: skip
 
 
 def _make_likelihood(
@@ -1272,11 +1424,17 @@ def _make_likelihood(
     detectfn: str,
     likelihood: str,
     hcov: Sequence[Any] | None = None,
+    fixed: Mapping[str, float] | None = None,
+    link: Mapping[str, str] | None = None,
 ) -> SecrLikelihood:
     """The constant-detection likelihood, or the varying one when the model needs it."""
     from irbis.stats.secr_varying import make_likelihood
 
-    kw = {"hcov": hcov} if hcov is not None else {}
+    kw: dict[str, Any] = {"hcov": hcov} if hcov is not None else {}
+    if fixed:
+        kw["fixed"] = fixed
+    if link:
+        kw["link"] = link
     return make_likelihood(capthist, mask, model, detectfn, likelihood, **kw)
 
 
@@ -1332,10 +1490,21 @@ def _optimise(
             return 1e12, np.zeros_like(b)
         return -ll, -g
 
+    # coefficients on an identity link are searched in units of their own size
+    scale = np.ones(len(x0))
+    for b in lik.blocks:
+        if getattr(lik, "links", {}).get(b.param) == "identity":
+            size = float(np.abs(x0[b.start : b.stop]).max())
+            scale[b.start : b.stop] = size if size > 0 else 1.0
+
+    def fg_scaled(u: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g = fg(u * scale)
+        return f, g * scale
+
     res = optimize.minimize(
-        fg, x0, jac=True, method="BFGS", options={"gtol": 1e-6, "maxiter": max_iter}
+        fg_scaled, x0 / scale, jac=True, method="BFGS", options={"gtol": 1e-6, "maxiter": max_iter}
     )
-    beta = np.asarray(res.x, dtype=float)
+    beta = np.asarray(res.x, dtype=float) * scale
     f_best, g_best = fg(beta)
     message = str(res.message)
     npar = lik.npar
@@ -1449,8 +1618,12 @@ def _fit(
     hessian: bool,
     t0: float,
     hcov: Sequence[Any] | None = None,
+    fixed: Mapping[str, float] | None = None,
+    link: Mapping[str, str] | None = None,
 ) -> SecrFit:
-    lik = _make_likelihood(capthist, mask, model, detectfn, likelihood, hcov=hcov)
+    lik = _make_likelihood(
+        capthist, mask, model, detectfn, likelihood, hcov=hcov, fixed=fixed, link=link
+    )
     opt = _optimise(lik, start, max_iter, hessian)
     return SecrFit(
         beta=opt.beta,
@@ -1618,10 +1791,11 @@ def buffer_bias(
     ext = np.ptp(ch.traps.xy, axis=0) + 2 * reach
     spacing = max(sigma / 4.0, math.sqrt(float(np.prod(ext)) / 40000.0))
     big = make_mask(ch.traps, reach, spacing)
-    model = {p: "~" + ("+".join(t) if t else "1") for p, t in fit.formulas.items() if p != "D"}
+    model = {p: "~" + rhs_text(t) for p, t in fit.formulas.items() if p != "D"}
     lik = _make_likelihood(
-        ch, big, model, fit.detectfn, fit.likelihood, hcov=getattr(fit.lik, "hcov", None)
-    )
+        ch, big, model, fit.detectfn, fit.likelihood, hcov=getattr(fit.lik, "hcov", None),
+        fixed=getattr(fit.lik, "fixed", None) or None, link=getattr(fit.lik, "links", None) or None,
+    )  # fmt: skip
     if lik.names != fit.names:
         return None
     p = lik.pdot(fit.beta)  # the same coefficients on the larger mask
@@ -1674,6 +1848,8 @@ def fit_with_buffer(
     likelihood: str = "full",
     rb_target: float = RB_TARGET,
     target_points: int = 2500,
+    fixed: Mapping[str, float] | None = None,
+    link: Mapping[str, str] | None = None,
 ) -> tuple[SecrFit, Mask, dict[str, Any]]:
     """Fit on a trap-buffer mask whose buffer is chosen from the fitted sigma.
 
@@ -1694,7 +1870,8 @@ def fit_with_buffer(
     b0 = initial_buffer(capthist)
     sp0 = mask_spacing(capthist.traps, b0, target_points)
     mask = make_mask(capthist.traps, b0, sp0)
-    f = fit(capthist, mask, model=model, detectfn=detectfn, likelihood=likelihood)
+    kw: dict[str, Any] = {"fixed": fixed, "link": link}
+    f = fit(capthist, mask, model=model, detectfn=detectfn, likelihood=likelihood, **kw)
     buffer, spacing, rule = b0, sp0, "initial"
     suggested = suggest_buffer(f, rb_target) if f.converged else None
     if suggested is not None:
@@ -1702,7 +1879,7 @@ def fit_with_buffer(
         if w != b0:
             buffer, spacing = w, mask_spacing(capthist.traps, w, target_points)
             mask = make_mask(capthist.traps, buffer, spacing)
-            f = fit(capthist, mask, model=model, detectfn=detectfn, likelihood=likelihood)
+            f = fit(capthist, mask, model=model, detectfn=detectfn, likelihood=likelihood, **kw)
         rule = "suggest.buffer"
     sigma = f.real().get("sigma", {}).get("estimate", float("nan"))
     rb = buffer_bias(f, [buffer]) if f.converged else None

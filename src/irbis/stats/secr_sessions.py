@@ -43,7 +43,7 @@ from scipy.stats import norm
 from irbis.core.errors import BadInputError
 from irbis.stats._threads import blas_threads
 from irbis.stats.detectfn import detect_params
-from irbis.stats.formula import parse_model, r_levels
+from irbis.stats.formula import parse_model, r_levels, rhs_text, variables_of
 from irbis.stats.secr import (
     HA_PER_100KM2,
     SecrLikelihood,
@@ -133,7 +133,7 @@ class SessionLikelihood:
         self.masks = session_masks(sessions, masks)
         dparams = detect_params(detectfn)
         formulas = parse_model(model, ("D",) + dparams + ("pmix",))
-        terms = {t for ts in formulas.values() for t in ts}
+        terms = {t for ts in formulas.values() for t in variables_of(ts)}
         S = sessions.n_sessions
         if S < 2 and terms & set(SESSION_TERMS):
             raise BadInputError(
@@ -298,10 +298,7 @@ class SessionFit(_Coefficients):
     @property
     def model(self) -> str:
         """The model in ``secr``'s formula notation."""
-        return " ".join(
-            f"{p}~{' + '.join(self.formulas[p]) if self.formulas[p] else '1'}"
-            for p in self.lik.params
-        )
+        return " ".join(f"{p}~{rhs_text(self.formulas[p])}" for p in self.lik.params)
 
     def _index(self, session: str | int) -> int:
         if isinstance(session, int):

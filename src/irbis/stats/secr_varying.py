@@ -57,7 +57,16 @@ from scipy import sparse
 
 from irbis.core.errors import BadInputError
 from irbis.stats.detectfn import detect_params, is_hazard, log_shape, unlink
-from irbis.stats.formula import Design, design_matrix, parse_model, r_levels
+from irbis.stats.formula import (
+    NO_INTERCEPT,
+    Design,
+    design_matrix,
+    factor_levels,
+    parse_model,
+    r_levels,
+    rhs_text,
+    term_variables,
+)
 from irbis.stats.secr import (
     _LIKELIHOODS,
     SecrLikelihood,
@@ -104,7 +113,9 @@ def needs_varying(model: str | Mapping[str, str] | None, detectfn: str = "HHN") 
     bool
     """
     f = _parse_all(model, detectfn)
-    return bool(f["pmix"]) or any(t in SPECIAL_TERMS for ts in f.values() for t in ts)
+    return bool(f["pmix"]) or any(
+        v in SPECIAL_TERMS for ts in f.values() for t in ts for v in term_variables(t)
+    )
 
 
 def make_likelihood(
@@ -131,6 +142,14 @@ def make_likelihood(
         :data:`SPECIAL_TERMS` or a ``hcov``.
     """
     if needs_varying(model, detectfn) or kwargs.get("hcov") is not None:
+        extra = [k for k in ("fixed", "link", "chunk_points") if kwargs.get(k)]
+        if extra:
+            raise BadInputError(
+                "model",
+                f"{extra[0]} is not available with occasion, response or mixture terms",
+                "fit t, T, b..., h2 models with secr's default links and no fixed parameters",
+            )
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("fixed", "link", "chunk_points")}
         return VaryingLikelihood(capthist, mask, model, detectfn, likelihood, **kwargs)
     return SecrLikelihood(capthist, mask, model, detectfn, likelihood, **kwargs)
 
@@ -299,6 +318,29 @@ class VaryingLikelihood(SecrLikelihood):
             formulas["pmix"] = [f"h{n_classes}"]
         else:
             formulas.pop("pmix")
+        for p in dparams:
+            ts = formulas[p]
+            if NO_INTERCEPT in ts:
+                raise BadInputError(
+                    "model",
+                    f"{p}~{rhs_text(ts)}: -1 with occasion, response or mixture terms",
+                    "keep the intercept",
+                )
+            for t in ts:
+                vs = term_variables(t)
+                special = sorted(set(vs) & set(SPECIAL_TERMS))
+                if len(vs) > 1 and special:
+                    raise BadInputError(
+                        "model",
+                        f"interaction {t!r} of {p} with secr's {special[0]!r} term",
+                        "use the terms additively",
+                    )
+                inner = vs[0][5:].split(",")[0].strip() if vs[0].startswith("poly(") else ""
+                if inner in SPECIAL_TERMS:
+                    raise BadInputError("model", f"{t!r} of {p} is not supported", "use T")
+        self.fixed: dict[str, float] = {}
+        self.links: dict[str, str] = {}
+        self.chunk_points = None
         self.formulas = formulas
         self.params: tuple[str, ...] = (
             (("D",) if likelihood == "full" else ())
@@ -323,16 +365,17 @@ class VaryingLikelihood(SecrLikelihood):
             covs, n_rows, where = self._covariates(p)
             fixed = {t: list(levels[t]) for t in formulas[p] if levels and t in levels}
             if p == "D":
+                lv = factor_levels(formulas[p], covs, levels)
+                fixed = {v: lv[v] for v in lv if levels and v in levels}
                 des = design_matrix(p, formulas[p], covs, n_rows, where=where, levels=fixed or None)
-                lv = {
-                    t: fixed.get(t) or r_levels(covs[t])
-                    for t in formulas[p]
-                    if t in covs and covs[t].dtype == object
-                }
                 self.blocks.append(_Block(p, des, col, formulas[p], lv))
                 col += des.matrix.shape[1]
                 continue
-            names, mat, arrays, lv = [p], [np.ones(K)], [np.ones((1, 1, 1, 1))], {}
+            plain = [t for t in formulas[p] if t not in SPECIAL_TERMS]
+            lv = factor_levels(plain, covs, levels)
+            fixed = {v: lv[v] for v in lv if levels and v in levels}
+            pdes = design_matrix(p, plain, covs, n_rows, where=where, levels=fixed or None)
+            names, mat, arrays = [p], [np.ones(K)], [np.ones((1, 1, 1, 1))]
             for t in formulas[p]:
                 if t in SPECIAL_TERMS:
                     for suffix, arr in self._special(t, counts):
@@ -342,13 +385,11 @@ class VaryingLikelihood(SecrLikelihood):
                     if t != "T":
                         lv[t] = self._special_levels(t, S)
                     continue
-                if t in covs and covs[t].dtype == object:
-                    lv[t] = fixed.get(t) or r_levels(covs[t])
-                des = design_matrix(p, [t], covs, n_rows, where=where, levels=fixed or None)
-                for j in range(1, des.matrix.shape[1]):
-                    names.append(des.names[j])
-                    mat.append(des.matrix[:, j])
-                    arrays.append(des.matrix[:, j].reshape(1, 1, 1, K))
+                for j, tj in enumerate(pdes.terms):
+                    if tj == t:
+                        names.append(pdes.names[j])
+                        mat.append(pdes.matrix[:, j])
+                        arrays.append(pdes.matrix[:, j].reshape(1, 1, 1, K))
             self.blocks.append(_Block(p, Design(np.column_stack(mat), names), col, formulas[p], lv))
             self._arrays[p] = arrays
             col += len(names)
@@ -361,7 +402,10 @@ class VaryingLikelihood(SecrLikelihood):
 
     def _covariates(self, p: str) -> tuple[dict[str, np.ndarray], int, str]:
         if p == "D":
-            covs, n_rows, where = dict(self.mask.covariates), self.mask.n_points, "mask"
+            from irbis.stats.secr import mask_covariates
+
+            covs = mask_covariates(self.mask, self.formulas.get("D", []))
+            n_rows, where = self.mask.n_points, "mask"
         else:
             covs, n_rows, where = dict(self.traps.covariates), self.traps.n_traps, "traps"
         for k, v in self.session_covariates.items():
@@ -876,12 +920,12 @@ class VaryingLikelihood(SecrLikelihood):
         numpy.ndarray
         """
         trap_only = {
-            p: "~" + ("+".join(t for t in self.formulas[p] if t not in SPECIAL_TERMS) or "1")
+            p: "~" + rhs_text([t for t in self.formulas[p] if t not in SPECIAL_TERMS])
             for p in self.params
             if p not in ("D", "pmix")
         }
         if self.formulas["D"]:
-            trap_only["D"] = "~" + "+".join(self.formulas["D"])
+            trap_only["D"] = "~" + rhs_text(self.formulas["D"])
         base = SecrLikelihood(
             self.capthist,
             self.mask,
