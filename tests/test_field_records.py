@@ -397,3 +397,64 @@ def test_csv_export_public_and_precise_round_trip(tmp_path):
     assert (back["new"], back["updated"]) == (0, 0)
     assert [e.action for e in _audit(p, "export")] == ["export", "export"]
     p.close()
+
+
+def test_camtrapdp_packages_carry_field_records_generalised_as_stations(project, tmp_path):
+    """Custom resources beside the three tables; the public package snaps their places."""
+    from frictionless import Resource
+
+    from irbis.exchange.camtrapdp import export_camtrapdp
+
+    from .test_exchange_camtrapdp_public import _build
+
+    _build(project, [(49.81234, 89.10567, ["Capra sibirica"]), (49.9, 89.3, ["Vulpes vulpes"])])
+    tables = season_tables(tmp_path)
+    cli("field", "import", project.root, tables["transects"], "--kind", "transect")
+    cli("field", "import", project.root, tables["records"])
+    with project.session() as s:
+        s.scalar(select(FieldRecord).where(FieldRecord.uid == "SN-02")).sensitive = False
+        s.commit()
+    exact = {r["record_id"] or f"scat:{r['sample_id']}": r for r in read_csv(tables["records"])}
+
+    def package(name: str, **kw) -> tuple[dict, list[dict[str, str]], list[dict[str, str]]]:
+        res = export_camtrapdp(project, tmp_path / name, **kw)
+        assert res.validation.valid, res.validation.errors
+        desc = json.loads((tmp_path / name / "datapackage.json").read_text())
+        by_name = {r["name"]: r for r in desc["resources"]}
+        for extra in ("field-records", "transects"):
+            # Each custom resource is a tabular resource its own schema validates.
+            report = Resource(by_name[extra], basepath=str(tmp_path / name)).validate()
+            assert report.valid, report.flatten(["rowNumber", "fieldName", "message"])
+        return (
+            desc,
+            read_csv(tmp_path / name / "field-records.csv"),
+            read_csv(tmp_path / name / "transects.csv"),
+        )
+
+    # No sensitive species on camera: stations stay exact, sensitive field records do not.
+    desc, recs, trs = package("public")
+    assert len(recs) == _count(project, FieldRecord) and len(trs) == 6
+    for r in recs:
+        src = exact.get(r["record_id"])
+        assert r["observer"] == ""
+        if r["record_id"] == "SN-02":
+            assert (r["lat"], r["lon"]) == (src["lat"], src["lon"])
+        elif src is not None:
+            assert (r["lat"], r["lon"]) != (src["lat"], src["lon"])
+            assert round(float(r["lat"]) * 20) % 2 == 1
+    assert all(t["line"] == "" and float(t["length_m"]) > 1000 for t in trs)
+
+    # A leopard on camera generalises every station, and every field record with them.
+    _build(project, [(49.81234, 89.10567, ["Panthera uncia"])])
+    desc, recs, _ = package("public2")
+    assert desc["coordinatePrecision"] == 0.1
+    sn2 = next(r for r in recs if r["record_id"] == "SN-02")
+    assert (sn2["lat"], sn2["lon"]) != (exact["SN-02"]["lat"], exact["SN-02"]["lon"])
+
+    # Precise packages carry the places, observers and lines as stored.
+    _, recs, trs = package("precise", public=False)
+    for r in recs:
+        if r["record_id"] in exact:
+            src = exact[r["record_id"]]
+            assert float(r["lat"]) == float(src["lat"]) and r["observer"] == src["observer"]
+    assert all(t["line"].count(",") == 2 for t in trs)

@@ -385,6 +385,16 @@ def export_camtrapdp(
             _write_csv(tmp / f"{table}.csv", table, tables[table])
         (tmp / MARKER).write_text(f"written by irbis {__version__}\n", encoding="utf-8")
         descriptor = _descriptor(project, tables, meta, policy, result)
+        # Field records and transects (issue 20) as custom resources, generalised as stations.
+        from irbis.exchange.field_csv import write_camtrapdp_resources
+
+        descriptor["resources"] += write_camtrapdp_resources(
+            project,
+            tmp,
+            public=public,
+            generalise_all=result.generalised,
+            precision_deg=policy.precision_deg,
+        )
         (tmp / "datapackage.json").write_text(
             json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
@@ -423,7 +433,10 @@ def _check_target(out: Path) -> None:
             "choose a new or empty folder (nothing was changed)"
         )
     top = PurePosixPath(SCHEMA_FOLDER).parts[0]
+    from irbis.exchange.field_csv import CAMTRAPDP_RESOURCES
+
     ours = {MARKER, "datapackage.json", top, "media", *(f"{t}.csv" for t in TABLES)}
+    ours |= {f"{name}.csv" for name in CAMTRAPDP_RESOURCES}
     extra = sorted(p.name for p in out.iterdir() if p.name not in ours)
     if extra:
         raise IrbisError(

@@ -929,3 +929,109 @@ def write_rows(rows: list[dict[str, Any]], path: Path, columns: tuple[str, ...])
         for r in rows:
             w.writerow({k: _text(r.get(k)) for k in columns})
     tmp.replace(path)
+
+
+# --------------------------------------------------------------------------- Camtrap DP
+
+#: Names of the custom resources a Camtrap DP package gets when the project has field records.
+CAMTRAPDP_RESOURCES = ("field-records", "transects")
+_TRANSECT_COLUMNS = ("transect", "date", "observers", "organisation", "length_m", "line", "crs")
+_NUMBERS = {"lat", "lon", "x", "y", "elevation", "length_m"}
+_INTEGERS = {"count"}
+_ENUMS = {
+    "kind": ["scat_sample", "snare", "sign"],
+    "sensitive": ["yes", "no"],
+    "status": ["found", "removed"],
+    "sign_type": list(SIGN_TYPES),
+    "sign_age": ["fresh", "old"],
+    "sex": ["female", "male", "unknown"],
+}
+
+
+def _schema(columns: tuple[str, ...]) -> dict[str, Any]:
+    fields = []
+    for c in columns:
+        f: dict[str, Any] = {"name": c, "type": "string"}
+        if c in _NUMBERS:
+            f["type"] = "number"
+        elif c in _INTEGERS:
+            f["type"] = "integer"
+        elif c == "date":
+            f["type"] = "date"
+        if c in _ENUMS:
+            f["constraints"] = {"enum": _ENUMS[c]}
+        fields.append(f)
+    return {"fields": fields, "missingValues": [""]}
+
+
+def write_camtrapdp_resources(
+    project: Project,
+    folder: Path,
+    *,
+    public: bool,
+    generalise_all: bool,
+    precision_deg: float | None = None,
+) -> list[dict[str, Any]]:
+    """Write ``field-records.csv`` and ``transects.csv`` into a package folder.
+
+    Returns the resource descriptors to add to ``datapackage.json`` (none
+    when the project has no field records or transects). A public package
+    generalises field-record places as it does the stations (every place
+    when the stations are generalised, else the sensitive ones), leaves out
+    observers, and gives transects without their line.
+    """
+    from sqlalchemy import select
+
+    from irbis.store.schema import Transect
+
+    rows = export_rows(
+        project, public=public, precision_deg=precision_deg, generalise_all=generalise_all
+    )
+    with project.session() as s:
+        transects = list(s.scalars(select(Transect).order_by(Transect.code)))
+    if not rows and not transects:
+        return []
+    columns = (*RECORD_COLUMNS, "files")
+    write_rows(rows, folder / "field-records.csv", columns)
+    t_rows = [
+        {
+            "transect": t.code,
+            "date": t.walked_on,
+            "observers": "" if public else t.observers,
+            "organisation": t.organisation,
+            "length_m": t.length_m,
+            "line": "" if public else ", ".join(f"{a!r} {b!r}" for a, b in (t.line or [])),
+            "crs": t.crs,
+        }
+        for t in transects
+    ]
+    write_rows(t_rows, folder / "transects.csv", _TRANSECT_COLUMNS)
+    common = {
+        "profile": "tabular-data-resource",
+        "format": "csv",
+        "mediatype": "text/csv",
+        "encoding": "utf-8",
+    }
+    return [
+        {
+            "name": "field-records",
+            "path": "field-records.csv",
+            "description": "Scat samples, snares and signs found on foot (irbis field records; "
+            "the layout irbis field import reads)."
+            + (
+                f" Sensitive places are snapped to the centres of a {precision_deg:g}-degree grid."
+                if public and precision_deg
+                else ""
+            ),
+            **common,
+            "schema": _schema(columns),
+        },
+        {
+            "name": "transects",
+            "path": "transects.csv",
+            "description": "Sign transects walked (line as 'lon lat, ...' or 'x y, ...' in crs; "
+            "left out in public packages).",
+            **common,
+            "schema": _schema(_TRANSECT_COLUMNS),
+        },
+    ]
