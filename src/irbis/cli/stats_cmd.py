@@ -92,7 +92,10 @@ def secr_fit_cmd(
     binom_size: Annotated[
         int, typer.Option(help="count detectors: 0 Poisson, >0 binomial size.")
     ] = 0,
-    detectfn: Annotated[str, typer.Option(help="HN, HR, EX, HHN, HHR or HEX.")] = "HHN",
+    detectfn: Annotated[
+        str,
+        typer.Option(help="HN, HR, EX, HHN, HHR, HEX, CHN, WEX, ANN, CLN, CG, HAN, HCG or HVP."),
+    ] = "HHN",
     model: Annotated[
         str,
         typer.Option(

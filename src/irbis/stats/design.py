@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from irbis.stats.detectfn import is_hazard
 from irbis.stats.secr_data import Mask, Traps
 from irbis.stats.simulate import detection_rate, simulate_capthist, simulate_popn
 
 __all__ = ["expected_yield", "simulate_design"]
-
-_HAZARD = ("HHN", "HHR", "HEX")
 
 
 def expected_yield(
@@ -71,7 +70,7 @@ def expected_yield(
     w = dens * mask.cell_area  # expected animals per cell
     d = np.sqrt(((mask.xy[:, None, :] - traps.xy[None, :, :]) ** 2).sum(-1))  # (M, K)
     rate = detection_rate(detectfn, d, params)
-    h = rate if detectfn in _HAZARD else -np.log1p(-np.minimum(rate, 1 - 1e-12))
+    h = rate if is_hazard(detectfn) else -np.log1p(-np.minimum(rate, 1 - 1e-12))
     B = binom_size if (detector == "count" and binom_size > 0) else 1
     ueff = u.sum(axis=1) * B
     pdot = -np.expm1(-(h @ ueff))
@@ -143,7 +142,7 @@ def simulate_design(
 
     rng = np.random.default_rng(rng)
     ests, rses, hits, ns = [], [], 0, []
-    first = "lambda0" if detectfn in _HAZARD else "g0"
+    first = "lambda0" if is_hazard(detectfn) else "g0"
     params = dict(params or {})
     for _ in range(n_sims):
         centres = simulate_popn(mask, D, rng=rng)

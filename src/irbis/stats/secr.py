@@ -64,6 +64,8 @@ from irbis.stats.detectfn import (
     link_from,
     link_to,
     log_shape,
+    shape_derivs,
+    third_param,
     unlink,
 )
 from irbis.stats.formula import (
@@ -252,6 +254,18 @@ def _lognormal_ci(est: float, se: float, level: float) -> tuple[float, float]:
     zq = norm.ppf(0.5 + level / 2)
     c = math.exp(zq * math.sqrt(math.log1p((se / est) ** 2)))
     return est / c, est * c
+
+
+def _third_start(detectfn: str, sigma: float) -> float:
+    """Starting value (log scale) of the shape parameter ``z`` or ``w``."""
+    code = detectfn.upper()
+    if code in ("WEX", "ANN", "HAN"):
+        return math.log(0.5 * sigma)  # w: a distance
+    if code == "CLN":
+        return math.log(0.5 * sigma)  # z: SD of the threshold distance
+    if code in ("CG", "HCG", "HVP"):
+        return math.log(2.0)
+    return math.log(5.0)  # HR, HHR, CHN
 
 
 def rpsv(capthist: CaptureHistory) -> float:
@@ -522,11 +536,12 @@ class SecrLikelihood:
 
     def _shape(self, eta: dict[str, np.ndarray], deriv: bool) -> dict[str, Any]:
         """``log f(d)`` over mask x traps, cached while sigma and z stay put."""
-        key = (eta["sigma"].tobytes(), eta["z"].tobytes() if "z" in eta else b"")
+        third = third_param(self.detectfn)
+        key = (eta["sigma"].tobytes(), eta[third].tobytes() if third else b"")
         c = self._cache
         if c is None or c["key"] != key:
             sigma = np.exp(eta["sigma"])[None, :]
-            z = np.exp(eta["z"])[None, :] if "z" in eta else None
+            z = np.exp(eta[third])[None, :] if third else None
             with np.errstate(over="ignore", under="ignore"):
                 S = log_shape(self.detectfn, self.d2, sigma, z, d=self.dist)
             c = {"key": key, "S": S, "sigma": sigma, "z": z}
@@ -536,20 +551,10 @@ class SecrLikelihood:
                     c["CS"] = self.C @ S.T
             self._cache = c
         if deriv and "dsigma" not in c:
-            S = c["S"]
-            if self.detectfn in ("HN", "HHN"):
-                c["dsigma"] = -2.0 * S
-            elif self.detectfn in ("EX", "HEX"):
-                c["dsigma"] = -S
-            else:
-                z = c["z"]
-                with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                    logt = -z * (np.log(self.dist) - np.log(c["sigma"]))
-                    t = np.exp(np.minimum(logt, 700.0))
-                    ratio = np.where(logt > 6.5, t * np.exp(-t), t / np.expm1(t))
-                    ratio = np.where(t > 700.0, 0.0, np.where(logt < -30.0, 1.0, ratio))
-                    c["dsigma"] = z * ratio
-                    c["dz"] = np.where(ratio > 0, logt * ratio, 0.0)
+            ds, dz = shape_derivs(self.detectfn, c["S"], self.d2, c["sigma"], c["z"], self.dist)
+            c["dsigma"] = ds
+            if dz is not None:
+                c["dz"] = dz
         return c
 
     def _forward(self, beta: np.ndarray, deriv: bool = False) -> dict[str, Any]:
@@ -578,6 +583,12 @@ class SecrLikelihood:
                 g = np.exp(np.minimum(logg, -1e-15))
                 with np.errstate(divide="ignore", invalid="ignore"):
                     psi = np.where(logg < -25.0, 1.0, g / ((1.0 - g) * r))
+            if self.detectfn == "CHN":
+                # secr's compound half-normal: z times the HN hazard where round(z) > 1
+                zc = np.exp(eta["z"])
+                st["chn_on"] = (np.round(zc) > 1).astype(float)
+                lr = lr + np.where(st["chn_on"] > 0, eta["z"], 0.0)[None, :]
+                r = np.exp(lr)
         st["r"] = r
         st["psi"] = psi
         if self.kind == "poisson" and self._separable:
@@ -723,11 +734,16 @@ class SecrLikelihood:
                         - wq[:, None] * self.pattern_S[None, :]
                     )
                     G = pi.T @ self.C + r * (inner @ self.patterns)
+                G0 = G
                 if st["psi"] is not None:
                     G = G * st["psi"]
 
                 def colsum(w: np.ndarray | None) -> np.ndarray:
                     return G.sum(axis=0) if w is None else (G * w).sum(axis=0)
+
+                if self.detectfn == "CHN":
+                    # log h = log z + log h_HN: d log h / d log z = 1 where compounding
+                    chn_z = G0.sum(axis=0) * st["chn_on"]
 
             out = np.zeros(self.npar)
             for b in self.blocks:
@@ -737,6 +753,8 @@ class SecrLikelihood:
                     v = colsum(None) * st["dla0"]
                 elif b.param == "sigma":
                     v = colsum(c["dsigma"])
+                elif self.detectfn == "CHN":
+                    v = chn_z
                 else:
                     v = colsum(c["dz"])
                 ch = self._chain(b, beta)
@@ -864,11 +882,16 @@ class SecrLikelihood:
         )
         first = "g0" if "g0" in base.params else "lambda0"
         grid0 = np.linspace(-6.0, 2.0, 9) if first == "lambda0" else np.linspace(-5.0, 3.0, 9)
-        theta = np.array([0.0, math.log(sig)] + ([math.log(5.0)] if "z" in base.params else []))
+        third = third_param(self.detectfn)
+        theta = np.array(
+            [0.0, math.log(sig)] + ([_third_start(self.detectfn, sig)] if third else [])
+        )
         best: tuple[float, np.ndarray] | None = None
         for ls in math.log(sig) + np.log([0.5, 0.7, 1.0, 1.4, 2.0]):
             for g in grid0:
                 theta[0], theta[1] = g, ls
+                if third in ("w",) or self.detectfn == "CLN":
+                    theta[2] = _third_start(self.detectfn, math.exp(ls))
                 v = base(theta)
                 if np.isfinite(v) and (best is None or v > best[0]):
                     best = (v, theta.copy())

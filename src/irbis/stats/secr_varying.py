@@ -56,7 +56,14 @@ import numpy as np
 from scipy import sparse
 
 from irbis.core.errors import BadInputError
-from irbis.stats.detectfn import detect_params, is_hazard, log_shape, unlink
+from irbis.stats.detectfn import (
+    detect_params,
+    is_hazard,
+    log_shape,
+    shape_derivs,
+    third_param,
+    unlink,
+)
 from irbis.stats.formula import (
     NO_INTERCEPT,
     Design,
@@ -209,18 +216,11 @@ def response_covariate(counts: np.ndarray, term: str) -> np.ndarray:
 def _shape_derivs(
     detectfn: str, S: np.ndarray, dist: np.ndarray | None, sigma: np.ndarray, z: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``d log f / d log sigma`` and ``d log f / d log z`` of the distance part."""
-    if detectfn in ("HN", "HHN"):
-        return -2.0 * S, None
-    if detectfn in ("EX", "HEX"):
-        return -S, None
-    assert dist is not None and z is not None
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        logt = -z * (np.log(dist) - np.log(sigma))
-        t = np.exp(np.minimum(logt, 700.0))
-        ratio = np.where(logt > 6.5, t * np.exp(-t), t / np.expm1(t))
-        ratio = np.where(t > 700.0, 0.0, np.where(logt < -30.0, 1.0, ratio))
-        return z * ratio, np.where(ratio > 0, logt * ratio, 0.0)
+    """``d log f / d log sigma`` and ``d log f / d log z`` (or ``w``) of the distance part."""
+    d2 = dist**2 if dist is not None else None
+    if d2 is None:  # HN, HHN, CHN: derivatives from S alone
+        return shape_derivs(detectfn, S, S, sigma, z)
+    return shape_derivs(detectfn, S, d2, sigma, z, d=dist)
 
 
 class VaryingLikelihood(SecrLikelihood):
@@ -497,7 +497,7 @@ class VaryingLikelihood(SecrLikelihood):
         # slices (c, i, s) with the same design rows share every parameter value
         _, pat = np.unique(sig(dparams), axis=0, return_inverse=True)
         pat = np.asarray(pat).ravel()
-        sp = [p for p in dparams if p in ("sigma", "z")]
+        sp = [p for p in dparams if p in ("sigma", "z", "w")]
         _, sgrp = np.unique(sig(sp), axis=0, return_inverse=True)
         sgrp = np.asarray(sgrp).ravel()
         self.n_patterns = int(pat.max()) + 1
@@ -591,6 +591,7 @@ class VaryingLikelihood(SecrLikelihood):
 
     def _core_separable(self, beta: np.ndarray, deriv: bool) -> dict[str, Any]:
         """:meth:`_core` for hazard detection functions: ``h = lambda0 * f(d; sigma, z)``."""
+        third = third_param(self.detectfn)
         C, Nr, S, K = self.n_classes, self.n_rows, self.S, self.K
         M = self.mask.n_points
         eta = {p: self._eta_full(p, beta).reshape(C * Nr * S, K) for p in self._arrays}
@@ -602,7 +603,7 @@ class VaryingLikelihood(SecrLikelihood):
         groups = []
         for g, rep in enumerate(self.group_rep):
             sigma = np.exp(eta["sigma"][rep])[None, :]
-            z = np.exp(eta["z"][rep])[None, :] if "z" in eta else None
+            z = np.exp(eta[third][rep])[None, :] if third else None
             Sg = log_shape(self.detectfn, self.d2, sigma, z, d=self.dist)
             dsig, dz = (
                 _shape_derivs(self.detectfn, Sg, self.dist, sigma, z) if deriv else (None, None)
@@ -636,6 +637,7 @@ class VaryingLikelihood(SecrLikelihood):
         self, core: dict[str, Any], Wall: np.ndarray, Bc: np.ndarray | None
     ) -> dict[str, np.ndarray]:
         """d logL / d eta per slice and trap, for :meth:`_core_separable`."""
+        third = third_param(self.detectfn)
         C, Nr, S, K = self.n_classes, self.n_rows, self.S, self.K
         G = {p: np.zeros((C * Nr * S, K)) for p in self._arrays}
         wsum = Wall.sum(axis=1)
@@ -644,8 +646,8 @@ class VaryingLikelihood(SecrLikelihood):
             rows, s_of = sl // S, sl % S
             r, sc, k, cn, _, _, _ = self.grp_cells[g]
             dd = {"lambda0": None, "sigma": dsig}
-            if "z" in G:
-                dd["z"] = dz
+            if third in G:
+                dd[third] = dz
             wc = None
             if len(r) and x is not None:
                 wc = Wall[r].T * (np.where(x < 1e-12, 1.0, x / np.expm1(x)) + x)
@@ -666,6 +668,7 @@ class VaryingLikelihood(SecrLikelihood):
 
     def _core(self, beta: np.ndarray, deriv: bool) -> dict[str, Any]:
         """Per class and animal ``log Pr(history | m)`` (naive animal last) and helpers."""
+        third = third_param(self.detectfn)
         if self._sep:
             return self._core_separable(beta, deriv)
         C, Nr, S, K = self.n_classes, self.n_rows, self.S, self.K
@@ -676,7 +679,7 @@ class VaryingLikelihood(SecrLikelihood):
         groups = []
         for rep in self.group_rep:
             sigma = np.exp(eta["sigma"][rep])[None, :]
-            z = np.exp(eta["z"][rep])[None, :] if "z" in eta else None
+            z = np.exp(eta[third][rep])[None, :] if third else None
             Sg = log_shape(self.detectfn, self.d2, sigma, z, d=self.dist)
             dsig, dz = (
                 _shape_derivs(self.detectfn, Sg, self.dist, sigma, z) if deriv else (None, None)
@@ -702,6 +705,12 @@ class VaryingLikelihood(SecrLikelihood):
                     g = np.exp(np.minimum(logg, -1e-15))
                     psi = np.where(logg < -25.0, 1.0, g / ((1.0 - g) * np.exp(LR)))
                     d0 = psi * (1.0 / (1.0 + np.exp(e0)))[None, :]
+                if self.detectfn == "CHN":
+                    # z times the HN hazard where round(z) > 1 (secr); d log h / d log z
+                    ez = eta["z"][rep]
+                    on = np.round(np.exp(ez)) > 1
+                    LR = LR + np.where(on, ez, 0.0)[None, :]
+                    dz = np.broadcast_to(on.astype(float)[None, :], LR.shape)
             R = np.exp(LR)
             if Hsum is not None:
                 sl = self.pat_slices[q]
@@ -793,6 +802,7 @@ class VaryingLikelihood(SecrLikelihood):
             return float(ll), self._gradient(beta, core, mx)
 
     def _gradient(self, beta: np.ndarray, core: dict[str, Any], mx: dict[str, Any]) -> np.ndarray:
+        third = third_param(self.detectfn)
         C, Nr, S, K, n = self.n_classes, self.n_rows, self.S, self.K, self.n
         M = self.mask.n_points
         W = mx["ez"] / mx["tot"][None, :, None]  # C x n x M posterior weights
@@ -822,8 +832,8 @@ class VaryingLikelihood(SecrLikelihood):
             sl = self.pat_slices[q_]
             rows, s_of = sl // S, sl % S
             dd = {first: None if hz else d0, "sigma": dsig if hz else psi * dsig}
-            if "z" in G:
-                dd["z"] = dz if hz else psi * dz
+            if third in G:
+                dd[third] = dz if (hz or self.detectfn == "CHN") else psi * dz
             cr, cs, ck, cn, cu = self.pat_cells[q_]
             # d logpr / d log h at the detections: count (Poisson, multi) or
             # count * (phi(x) + x) with x = u h (binomial), by usage value

@@ -26,12 +26,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from irbis.core.errors import BadInputError
+from irbis.stats.detectfn import detection_value, is_hazard
 from irbis.stats.secr_data import DETECTORS, CaptureHistory, Mask, Traps
 
 __all__ = ["detection_rate", "simulate_capthist", "simulate_popn"]
-
-_HAZARD = ("HHN", "HHR", "HEX")
-_ALL = ("HN", "HR", "EX", "HHN", "HHR", "HEX")
 
 
 def detection_rate(detectfn: str, d: np.ndarray, params: Mapping[str, float]) -> np.ndarray:
@@ -40,33 +38,19 @@ def detection_rate(detectfn: str, d: np.ndarray, params: Mapping[str, float]) ->
     Parameters
     ----------
     detectfn:
-        ``HN``, ``HR``, ``EX``, ``HHN``, ``HHR`` or ``HEX``.
+        Any code of :data:`irbis.stats.detectfn.DETECTFNS`.
     d:
         Distances, metres.
     params:
-        ``lambda0`` (hazard forms) or ``g0``, ``sigma``, and ``z`` for HR/HHR.
+        ``lambda0`` (hazard forms) or ``g0``, ``sigma``, and ``z`` or ``w``
+        for the three-parameter functions.
 
     Returns
     -------
     numpy.ndarray
         Expected count (hazard forms) or probability, same shape as ``d``.
     """
-    if detectfn not in _ALL:
-        raise BadInputError("detectfn", f"unknown detection function {detectfn!r}", f"use {_ALL}")
-    first_name = "lambda0" if detectfn in _HAZARD else "g0"
-    for need in (first_name, "sigma") + (("z",) if detectfn in ("HR", "HHR") else ()):
-        if need not in params:
-            raise BadInputError("params", f"{detectfn} needs {need}", f"give {need}")
-    first, sigma = float(params[first_name]), float(params["sigma"])
-    d = np.asarray(d, dtype=float)
-    if detectfn in ("HN", "HHN"):
-        k = np.exp(-(d**2) / (2 * sigma**2))
-    elif detectfn in ("EX", "HEX"):
-        k = np.exp(-d / sigma)
-    else:
-        with np.errstate(divide="ignore", over="ignore"):
-            k = -np.expm1(-((d / sigma) ** (-float(params["z"]))))
-    return first * k
+    return detection_value(detectfn.upper(), d, dict(params))
 
 
 def simulate_popn(
@@ -161,7 +145,7 @@ def simulate_capthist(
     u = traps.usage_matrix(S)  # (K, S)
     d = np.sqrt(((centres[:, None, :] - traps.xy[None, :, :]) ** 2).sum(-1))  # (N, K)
     rate = detection_rate(detectfn, d, params)
-    hazard = rate if detectfn in _HAZARD else -np.log1p(-np.minimum(rate, 1 - 1e-12))
+    hazard = rate if is_hazard(detectfn) else -np.log1p(-np.minimum(rate, 1 - 1e-12))
     N, K = d.shape
     counts = np.zeros((N, S, K), dtype=np.int64)
     for s in range(S):
