@@ -458,3 +458,199 @@ def test_camtrapdp_packages_carry_field_records_generalised_as_stations(project,
             src = exact[r["record_id"]]
             assert float(r["lat"]) == float(src["lat"]) and r["observer"] == src["observer"]
     assert all(t["line"].count(",") == 2 for t in trs)
+
+
+def _genetics_setup(project, tmp_path: Path) -> dict[str, int]:
+    """The season, three photo-identified cats, and the lab's genotypes for six samples."""
+    from datetime import datetime
+
+    from irbis.store.schema import Individual
+
+    tables = season_tables(tmp_path)
+    cli("field", "import", project.root, tables["transects"], "--kind", "transect")
+    cli("field", "import", project.root, tables["records"])
+    ids = {}
+    with project.session() as s:
+        for name, sex in (("Khan", "male"), ("Altyn", "female"), ("Kara", "female")):
+            ind = Individual(name=name, sex=sex, created_by="t", created_utc=datetime(2026, 4, 1))
+            s.add(ind)
+            s.flush()
+            ids[name] = ind.id
+        s.commit()
+    lab = write_csv(
+        tmp_path / "lab.csv",
+        ["sample_id", "lab", "genotype", "sex", "individual"],
+        [
+            {
+                "sample_id": "SLG-S001",
+                "lab": "IPEE",
+                "genotype": "G01",
+                "sex": "M",
+                "individual": "Khan",
+            },
+            {"sample_id": "SLG-S002", "lab": "IPEE", "genotype": "G01", "sex": "M"},
+            {
+                "sample_id": "SLG-S003",
+                "lab": "IPEE",
+                "genotype": "G02",
+                "sex": "F",
+                "individual": "Altyn",
+            },
+            {"sample_id": "SLG-S004", "lab": "IPEE", "genotype": "G03", "sex": "F"},
+            {"sample_id": "SLG-S005", "lab": "IPEE", "genotype": "G03", "sex": "F"},
+            {"sample_id": "SLG-S006", "lab": "", "genotype": "", "sex": ""},
+        ],
+    )
+    res = cli("field", "import", project.root, lab, "--kind", "lab")
+    assert (res["updated"], res["genotypes_new"], res["links_new"]) == (5, 3, 2)
+    assert res["unchanged"] == 1
+    assert cli("field", "import", project.root, lab, "--kind", "lab")["unchanged"] == 6
+    return ids
+
+
+def test_genotypes_link_stand_alone_and_conflicts(project, tmp_path):
+    from irbis.store.genetics import conflicts
+
+    ids = _genetics_setup(project, tmp_path)
+    data = cli("genotypes", "list", project.root)
+    by_code = {g["code"]: g for g in data["genotypes"]}
+    assert by_code["G01"]["status"] == "linked" and by_code["G01"]["samples"] == 2
+    assert by_code["G01"]["links"][0]["individual"] == "Khan"
+    assert by_code["G01"]["links"][0]["linked_by"].startswith("cli:")
+    assert by_code["G01"]["sex"] == "male"
+    assert by_code["G03"]["status"] == "own individual" and by_code["G03"]["samples"] == 2
+    assert data["conflicts"] == []
+
+    # One genotype on two individuals: refused in one line, nothing written.
+    msg = cli_error("genotypes", "link", project.root, "G01", "Kara")
+    assert (
+        "genotype G01: not linked to Kara: genotype G01 is already linked to individual Khan" in msg
+    )
+    assert msg.count("\n") == 0 and "G01" in msg
+    # G03 (female) onto Khan (male, already G01): refused as well.
+    assert "already linked to genotype G01" in cli_error(
+        "genotypes", "link", project.root, "G03", "Khan"
+    )
+    # A person who knows better records it anyway: the conflicts are shown.
+    linked = cli("genotypes", "link", project.root, "G01", "Kara", "--allow-conflict")
+    assert linked["linked"] and "already linked" in linked["conflict"]
+    res = runner.invoke(app, ["genotypes", "conflicts", str(project.root)])
+    assert res.exit_code == 1
+    assert "genotype G01 is linked to 2 individuals (Kara, Khan)" in res.output.replace("\n", " ")
+    with project.session() as s:
+        kinds = sorted(c.kind for c in conflicts(s))
+    # G01 is male, Kara female: a second conflict.
+    assert kinds == ["genotype_on_two_individuals", "sex_differs"]
+    # A lab table assigning a genotype across an existing link is refused by row and column.
+    bad = write_csv(
+        tmp_path / "lab2.csv",
+        ["sample_id", "genotype", "individual"],
+        [{"sample_id": "SLG-S004", "genotype": "G03", "individual": "Altyn"}],
+    )
+    msg = cli_error("field", "import", project.root, bad, "--kind", "lab")
+    assert "lab2.csv:row 2: column 'individual': genotype conflict: individual Altyn is " in msg
+
+    # Unlinking settles it; links and unlinks are audit rows with who and when.
+    cli("genotypes", "unlink", project.root, "G01", "Kara")
+    assert runner.invoke(app, ["genotypes", "conflicts", str(project.root)]).exit_code == 0
+    actions = [e.action for e in _audit(project, "genotype.")]
+    assert actions == ["genotype.link"] * 3 + ["genotype.unlink"]
+    assert ids
+
+
+def test_merging_two_linked_individuals_shows_two_genotypes_on_one(project, tmp_path):
+    from irbis.store.genetics import conflicts
+    from irbis.store.schema import Individual
+
+    ids = _genetics_setup(project, tmp_path)
+    cli("genotypes", "link", project.root, "G03", "Kara")
+    with project.session() as s:
+        assert conflicts(s) == []
+        # Altyn (G02) turns out to be Kara (G03) on the photos: merged into Kara.
+        s.get(Individual, ids["Altyn"]).merged_into_id = ids["Kara"]
+        s.commit()
+    with project.session() as s:
+        (c,) = conflicts(s)
+    assert c.kind == "individual_with_two_genotypes"
+    assert c.genotypes == ("G02", "G03") and c.individuals == ("Kara",)
+    g02 = next(g for g in cli("genotypes", "list", project.root)["genotypes"] if g["code"] == "G02")
+    assert g02["links"][0]["individual"] == "Kara" and g02["links"][0]["linked_to"] == "Altyn"
+    assert g02["status"] == "conflict"
+
+
+@pytest.fixture
+def client_of():
+    from fastapi.testclient import TestClient
+
+    from irbis.web import create_app
+    from irbis.web.app import allowed_hosts_for
+
+    clients = []
+
+    def make(project, token: str):
+        c = TestClient(create_app(project, allowed_hosts_for(extra=("testserver",))))
+        c.headers["Authorization"] = f"Bearer {token}"
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+def test_web_lists_maps_and_masks_field_records_by_role(project, tmp_path, client_of):
+    from irbis.web.auth import create_user
+
+    ids = _genetics_setup(project, tmp_path)
+    exact = {r["sample_id"]: r for r in read_csv(tmp_path / "season.csv")}
+    viewer = client_of(project, create_user(project, "ranger", "viewer"))
+    reviewer = client_of(project, create_user(project, "tara", "reviewer"))
+    cleared = client_of(project, create_user(project, "boss", "admin", precise_locations=True))
+
+    seen = {r["sample_id"]: r for r in cleared.get("/api/field-records?kind=scat_sample").json()}
+    hidden = {r["sample_id"]: r for r in viewer.get("/api/field-records?kind=scat_sample").json()}
+    assert len(seen) == len(hidden) == 30
+    s1 = exact["SLG-S001"]
+    assert (seen["SLG-S001"]["lat"], seen["SLG-S001"]["lon"]) == (
+        float(s1["lat"]),
+        float(s1["lon"]),
+    )
+    assert not seen["SLG-S001"]["generalised"] and seen["SLG-S002"]["notes"]
+    for sid, r in hidden.items():
+        assert r["generalised"] and r["notes"] == "" and r["elevation"] is None
+        assert (r["lat"], r["lon"]) != (float(exact[sid]["lat"]), float(exact[sid]["lon"]))
+    assert all(t["line"] == [] for t in viewer.get("/api/transects").json())
+    assert all(len(t["line"]) == 3 for t in cleared.get("/api/transects").json())
+    page = viewer.get("/field", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "SLG-S001" in page.text and 'id="map"' in page.text
+    assert s1["lat"] not in page.text and s1["lon"] not in page.text
+    assert s1["lat"] in cleared.get("/field").text
+
+    # A viewer changes nothing; a reviewer marks a snare removed (audited by name).
+    snare = next(
+        r for r in reviewer.get("/api/field-records?kind=snare").json() if r["status"] == "found"
+    )
+    url = f"/api/field-records/{snare['id']}"
+    assert viewer.patch(url, json={"status": "removed"}).status_code == 403
+    assert reviewer.patch(url, json={"status": "gone"}).status_code == 422
+    assert reviewer.patch(url, json={"sensitive": False}).status_code == 403
+    r = reviewer.patch(url, json={"status": "removed", "action_taken": "cut and taken away"})
+    assert r.status_code == 200 and r.json()["changed"] == ["action_taken", "status"]
+    (edit,) = [e for e in _audit(project, "field.edit") if e.target == f"field:{snare['id']}"]
+    assert edit.actor == "tara" and edit.before["status"] == "found"
+    assert viewer.get(url).json()["status"] == "removed"
+    assert reviewer.get("/api/field-records/999999").status_code == 404
+
+    # Genotype links from the app: a conflict is refused unless asked for, and listed.
+    g01 = next(g for g in viewer.get("/api/genotypes").json()["genotypes"] if g["code"] == "G01")
+    link = f"/api/genotypes/{g01['id']}/link"
+    assert viewer.post(link, json={"individual_id": ids["Kara"]}).status_code == 403
+    r = reviewer.post(link, json={"individual_id": ids["Kara"]})
+    assert r.status_code == 422 and "already linked to individual Khan" in r.json()["detail"]
+    r = reviewer.post(link, json={"individual_id": ids["Kara"], "allow_conflict": True})
+    assert r.status_code == 200
+    assert "genotype G01 is linked to 2 individuals" in viewer.get("/field").text
+    r = reviewer.post(f"/api/genotypes/{g01['id']}/unlink", json={"individual_id": ids["Kara"]})
+    assert r.status_code == 200 and r.json()["unlinked"] == ["Kara"]
+    assert viewer.get("/api/genotypes").json()["conflicts"] == []
+    assert [e.actor for e in _audit(project, "genotype.")][-2:] == ["tara", "tara"]
