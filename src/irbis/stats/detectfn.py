@@ -405,7 +405,8 @@ def detection_value(
     d:
         Distances.
     params:
-        Real parameter values by name (``g0``/``lambda0``, ``sigma``, ``z``/``w``).
+        Real parameter values by name (``g0``/``lambda0``, ``sigma``, ``z``/``w``):
+        numbers, or arrays broadcasting against ``d`` (e.g. one per trap).
     **kw:
         Parameter values given as keywords instead.
 
@@ -421,13 +422,16 @@ def detection_value(
         if need not in p:
             raise BadInputError("params", f"{code} needs {need}", f"give {need}")
     d = np.asarray(d, dtype=float)
-    third = p[names[2]] if len(names) > 2 else None
-    f = np.exp(log_shape(code, d * d, p["sigma"], third, d=d))
+    third = np.asarray(p[names[2]], dtype=float) if len(names) > 2 else None
+    sigma = np.asarray(p["sigma"], dtype=float)
+    f = np.exp(log_shape(code, d * d, sigma, third, d=d))
     f = np.where(f <= math.exp(LOG_FLOOR), 0.0, f)
-    first = float(p[names[0]])
-    if code == "CHN" and round(float(p["z"])) > 1:
+    first = np.asarray(p[names[0]], dtype=float)
+    if code == "CHN":
+        assert third is not None
         with np.errstate(divide="ignore"):
-            return -np.expm1(float(p["z"]) * np.log1p(-first * f))
+            compound = -np.expm1(third * np.log1p(-first * f))
+        return np.where(np.round(third) > 1, compound, first * f)
     return first * f
 
 

@@ -1284,15 +1284,25 @@ class SecrFit(_Coefficients):
         Returns
         -------
         dict
-            ``{"D_per_ha": {...}, "D_per_100km2": {...}, "N": {...}, "esa_km2": float}``;
-            each inner dict has ``estimate``, ``se``, ``lcl``, ``ucl``.
+            ``{"D_per_ha": {...}, "D_per_100km2": {...}, "N": {...}, "esa": {...},
+            "esa_km2": float}``; each inner dict has ``estimate``, ``se``, ``lcl``,
+            ``ucl``. ``esa`` is the effective sampling area in km^2 with its
+            delta-method SE (secr's ``derived``: for a conditional fit the SE of
+            ``D = n / esa`` adds the Poisson variance of ``n`` to it).
         """
         dens = self.density(level=level)
+
+        def esa_km2(b: np.ndarray) -> float:
+            return self.lik.area * float(self.lik.pdot(b).sum()) / 100.0
+
+        a, se_a = self._delta(esa_km2)
+        lo, hi = _lognormal_ci(a, se_a, level)
         return {
             "D_per_ha": dens["per_ha"],
             "D_per_100km2": dens["per_100km2"],
             "N": self.expected_n(level=level),
-            "esa_km2": self.esa() / 100.0,
+            "esa": {"estimate": a, "se": se_a, "lcl": lo, "ucl": hi},
+            "esa_km2": a,
         }
 
     def esa(self) -> float:

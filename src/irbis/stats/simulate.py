@@ -117,7 +117,8 @@ def simulate_capthist(
     detectfn:
         Detection function code.
     params:
-        Detection parameters, e.g. ``{"lambda0": 1.0, "sigma": 5000}``.
+        Detection parameters, e.g. ``{"lambda0": 1.0, "sigma": 5000}``; each a
+        number or one value per trap.
     detector:
         ``proximity``, ``count`` or ``multi``.
     n_occasions:
