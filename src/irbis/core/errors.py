@@ -6,6 +6,11 @@ do, in one line: rangers and researchers read these at a field station.
 
 from __future__ import annotations
 
+# Characters str.splitlines() breaks at, shown escaped in messages.
+_LINE_BREAKS = str.maketrans(
+    {c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+)
+
 
 class IrbisError(Exception):
     """Base class of every error irbis raises deliberately."""
@@ -31,7 +36,8 @@ class BadInputError(IrbisError):
         msg = f"{where}: {reason}"
         if hint:
             msg += f" ({hint})"
-        super().__init__(msg)
+        # One line whatever the input held (a quoted CSV header cell can hold a newline).
+        super().__init__(msg.translate(_LINE_BREAKS))
 
 
 class RegistryError(BadInputError):

@@ -286,7 +286,15 @@ def _tz_from_name(name: str, where: str) -> tzinfo:
     m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", name)
     if m:
         sign = -1 if m.group(1) == "-" else 1
-        return fixed_offset(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
+        offset = timedelta(hours=int(m.group(2)), minutes=int(m.group(3)))
+        if int(m.group(3)) >= 60 or offset > timedelta(hours=14):
+            # Clocks on Earth run from UTC-12:00 to UTC+14:00; datetime refuses ±24 h.
+            raise BadInputError(
+                where,
+                f"time zone offset {name!r} is not a UTC offset",
+                "use an offset within ±14:00 such as +06:00, or an IANA name such as Asia/Bishkek",
+            )
+        return fixed_offset(sign * offset)
     if name.upper() in ("UTC", "Z", "GMT"):
         return UTC
     try:
