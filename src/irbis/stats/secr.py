@@ -40,6 +40,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 import warnings
@@ -446,9 +447,14 @@ class SecrLikelihood:
         usage = self.traps.usage_matrix(S).astype(float)  # K x S
         self.n = n
         xy_m, xy_t = self.mask.xy, self.traps.xy
-        # squared distances, mask points x traps
-        self.d2 = (xy_m[:, 0:1] - xy_t[None, :, 0]) ** 2 + (xy_m[:, 1:2] - xy_t[None, :, 1]) ** 2
-        self.dist = np.sqrt(self.d2) if self.detectfn not in ("HN", "HHN") else None
+        # squared distances, mask points x traps (per chunk when the mask is large)
+        if getattr(self, "chunk_points", None):
+            self.d2 = self.dist = None
+        else:
+            self.d2 = (xy_m[:, 0:1] - xy_t[None, :, 0]) ** 2 + (
+                xy_m[:, 1:2] - xy_t[None, :, 1]
+            ) ** 2
+            self.dist = np.sqrt(self.d2) if self.detectfn not in ("HN", "HHN") else None
         self.area = self.mask.cell_area
         self.U = usage.sum(axis=1)  # K
         self.C = counts.sum(axis=1)  # n x K
@@ -637,9 +643,20 @@ class SecrLikelihood:
         logq:
             ``(M,)``: ``log Pr(not detected | centre at m)``.
         """
+        beta = np.asarray(beta, dtype=float)
         with np.errstate(over="ignore", under="ignore"):
-            st = self._forward(np.asarray(beta, dtype=float))
-        return st["logpr"] + self.const_i[:, None], st["logq"]
+            if self.chunk_points:
+                lp, lq = [], []
+                for _, _, v in self._chunks():
+                    stc = v._forward(beta)
+                    lp.append(stc["logpr"])
+                    lq.append(stc["logq"])
+                    del stc
+                logpr, logq = np.concatenate(lp, axis=1), np.concatenate(lq)
+            else:
+                st = self._forward(beta)
+                logpr, logq = st["logpr"], st["logq"]
+        return logpr + self.const_i[:, None], logq
 
     def log_d(self, beta: np.ndarray) -> np.ndarray:
         """``log D`` per mask point (zeros for the conditional likelihood)."""
@@ -672,10 +689,22 @@ class SecrLikelihood:
     def _evaluate(self, beta: np.ndarray, grad: bool) -> tuple[float, np.ndarray | None]:
         beta = np.asarray(beta, dtype=float)
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-            st = self._forward(beta, deriv=grad)
-            logq = st["logq"]
+            if self.chunk_points:
+                # mask points in chunks: only the (n, M) log-probabilities are kept
+                st = None
+                lp, lq = [], []
+                for _, _, v in self._chunks():
+                    stc = v._forward(beta, deriv=False)
+                    lp.append(stc["logpr"])
+                    lq.append(stc["logq"])
+                    del stc
+                logpr, logq = np.concatenate(lp, axis=1), np.concatenate(lq)
+                del lp, lq
+            else:
+                st = self._forward(beta, deriv=grad)
+                logpr, logq = st["logpr"], st["logq"]
             logd = self.log_d(beta)
-            Z = st["logpr"] + logd[None, :]
+            Z = logpr + logd[None, :]
             mx = Z.max(axis=1)
             mx = np.where(np.isfinite(mx), mx, 0.0)
             ez = np.exp(Z - mx[:, None])
@@ -702,6 +731,50 @@ class SecrLikelihood:
             else:
                 wq = self.n * q / P
                 g_logd = None
+            if st is None:
+                scores: dict[str, np.ndarray] = {}
+                for lo, hi, v in self._chunks():
+                    stc = v._forward(beta, deriv=True)
+                    part = v._scores(stc, pi[:, lo:hi], pis[lo:hi], wq[lo:hi])
+                    for k, val in part.items():
+                        scores[k] = scores[k] + val if k in scores else val
+                    del stc
+            else:
+                scores = self._scores(st, pi, pis, wq)
+            out = np.zeros(self.npar)
+            for b in self.blocks:
+                v = g_logd if b.param == "D" else scores[b.param]
+                ch = self._chain(b, beta)
+                if ch is not None:
+                    v = v * ch
+                out[b.start : b.stop] = b.design.matrix.T @ v
+        return float(ll), out
+
+    def _chunks(self) -> Any:
+        """``(lo, hi, view)`` per chunk of mask points; each view holds its own distances."""
+        M = self.mask.n_points
+        step = self.chunk_points or M
+        xy_t = self.traps.xy
+        for lo in range(0, M, step):
+            hi = min(M, lo + step)
+            v = copy.copy(self)
+            v.chunk_points = None
+            xy = self.mask.xy[lo:hi]
+            v.d2 = (xy[:, 0:1] - xy_t[None, :, 0]) ** 2 + (xy[:, 1:2] - xy_t[None, :, 1]) ** 2
+            v.dist = np.sqrt(v.d2) if self.detectfn not in ("HN", "HHN") else None
+            v._cache = None
+            yield lo, hi, v
+
+    def _scores(
+        self, st: dict[str, Any], pi: np.ndarray, pis: np.ndarray, wq: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """``d logL / d eta`` per trap of each detection parameter (before links and designs).
+
+        ``pi`` are the animals' posterior weights of the mask points, ``pis``
+        their sums and ``wq`` ``d logL / d log q`` per mask point; all are
+        additive over mask points, so chunks of the mask add up.
+        """
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
             r = st["r"]
             c = st["cache"]
             if self.kind == "poisson" and st["psi"] is None:
@@ -710,7 +783,8 @@ class SecrLikelihood:
 
                 def colsum(w: np.ndarray | None) -> np.ndarray:
                     if w is None:
-                        return self.C.sum(axis=0) - self.U * (cm @ r)
+                        # sum_m pi = 1 over the whole mask; over a chunk, its share
+                        return pi.sum(axis=1) @ self.C - self.U * (cm @ r)
                     return (self.C * (pi @ w)).sum(axis=0) - self.U * (cm @ (r * w))
 
             else:
@@ -744,24 +818,12 @@ class SecrLikelihood:
                 if self.detectfn == "CHN":
                     # log h = log z + log h_HN: d log h / d log z = 1 where compounding
                     chn_z = G0.sum(axis=0) * st["chn_on"]
-
-            out = np.zeros(self.npar)
-            for b in self.blocks:
-                if b.param == "D":
-                    v = g_logd
-                elif b.param in ("lambda0", "g0"):
-                    v = colsum(None) * st["dla0"]
-                elif b.param == "sigma":
-                    v = colsum(c["dsigma"])
-                elif self.detectfn == "CHN":
-                    v = chn_z
-                else:
-                    v = colsum(c["dz"])
-                ch = self._chain(b, beta)
-                if ch is not None:
-                    v = v * ch
-                out[b.start : b.stop] = b.design.matrix.T @ v
-        return float(ll), out
+            first = "lambda0" if self._hazard else "g0"
+            out = {first: colsum(None) * st["dla0"], "sigma": colsum(c["dsigma"])}
+            third = third_param(self.detectfn)
+            if third:
+                out[third] = chn_z if self.detectfn == "CHN" else colsum(c["dz"])
+            return out
 
     def __call__(self, beta: np.ndarray) -> float:
         """Log-likelihood at ``beta``.
