@@ -752,3 +752,9 @@ from irbis.cli.field_cmd import field_app, genotypes_app  # noqa: E402
 
 app.add_typer(field_app, name="field")
 app.add_typer(genotypes_app, name="genotypes")
+
+# Prey from the cameras (`irbis occupancy`, `irbis rai`).
+from irbis.cli.prey_cmd import occupancy_cmd, rai_cmd  # noqa: E402
+
+app.command("occupancy")(occupancy_cmd)
+app.command("rai")(rai_cmd)
