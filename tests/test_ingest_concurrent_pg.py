@@ -76,10 +76,11 @@ class Reviewer(threading.Thread):
         self.client, self.seq_ids = client, seq_ids
         self.stop = threading.Event()
         self.bad: list[tuple[str, int, str]] = []
-        self.labelled = 0
+        self.labelled = self.bulk_labelled = 0
 
     def run(self) -> None:
         while not self.stop.is_set():
+            bulk = []
             for sid in self.seq_ids:
                 got = self.client.get(f"/api/sequences/{sid}")
                 if got.status_code != 200:
@@ -87,6 +88,7 @@ class Reviewer(threading.Thread):
                     continue
                 detail = got.json()
                 versions = {str(m["id"]): m["review_version"] for m in detail["media"]}
+                bulk.append({"sequence_id": detail["id"], "versions": versions})
                 res = self.client.post(
                     f"/api/sequences/{detail['id']}/label",
                     json={"species": "Panthera uncia", "count": 1, "versions": versions},
@@ -96,6 +98,21 @@ class Reviewer(threading.Thread):
                     self.bad.append((f"POST {sid}", res.status_code, res.text[:200]))
                 else:
                     self.labelled += res.status_code == 200
+            # Every sequence at once, the latest first (against the id order).
+            bulk = [{**it, "versions": self._fresh(it["sequence_id"])} for it in bulk[::-1]]
+            res = self.client.post(
+                "/api/sequences/label", json={"items": bulk, "species": "Capra sibirica"}
+            )
+            if res.status_code not in (200, 404, 409, 422):
+                self.bad.append(("POST bulk", res.status_code, res.text[:200]))
+            else:
+                self.bulk_labelled += res.status_code == 200
+
+    def _fresh(self, sid: int) -> dict[str, int]:
+        got = self.client.get(f"/api/sequences/{sid}")
+        if got.status_code != 200:
+            return {}
+        return {str(m["id"]): m["review_version"] for m in got.json()["media"]}
 
 
 def test_two_ingests_and_a_reviewer_at_once(pg_database: str, tmp_path: Path) -> None:
@@ -154,6 +171,7 @@ def test_two_ingests_and_a_reviewer_at_once(pg_database: str, tmp_path: Path) ->
         assert rc == 0, err[-3000:]
     assert reviewer.bad == []
     assert reviewer.labelled > 0
+    print(f"labels {reviewer.labelled}, bulk labels {reviewer.bulk_labelled}")
     with project.session() as s:
         names = list(s.scalars(select(Media.file_name)))
         assert len(names) == len(set(names)) == len(base | x | y | z)

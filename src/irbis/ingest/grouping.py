@@ -55,7 +55,7 @@ def regroup_deployments(
             Media.event_id,
         ).where(Media.deployment_id == dep_id)
         if postgres:
-            stmt = stmt.order_by(Media.id).with_for_update(of=Media)
+            stmt = stmt.order_by(Media.id).with_for_update(of=Media, key_share=True)
         rows = session.execute(stmt).all()
         trusted = sorted(
             (r for r in rows if r.time_flag == "" and r.timestamp_utc is not None),

@@ -515,7 +515,7 @@ def _lock_deployments(session: Session, dep_ids: set[int]) -> None:
         select(Media.id)
         .where(Media.deployment_id.in_(sorted(dep_ids)))
         .order_by(Media.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).all()
 
 

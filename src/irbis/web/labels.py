@@ -17,7 +17,7 @@ last. Two reviewers therefore never silently overwrite each other.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -119,6 +119,25 @@ def _media_of(s: Session, seq_id: int) -> list[int]:
     )
 
 
+def _lock_media(s: Session, media_ids: Iterable[object]) -> None:
+    """PostgreSQL: hold the media rows a bulk label will bump, in id order first.
+
+    Every writer that holds several media rows takes them in id order (an
+    ingest regrouping a deployment too), so none waits for another in a
+    cycle; bumping sequence after sequence in the order sent could deadlock.
+    """
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    ids = sorted({int(m) for m in media_ids if 0 <= int(m) <= 2**31 - 1})  # integer keys
+    if len(ids) > 1:
+        s.execute(
+            select(Media.id)
+            .where(Media.id.in_(ids))
+            .order_by(Media.id)
+            .with_for_update(key_share=True)
+        ).all()
+
+
 def _check_versions(seq_id: int, media: list[int], versions: Mapping[int, int]) -> None:
     missing = [m for m in media if m not in versions]
     extra = [m for m in versions if m not in set(media)]
@@ -210,6 +229,7 @@ def label_sequences(
     now = _now()
     out = []
     with project.session() as s:
+        _lock_media(s, [m for _, versions in items for m in versions])
         for seq_id, versions in items:
             media = _media_of(s, seq_id)
             _check_versions(seq_id, media, versions)
