@@ -9,6 +9,7 @@ derandomised so that it runs in seconds and the same way in CI.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,8 +26,9 @@ from irbis.store.schema import Individual
 
 from .cards import jpeg_bytes
 
-# Examples per operation: about 30 operations, a few milliseconds each.
-EXAMPLES = 12
+# Examples per operation: about 30 operations, a few milliseconds each. Set
+# IRBIS_OPENAPI_EXAMPLES for a longer hunt.
+EXAMPLES = int(os.environ.get("IRBIS_OPENAPI_EXAMPLES", "12"))
 
 
 @pytest.fixture
