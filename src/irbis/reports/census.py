@@ -149,6 +149,9 @@ class Census:
     spot_check_seed: int = DEFAULT_SEED
     #: How individuals were named and checked (:func:`_identification`).
     identification: dict[str, Any] = field(default_factory=dict)
+    #: Scat samples, sign transects and snares per patrol effort
+    #: (:func:`irbis.reports.threats.gather_field`); empty without field records.
+    field_records: dict[str, Any] = field(default_factory=dict)
 
     def estimate_rows(self) -> list[dict[str, Any]]:
         """One row per fitted model: N or D with its CI, for tables and JSON."""
@@ -195,6 +198,7 @@ class Census:
             "secr_reason": self.estimates.secr_reason,
             "secr_best": self.estimates.secr_best,
             "community": self.community,
+            "field_records": self.field_records,
             "set_aside_as_blank": {
                 **self.blanks,
                 "spot_check_seed": self.spot_check_seed,
@@ -846,6 +850,9 @@ def gather_census(
         spot_check=spot_check,
         spot_check_seed=spot_check_seed,
     )
+    from irbis.reports.threats import gather_field
+
+    census.field_records = gather_field(project, public=public, policy=policy)
     from irbis.reports.methods import write_methods
 
     census.methods, census.references = write_methods(census)

@@ -81,7 +81,8 @@ def report_figures(census: Census, *, dpi: int = 110) -> dict[str, bytes]:
     Returns
     -------
     dict
-        ``effort_map``, ``per_station``, ``rai``, ``activity``, ``density_map``.
+        ``effort_map``, ``per_station``, ``rai``, ``activity``, ``density_map``,
+        ``threat_map``.
     """
     figs: dict[str, Any] = {"effort_map": maps.effort_map(census)}
     if census.per_station:
@@ -95,6 +96,9 @@ def report_figures(census: Census, *, dpi: int = 110) -> dict[str, bytes]:
     dm = maps.density_map(census)
     if dm is not None:
         figs["density_map"] = dm
+    tm = maps.threat_map(census)
+    if tm is not None:
+        figs["threat_map"] = tm
     return {k: plots.fig_png(f, dpi=dpi) for k, f in figs.items()}
 
 

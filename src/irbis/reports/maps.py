@@ -19,7 +19,7 @@ from matplotlib.ticker import FuncFormatter
 if TYPE_CHECKING:  # pragma: no cover
     from irbis.reports.census import Census
 
-__all__ = ["density_map", "effort_map", "map_points"]
+__all__ = ["density_map", "effort_map", "map_points", "threat_map"]
 
 
 def _km_axes(ax: Any, label: str) -> None:
@@ -247,4 +247,69 @@ def density_map(census: Census) -> Figure | None:
     _km_axes(ax, census.frame.label)
     _scale_bar(ax)
     ax.set_title(f"{est.species}, SECR {est.secr_best}: {title}", fontsize=9)
+    return fig
+
+
+def threat_map(census: Census) -> Figure | None:
+    """Snares found per 10 km patrolled on the policy's cells, with the stations.
+
+    Precise editions add each snare find; public ones draw cells only (the
+    census holds no snare place then).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        ``None`` without snares or transects, or when the map has no CRS to
+        place longitude/latitude cells in.
+    """
+    th = (census.field_records or {}).get("threats")
+    frame = census.frame
+    if not th or not th["cells"] or frame.crs is None:
+        return None
+    fig = Figure(figsize=(7.0, 5.6))
+    ax = fig.add_subplot()
+    cells = th["cells"]
+    polys = [frame.cell_polygon((c["lon"], c["lat"]), census.policy) for c in cells]
+    vals = np.array([c["rate"] if c["km"] > 0 else np.nan for c in cells], float)
+    from matplotlib import colormaps
+
+    cmap = colormaps["Reds"].with_extremes(bad="#dddddd")
+    coll = PolyCollection(
+        polys, array=np.ma.masked_invalid(vals), cmap=cmap, edgecolor="#666666", lw=0.6
+    )
+    top = np.nanmax(vals) if np.isfinite(vals).any() else 1.0
+    coll.set_clim(0.0, top if top > 0 else 1.0)
+    ax.add_collection(coll)
+    allxy = np.vstack(polys)
+    ax.set_xlim(allxy[:, 0].min(), allxy[:, 0].max())
+    ax.set_ylim(allxy[:, 1].min(), allxy[:, 1].max())
+    for c, poly in zip(cells, polys, strict=True):
+        cx, cy = poly.mean(axis=0)
+        marks = ("L" if c["leopard"] else "") + ("M" if c["musk_deer"] else "")
+        label = f"{c['snares']}" + (f"\n{marks}" if marks else "")
+        box = {"facecolor": "white", "alpha": 0.7, "lw": 0}
+        ax.text(cx, cy, label, ha="center", va="center", fontsize=7, bbox=box)
+    pts = [p for p in map_points(census) if p.get("x") is not None]
+    if pts:
+        ax.scatter(
+            [p["x"] for p in pts], [p["y"] for p in pts], marker="^", s=18,
+            color="#0072B2", edgecolor="white", lw=0.5, zorder=3, label="camera stations",
+        )  # fmt: skip
+    if th.get("points"):
+        lon = np.array([p["lon"] for p in th["points"]])
+        lat = np.array([p["lat"] for p in th["points"]])
+        x, y = frame.from_lonlat(lon, lat)
+        ax.scatter(x, y, marker="x", s=20, color="black", lw=1, zorder=4, label="snares found")
+    if pts or th.get("points"):
+        ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
+    cb = fig.colorbar(coll, ax=ax, shrink=0.8)
+    cb.set_label("snares per 10 km patrolled (grey: no patrol)", fontsize=8)
+    cb.ax.tick_params(labelsize=7)
+    _km_axes(ax, frame.label)
+    _scale_bar(ax)
+    ax.set_title(
+        f"Snares per patrol effort on {census.policy.precision_deg:g}° cells "
+        "(count; L snow leopard, M musk deer recorded)",
+        fontsize=9,
+    )
     return fig
