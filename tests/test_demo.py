@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
+from collections import Counter
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from irbis.demo.run import DEMO_SPECIES_WEIGHTS, DEMO_UNTAGGED_SHARE, run_demo
 from irbis.demo.synthetic import CAT_NAMES, make_card, make_network
 from irbis.exchange.secr_text import project_records
 from irbis.pipeline.identify_stage import run_identify
 from irbis.store import Project
-from irbis.store.schema import Annotation, Individual, MatchDecision, Media
+from irbis.store.schema import (
+    Annotation,
+    FieldRecord,
+    Genotype,
+    Individual,
+    MatchDecision,
+    Media,
+    Transect,
+)
 
 
 def test_demo_season_end_to_end(tmp_path):
@@ -32,6 +42,15 @@ def test_demo_season_end_to_end(tmp_path):
     assert again["ingest"]["new"] == 0
     assert again["ingest"]["duplicates"] == first["ingest"]["new"]
     assert again["status"]["media"] == st["media"]
+    # the field season is imported once: a second run changes nothing
+    f = first["field"]
+    assert f["transects"] == 4 and f["scat_samples"] >= 6 and f["signs"] > 0 and f["snares"] > 0
+    assert again["field"] == f
+    with Project.open(tmp_path / "demo" / "project") as p, p.session() as s:
+        kinds = Counter(s.scalars(select(FieldRecord.kind)))
+        assert kinds["scat_sample"] == f["scat_samples"] and kinds["sign"] == f["signs"]
+        assert s.scalar(select(func.count()).select_from(Transect)) == f["transects"]
+        assert s.scalar(select(func.count()).select_from(Genotype)) > 0
 
 
 def test_demo_leopards_are_tagged_individuals_near_their_centres(tmp_path):
@@ -65,6 +84,17 @@ def test_demo_writes_a_report_with_the_simulated_cats(tmp_path):
         seen = {r["individual"] for r in project_records(p)}
     assert seen and seen == set(out["estimates"]["individuals"])
     assert seen <= set(CAT_NAMES)
+    # the report shows the field season: samples, sign transects, snares per effort
+    html = (tmp_path / "demo" / "report.html").read_text(encoding="utf-8")
+    assert "Scat samples, signs and snares" in html
+    assert f'data-samples="{out["field"]["scat_samples"]}"' in html
+    assert f'<p id="snares" data-snares="{out["field"]["snares"]}"' in html
+    assert html.count("<tr data-transect=") == out["field"]["transects"]
+    assert 'id="snare-seasons"' in html and "Snares per patrol effort" in html
+    # a public report: no snare's place from the field table
+    with open(tmp_path / "demo" / "field" / "field-records.csv", encoding="utf-8") as fh:
+        snares = [r for r in csv.DictReader(fh) if r["kind"] == "snare"]
+    assert snares and not any(r["x"] in html or r["y"] in html for r in snares)
     # Photos tagged by individual are the catalogue the identify stage starts from;
     # a quarter of the leopard bursts are left for it to identify.
     network = make_network(6, seed=7, start=date(2026, 2, 1), days=60)

@@ -4,8 +4,11 @@ It grows with irbis: it lays out a station network, writes the memory cards
 the cameras would have filled (with a slow clock, a clock reset to 2000 and a
 snowed-in camera among them; snow leopards from a simulated population, tagged
 by individual as a team that has sorted its photos would), imports the
-registry, ingests the cards, reports effort and independent records and writes
-the census report (``report.html``) with its population estimates.
+registry, ingests the cards, imports the season's field records (sign
+transects, scat samples with their laboratory genotypes, snares found on
+patrol: :mod:`irbis.demo.field`), reports effort and independent records and
+writes the census report (``report.html``) with its population estimates and
+its snares per patrol effort.
 """
 
 from __future__ import annotations
@@ -114,6 +117,13 @@ def run_demo(
                 )
         else:
             result = ingest(project, card_dir, layout="station")
+        field = _field_season(project, network, root / "field", seed=seed, leopards=n_leopards)
+        if console:
+            console.print(
+                f"field season: {field['transects']} transect walks, {field['signs']} signs, "
+                f"{field['scat_samples']} scat samples ({field['genotyped']} genotyped), "
+                f"{field['snares']} snare finds"
+            )
         status = project_status(project)
         unidentified = _unidentified_leopard_media(project)
         op = project_effort(project)
@@ -140,12 +150,42 @@ def run_demo(
         "trap_nights": round(sum(nights.values()), 2),
         "independent_records": per_species,
         "unidentified_leopard_media": unidentified,
+        "field": field,
         "report": made["html"] if made else None,
         "estimates": _estimates(made["census"]) if made else None,
     }
     if console:
         _print(console, summary, nights)
     return summary
+
+
+def _field_season(
+    project: Project, network: list[dict], folder: Path, *, seed: int, leopards: int
+) -> dict[str, int]:
+    """Write and import the season's transects, signs, scat samples, snares and lab results."""
+    from irbis.demo.field import make_field_tables
+    from irbis.demo.synthetic import CAT_NAMES
+    from irbis.exchange.field_csv import read_field_table
+    from irbis.store.fieldrecords import save_field_records, save_lab_results, save_transects
+
+    cats = [CAT_NAMES[i] if i < len(CAT_NAMES) else f"SL-{i + 1:02d}" for i in range(leopards)]
+    tables = make_field_tables(
+        network, folder, seed=seed, start=date(2026, 2, 1), days=60, cats=cats
+    )
+    tr = read_field_table(tables["transects"], kind="transect")
+    save_transects(project, tr.transects, "demo", source=str(tables["transects"]))
+    recs = read_field_table(tables["records"])
+    save_field_records(project, recs.records, "demo", source=str(tables["records"]))
+    lab = read_field_table(tables["lab"], kind="lab")
+    save_lab_results(project, lab.lab_results, "demo", source=str(tables["lab"]))
+    kinds = [r.kind for r in recs.records]
+    return {
+        "transects": len(tr.transects),
+        "signs": kinds.count("sign"),
+        "scat_samples": kinds.count("scat_sample"),
+        "genotyped": len(lab.lab_results),
+        "snares": sum(r.count or 1 for r in recs.records if r.kind == "snare"),
+    }
 
 
 def _unidentified_leopard_media(project: Project) -> int:
