@@ -758,3 +758,8 @@ from irbis.cli.prey_cmd import occupancy_cmd, rai_cmd  # noqa: E402
 
 app.command("occupancy")(occupancy_cmd)
 app.command("rai")(rai_cmd)
+
+# Species proposals (`irbis classify`).
+from irbis.cli.classify_cmd import classify as _classify  # noqa: E402
+
+app.command("classify")(_classify)

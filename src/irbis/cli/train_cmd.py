@@ -150,6 +150,69 @@ def train_detector_cmd(
         err.print("not installed (--no-install)")
 
 
+@train_app.command("species")
+def train_species_cmd(
+    project: Annotated[Path, typer.Argument(help="Project folder.")],
+    name: Annotated[
+        str | None, typer.Option(help="Name of the model (default <project>-species-vN).")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="Below this probability a proposal is 'unknown'.")
+    ] = 0.5,
+    side: Annotated[int, typer.Option(help="Crop size in pixels (multiple of 14).")] = 168,
+    install: Annotated[
+        bool, typer.Option(help="Install the model and make it the project's species model.")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Learn species from the project's reviewed labels (no PyTorch needed).
+
+    A logistic regression on crop embeddings (dinov2-s), calibrated on
+    held-out encounters, judged with whole encounters and whole stations held
+    out; the training summary holds both confusion matrices.
+    """
+    from irbis.pipeline.species_stage import train_species
+    from irbis.store import Project
+
+    with Project.open(project) as p, progress() as bar:
+        task = bar.add_task("embed crops", total=None, file="")
+        outcome = train_species(
+            p,
+            name=name,
+            threshold=threshold,
+            side=side,
+            install=install,
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )
+    if as_json:
+        emit_json(outcome.as_dict())
+        return
+    sm = outcome.summary
+    out.print(
+        f"{sm['crops']} crops of {len(sm['labels'])} species from {sm['encounters']} "
+        f"encounters at {sm['stations']} stations"
+    )
+    for split, ev in sm["evaluation"].items():
+        at = ev["at_threshold"]
+        out.print(
+            f"held out {split.removeprefix('by_')}: accuracy {ev['accuracy']:.3f} "
+            f"(majority {ev['majority_rate']:.3f}), macro F1 {ev['macro_f1']:.3f}; "
+            f"p >= {at['threshold']:g}: {at['coverage']:.0%} proposed, "
+            f"{at['accuracy_of_proposed']:.3f} of them right"
+        )
+        labels = ev["labels"]
+        out.print("  true \\ said  " + " ".join(f"{lab[:7]:>7}" for lab in labels))
+        for lab, row in zip(labels, ev["confusion"], strict=False):
+            out.print(f"  {lab[:12]:12} " + " ".join(f"{v:>7}" for v in row))
+    for note in outcome.notes:
+        err.print(f"[yellow]{note}[/]")
+    if outcome.name:
+        err.print(
+            f"[green]installed {outcome.name} {outcome.version}[/]; "
+            f"`irbis classify {project}` proposes species with it"
+        )
+
+
 @boxes_app.command("import")
 def boxes_import(
     project: Annotated[Path, typer.Argument(help="Project folder.")],
