@@ -78,3 +78,42 @@ def test_three_way_merge_rounds(project) -> None:
         roots = _check_no_loop(project, [a, b, c] + ([d] if r % 2 else []))
         if merged == 2:
             assert len(roots & {a, b, c}) == 1
+
+
+def _race_http(clients: list, pairs: list[tuple[int, int]]) -> list[int]:
+    """POST every merge at once, one client each; the status codes."""
+    start = threading.Barrier(len(pairs))
+    codes = [0] * len(pairs)
+
+    def post(i: int, src: int, dst: int) -> None:
+        start.wait()
+        res = clients[i].post(f"/api/individuals/{src}/merge", json={"into": dst})
+        codes[i] = res.status_code
+
+    threads = [threading.Thread(target=post, args=(i, *p)) for i, p in enumerate(pairs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return codes
+
+
+def test_three_way_merges_over_http(project) -> None:
+    """The same race through the API: every answer 200, 409 or 422, never a 5xx."""
+    from fastapi.testclient import TestClient
+
+    from irbis.web import create_app
+    from irbis.web.app import allowed_hosts_for
+
+    app = create_app(project, allowed_hosts_for(extra=("testserver",)))
+    clients = [TestClient(app, raise_server_exceptions=False) for _ in range(3)]
+    try:
+        for r in range(ROUNDS):
+            a, b, c = _individuals(project, f"http{r}", 3)
+            codes = _race_http(clients, [(a, b), (b, c), (c, a)])
+            assert all(code in (200, 409, 422) for code in codes), codes
+            assert 1 <= codes.count(200) <= 2, codes
+            _check_no_loop(project, [a, b, c])
+    finally:
+        for cl in clients:
+            cl.close()
