@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from irbis.core.types import DeploymentRecord, StationRecord
 from irbis.ingest.registry import save_registry
 from irbis.ingest.runner import ingest
 from irbis.store import Project
-from irbis.store.schema import Media, MediaGroup, SequenceDirty, SequenceSummary
+from irbis.store.schema import IngestBatch, Media, MediaGroup, SequenceDirty, SequenceSummary
 from irbis.store.sequence_summary import refresh
 
 from .cards import jpeg_bytes
@@ -39,6 +40,24 @@ RUN = textwrap.dedent(
     p = Project.open(sys.argv[1])
     r = ingest(p, sys.argv[2], workers=1)
     print("new", r.n_new, "dup", r.n_duplicate)
+    """
+)
+
+
+# An ingest that stops inside its first batch until the file GO exists.
+PAUSED = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from irbis.store import Project
+    from irbis.ingest.runner import ingest
+    flag, go = Path(sys.argv[3]), Path(sys.argv[4])
+    def progress(done, total, rel):
+        if done == 1:
+            flag.touch()
+            while not go.exists():
+                time.sleep(0.05)
+    ingest(Project.open(sys.argv[1]), sys.argv[2], progress=progress, workers=1)
     """
 )
 
@@ -195,4 +214,74 @@ def test_two_ingests_and_a_reviewer_at_once(pg_database: str, tmp_path: Path) ->
     with client:
         for sid in opened:
             assert client.get(f"/api/sequences/{sid}").status_code == 200
+    project.close()
+
+
+def _registry(project: Project) -> None:
+    save_registry(
+        project,
+        [StationRecord(name=s) for s in STATIONS],
+        [
+            DeploymentRecord(
+                code=f"{s}-A",
+                station=s,
+                start=datetime(2026, 1, 1),
+                end=datetime(2026, 6, 1),
+                timezone="UTC",
+            )
+            for s in STATIONS
+        ],
+    )
+
+
+def _wait_for(what, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+def _status(project: Project, card: Path) -> list[str]:
+    with project.session() as s:
+        return list(
+            s.scalars(
+                select(IngestBatch.status)
+                .where(IngestBatch.source == str(card.resolve()))
+                .order_by(IngestBatch.id)
+            )
+        )
+
+
+def test_a_running_ingest_stays_running(pg_database: str, tmp_path: Path) -> None:
+    """A second run marks dead runs' batches interrupted, not one still at work."""
+    root = tmp_path / "project"
+    project = Project.init(root, db_url=pg_database)
+    _registry(project)
+    cards = {n: tmp_path / n for n in "abcd"}
+    for seed, card in enumerate(cards.values(), 1):
+        _card(card, [(0, 1.0 * i + seed * 10) for i in range(3)], seed=seed)
+    flag, go = tmp_path / "paused", tmp_path / "go"
+    a = subprocess.Popen(
+        [sys.executable, "-c", PAUSED, str(root), str(cards["a"]), str(flag), str(go)]
+    )
+    _wait_for(flag.exists)
+    b = _start(root, cards["b"])  # waits for a's batch to commit before writing its own
+    _wait_for(lambda: _status(project, cards["b"]) == ["running"])
+    assert _status(project, cards["a"]) == ["running"]
+    go.touch()
+    assert a.wait(timeout=120) == 0 and b.wait(timeout=120) == 0, b.communicate()[1][-2000:]
+    assert _status(project, cards["a"]) == _status(project, cards["b"]) == ["done"]
+
+    # A run killed midway: the next one marks its batch interrupted.
+    flag.unlink()
+    go.unlink()
+    c = subprocess.Popen(
+        [sys.executable, "-c", PAUSED, str(root), str(cards["c"]), str(flag), str(go)]
+    )
+    _wait_for(flag.exists)
+    c.kill()
+    c.wait(timeout=60)
+    ingest(project, cards["d"])
+    assert _status(project, cards["c"]) == ["interrupted"]
+    assert _status(project, cards["d"]) == ["done"]
     project.close()

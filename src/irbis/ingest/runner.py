@@ -19,6 +19,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -55,6 +56,8 @@ CHUNK = 1 << 20
 # a deployment one at a time.
 _PG_WRITE_LOCK = 0x69726267
 _PG_DEPLOYMENT_LOCK = 0x69726268
+# Held (session level) by the run of each running batch, keyed by its id.
+_PG_RUNNING_LOCK = 0x6972626A
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -345,10 +348,10 @@ def ingest(
     files = [e for e in entries if isinstance(e, SourceFile)]
     rejected_early = [e for e in entries if isinstance(e, Rejected)]
 
-    with project.session() as session:
-        session.execute(
-            update(IngestBatch).where(IngestBatch.status == "running").values(status="interrupted")
-        )
+    with project.session() as session, _running_marker(project) as mark_running:
+        # Runs that died (Ctrl-C, kill -9) left their batch "running"; another
+        # run still going on a PostgreSQL project keeps it.
+        _mark_interrupted(session)
         batch = IngestBatch(
             source=str(source),
             started_utc=datetime.now(UTC).replace(tzinfo=None),
@@ -362,6 +365,8 @@ def ingest(
             },
         )
         session.add(batch)
+        session.flush()
+        mark_running(batch.id)  # before the batch is visible to other runs
         session.commit()
         result = IngestResult(batch_id=batch.id, source=str(source))
 
@@ -476,6 +481,54 @@ def ingest(
     # The review grid's summaries of the new sequences, now rather than on its first page.
     refresh_summaries(project.engine)
     return result
+
+
+@contextmanager
+def _running_marker(project: Project) -> Iterator[Callable[[int], None]]:
+    """A function that marks a batch as this process's own while the context lasts.
+
+    PostgreSQL: a session-level advisory lock keyed by the batch id, on a
+    connection of its own that is closed (not pooled) at the end, so the
+    lock goes when the run ends or its process dies. SQLite: nothing.
+    """
+    if project.engine.dialect.name != "postgresql":
+        yield lambda batch_id: None
+        return
+    conn = project.engine.connect()
+
+    def hold(batch_id: int) -> None:
+        conn.execute(
+            text("SELECT pg_advisory_lock(:a, :b)"), {"a": _PG_RUNNING_LOCK, "b": batch_id}
+        )
+        conn.commit()
+
+    try:
+        yield hold
+    finally:
+        conn.invalidate()  # closes the database session and with it the lock
+        conn.close()
+
+
+def _mark_interrupted(session: Session) -> None:
+    """Mark "running" batches whose run is gone as "interrupted".
+
+    On PostgreSQL a batch whose run still holds its lock (another ingest at
+    work now) stays "running"; SQLite cannot tell, so every one is marked.
+    """
+    running = list(session.scalars(select(IngestBatch.id).where(IngestBatch.status == "running")))
+    if _postgres(session):
+        running = [
+            b
+            for b in running
+            if session.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:a, :b)"),
+                {"a": _PG_RUNNING_LOCK, "b": b},
+            )
+        ]
+    if running:
+        session.execute(
+            update(IngestBatch).where(IngestBatch.id.in_(running)).values(status="interrupted")
+        )
 
 
 def _postgres(session: Session) -> bool:
