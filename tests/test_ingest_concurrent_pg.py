@@ -156,18 +156,23 @@ def test_two_ingests_and_a_reviewer_at_once(pg_database: str, tmp_path: Path) ->
             for s in STATIONS
         ],
     )
-    # The census so far: bursts 4 h apart at both stations.
-    base = _card(tmp_path / "base", [(st, 4.0 * i) for i in range(8) for st in (0, 1)], seed=1)
+    # The census so far: bursts 4 h apart at both stations, and two a minute apart.
+    pair = [(1, 0.5), (1, 0.5 + 60 / 3600)]
+    base = _card(
+        tmp_path / "base", [(st, 4.0 * i) for i in range(8) for st in (0, 1)] + pair, seed=1
+    )
     ingest(project, tmp_path / "base")
     refresh(project.engine)
     with project.session() as s:
         opened = sorted(s.scalars(select(MediaGroup.id).where(MediaGroup.kind == "sequence")))
-    assert len(opened) == 16
+    assert len(opened) == 18
 
     # Card X and card Y share their files (the same card copied twice) and add
     # frames that grow, join and follow the census's sequences at both stations.
     shared = [(st, 4.0 * i + 0.004) for i in range(8) for st in (0, 1)]  # 14 s after each burst
-    x = _card(tmp_path / "x", shared + [(0, 2.0 + i) for i in range(6)], seed=2)
+    # A frame 31 s after the pair's first burst joins the two.
+    bridge = [(1, 0.5 + 31 / 3600)]
+    x = _card(tmp_path / "x", shared + [(0, 2.0 + i) for i in range(6)] + bridge, seed=2)
     _card(tmp_path / "y", shared, seed=2)
     y = x | _card(tmp_path / "y", [(1, 2.0 + i) for i in range(6)] + [(0, 40.0)], seed=3)
     z = _card(tmp_path / "z", [(st, 50.0 + i) for i in range(10) for st in (0, 1)], seed=4)
@@ -212,8 +217,10 @@ def test_two_ingests_and_a_reviewer_at_once(pg_database: str, tmp_path: Path) ->
     # Every link opened before still leads to a sequence.
     client = TestClient(create_app(project, allowed_hosts_for(extra=("testserver",))))
     with client:
-        for sid in opened:
-            assert client.get(f"/api/sequences/{sid}").status_code == 200
+        answers = [client.get(f"/api/sequences/{sid}") for sid in opened]
+        assert [r.status_code for r in answers] == [200] * len(opened)
+        # The pair's later sequence was joined to the earlier: its link is redirected.
+        assert [r.history[0].status_code for r in answers if r.history] == [308]
     project.close()
 
 
