@@ -142,20 +142,7 @@ def test_two_ingests_and_a_reviewer_at_once(pg_database: str, tmp_path: Path) ->
 
     root = tmp_path / "project"
     project = Project.init(root, db_url=pg_database)
-    save_registry(
-        project,
-        [StationRecord(name=s) for s in STATIONS],
-        [
-            DeploymentRecord(
-                code=f"{s}-A",
-                station=s,
-                start=datetime(2026, 1, 1),
-                end=datetime(2026, 6, 1),
-                timezone="UTC",
-            )
-            for s in STATIONS
-        ],
-    )
+    _registry(project)
     # The census so far: bursts 4 h apart at both stations, and two a minute apart.
     pair = [(1, 0.5), (1, 0.5 + 60 / 3600)]
     base = _card(
