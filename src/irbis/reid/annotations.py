@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -137,6 +137,13 @@ def read_labels(labels: str | Path, images: str | Path | None = None) -> list[An
                 box = (bx, by, bw, bh)
             station = (row.get("station") or "").strip()
             camera = (row.get("camera") or "").strip()
+            # Columns irbis does not read (date, time, notes...) travel along:
+            # the simulated review replays encounters in date/time order.
+            extra = {
+                str(k): (v or "").strip()
+                for k, v in row.items()
+                if k is not None and k not in _KNOWN_COLUMNS and (v or "").strip()
+            }
             out.append(
                 Annotation(
                     id=p,
@@ -151,6 +158,124 @@ def read_labels(labels: str | Path, images: str | Path | None = None) -> list[An
                     role=role,
                     camera=f"{station}/{camera}" if station or camera else None,
                     station=station or None,
+                    extra=extra,
                 )
             )
     return out
+
+
+_KNOWN_COLUMNS = frozenset(
+    [
+        "path",
+        "individual_id",
+        "side",
+        "encounter",
+        "station",
+        "camera",
+        "mask",
+        "role",
+        "box_x",
+        "box_y",
+        "box_w",
+        "box_h",
+    ]
+)
+
+
+def read_boxes(path: str | Path) -> dict[str, tuple[float, float, float, float]]:
+    """Read a ``boxes.csv`` of animal boxes drawn as fractions of the frame.
+
+    Columns ``file,x_min,y_min,x_max,y_max`` (more columns are ignored); ``file``
+    is the image's file name. Coordinates are fractions (0-1) of the full frame.
+
+    Returns
+    -------
+    dict
+        File name -> ``(x_min, y_min, x_max, y_max)`` fractions. A file listed
+        twice keeps the union of its boxes (one animal per frame is assumed).
+
+    Raises
+    ------
+    IrbisError
+        On a missing column or a row whose numbers are not a box inside the frame.
+    """
+    path = Path(path)
+    try:
+        fh = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise IrbisError(f"{path}: cannot open ({exc})") from exc
+    need = ("file", "x_min", "y_min", "x_max", "y_max")
+    out: dict[str, tuple[float, float, float, float]] = {}
+    with fh:
+        reader = csv.DictReader(fh)
+        if not set(need) <= set(reader.fieldnames or []):
+            raise IrbisError(f"{path}: needs columns {','.join(need)}; fix the header")
+        for n, row in enumerate(reader, start=2):
+            name = Path((row.get("file") or "").strip()).name
+            try:
+                x0, y0, x1, y1 = (float((row.get(k) or "").strip()) for k in need[1:])
+            except ValueError:
+                raise IrbisError(
+                    f"{path}:{n}: x_min,y_min,x_max,y_max must be numbers (fractions of the frame)"
+                ) from None
+            if not (name and -0.01 <= x0 < x1 <= 1.01 and -0.01 <= y0 < y1 <= 1.01):
+                raise IrbisError(
+                    f"{path}:{n}: not a box inside the frame (need a file name and "
+                    "0 <= x_min < x_max <= 1, 0 <= y_min < y_max <= 1)"
+                )
+            if name in out:
+                a = out[name]
+                x0, y0, x1, y1 = min(a[0], x0), min(a[1], y0), max(a[2], x1), max(a[3], y1)
+            out[name] = (x0, y0, x1, y1)
+    return out
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of an image file as decoded (EXIF rotation applied), header only."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            # Orientations 5-8 turn the picture a quarter: the decoded frame is h x w.
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                w, h = h, w
+    except (OSError, UnidentifiedImageError) as exc:
+        raise IrbisError(f"{path}: cannot read the image size ({exc})") from exc
+    return int(w), int(h)
+
+
+def attach_boxes(
+    anns: list[Annotation], boxes: dict[str, tuple[float, float, float, float]]
+) -> tuple[list[Annotation], int]:
+    """Annotations with the box of their file (matched by file name) in pixels.
+
+    Returns
+    -------
+    annotations, matched
+        New annotations (boxes replaced where the file has one, others as
+        they were) and how many got a box.
+
+    Raises
+    ------
+    IrbisError
+        When no annotation's file is in ``boxes`` (a wrong boxes file).
+    """
+    out: list[Annotation] = []
+    matched = 0
+    for a in anns:
+        frac = boxes.get(Path(str(a.image)).name)
+        if frac is None:
+            out.append(a)
+            continue
+        w, h = image_size(str(a.image))
+        x0, y0 = max(0.0, frac[0]) * w, max(0.0, frac[1]) * h
+        x1, y1 = min(1.0, frac[2]) * w, min(1.0, frac[3]) * h
+        out.append(replace(a, box=(x0, y0, x1 - x0, y1 - y0)))
+        matched += 1
+    if anns and not matched:
+        raise IrbisError(
+            "no image of the labels has a box in the boxes file (matched by file name); "
+            "check that both describe the same images"
+        )
+    return out, matched

@@ -32,6 +32,14 @@ every frame of the burst gets (the identify stage ranks each frame's own
 candidates by the same pooled evidence: on the Tajik set 0.635 / 0.867
 against 0.639 / 0.859 here, one-off comparison).
 
+``per_encounter`` makes the encounter the query (:mod:`irbis.reid.encounter`):
+the frames of an encounter are matched as above and their evidence pooled into
+one ranking of individuals per encounter; ``top1``/``top5``/``mAP``/
+``macro_top1`` are then counted once per encounter. Its ``mAP`` ranks the
+*gallery encounters* by the pooled evidence (summed over the query's frames of
+each gallery encounter's best verified score, then of its best raw votes) and
+averages the precision at each encounter of the same individual.
+
 Clustering (``pair_precision``, ``pair_recall``) is catalogue-free, as at a
 first census: the queries are matched against each other with every
 individual label hidden (:func:`~irbis.reid.cluster.cluster_annotations`),
@@ -52,8 +60,9 @@ from irbis.core.errors import IrbisError
 from irbis.reid.annotations import Annotation
 from irbis.reid.baseline import BASELINE_SIDE, baseline_features, baseline_inliers
 from irbis.reid.burst import candidate_scores, pool_burst
-from irbis.reid.catalogue import Catalogue, MatchConfig
+from irbis.reid.catalogue import Catalogue, MatchConfig, QueryResult
 from irbis.reid.cluster import cluster_annotations, cluster_pairs, pair_scores
+from irbis.reid.encounter import pool_encounter, pool_rankings
 from irbis.reid.features import Features, extract
 from irbis.reid.preprocess import BadImageError, burst_masks, prepare, read_image
 
@@ -231,6 +240,7 @@ def evaluate(
     qset = set(qidx)
     records: list[dict] = []
     burst_scores: dict[str | None, list[dict[str, float]]] = {}
+    frame_out: dict[int, _FrameOut] = {}
     for done, qi in enumerate(qidx):
         a = anns[qi]
         excl = excluded(qi)
@@ -242,6 +252,10 @@ def evaluate(
             ann_rank = [int(m.annotation) for m in res.annotations if m.score > 0 or m.raw > 0]
             said_same = res.decision == "same"
             ind_scores = candidate_scores(res)
+            g_enc: dict[str | None, tuple[float, float]] = {}
+            for m in res.annotations:
+                e = enc[int(m.annotation)]
+                g_enc[e] = max(g_enc.get(e, (0.0, 0.0)), (float(m.score), float(m.raw)))
         else:
             scores = np.zeros(n)
             for j in gallery:
@@ -259,6 +273,10 @@ def evaluate(
             for j in ann_rank:
                 if j in qset:
                     edges.append((qi, j, float(scores[j])))
+            g_enc = {}
+            for j in ann_rank:
+                g_enc.setdefault(enc[j], (float(scores[j]), 0.0))
+            res = None
         times.append(time.perf_counter() - t0)
         relevant = {j for j in gallery if anns[j].individual == a.individual}
         if not relevant:
@@ -277,6 +295,15 @@ def evaluate(
                 average_precision(np.array([j in relevant for j in ann_rank]), len(relevant))
             )
         burst_scores.setdefault(enc[qi], []).append(ind_scores)
+        frame_out[qi] = _FrameOut(
+            ranked_inds,
+            ind_scores,
+            g_enc,
+            res,
+            said_same,
+            relevant,
+            Counter(anns[j].individual for j in gallery),
+        )
         records.append(
             {
                 "query": a.id,
@@ -288,6 +315,7 @@ def evaluate(
         if progress:
             progress("queries", done + 1, len(qidx))
     closed = max(1, len(aps))
+    per_encounter = _per_encounter(anns, qidx, enc, frame_out)
     burst_top1, burst_top5 = _burst_pooled(anns, qidx, enc, excluded, burst_scores)
     per_individual = {
         k: {
@@ -347,6 +375,7 @@ def evaluate(
         if per_individual
         else 0.0,
         "majority_rate": majority_hits / closed,
+        "per_encounter": per_encounter,
         "burst_pooled_top1": burst_top1,
         "burst_pooled_top5": burst_top5,
         "per_individual": per_individual,
@@ -359,6 +388,93 @@ def evaluate(
         "open_set_queries": open_n,
         "open_set_new_rate": open_new / open_n if open_n else None,
         "unusable_images": problems,
+        "per_query": records,
+    }
+
+
+@dataclass(slots=True)
+class _FrameOut:
+    """What one query frame contributes to its encounter's answer."""
+
+    ranked: list
+    scores: dict[str, float]
+    gallery_encounters: dict[str | None, tuple[float, float]]
+    result: QueryResult | None
+    said_same: bool
+    relevant: set[int]
+    gallery_counts: Counter
+
+
+def _per_encounter(
+    anns: Sequence[Annotation],
+    qidx: Sequence[int],
+    enc: Sequence[str | None],
+    frames: dict[int, _FrameOut],
+) -> dict:
+    """Figures with the encounter as the query (see the module docstring).
+
+    An encounter is closed-set when any of its frames has a gallery row of its
+    individual; its individual is its frames' most frequent label.
+    """
+    groups: dict[str | None, list[int]] = {}
+    for qi in qidx:
+        groups.setdefault(enc[qi], []).append(qi)
+    hits: dict[str, list[tuple[bool, bool]]] = {}
+    aps: list[float] = []
+    majority = open_n = open_new = 0
+    records: list[dict] = []
+    for e, members in groups.items():
+        outs = [frames[qi] for qi in members]
+        truth = str(Counter(str(anns[qi].individual) for qi in members).most_common(1)[0][0])
+        ranked = [k for k, _, _ in pool_rankings((o.ranked, o.scores) for o in outs)]
+        relevant_enc = {enc[j] for o in outs for j in o.relevant}
+        if all(o.result is not None for o in outs):
+            said_same = pool_encounter([o.result for o in outs if o.result is not None]).decision
+            said = said_same == "same"
+        else:
+            said = any(o.said_same for o in outs)
+        records.append(
+            {"encounter": e, "truth": truth, "frames": len(members), "ranked": ranked[:5]}
+        )
+        if not relevant_enc:
+            open_n += 1
+            open_new += int(not said)
+            continue
+        hit1 = ranked[:1] == [truth]
+        hits.setdefault(truth, []).append((hit1, truth in ranked[:5]))
+        counts = sum((o.gallery_counts for o in outs), Counter())
+        majority += int(str(counts.most_common(1)[0][0]) == truth)
+        g: dict[str | None, list[float]] = {}
+        for o in outs:
+            for ge, (v, r) in o.gallery_encounters.items():
+                acc = g.setdefault(ge, [0.0, 0.0])
+                acc[0] += v
+                acc[1] += r
+        order = sorted(g, key=lambda k: (-g[k][0], -g[k][1], str(k)))
+        aps.append(
+            average_precision(np.array([k in relevant_enc for k in order]), len(relevant_enc))
+        )
+    n = sum(len(v) for v in hits.values())
+    per_ind = {
+        k: {
+            "encounters": len(v),
+            "top1": sum(a for a, _ in v) / len(v),
+            "top5": sum(b for _, b in v) / len(v),
+        }
+        for k, v in sorted(hits.items())
+    }
+    return {
+        "encounters": len(groups),
+        "closed_set_encounters": n,
+        "top1": sum(a for v in hits.values() for a, _ in v) / max(1, n),
+        "top5": sum(b for v in hits.values() for _, b in v) / max(1, n),
+        "mAP": float(np.mean(aps)) if aps else 0.0,
+        "macro_top1": float(np.mean([v["top1"] for v in per_ind.values()])) if per_ind else 0.0,
+        "macro_top5": float(np.mean([v["top5"] for v in per_ind.values()])) if per_ind else 0.0,
+        "majority_rate": majority / max(1, n),
+        "per_individual": per_ind,
+        "open_set_encounters": open_n,
+        "open_set_new_rate": open_new / open_n if open_n else None,
         "per_query": records,
     }
 
