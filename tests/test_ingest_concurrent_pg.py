@@ -24,7 +24,14 @@ from irbis.core.types import DeploymentRecord, StationRecord
 from irbis.ingest.registry import save_registry
 from irbis.ingest.runner import ingest
 from irbis.store import Project
-from irbis.store.schema import IngestBatch, Media, MediaGroup, SequenceDirty, SequenceSummary
+from irbis.store.schema import (
+    IngestBatch,
+    Media,
+    MediaGroup,
+    Rejection,
+    SequenceDirty,
+    SequenceSummary,
+)
 from irbis.store.sequence_summary import refresh
 
 from .cards import jpeg_bytes
@@ -185,7 +192,9 @@ def test_two_ingests_and_a_reviewer_at_once(pg_database: str, tmp_path: Path) ->
     print(f"labels {reviewer.labelled}, bulk labels {reviewer.bulk_labelled}")
     with project.session() as s:
         names = list(s.scalars(select(Media.file_name)))
-        assert len(names) == len(set(names)) == len(base | x | y | z)
+        rejected = [(r.relpath, r.reason) for r in s.scalars(select(Rejection))]
+        missing = sorted((base | x | y | z) - set(names))
+        assert len(names) == len(set(names)) == len(base | x | y | z), (missing, rejected)
         # Every frame is in a live sequence whose count is its frames.
         assert s.scalar(select(func.count()).where(Media.sequence_id.is_(None))) == 0
         counts = dict(

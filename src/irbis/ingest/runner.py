@@ -339,7 +339,7 @@ def ingest(
         project.settings.extra, order=time_from, filename_patterns=time_patterns
     )
     store = BlobStore(project.blob_dir, project.tmp_dir)
-    store.clear_tmp()
+    store.begin_run()  # a temp folder of its own: other runs may be writing theirs
     workers = workers or min(4, (os.cpu_count() or 2) + 1)
 
     # Listing a card is cheap next to reading it: list first so unknown
@@ -478,6 +478,7 @@ def ingest(
         batch.n_duplicate, batch.n_rejected = result.n_duplicate, result.n_rejected
         batch.bytes_read = result.bytes_read
         session.commit()
+    store.end_run()
     # The review grid's summaries of the new sequences, now rather than on its first page.
     refresh_summaries(project.engine)
     return result
