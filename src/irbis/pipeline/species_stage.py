@@ -429,7 +429,7 @@ def _evaluate(
     res["majority_rate"] = float(counts.max() / counts.sum()) if counts.sum() else float("nan")
     res["folds"] = len(folds)
     res["species_not_in_training_fold"] = int((~seen[done]).sum())
-    return res, logits, done
+    return res, logits, done & seen
 
 
 @dataclass
@@ -548,11 +548,13 @@ def train_species(
     t1 = time.perf_counter()
     # Encounter-held-out predictions calibrate the temperature; the report at
     # that temperature is then slightly optimistic about calibration (not accuracy).
+    # Returned mask: rows predicted by a head that knew their species.
     enc_folds = grouped_folds(encounters, encounter_folds)
-    by_enc, logits, done = _evaluate(
+    by_enc, logits, usable = _evaluate(
         x, y, labels, enc_folds, temperature=None, threshold=threshold, l2=l2
     )
-    temperature = fit_temperature(logits[done], y[done])
+    # Rows of a species the training folds lacked say nothing about calibration.
+    temperature = fit_temperature(logits[usable], y[usable])
     by_enc, _, _ = _evaluate(
         x, y, labels, enc_folds, temperature=temperature, threshold=threshold, l2=l2
     )
