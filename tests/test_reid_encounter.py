@@ -211,3 +211,33 @@ def test_simulate_review_cli(tmp_path: Path) -> None:
         ["simulate-review", "--images", str(tmp_path), "--labels", str(labels), "--top-k", "0"],
     )
     assert bad.exit_code == 2 and "top-k" in bad.output
+
+
+def test_every_frame_gets_the_encounters_candidates_with_its_own_keypoints_where_it_has_them():
+    from irbis.pipeline.identify_stage import _proposals
+    from irbis.reid.encounter import encounter_candidates
+    from irbis.store.schema import Annotation as AnnotationRow
+
+    xy = np.array([[10.0, 20.0]], np.float32)
+    khan_1 = Match("101", "Khan", 6.0, 0.97, 9, 6.0, xy, xy)
+    zara_2 = Match("102", "Zara", 1.0, 0.3, 6, 2.0, xy + 1, xy)
+    khan_2 = Match("103", "Khan", 2.0, 0.5, 6, 2.0, xy + 2, xy)
+    f1 = QueryResult("same", "Khan", 0.97, [khan_1], [khan_1])
+    f2 = QueryResult("unsure", "Zara", 0.3, [khan_2, zara_2], [khan_2, zara_2])
+    er = pool_encounter([f1, f2])
+    assert er.individuals == ["Khan", "Zara"] and er.decision == "same"
+    c1 = encounter_candidates(er, 0)
+    assert [(m.annotation, j) for m, j in c1] == [("101", 0), ("102", 1)]  # Zara borrowed
+    c2 = encounter_candidates(er, 1)
+    assert [(m.annotation, j) for m, j in c2] == [("103", 1), ("102", 1)]  # its own Khan
+    a1, a2 = AnnotationRow(id=11, side="left"), AnnotationRow(id=12, side="left")
+    frames = [a1, a2]
+    rows = _proposals(
+        a1, er.probability, er.decision, [(m, frames[j]) for m, j in c1], "v1", {"Khan": 1}
+    )
+    assert [r.rank for r in rows] == [1, 2] and rows[0].individual_id == 1
+    assert rows[0].matches["query_xy"] == [[10.0, 20.0]]
+    assert rows[0].matches["machine_decision"] == "same"
+    assert "via_annotation_id" not in rows[0].matches
+    assert rows[1].matches["via_annotation_id"] == 12 and rows[1].matches["query_xy"] == []
+    assert rows[1].matches["via_query_xy"] == [[11.0, 21.0]]

@@ -14,10 +14,14 @@
    ``annotation_id``) so the review page can draw them. When the matcher
    thinks nobody in the catalogue fits, a row with ``individual_id = NULL``
    and ``rank = 0`` proposes a new individual.
-   The frames of one sequence (a burst shows one animal) are queried
-   together: each keeps its own matches, ranked by the sequence's summed
-   evidence (:mod:`irbis.reid.burst`), and "same as X" is proposed only
-   where the frame and its sequence agree.
+   The encounter is the query: the frames of one sequence (a burst shows one
+   animal) are matched each on its own and their evidence pooled
+   (:func:`irbis.reid.encounter.pool_encounter`); every frame gets the
+   sequence's ranking and decision. A frame keeps its own matches (and
+   keypoints) where it has them; a candidate only another frame of the
+   sequence found is proposed with that frame's score and probability, no
+   keypoints of its own, and ``matches.via_annotation_id`` naming the frame
+   whose keypoints show it.
 
 Nothing a person decided is touched; the stage is idempotent (an annotation
 with proposals from the current catalogue is skipped) and commits each
@@ -41,8 +45,8 @@ from sqlalchemy import func, select
 from irbis.pipeline.detect_stage import media_path
 from irbis.reid import Annotation as ReidAnnotation
 from irbis.reid import BadImageError, Catalogue, Side, extract, prepare
-from irbis.reid.burst import burst_ranking, candidate_scores, pool_burst
 from irbis.reid.catalogue import Match, QueryResult
+from irbis.reid.encounter import encounter_candidates, pool_encounter
 from irbis.reid.features import Features
 from irbis.reid.preprocess import burst_masks, read_image
 from irbis.store import Project
@@ -344,12 +348,13 @@ def _by_sequence(
 
 def _proposals(
     ann: Annotation,
-    result: QueryResult,
+    probability: float,
     decision: str,
-    candidates: list[Match],
+    candidates: list[tuple[Match, Annotation]],
     version: str,
     ids_by_name: dict[str, int],
 ) -> list[MatchDecision]:
+    """Proposal rows of one frame: ``candidates`` pair a match with the frame it is from."""
     rows_out: list[MatchDecision] = []
     if decision == "new" or not candidates:
         rows_out.append(
@@ -359,14 +364,28 @@ def _proposals(
                 decision="proposed",
                 rank=0,
                 score=None,
-                probability=1.0 - result.probability if result.candidates else 1.0,
+                probability=1.0 - probability if candidates else 1.0,
                 matches={"catalogue": version},
                 side=ann.side,
                 by=MODEL,
                 created_utc=_now(),
             )
         )
-    for rank, m in enumerate(candidates, 1):
+    for rank, (m, source) in enumerate(candidates, 1):
+        matches: dict[str, Any] = {
+            "catalogue": version,
+            "machine_decision": decision,
+            "annotation_id": int(m.annotation),
+            "inliers": int(m.inliers),
+            "query_xy": np.asarray(m.query_xy, float).round(1).tolist(),
+            "match_xy": np.asarray(m.match_xy, float).round(1).tolist(),
+        }
+        if source.id != ann.id:
+            # Another frame of the encounter found this one: its keypoints are
+            # on that frame, so they are kept there and not drawn on this one.
+            matches["via_annotation_id"] = source.id
+            matches["via_query_xy"] = matches.pop("query_xy")
+            matches["query_xy"] = []
         rows_out.append(
             MatchDecision(
                 annotation_id=ann.id,
@@ -375,14 +394,7 @@ def _proposals(
                 rank=rank,
                 score=float(m.score),
                 probability=float(m.probability),
-                matches={
-                    "catalogue": version,
-                    "machine_decision": decision,
-                    "annotation_id": int(m.annotation),
-                    "inliers": int(m.inliers),
-                    "query_xy": np.asarray(m.query_xy, float).round(1).tolist(),
-                    "match_xy": np.asarray(m.match_xy, float).round(1).tolist(),
-                },
+                matches=matches,
                 side=ann.side,
                 by=MODEL,
                 created_utc=_now(),
@@ -484,11 +496,12 @@ def run_identify(
                 )
                 continue
             results.append((ann, catalogue.query(feats, side=ra.side, camera=ra.camera)))
-        pooled = pool_burst(candidate_scores(r) for _, r in results)
+        er = pool_encounter([r for _, r in results], catalogue.config.decision)
         proposals: list[tuple[Annotation, list[MatchDecision]]] = []
-        for ann, result in results:
+        for i, (ann, _) in enumerate(results):
             summary.queried += 1
-            decision, candidates = burst_ranking(result, pooled)
+            candidates = [(m, results[j][0]) for m, j in encounter_candidates(er, i)[:top]]
+            decision = er.decision
             if decision == "new" or not candidates:
                 summary.proposed_new += 1
             elif decision == "same":
@@ -496,7 +509,7 @@ def run_identify(
             else:
                 summary.unsure += 1
             proposals.append(
-                (ann, _proposals(ann, result, decision, candidates[:top], version, ids_by_name))
+                (ann, _proposals(ann, er.probability, decision, candidates, version, ids_by_name))
             )
         # One transaction per burst: an interrupted run leaves a burst all
         # proposed or not at all, so a resumed run pools the same frames.

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from irbis.reid.calibration import DecisionRule
 from irbis.reid.catalogue import Match, QueryResult
 
-__all__ = ["EncounterResult", "pool_encounter", "pool_rankings"]
+__all__ = ["EncounterResult", "encounter_candidates", "pool_encounter", "pool_rankings"]
 
 
 def pool_rankings(
@@ -133,3 +133,30 @@ def pool_encounter(
         if decision == "same" and rivals:
             decision = "unsure"
     return EncounterResult(decision, ind, p, ranking, best, list(results))
+
+
+def encounter_candidates(er: EncounterResult, frame: int) -> list[tuple[Match, int]]:
+    """The encounter's ranking as candidates of one of its frames.
+
+    Every individual of the encounter's ranking is listed in the encounter's
+    order. Where the frame has its own match for that individual, that match
+    (with the frame's own keypoints) is given; otherwise the encounter's
+    strongest match for it, from another frame.
+
+    Returns
+    -------
+    list
+        ``(match, frame_index)`` best first; ``frame_index != frame`` marks
+        evidence borrowed from another frame of the encounter.
+    """
+    own: dict[str, Match] = {}
+    if 0 <= frame < len(er.frames):
+        own = {c.individual: c for c in er.frames[frame].candidates if c.individual is not None}
+    out: list[tuple[Match, int]] = []
+    for ind in er.individuals:
+        if ind in own:
+            out.append((own[ind], frame))
+        elif ind in er.evidence:
+            i, m = er.evidence[ind]
+            out.append((m, i))
+    return out
