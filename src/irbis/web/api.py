@@ -143,6 +143,10 @@ class DecisionIn(_Strict):
     )
     name: str | None = Field(None, max_length=200, description="Name of a new individual")
     sex: Literal["female", "male", "unknown"] = "unknown"
+    encounter: bool = Field(
+        False,
+        description="Decide every pending annotation of this one's encounter (sequence) alike",
+    )
 
 
 Fraction = Annotated[float, Field(ge=-1.0, le=2.0, allow_inf_nan=False)]
@@ -442,9 +446,10 @@ async def get_annotations(
     user: UserDep,
     limit: int = Query(50, ge=1, le=500),
     after: int = Query(0, ge=0, le=MAX_ID),
+    by_encounter: bool = Query(True, description="One item per encounter (sequence)"),
 ) -> dict[str, Any]:
-    """Annotations with machine proposals waiting for a person."""
-    return identify.review_queue(project, limit, after)
+    """Annotations with machine proposals waiting for a person, one per encounter by default."""
+    return identify.review_queue(project, limit, after, by_encounter)
 
 
 @router.get("/annotations/{ann_id}", tags=["identification"])
@@ -466,6 +471,7 @@ def post_decision(
         individual_id=body.individual_id,
         name=body.name,
         sex=body.sex,
+        encounter=body.encounter,
     )
     return identify.decide(project, ann_id, d, user.name, may_choose_any=user.can("admin"))
 

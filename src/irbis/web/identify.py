@@ -73,23 +73,42 @@ def _box(a: Any) -> dict[str, float]:
     return {"x": a.x, "y": a.y, "width": a.width, "height": a.height}
 
 
-def review_queue(project: Project, limit: int = 50, after: int = 0) -> dict[str, Any]:
+def review_queue(
+    project: Project, limit: int = 50, after: int = 0, by_encounter: bool = True
+) -> dict[str, Any]:
     """Annotations waiting for a person, with their top candidates.
+
+    The encounter is the unit of review: by default the queue lists one item
+    per encounter (a sequence; an annotation without one is its own), the
+    encounter's first pending annotation, with every pending annotation of
+    that encounter in ``encounter.pending``. The identify stage gives all of
+    them the encounter's candidates, so one decision can settle them all
+    (:class:`Decision` with ``encounter=True``). ``by_encounter=False`` lists
+    every annotation.
 
     Returns
     -------
     dict
         ``{"items": [{"id", "media_id", "side", "box", "station", "time_local",
+        "sequence_id", "encounter": {"sequence_id", "pending": [ids]},
         "candidates": [{"individual_id", "name", "rank", "score", "probability"}]}],
-        "next": id or None, "pending": total}``.
+        "next": id or None, "pending": annotations, "pending_encounters": encounters}``.
     """
     if not 1 <= limit <= 500:
         raise BadInputError("limit", f"{limit} is out of range", "use 1..500")
     a, d = Annotation, MatchDecision
     clause = _pending_clause()
+    group = func.coalesce(Media.sequence_id, -a.id)
     with project.engine.connect() as conn:  # Core rows: this list is read at every page turn
         total = conn.execute(select(func.count()).select_from(a).where(*clause)).scalar()
-        rows = conn.execute(
+        firsts = (
+            select(func.min(a.id).label("first"))
+            .join(Media, Media.id == a.media_id)
+            .where(*clause)
+            .group_by(group)
+        )
+        encounters = conn.execute(select(func.count()).select_from(firsts.subquery())).scalar()
+        q = (
             select(
                 a.id,
                 a.media_id,
@@ -100,17 +119,29 @@ def review_queue(project: Project, limit: int = 50, after: int = 0) -> dict[str,
                 a.height,
                 a.version,
                 Media.timestamp_local,
+                Media.sequence_id,
                 Station.name,
             )
             .join(Media, Media.id == a.media_id)
             .outerjoin(Deployment, Deployment.id == Media.deployment_id)
             .outerjoin(Station, Station.id == Deployment.station_id)
             .where(*clause, a.id > after)
-            .order_by(a.id)
-            .limit(limit + 1)
-        ).all()
+        )
+        if by_encounter:
+            q = q.where(a.id.in_(firsts.scalar_subquery()))
+        rows = conn.execute(q.order_by(a.id).limit(limit + 1)).all()
         more = len(rows) > limit
         rows = rows[:limit]
+        members: dict[int, list[int]] = defaultdict(list)
+        seqs = sorted({r.sequence_id for r in rows if r.sequence_id is not None})
+        if seqs:
+            for ann_id, seq in conn.execute(
+                select(a.id, Media.sequence_id)
+                .join(Media, Media.id == a.media_id)
+                .where(*clause, Media.sequence_id.in_(seqs))
+                .order_by(a.id)
+            ):
+                members[seq].append(ann_id)
         cands: dict[int, list[dict[str, Any]]] = defaultdict(list)
         if rows:
             for ann_id, ind, rank, score, prob, name in conn.execute(
@@ -144,11 +175,21 @@ def review_queue(project: Project, limit: int = 50, after: int = 0) -> dict[str,
             "station": r.name,
             "time_local": r.timestamp_local.isoformat() if r.timestamp_local else None,
             "version": r.version,
+            "sequence_id": r.sequence_id,
+            "encounter": {
+                "sequence_id": r.sequence_id,
+                "pending": members.get(r.sequence_id, [r.id]) if r.sequence_id else [r.id],
+            },
             "candidates": cands.get(r.id, []),
         }
         for r in rows
     ]
-    return {"items": items, "next": rows[-1].id if more and rows else None, "pending": total}
+    return {
+        "items": items,
+        "next": rows[-1].id if more and rows else None,
+        "pending": total,
+        "pending_encounters": encounters,
+    }
 
 
 def _best_photo(s: Session, individual_id: int, side: str | None) -> dict[str, Any] | None:
@@ -249,6 +290,8 @@ class Decision:
     individual_id: int | None = None
     name: str | None = None
     sex: str = "unknown"
+    #: Also decide every other pending annotation of the same encounter (sequence).
+    encounter: bool = False
 
     def check(self) -> None:
         if self.decision not in DECISIONS:
@@ -406,6 +449,9 @@ def decide(
         # A photo taken from one individual's record to another's: the catalogue's split.
         action = "split" if moved else "identify"
         record(s, user, action, f"annotation:{ann_id}", before=before, after=after)
+        decided = [ann_id]
+        if d.encounter:
+            decided += _decide_siblings(s, a, d, target, user, may_choose_any)
         s.commit()
         from irbis.web.cache import clear
 
@@ -416,4 +462,89 @@ def decide(
             "individual_id": target.id if target is not None else None,
             "individual": target.name if target is not None else None,
             "version": d.version + 1,
+            "annotations": decided,
         }
+
+
+def _decide_siblings(
+    s: Session,
+    a: Annotation,
+    d: Decision,
+    target: Individual | None,
+    user: str,
+    may_choose_any: bool,
+) -> list[int]:
+    """The same decision on the other pending annotations of ``a``'s encounter.
+
+    Each sibling gets its own decision row, version bump and audit entry. A
+    sibling someone else decided meanwhile is left alone (its version or
+    individual changed), and an accepted individual that was not proposed for
+    a sibling is not forced on it (unless ``may_choose_any``): those stay in
+    the queue. The reviewer's flank side is not copied: a burst can show both.
+
+    Returns
+    -------
+    list
+        Ids of the siblings decided.
+    """
+    seq = s.scalar(select(Media.sequence_id).where(Media.id == a.media_id))
+    if seq is None:
+        return []
+    siblings = s.scalars(
+        select(Annotation)
+        .join(Media, Media.id == Annotation.media_id)
+        .where(Media.sequence_id == seq, Annotation.id != a.id, *_pending_clause())
+        .order_by(Annotation.id)
+    ).all()
+    done: list[int] = []
+    for sib in siblings:
+        if d.decision == "accept" and target is not None and not may_choose_any:
+            proposed = s.scalars(
+                select(MatchDecision.individual_id).where(
+                    MatchDecision.annotation_id == sib.id,
+                    MatchDecision.decision == "proposed",
+                    MatchDecision.individual_id.is_not(None),
+                )
+            ).all()
+            if target.id not in {root_of(s, i) for i in proposed}:
+                continue
+        values: dict[str, Any] = {"version": sib.version + 1}
+        if d.decision in ("accept", "new") and target is not None:
+            values["individual_id"] = target.id
+        res = s.execute(
+            update(Annotation)
+            .where(
+                Annotation.id == sib.id,
+                Annotation.version == sib.version,
+                Annotation.individual_id.is_(None),
+            )
+            .values(**values)
+        )
+        if res.rowcount != 1:
+            continue
+        s.add(
+            MatchDecision(
+                annotation_id=sib.id,
+                individual_id=target.id if target is not None else None,
+                decision=DECISIONS[d.decision],
+                side=sib.side,
+                by=user,
+                matches={"encounter_of": a.id},
+                created_utc=_now(),
+            )
+        )
+        record(
+            s,
+            user,
+            "identify",
+            f"annotation:{sib.id}",
+            before={"individual_id": None, "side": sib.side},
+            after={
+                "individual_id": values.get("individual_id"),
+                "side": sib.side,
+                "decision": DECISIONS[d.decision],
+                "encounter_of": a.id,
+            },
+        )
+        done.append(sib.id)
+    return done

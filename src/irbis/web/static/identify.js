@@ -64,7 +64,10 @@
 
   async function decide(decision) {
     const p = proposals[current];
-    const body = { decision, version: ann.version, side: document.getElementById("side").value };
+    // The encounter is the unit: the decision also settles the sequence's other waiting photos.
+    const body = {
+      decision, version: ann.version, side: document.getElementById("side").value, encounter: true,
+    };
     if (decision === "accept" || decision === "reject") {
       if (!p || p.individual_id === null) { irbis.flash("no candidate selected", "error"); return; }
       body.individual_id = p.individual_id;
@@ -77,7 +80,8 @@
     try {
       const r = await irbis.api("POST", `/api/annotations/${ann.id}/decision`, body);
       ann.version = r.version;
-      irbis.flash(`${r.decision}${r.individual ? ": " + r.individual : ""}`);
+      const n = (r.annotations || []).length;
+      irbis.flash(`${r.decision}${r.individual ? ": " + r.individual : ""}${n > 1 ? ` (${n} photos of the encounter)` : ""}`);
       if (decision === "reject") {
         proposals.splice(current, 1);
         current = 0;
