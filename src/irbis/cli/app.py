@@ -736,6 +736,9 @@ from irbis.cli.audit_cmd import audit as _audit  # noqa: E402
 from irbis.cli.audit_cmd import individuals_app  # noqa: E402
 
 app.command("audit")(_audit)
+# Rename and split (`irbis individuals rename|split`) join the same group.
+import irbis.cli.individuals_cmd  # noqa: E402, F401
+
 app.add_typer(individuals_app, name="individuals")
 
 # Backups and integrity (`irbis backup`, `irbis restore`, `irbis check`).

@@ -27,6 +27,7 @@ ACTIONS = (
     "label.undo",
     "identify",
     "split",
+    "rename",
     "merge",
     "unmerge",
     "registry.import",

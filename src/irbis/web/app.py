@@ -353,12 +353,14 @@ def create_app(project: Project, allowed_hosts: frozenset[str] | None = None) ->
         )
 
     from irbis.web.api import router as api_router
+    from irbis.web.catalogue_edit import router as catalogue_router
     from irbis.web.field import router as field_router
     from irbis.web.history import router as history_router
     from irbis.web.pages import router as pages_router
 
     app.include_router(api_router)
     app.include_router(history_router)
+    app.include_router(catalogue_router)
     app.include_router(field_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
