@@ -168,6 +168,7 @@ def test_simulated_review_of_a_season_from_an_empty_catalogue(tmp_path: Path) ->
     assert [x["decisions"] for x in r["log"]] == [1, 1, 1, 2, 1, 1, 3]
     assert r["decisions"] == 10 and r["minutes"] == pytest.approx(5.0)
     assert r["encounters_manual_search"] == 2
+    assert r["manual_search_known"] == 0 and r["manual_search_new"] == 2
     # A reviewer who never spots the cat splits every returning animal.
     blind = simulate_review(anns, feats, Reviewer(miss_rate=1.0))
     assert blind["false_splits"] == 3 and blind["catalogue_individuals"] == 7

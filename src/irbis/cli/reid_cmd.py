@@ -239,6 +239,8 @@ def simulate_review_cmd(
         "decisions",
         "decisions_per_encounter",
         "encounters_manual_search",
+        "manual_search_known",
+        "manual_search_new",
         "false_merges",
         "false_splits",
         "machine_filed",

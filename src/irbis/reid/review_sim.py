@@ -178,6 +178,7 @@ def simulate_review(
             {
                 "decisions": decisions,
                 "encounters_manual_search": int(search),
+                "manual_search_known": int(search and known),
                 "false_merges": int(false_merge),
                 "false_splits": int(false_split),
                 "machine_filed": int(how == "machine"),
@@ -228,6 +229,11 @@ def simulate_review(
         "decisions": totals["decisions"],
         "decisions_per_encounter": totals["decisions"] / n if n else 0.0,
         "encounters_manual_search": totals["encounters_manual_search"],
+        # Of those: the animal was in the catalogue but not on the first page
+        # (the matcher's miss), or it was new and the reviewer had to look
+        # through more than one page to be sure (the catalogue's size).
+        "manual_search_known": totals["manual_search_known"],
+        "manual_search_new": totals["encounters_manual_search"] - totals["manual_search_known"],
         "false_merges": totals["false_merges"],
         "false_splits": totals["false_splits"],
         "machine_filed": totals["machine_filed"],
