@@ -142,3 +142,23 @@ def test_rename_and_split_through_the_api_and_the_cli(project, client_of):  # no
     run = CliRunner().invoke(app, ["individuals", "rename", str(project.root), "Zara", "Zara-M2"])
     assert run.exit_code == 0, run.output
     assert _captures(project)["Zara-M2"] == 2
+
+
+def test_printable_page_lists_encounters_and_crops_the_best_photos(project, client_of):  # noqa: F811
+    from irbis.web.individual_print import _crop_style
+
+    # A box of the lower middle of a 400 x 200 frame: the crop is half as high
+    # as wide; the frame is drawn twice the container's width, shifted left
+    # and up by half the container's width.
+    style = _crop_style({"x": 0.25, "y": 0.5, "width": 0.5, "height": 0.5}, 400, 200)
+    assert style == {"pad": 50.0, "w": 200.0, "left": -50.0, "top": -50.0}
+    ids = _khan_season(project)
+    c = client_of(project)
+    page = c.get(f"/individuals/{ids['khan']}/print")
+    assert page.status_code == 200
+    html = page.text
+    assert "<h1>Khan</h1>" in html and "3 encounters" in html and "4 photos" in html
+    assert html.count("<tr><td>") >= 3 and "/api/media/" in html and "margin-top" in html
+    split_individual(project, "Khan", sequences=[ids["seq"]["B"]], into="Zara", actor="t")
+    assert "2 encounters" in c.get(f"/individuals/{ids['khan']}/print").text
+    assert c.get(f"/individuals/{ids['khan']}").text.count("/print") == 1

@@ -164,6 +164,19 @@ async def page_individual(
     )
 
 
+@router.get("/individuals/{ind_id}/print", response_class=HTMLResponse)
+async def page_individual_print(
+    ind_id: DbId, request: Request, project: ProjectDep, user: UserDep
+) -> Response:
+    """A page per individual a ranger can print (photos per flank, encounters)."""
+    from irbis.web.individual_print import printable
+
+    data = printable(project, ind_id, user)
+    if "merged_into" in data:
+        return RedirectResponse(f"/individuals/{data['merged_into']}/print", status_code=303)
+    return _render(request, "individual_print.html", user, ind=data)
+
+
 @router.get("/census", response_class=HTMLResponse)
 def page_census(request: Request, project: ProjectDep, user: UserDep) -> HTMLResponse:
     from irbis.web.census import cached
