@@ -13,7 +13,7 @@ one JSON document on stdout, errors are one line naming what to do.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -70,6 +70,19 @@ def detect(
     limit: Annotated[
         int | None, typer.Option(help="Stop after this many sequences (rerun to continue).")
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            envvar="IRBIS_RAY_ADDRESS",
+            help="Run on a Ray cluster: its address (auto, ray://host:10001, host:6379), "
+            "local (a local Ray, one worker per core) or local:N. The project folder must be "
+            "at the same path on every node. Needs irbis[ray]. Also IRBIS_RAY_ADDRESS.",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="With --ray: media per Ray task (whole sequences).")
+    ] = 64,
     as_json: JsonOpt = False,
 ) -> None:
     """Find animals, people and vehicles; mark blanks. Safe to interrupt and rerun."""
@@ -100,14 +113,32 @@ def detect(
                 bar.update(task, completed=done, total=total, file=name[-40:])
 
             with resumable("finished sequences are kept"):
-                res = run_detect(
-                    p,
-                    seq,
-                    progress=tick,
-                    video_every_s=video_every,
-                    video_max_frames=video_max_frames,
-                    limit=limit,
-                )
+                if ray:
+                    res = _detect_on_ray(
+                        p,
+                        seq,
+                        ray,
+                        kind=detector,
+                        model=model,
+                        threshold=threshold,
+                        threads=threads,
+                        engine=engine,
+                        precision=precision,
+                        progress=tick,
+                        video_every_s=video_every,
+                        video_max_frames=video_max_frames,
+                        limit=limit,
+                        batch_size=batch_size,
+                    )
+                else:
+                    res = run_detect(
+                        p,
+                        seq,
+                        progress=tick,
+                        video_every_s=video_every,
+                        video_max_frames=video_max_frames,
+                        limit=limit,
+                    )
         status = detection_status(p, res.detector)
     engine = seq.params.get("engine", "")
     if as_json:
@@ -143,6 +174,27 @@ def detect(
             seqs,
         )
     out.print(table)
+
+
+def _detect_on_ray(p: Any, seq: Any, address: str, *, kind: str, model: str, **kw: Any) -> Any:
+    """``irbis detect --ray``: the same stage with Ray workers (:mod:`irbis.pipeline.cluster`)."""
+    from irbis.pipeline.cluster import DetectorSpec, RayUnavailableError, run_detect_ray
+    from irbis.vision.registry import models_dir
+
+    spec = DetectorSpec(
+        kind=kind,
+        model=model,
+        threshold=kw.pop("threshold"),
+        threads=kw.pop("threads"),
+        engine=kw.pop("engine"),
+        precision=kw.pop("precision"),
+        root=str(models_dir()),
+    )
+    try:
+        return run_detect_ray(p, spec, address=address, detector=seq, **kw)
+    except RayUnavailableError as exc:
+        err.print(f"[red]error[/] {exc}")
+        raise typer.Exit(2) from exc
 
 
 @models_app.command("list")

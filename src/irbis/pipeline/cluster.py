@@ -1,0 +1,400 @@
+"""The detect stage on a Ray cluster: many machines (or cores) look, one driver writes.
+
+``irbis detect PROJECT --ray ADDRESS`` (or ``IRBIS_RAY_ADDRESS``) runs
+:func:`run_detect_ray`. The laptop path (:func:`irbis.pipeline.detect_stage.run_detect`)
+is unchanged; this module reuses its work units, verdicts and writer.
+
+How the work is split and kept safe:
+
+* The driver (the machine running ``irbis detect``) finds the pending work
+  exactly as the laptop run does: every sequence with a media file that has no
+  result for this detector key (model, version, threshold, fusion), and loose
+  media without a result. It cuts that list into *batches of whole sequences*
+  of about ``batch_size`` media (a long sequence is never split, so the motion
+  detector compares the same frames as on a laptop).
+* Each batch is one Ray task. A worker process opens the model once (it is
+  cached in the process for every later batch), reads the originals from the
+  project's blob store by path — so the project folder (or the referenced
+  originals) must be on a filesystem every node mounts at the same path —
+  decodes, detects and returns the boxes. Workers never touch the database.
+* The driver writes each sequence through the detect stage's own writer, one
+  transaction per sequence, in the order of the single-process run, so the rows
+  (ids included) are those a laptop run writes, and shows one progress bar.
+* A worker that dies mid-batch (killed, out of memory, node lost) makes Ray run
+  the batch again elsewhere (``max_retries``); its result reaches the driver
+  once, and the writer replaces a sequence's rows anyway, so nothing is doubled.
+* A driver that dies leaves only whole sequences written; the next run's
+  pending list is what still has no result, so it finishes the job.
+
+Addresses: ``local`` starts a Ray instance on this machine with one worker per
+core, ``local:N`` with N workers (127.0.0.1 only, no dashboard); anything else
+is passed to :func:`ray.init` (``auto``, ``ray://head:10001``, ``head:6379``).
+Ray is an optional extra: ``pip install 'irbis[ray]'``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from irbis.pipeline.detect_stage import (
+    DetectSummary,
+    Progress,
+    _Burst,
+    _chunks,
+    _load_chunk,
+    _Loaded,
+    _pending_units,
+    _prefetch,
+    _rebuild_unit,
+    _Unit,
+    _write_unit,
+)
+from irbis.store.project import Project
+from irbis.vision.boxes import Detection
+
+__all__ = [
+    "RAY_ENV",
+    "DetectorSpec",
+    "RayUnavailableError",
+    "batches",
+    "connect",
+    "run_detect_ray",
+]
+
+#: Environment variable naming the Ray address when ``--ray`` is not given.
+RAY_ENV = "IRBIS_RAY_ADDRESS"
+#: Media per batch: large enough that Ray's per-task overhead is small.
+DEFAULT_BATCH = 64
+#: Times a batch is run again after its worker died.
+MAX_RETRIES = 3
+
+#: A worker-side hook called with the media ids of each batch before it is
+#: processed (fault-injection tests, instrumentation); must be picklable.
+BatchHook = Callable[[list[int]], None]
+
+
+class RayUnavailableError(RuntimeError):
+    """Ray is not installed or the cluster cannot be reached (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """How to open the detector: what a worker needs to load the driver's model.
+
+    The fields are those of :func:`irbis.vision.sequence.load_sequence_detector`.
+    ``root`` is the model cache the driver used; a worker uses it when that path
+    exists on its node, else its own cache (the key check catches a different
+    model there).
+    """
+
+    kind: str = "fused"
+    model: str = "mdlite"
+    threshold: float | None = None
+    threads: int | None = None
+    engine: str | None = None
+    precision: str | None = None
+    root: str | None = None
+
+    def load(self) -> Any:
+        """Open and verify the detector (sha256 checked by the registry)."""
+        from irbis.vision.sequence import load_sequence_detector
+
+        root = Path(self.root) if self.root and Path(self.root).is_dir() else None
+        return load_sequence_detector(
+            self.kind,
+            model=self.model,
+            root=root,
+            threshold=self.threshold,
+            threads=self.threads,
+            engine=self.engine,
+            precision=self.precision,
+        )
+
+
+# -- connecting ---------------------------------------------------------------------
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RayUnavailableError(
+            "Ray is not installed: pip install 'irbis[ray]' (or run without --ray)"
+        ) from exc
+    return ray
+
+
+def connect(address: str) -> bool:
+    """Connect to (or start) the Ray cluster at ``address``.
+
+    Returns True when this call started or joined Ray (the caller shuts it
+    down when done), False when Ray was already initialised in this process.
+
+    Raises
+    ------
+    RayUnavailableError
+        Ray missing or the address unreachable.
+    """
+    ray = _ray()
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    try:
+        if address == "local" or address.startswith("local:"):
+            n = int(address.split(":", 1)[1]) if ":" in address else (os.cpu_count() or 1)
+            if n < 1:
+                raise ValueError("local:N needs N >= 1")
+            ray.init(num_cpus=n, include_dashboard=False, **kwargs)
+        else:
+            ray.init(address=address, **kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise RayUnavailableError(
+            f"cannot start or reach the Ray cluster at {address!r}: {exc} "
+            "(start one with `ray start --head`, or use --ray local)"
+        ) from exc
+    return True
+
+
+# -- the worker side ----------------------------------------------------------------
+
+_DETECTORS: dict[DetectorSpec, Any] = {}
+
+
+def _detector_for(spec: DetectorSpec, key: str) -> Any:
+    """The worker process's detector for ``spec``: opened once, then reused."""
+    det = _DETECTORS.get(spec)
+    if det is None:
+        det = spec.load()
+        if det.key != key:
+            raise RuntimeError(
+                f"worker {os.uname().nodename} has detector {det.key}, the driver {key}: "
+                "install the same model version on every node"
+            )
+        _DETECTORS[spec] = det
+    return det
+
+
+@dataclass
+class BatchResult:
+    """What a worker sends back for one batch: per unit, frame metadata and boxes."""
+
+    units: list[tuple[list[_Burst], list[list[list[Detection]]], dict[int, str]]]
+    pid: int
+    node: str
+    seconds: float
+
+
+def detect_batch(
+    spec: DetectorSpec,
+    key: str,
+    units: list[_Unit],
+    video_every_s: float,
+    video_max_frames: int,
+    max_burst: int,
+    hook: BatchHook | None = None,
+) -> BatchResult:
+    """Decode and detect a batch of units (runs in a Ray worker; plain function for tests).
+
+    Decoding of the next chunk overlaps inference on this one, as on a laptop;
+    the chunks and bursts are the laptop run's, so the boxes are the same.
+    """
+    if hook is not None:
+        hook([it.media_id for u in units for it in u.items])
+    t0 = time.perf_counter()
+    det = _detector_for(spec, key)
+    jobs = [(k, chunk) for k, u in enumerate(units) for chunk in _chunks(u, max_burst)]
+
+    def load(job: tuple[int, list[int]]) -> tuple[list[_Burst], dict[int, str]]:
+        k, chunk = job
+        return _load_chunk(
+            units[k], chunk, det, video_every_s=video_every_s, video_max_frames=video_max_frames
+        )
+
+    out: list[tuple[list[_Burst], list[list[list[Detection]]], dict[int, str]]] = [
+        ([], [], {}) for _ in units
+    ]
+    for (k, _chunk), (bursts, errors) in _prefetch(jobs, load):
+        for b in bursts:
+            out[k][1].append(det.run(b.prepared))
+            b.prepared = None  # tensors stay on the worker
+        out[k][0].extend(bursts)
+        out[k][2].update(errors)
+    return BatchResult(out, os.getpid(), os.uname().nodename, time.perf_counter() - t0)
+
+
+# -- the driver side ----------------------------------------------------------------
+
+
+def batches(units: list[_Unit], size: int) -> list[list[_Unit]]:
+    """Cut units (whole sequences) into consecutive batches of about ``size`` media.
+
+    A batch closes once it holds ``size`` media or more; a sequence is never split.
+    """
+    out: list[list[_Unit]] = []
+    cur: list[_Unit] = []
+    n = 0
+    for u in units:
+        cur.append(u)
+        n += len(u.items)
+        if n >= size:
+            out.append(cur)
+            cur, n = [], 0
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _in_order(
+    n: int, window: int, submit: Callable[[int], Any], ray: Any
+) -> Iterator[tuple[int, Any]]:
+    """Submit ``n`` batches keeping ``window`` in flight; yield results in submission order.
+
+    Interrupted (an exception or a closed generator), it cancels what is still running.
+    """
+    ready: dict[int, Any] = {}
+    pending: dict[Any, int] = {}
+    nxt = 0
+    want = 0
+    try:
+        while want < n:
+            while nxt < n and len(pending) < window:
+                pending[submit(nxt)] = nxt
+                nxt += 1
+            if want in ready:
+                yield want, ready.pop(want)
+                want += 1
+                continue
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                ready[pending.pop(ref)] = ray.get(ref)
+    finally:
+        for ref in pending:  # interrupted: stop what is still running
+            ray.cancel(ref, force=True)
+
+
+def run_detect_ray(
+    project: Project,
+    spec: DetectorSpec,
+    *,
+    address: str | None = None,
+    detector: Any | None = None,
+    progress: Progress | None = None,
+    video_every_s: float = 1.0,
+    video_max_frames: int = 30,
+    max_burst: int = 24,
+    limit: int | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    hook: BatchHook | None = None,
+    stats: list[dict[str, Any]] | None = None,
+) -> DetectSummary:
+    """Like :func:`irbis.pipeline.detect_stage.run_detect`, with Ray workers doing the looking.
+
+    Parameters
+    ----------
+    project
+        An open project; its folder must be reachable at the same path on every node.
+    spec
+        How workers open the detector (:class:`DetectorSpec`).
+    address
+        Ray address (see the module doc); default ``$IRBIS_RAY_ADDRESS``, else
+        ``local``. Ignored when Ray is already initialised in this process.
+    detector
+        The driver's own copy of the detector (default: ``spec.load()``): it
+        names the results and is verified before anything is read or written.
+    progress, video_every_s, video_max_frames, max_burst, limit
+        As for ``run_detect``.
+    batch_size
+        Media per Ray task (whole sequences; see :func:`batches`).
+    hook
+        Called in the worker with each batch's media ids before it is processed.
+    stats
+        When given, one dict per batch is appended (media, worker pid and node,
+        seconds in the worker, seconds from submission to result).
+
+    Returns
+    -------
+    DetectSummary
+    """
+    ray = _ray()
+    if detector is None:
+        detector = spec.load()
+    t0 = time.perf_counter()
+    units, total, done = _pending_units(project, detector.key)
+    rebuild = [u for u in units if u.rebuild]
+    units = [u for u in units if not u.rebuild]
+    if limit is not None:
+        units = units[:limit]
+    summary = DetectSummary(
+        detector=detector.key,
+        model=detector.model,
+        model_version=detector.model_version,
+        threshold=detector.threshold,
+        media_total=total,
+        media_done_before=done,
+    )
+    for unit in rebuild:
+        _rebuild_unit(project, detector, unit, summary)
+    redo = sum(len(u.items) for u in units)
+    progressed = total - redo if limit is None else done
+    if progress:
+        progress(max(progressed, 0), total, "")
+    work = batches(units, max(1, batch_size))
+    if not work:
+        summary.seconds = round(time.perf_counter() - t0, 3)
+        return summary
+
+    started = connect(address or os.environ.get(RAY_ENV) or "local")
+    try:
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # One core per task: the worker's inference threads default to one.
+        wspec = spec if spec.threads is not None else _with_threads(spec, 1)
+        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(detect_batch)
+        spec_ref = ray.put(wspec)
+        submitted: dict[int, float] = {}
+
+        def submit(i: int) -> Any:
+            submitted[i] = time.perf_counter()
+            return task.remote(
+                spec_ref,
+                detector.key,
+                work[i],
+                video_every_s,
+                video_max_frames,
+                max_burst,
+                hook,
+            )
+
+        for i, res in _in_order(len(work), 2 * workers + 1, submit, ray):
+            wall = time.perf_counter() - submitted[i]
+            for unit, (bursts, per_frame, errors) in zip(work[i], res.units, strict=True):
+                _write_unit(project, detector, _Loaded(unit, bursts, errors), per_frame, summary)
+                progressed += len(unit.items)
+                if progress:
+                    progress(min(progressed, total), total, unit.items[-1].file_name)
+            if stats is not None:
+                stats.append(
+                    {
+                        "batch": i,
+                        "media": sum(len(u.items) for u in work[i]),
+                        "pid": res.pid,
+                        "node": res.node,
+                        "worker_s": round(res.seconds, 4),
+                        "wall_s": round(wall, 4),
+                    }
+                )
+    finally:
+        if started:
+            ray.shutdown()
+    summary.seconds = round(time.perf_counter() - t0, 3)
+    return summary
+
+
+def _with_threads(spec: DetectorSpec, threads: int) -> DetectorSpec:
+    from dataclasses import replace
+
+    return replace(spec, threads=threads)
