@@ -42,6 +42,7 @@ from irbis.core.errors import BadInputError
 from irbis.core.text import MAX_CELL, NUL_HINT, NUL_REASON, cell_limit, check_no_nul
 from irbis.exchange.camtrapdp_rows import Progress, offset_name, parse_time
 from irbis.exchange.camtrapdp_validate import TABLES
+from irbis.exchange.camtrapdp_versions import start_upgrade
 from irbis.store.project import Project
 from irbis.store.schema import (
     Camera,
@@ -113,6 +114,8 @@ class ImportResult:
     observations: int = 0
     individuals_new: int = 0
     exif_not_json: int = 0
+    #: The Camtrap DP version the package names (``None``: it names none).
+    version: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -288,7 +291,9 @@ def import_camtrapdp(
     if not root.is_dir():
         raise BadInputError(str(root), "no such folder", "give the folder of a Camtrap DP package")
     paths, descriptor = _resource_paths(root)
-    result = ImportResult(path=root)
+    # 1.0-rc.1 is read as 1.0.2 (each change noted); 0.x drafts are refused.
+    upgrade = start_upgrade(descriptor, str(root / "datapackage.json"))
+    result = ImportResult(path=root, version=upgrade.version)
     now = datetime.now(UTC).replace(tzinfo=None)
 
     with project.session() as s, s.begin():
@@ -302,6 +307,7 @@ def import_camtrapdp(
         # -- deployments
         deps: dict[str, Deployment] = {}
         for where, row in _rows(root, paths["deployments"], "deployments", progress):
+            upgrade.row("deployments", row)
             code = row["deploymentID"]
             if not code:
                 raise BadInputError(where, "empty deploymentID", "give each deployment an ID")
@@ -381,6 +387,7 @@ def import_camtrapdp(
         # -- media
         media: dict[str, Media] = {}
         for where, row in _rows(root, paths["media"], "media", progress):
+            upgrade.row("media", row)
             mid = row["mediaID"]
             if not mid:
                 raise BadInputError(where, "empty mediaID", "give each media file an ID")
@@ -464,6 +471,7 @@ def import_camtrapdp(
         # -- observations
         seen_obs: set[str] = set()
         for where, row in _rows(root, paths["observations"], "observations", progress):
+            upgrade.row("observations", row)
             oid = row["observationID"]
             if not oid or oid in seen_obs:
                 raise BadInputError(where, f"observationID {oid!r} empty or repeated", "fix it")
@@ -585,6 +593,7 @@ def import_camtrapdp(
             event_gap_min=project.settings.event_gap_min,
         )
 
+    result.notes += upgrade.finish(descriptor)
     if descriptor:
         saved = {k: v for k, v in descriptor.items() if k not in ("resources", "profile")}
         saved["extra_resources"] = [
