@@ -42,7 +42,13 @@ def _encounter(project, ids: dict, proposals: list[list[str]]) -> list[int]:
                         rank=rank,
                         score=5.0,
                         probability=0.5,
-                        matches={"annotation_id": ids["known_a"], "query_xy": [], "match_xy": []},
+                        matches={
+                            "annotation_id": ids["known_a"],
+                            "query_xy": [],
+                            "match_xy": [],
+                            # Later frames' candidates were found on the first frame.
+                            **({"via_annotation_id": out[0]} if out else {}),
+                        },
                         side="left",
                         by="model:irbis-reid",
                         created_utc=_now(),
@@ -64,6 +70,8 @@ def test_one_item_and_one_decision_per_encounter(project, client_of):  # noqa: F
     assert set(by_id) == {ids["query"], frames[0]}
     assert by_id[frames[0]]["encounter"]["pending"] == frames
     assert by_id[ids["query"]]["encounter"]["pending"] == [ids["query"]]
+    detail = c.get(f"/api/annotations/{frames[1]}").json()
+    assert detail["proposals"][0]["matches"]["via_annotation_id"] == frames[0]
     every = c.get("/api/annotations", params={"by_encounter": "false"}).json()
     assert sorted(x["id"] for x in every["items"]) == sorted([ids["query"], *frames])
 

@@ -243,6 +243,8 @@ def annotation_detail(project: Project, ann_id: int) -> dict[str, Any]:
                     "inliers": matches.get("inliers"),
                     "query_xy": matches.get("query_xy", []),
                     "match_xy": matches.get("match_xy", []),
+                    # Found by another frame of the encounter (its keypoints are there).
+                    "via_annotation_id": matches.get("via_annotation_id"),
                 }
                 ref = matches.get("annotation_id")
                 other = s.get(Annotation, ref) if ref is not None else None

@@ -50,7 +50,8 @@
     const m = p.matches || {};
     const q = m.query_xy || [], c = m.match_xy || [];
     info.textContent = `score ${p.score !== null ? p.score.toFixed(2) : "–"} · probability ` +
-      `${p.probability !== null ? p.probability.toFixed(2) : "–"} · ${q.length} matched keypoints`;
+      `${p.probability !== null ? p.probability.toFixed(2) : "–"} · ${q.length} matched keypoints` +
+      (m.via_annotation_id ? ` · matched on photo #${m.via_annotation_id} of this encounter` : "");
     if (!document.getElementById("show-lines").checked) return;
     ctx.lineWidth = 1.2;
     for (let i = 0; i < Math.min(q.length, c.length); i++) {
