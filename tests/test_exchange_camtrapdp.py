@@ -59,8 +59,10 @@ def test_example_package_round_trip_is_lossless(project, tmp_path):
         assert all(len(m.sha256) == 64 and Path(m.stored_path).is_file() for m in heron)
 
     out1 = tmp_path / "out1"
-    exp = export_camtrapdp(project, out1, public=False)
+    # The package's own files travel with it (copied to the paths it gave them).
+    exp = export_camtrapdp(project, out1, public=False, media_files="copy")
     assert exp.validation.valid, exp.validation.errors
+    assert exp.files_copied == 10
     assert (exp.deployments, exp.media, exp.observations) == (4, 423, 549)
 
     # Field by field against the original: every row, every standard column.
@@ -92,7 +94,7 @@ def test_example_package_round_trip_is_lossless(project, tmp_path):
     try:
         import_camtrapdp(out1, second)
         out2 = tmp_path / "out2"
-        assert export_camtrapdp(second, out2, public=False).validation.valid
+        assert export_camtrapdp(second, out2, public=False, media_files="copy").validation.valid
     finally:
         second.close()
     for table in KEYS:

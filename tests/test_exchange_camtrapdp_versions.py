@@ -121,8 +121,9 @@ def make_rc1(src: Path, dst: Path) -> Path:
 
 def _export_matches_original(project: Project, pkg: Path, out: Path) -> dict[str, Any]:
     """Export ``project``; every row and standard column equals the 1.0.2 example's."""
-    exp = export_camtrapdp(project, out, public=False)
+    exp = export_camtrapdp(project, out, public=False, media_files="copy")
     assert exp.validation.valid, exp.validation.errors
+    assert exp.files_copied == 10
     assert (exp.deployments, exp.media, exp.observations) == (4, 423, 549)
     for table in KEYS:
         want, got = _table(pkg, table), _table(out, table)

@@ -54,6 +54,14 @@ def export_camtrapdp_cmd(
     media_files: Annotated[
         str, typer.Option(help="none: reference the originals; copy: copy them into media/.")
     ] = "none",
+    media_base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="With --media-files none: public http(s) address of the media/ folder a "
+            "copy export writes; filePath becomes URL/<deploymentID>/<fileName>. Without it "
+            "the files are left out (filePath names each by its SHA-256, filePublic false).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the project as a Camtrap DP 1.0.2 package, validated offline."""
@@ -73,6 +81,7 @@ def export_camtrapdp_cmd(
             public=public,
             precision_deg=precision_deg,
             media_files=media_files,
+            media_base_url=media_base_url,
             person_writer=writer,
             progress=tick,
         )
@@ -108,6 +117,9 @@ def export_camtrapdp_cmd(
         err.print(f"  {res.media_untimed} media without a trusted time left out")
     if res.exif_dropped:
         err.print(f"  exifData of {res.exif_dropped} media was text naming GPS fields: left out")
+    for note in res.notes:
+        if note.startswith("media: "):
+            err.print(f"  {note}")
     if media_files == "copy":
         err.print(
             f"  {res.files_copied} files copied ({res.files_blurred} with people blurred), "

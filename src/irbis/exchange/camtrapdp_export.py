@@ -84,6 +84,11 @@ from sqlalchemy import select
 from irbis import __version__
 from irbis.core.errors import BadInputError, IrbisError
 from irbis.core.sensitivity import LocationPolicy
+from irbis.exchange.camtrapdp_media_links import (
+    check_base_url,
+    link_media,
+    sensitive_media_ids,
+)
 from irbis.exchange.camtrapdp_rows import (
     HUMAN_NAMES,
     Progress,
@@ -169,11 +174,14 @@ class ExportResult:
     files_copied: int = 0
     files_blurred: int = 0
     files_not_copied: int = 0
+    #: mediaIDs whose file is in the package (``media_files="copy"``).
+    copied_ids: set[str] = field(default_factory=set)
     validation: ValidationResult | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k not in ("validation", "path")}
+        skip = ("validation", "path", "copied_ids")
+        d = {k: v for k, v in self.__dict__.items() if k not in skip}
         d["path"] = str(self.path)
         d["valid"] = bool(self.validation and self.validation.valid)
         return d
@@ -322,6 +330,7 @@ def export_camtrapdp(
     public: bool = True,
     precision_deg: float | None = None,
     media_files: str = "none",
+    media_base_url: str | None = None,
     person_writer: PersonWriter | None = None,
     progress: Progress | None = None,
 ) -> ExportResult:
@@ -343,6 +352,13 @@ def export_camtrapdp(
     media_files:
         ``none`` (``filePath`` names the original file) or ``copy`` (files
         are copied into ``media/`` and ``filePath`` points there).
+        With ``none`` a file is not in the package: ``filePath`` becomes
+        ``media_base_url/<deploymentID>/<fileName>`` when that is given (the
+        layout ``copy`` writes), else the file's RFC 6920 content name with
+        ``filePublic`` false (:mod:`irbis.exchange.camtrapdp_media_links`).
+    media_base_url:
+        Public http(s) address of a copy of the ``media/`` folder (only with
+        ``media_files="none"``).
     person_writer:
         Writes a blurred copy of a person image (see :data:`PersonWriter`);
         without one, person images are never copied.
@@ -361,6 +377,13 @@ def export_camtrapdp(
     """
     if media_files not in ("none", "copy"):
         raise BadInputError("--media-files", f"unknown mode {media_files!r}", "use none or copy")
+    base_url = check_base_url(media_base_url) if media_base_url is not None else None
+    if base_url is not None and media_files == "copy":
+        raise BadInputError(
+            "--media-base-url",
+            "the files are copied into the package, a base URL would not be used",
+            "give --media-base-url with --media-files none",
+        )
     out = Path(out_dir).resolve()
     if out.exists() and any(out.iterdir()) and not (out / "datapackage.json").exists():
         raise BadInputError(
@@ -379,8 +402,23 @@ def export_camtrapdp(
         if progress is not None:
             progress("reading the project", 0, None)
         tables, meta = _build(project, policy, public, result)
+        unshipped = tables["media"]
         if media_files == "copy":
             _copy_files(project, tmp, tables, meta, person_writer, result, public, progress)
+            unshipped = [r for r in tables["media"] if r["mediaID"] not in result.copied_ids]
+        if unshipped:
+            # A file not in the package: filePath a public URL, or the file's content name.
+            links = link_media(
+                unshipped,
+                base_url=base_url,
+                hashes=meta.hashes,
+                persons={mid for mid, f in meta.files.items() if f[2]},
+                sensitive=sensitive_media_ids(
+                    tables["media"], tables["observations"], meta.is_sensitive
+                ),
+                public=public,
+            )
+            result.notes += links.notes(base_url)
         for table in TABLES:
             _write_csv(tmp / f"{table}.csv", table, tables[table])
         (tmp / MARKER).write_text(f"written by irbis {__version__}\n", encoding="utf-8")
@@ -472,6 +510,11 @@ class _Meta:
         default_factory=dict
     )
     users: list[User] = field(default_factory=list)
+    # mediaID -> SHA-256 of files irbis hashed itself; mediaID -> an imported package's filePath.
+    hashes: dict[str, str] = field(default_factory=dict)
+    package_paths: dict[str, str] = field(default_factory=dict)
+    # Whether a name names a sensitive species (the location policy's SensitiveNames.matches).
+    is_sensitive: Callable[[str | None], bool] = field(default=lambda name: False)
     # The project's species list by label (``irbis species``): scientific and common names.
     names: dict[str, Any] = field(default_factory=dict)
 
@@ -499,6 +542,7 @@ def _build(
     # The one location policy (irbis.store.sensitivity): a sensitive species
     # under any of its names, and identified animals of one, count.
     names = sensitive_names(policy, listed(project, reload=False))
+    meta.is_sensitive = names.matches
     with project.session() as s:
         sensitive_stations = sensitive_station_ids(s, names)
         stations = {st.id: st for st in s.scalars(select(Station))}
@@ -658,10 +702,16 @@ def _build(
             + (f" ({reason})" if reason else "")
             for a, b, reason in gaps
         )
+        never = recorded == [(d.start_local, d.start_local)]
         for (a, b), code in zip(recorded, names, strict=True):
             whole = (
                 f"part of deployment {d.code}, " if len(recorded) > 1 else ""
             ) + f"camera not recording {left_out}"
+            if never:
+                whole = (
+                    f"camera set up {iso(start)} to {iso(end)} but not recording the whole "
+                    f"time ({left_out}): no effort, deploymentEnd = deploymentStart"
+                )
             dep_rows.append(
                 {
                     **row,
@@ -717,6 +767,10 @@ def _build(
             ]
         )
         meta.files[mid] = (src, person_boxes, is_person)
+        if _raw(m.extra, "filePath"):
+            meta.package_paths[mid] = _raw(m.extra, "filePath")
+        if src is not None or mid not in meta.package_paths:
+            meta.hashes[mid] = m.sha256
         file_public = _raw(m.extra, "filePublic") or "false"
         key = (code, m.timestamp_utc, m.file_name, mid)
         media_rows.append(
@@ -824,8 +878,9 @@ def _recording(
 
     Naive local times of the deployment; a malfunction is clipped to the
     deployment, overlapping ones merge. A deployment that never recorded
-    keeps its whole period (Camtrap DP has no empty deployment), noted by
-    its gaps.
+    is written as the instant it was set up (``deploymentEnd`` =
+    ``deploymentStart``): zero effort for anyone recomputing it from the
+    package, as in irbis, and its gaps say why.
     """
     spans = sorted(
         (max(m.start_local, d.start_local), min(m.end_local, d.end_local), m.reason or "")
@@ -850,7 +905,7 @@ def _recording(
         cursor = max(cursor, b)
     if cursor < d.end_local:
         recorded.append((cursor, d.end_local))
-    return (recorded or [(d.start_local, d.end_local)]), gaps
+    return (recorded or [(d.start_local, d.start_local)]), gaps
 
 
 def _part(
@@ -863,7 +918,10 @@ def _part(
     to record.
     """
     if len(parts) == 1:
-        return parts[0][2]
+        a, b, code = parts[0]
+        if a == b and utc != a:  # a deployment whose camera never recorded
+            result.notes.append(f"{what}: taken while its camera was noted as not recording")
+        return code
     before = parts[0][2]
     for a, b, code in parts:
         if a <= utc <= b:
@@ -1082,7 +1140,10 @@ def _copy_files(
             continue
         name = PurePosixPath(row["fileName"] or src.name).name
         rel = f"media/{row['deploymentID']}/{name}"
-        if rel in used:
+        own = meta.package_paths.get(row["mediaID"], "")
+        if own.startswith("media/") and ".." not in own and "\\" not in own and own not in used:
+            rel = own  # the path the imported package gave its file: a lossless round trip
+        elif rel in used:
             rel = f"media/{row['deploymentID']}/{row['mediaID']}-{name}"
         dest = tmp / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -1112,6 +1173,7 @@ def _copy_files(
             shutil.copy2(src, dest)
         used.add(rel)
         result.files_copied += 1
+        result.copied_ids.add(row["mediaID"])
         row["filePath"] = rel
         row["filePublic"] = "true"
 

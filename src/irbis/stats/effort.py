@@ -179,7 +179,7 @@ def camera_operation(
     ------
     RegistryError
         If a deployment's station is not among ``stations``, or a deployment
-        ends before it starts.
+        ends before it starts (one ending when it starts counts zero).
     """
     if not 0 <= day_start_hour < 24:
         raise ValueError(f"day_start_hour must be within 0..23, not {day_start_hour}")
@@ -187,10 +187,12 @@ def camera_operation(
     shift = timedelta(hours=day_start_hour)
 
     for d in deps:
-        if d.end <= d.start:
+        # end == start: a deployment that never recorded (a Camtrap DP package
+        # writes one so), zero effort; ending before it starts is an error.
+        if d.end < d.start:
             raise RegistryError(
                 d.source_row or d.code,
-                f"deployment {d.code} ends ({d.end}) before or when it starts ({d.start})",
+                f"deployment {d.code} ends ({d.end}) before it starts ({d.start})",
                 "fix its setup or retrieval time",
             )
 
