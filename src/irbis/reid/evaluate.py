@@ -434,7 +434,13 @@ def _per_encounter(
         else:
             said = any(o.said_same for o in outs)
         records.append(
-            {"encounter": e, "truth": truth, "frames": len(members), "ranked": ranked[:5]}
+            {
+                "encounter": e,
+                "truth": truth,
+                "frames": len(members),
+                "ranked": ranked[:5],
+                "ranking": ranked,
+            }
         )
         if not relevant_enc:
             open_n += 1
