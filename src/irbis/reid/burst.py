@@ -4,6 +4,11 @@ Each frame is matched on its own (its keypoints are the evidence a person
 checks); the burst's answer sums the frames' per-individual scores, so a frame
 where the flank is turned away is outvoted by the frames that show it. On the
 Tajik set (``irbis reid evaluate``): top-1 0.517 per frame, 0.639 per burst.
+
+The identify stage and ``per_encounter`` evaluation use
+:mod:`irbis.reid.encounter` instead (verified evidence summed, the unverified
+tail ranked by reciprocal ranks, every candidate of the encounter given to
+each frame); this module stays for ``burst_pooled_top1``.
 """
 
 from __future__ import annotations

@@ -28,9 +28,9 @@ useful where ``macro_top1`` is well above ``1 / individuals``.
 ``burst_pooled_top1``/``burst_pooled_top5`` score the burst, not the frame:
 each frame is still matched against other encounters only, and the
 per-individual scores of a burst's frames are summed into one ranking that
-every frame of the burst gets (the identify stage ranks each frame's own
-candidates by the same pooled evidence: on the Tajik set 0.635 / 0.867
-against 0.639 / 0.859 here, one-off comparison).
+every frame of the burst gets, weighted by frames (the older pooling, kept
+for comparison; the identify stage now uses the encounter pooling of
+``per_encounter``).
 
 ``per_encounter`` makes the encounter the query (:mod:`irbis.reid.encounter`):
 the frames of an encounter are matched as above and their evidence pooled into
