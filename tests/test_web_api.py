@@ -260,7 +260,7 @@ def test_read_endpoints_and_pagination(project, client_of):
     assert raw.status_code == 200 and hashlib.sha256(raw.content).hexdigest() == sha
     th = c.get(f"/api/media/{mid}/thumb", params={"size": 160})
     assert th.status_code == 200 and th.content[:2] == b"\xff\xd8"
-    assert (project.root / "thumbs" / sha[:2] / f"{sha}_160.jpg").exists()
+    assert (project.root / "thumbs" / sha[:2] / f"{sha}_160_n.jpg").exists()
 
     # Bad ids: 404 with a message naming what is missing.
     for path in (
