@@ -239,10 +239,18 @@ def test_ctrl_c_says_how_to_resume_and_rerun_completes(tmp_path):
     p = _new_project(tmp_path / "p", None)
     db = p.root / "irbis.db"
     p.close()
+    def ctrl_c_as_in_a_terminal() -> None:
+        # A child inherits an ignored or blocked SIGINT from whatever this test
+        # process ran before (libraries do both); a user's shell gives the default.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    parent_sigint = (signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, []))
     proc = subprocess.Popen(
         [sys.executable, "-m", "irbis", "ingest", str(tmp_path / "p"), str(card)],
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_as_in_a_terminal,  # noqa: PLW1509 - the test process has no threads forking here
     )
     try:
         committed = 0
@@ -256,7 +264,7 @@ def test_ctrl_c_says_how_to_resume_and_rerun_completes(tmp_path):
         _, stderr = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, (parent_sigint, stderr)
     assert "run the same command again to resume" in stderr and "Traceback" not in stderr
     with Project.open(tmp_path / "p") as again:
         res = ingest(again, card)
