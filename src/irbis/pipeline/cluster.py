@@ -48,9 +48,8 @@ from irbis.pipeline.detect_stage import (
     _chunks,
     _load_chunk,
     _Loaded,
-    _pending_units,
     _prefetch,
-    _rebuild_unit,
+    _start_run,
     _Unit,
     _write_unit,
 )
@@ -324,25 +323,8 @@ def run_detect_ray(
     if detector is None:
         detector = spec.load()
     t0 = time.perf_counter()
-    units, total, done = _pending_units(project, detector.key)
-    rebuild = [u for u in units if u.rebuild]
-    units = [u for u in units if not u.rebuild]
-    if limit is not None:
-        units = units[:limit]
-    summary = DetectSummary(
-        detector=detector.key,
-        model=detector.model,
-        model_version=detector.model_version,
-        threshold=detector.threshold,
-        media_total=total,
-        media_done_before=done,
-    )
-    for unit in rebuild:
-        _rebuild_unit(project, detector, unit, summary)
-    redo = sum(len(u.items) for u in units)
-    progressed = total - redo if limit is None else done
-    if progress:
-        progress(max(progressed, 0), total, "")
+    units, summary, progressed = _start_run(project, detector, limit, progress)
+    total = summary.media_total
     work = batches(units, max(1, batch_size))
     if not work:
         summary.seconds = round(time.perf_counter() - t0, 3)

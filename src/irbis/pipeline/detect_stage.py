@@ -598,26 +598,8 @@ def run_detect(
 
         detector = load_sequence_detector()
     t0 = time.perf_counter()
-    units, total, done = _pending_units(project, detector.key)
-    rebuild = [u for u in units if u.rebuild]
-    units = [u for u in units if not u.rebuild]
-    if limit is not None:
-        units = units[:limit]
-    summary = DetectSummary(
-        detector=detector.key,
-        model=detector.model,
-        model_version=detector.model_version,
-        threshold=detector.threshold,
-        media_total=total,
-        media_done_before=done,
-    )
-    for unit in rebuild:  # cheap: no pixels, only the stored results
-        _rebuild_unit(project, detector, unit, summary)
-    # Media of a partly done sequence are counted again when it is redone.
-    redo = sum(len(u.items) for u in units)
-    progressed = total - redo if limit is None else done
-    if progress:
-        progress(max(progressed, 0), total, "")
+    units, summary, progressed = _start_run(project, detector, limit, progress)
+    total = summary.media_total
 
     jobs = [(u, chunk, k == len(ch) - 1) for u in units for ch in [_chunks(u, max_burst)]
             for k, chunk in enumerate(ch)]  # fmt: skip
@@ -646,6 +628,41 @@ def run_detect(
             progress(min(progressed, total), total, unit.items[-1].file_name)
     summary.seconds = round(time.perf_counter() - t0, 3)
     return summary
+
+
+def _start_run(
+    project: Project,
+    detector: Any,
+    limit: int | None,
+    progress: Progress | None,
+) -> tuple[list[_Unit], DetectSummary, int]:
+    """What a detect run (local or on Ray) does before looking at pixels.
+
+    Finds the pending sequences, rebuilds those whose stored results only need
+    regrouping, and reports the starting progress. Returns the sequences left
+    to judge (at most ``limit``), the run's summary and the media counted done.
+    """
+    units, total, done = _pending_units(project, detector.key)
+    rebuild = [u for u in units if u.rebuild]
+    units = [u for u in units if not u.rebuild]
+    if limit is not None:
+        units = units[:limit]
+    summary = DetectSummary(
+        detector=detector.key,
+        model=detector.model,
+        model_version=detector.model_version,
+        threshold=detector.threshold,
+        media_total=total,
+        media_done_before=done,
+    )
+    for unit in rebuild:  # cheap: no pixels, only the stored results
+        _rebuild_unit(project, detector, unit, summary)
+    # Media of a partly done sequence are counted again when it is redone.
+    redo = sum(len(u.items) for u in units)
+    progressed = total - redo if limit is None else done
+    if progress:
+        progress(max(progressed, 0), total, "")
+    return units, summary, progressed
 
 
 # -- status -------------------------------------------------------------------------
