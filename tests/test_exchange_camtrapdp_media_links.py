@@ -101,3 +101,40 @@ def test_a_base_url_that_is_not_a_web_folder_is_refused(url):
 def test_a_base_url_with_copied_files_is_refused(project, tmp_path):
     with pytest.raises(BadInputError, match="would not be used"):
         export_camtrapdp(project, tmp_path / "x", media_files="copy", media_base_url=BASE)
+
+
+def test_the_command_writes_public_urls_and_refuses_a_bad_base_in_one_line(project, tmp_path):
+    """``irbis export camtrapdp --media-base-url`` as a publisher types it."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from irbis.cli.app import app
+
+    (tmp_path / "f").mkdir()
+    _build(project, [(38.5, 72.5, SPECIES)], file_dir=tmp_path / "f")
+    root = str(project.root)
+    project.close()
+    res = CliRunner().invoke(
+        app,
+        ["export", "camtrapdp", root, str(tmp_path / "pkg"), "--precise"]
+        + ["--media-base-url", BASE, "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["media"] == 3
+    paths = sorted(r["filePath"] for r in _rows(tmp_path / "pkg", "media"))
+    assert paths == [f"{BASE}/D0/IMG_{n:04d}.JPG" for n in (1, 2, 3)]
+
+    bad = subprocess.run(
+        [sys.executable, "-m", "irbis", "export", "camtrapdp", root, str(tmp_path / "bad")]
+        + ["--media-base-url", "ftp://host/media"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2, (bad.stdout, bad.stderr)
+    lines = [ln for ln in bad.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--media-base-url" in lines[0], bad.stderr
+    assert not (tmp_path / "bad" / "datapackage.json").exists()

@@ -74,6 +74,7 @@ def test_taxa_table_keys_are_the_checked_ones():
 
     keyed = {t.scientific_name: t.gbif_key for t in taxa.table() if t.gbif_key}
     assert keyed == {
+        "Panthera uncia": "5787213",
         "Homo sapiens": "2436436",
         "Canis lupus": "5219173",
         "Camelus bactrianus": "2441238",

@@ -66,8 +66,11 @@ def export_camtrapdp_cmd(
 ) -> None:
     """Write the project as a Camtrap DP 1.0.2 package, validated offline."""
     from irbis.exchange.camtrapdp import export_camtrapdp
+    from irbis.exchange.camtrapdp_media_links import check_base_url
     from irbis.store import Project
 
+    if media_base_url is not None:
+        check_base_url(media_base_url)  # refuse before any progress is drawn
     writer = _blur_writer() if media_files == "copy" else None
     with Project.open(project) as p, progress() as bar:
         task = bar.add_task("export", total=None, file="")
