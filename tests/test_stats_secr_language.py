@@ -244,8 +244,6 @@ def test_refusals(survey: tuple[CaptureHistory, Mask]) -> None:
         secr.SecrLikelihood(ch, mask, link={"sigma": "logit"})
     with pytest.raises(BadInputError, match="no real parameter 'g0'"):
         secr.SecrLikelihood(ch, mask, fixed={"g0": 0.2})
-    with pytest.raises(BadInputError, match="not available with occasion"):
-        secr.fit(ch, mask, "lambda0~b", fixed={"sigma": 500.0})
     with pytest.raises(BadInputError, match="interaction 'b:Topo'"):
         secr.fit(ch, mask, "lambda0~b:Topo")
 

@@ -140,10 +140,6 @@ def secr_fit_cmd(
 
     try:
         extra = _fixed_link(fixed, link)
-        if extra and sessions:
-            raise BadInputError(
-                "secr fit", "--fixed and --link are for single-session fits", "drop --sessions"
-            )
         if project is not None:
             if traps or captures:
                 raise BadInputError(
@@ -159,7 +155,7 @@ def secr_fit_cmd(
                 )
                 _secr_fit_sessions(
                     None, None, mask, detector, binom_size, detectfn, model,
-                    likelihood, buffer, spacing, as_json, sessions=ss,
+                    likelihood, buffer, spacing, as_json, sessions=ss, extra=extra,
                 )  # fmt: skip
                 return
             ch = project_capthist(
@@ -176,13 +172,9 @@ def secr_fit_cmd(
             from irbis.stats.secr_data import file_sessions
 
             if len(file_sessions(captures)) > 1 or len(file_sessions(traps)) > 1:
-                if extra:
-                    raise BadInputError(
-                        "secr fit", "--fixed and --link are for single-session fits", ""
-                    )
                 _secr_fit_sessions(
                     traps, captures, mask, detector, binom_size, detectfn, model,
-                    likelihood, buffer, spacing, as_json,
+                    likelihood, buffer, spacing, as_json, extra=extra,
                 )  # fmt: skip
                 return
             tr = read_traps(traps)
@@ -298,8 +290,12 @@ def _secr_fit_sessions(
     spacing: float | None,
     as_json: bool,
     sessions: Any = None,
+    extra: dict | None = None,
 ) -> None:
-    """``irbis secr fit`` on several sessions: from files, or ``sessions`` already built."""
+    """``irbis secr fit`` on several sessions: from files, or ``sessions`` already built.
+
+    ``extra`` holds ``fixed``/``link`` from ``--fixed``/``--link``.
+    """
     from irbis.stats.secr import fit_with_buffer, mask_spacing
     from irbis.stats.secr_data import (
         file_sessions,
@@ -341,7 +337,10 @@ def _secr_fit_sessions(
                     mask_info[name] = {"buffer": buffer, "rule": "given"}
                 mask_info[name] |= {"spacing": m.spacing, "points": m.n_points}
                 masks[name] = m
-        fit = fit_sessions(ss, masks, model=model or None, detectfn=detectfn, likelihood=likelihood)
+        fit = fit_sessions(
+            ss, masks, model=model or None, detectfn=detectfn, likelihood=likelihood,
+            **(extra or {}),
+        )  # fmt: skip
     except IrbisError as exc:
         _fail(exc)
         return

@@ -151,12 +151,88 @@ def mask_covariates(mask: Mask, terms: Sequence[str] = ()) -> dict[str, np.ndarr
     return covs
 
 
+def parameter_covariates(
+    param: str,
+    mask: Mask,
+    traps: Traps,
+    terms: Sequence[str],
+    session_covariates: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, np.ndarray], int, str]:
+    """Covariates a real parameter's submodel may name, with their rows.
+
+    Density is modelled on the mask (its covariates plus secr's trend-surface
+    terms), detection parameters on the traps; session covariates are
+    constant columns over either.
+
+    Parameters
+    ----------
+    param:
+        Real parameter (``"D"`` or a detection parameter).
+    mask, traps:
+        The session's mask and traps.
+    terms:
+        Term labels of the parameter's formula.
+    session_covariates:
+        Values constant over the session (``session``, ``Session``...).
+
+    Returns
+    -------
+    covariates:
+        Arrays by name.
+    n_rows:
+        Mask points or traps.
+    where:
+        ``"mask"`` or ``"traps"`` (for messages).
+    """
+    if param == "D":
+        covs, n_rows, where = mask_covariates(mask, terms), mask.n_points, "mask"
+    else:
+        covs, n_rows, where = dict(traps.covariates), traps.n_traps, "traps"
+    for k, v in (session_covariates or {}).items():
+        if k in covs:
+            raise BadInputError(where, f"{k!r} is both a session covariate and a {where} covariate")
+        covs[k] = np.full(n_rows, v, dtype=object if isinstance(v, str) else float)
+    return covs, n_rows, where
+
+
+def parameter_design(
+    param: str,
+    terms: list[str],
+    covs: Mapping[str, np.ndarray],
+    n_rows: int,
+    where: str,
+    levels: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[Design, dict[str, list[str]]]:
+    """Design matrix of one real parameter and the factor levels it uses.
+
+    Parameters
+    ----------
+    param, terms, covs, n_rows, where:
+        As :func:`~irbis.stats.formula.design_matrix`.
+    levels:
+        Levels fixed across sessions (the levels of every session), by covariate.
+
+    Returns
+    -------
+    design:
+        The design.
+    levels:
+        Levels of each factor in the terms (the fixed ones where given).
+    """
+    lv = factor_levels(terms, covs, levels)
+    fixed_lv = {v: lv[v] for v in lv if levels and v in levels}
+    des = design_matrix(param, terms, covs, n_rows, where=where, levels=fixed_lv or None)
+    return des, lv
+
+
 def _check_fixed(
     fixed: Mapping[str, float] | None, params: Sequence[str], formulas: Mapping[str, list[str]]
 ) -> dict[str, float]:
     """Validate secr-style fixed real parameters (``fixed = list(sigma = 3000)``)."""
     out: dict[str, float] = {}
     for p, v in (fixed or {}).items():
+        if p == "pmix":
+            raise BadInputError("fixed", "pmix cannot be fixed", "estimate it (pmix~h2)")
         if p not in params:
             raise BadInputError(
                 "fixed", f"no real parameter {p!r} to fix", f"this model has {', '.join(params)}"
@@ -413,21 +489,12 @@ class SecrLikelihood:
         col = 0
         for p in self.params:
             terms = formulas[p]
-            if p == "D":
-                covs, n_rows, where = mask_covariates(mask, terms), mask.n_points, "mask"
-            else:
-                covs, n_rows, where = dict(self.traps.covariates), self.traps.n_traps, "traps"
-            for k, v in self.session_covariates.items():
-                if k in covs:
-                    raise BadInputError(
-                        where, f"{k!r} is both a session covariate and a {where} covariate"
-                    )
-                covs[k] = np.full(n_rows, v, dtype=object if isinstance(v, str) else float)
-            lv = factor_levels(terms, covs, levels)
-            fixed_lv = {v: lv[v] for v in lv if levels and v in levels}
+            covs, n_rows, where = parameter_covariates(
+                p, mask, self.traps, terms, self.session_covariates
+            )
             # a level at a single trap is fitted as R does; with no detections there
             # its coefficient runs to the boundary and is flagged (boundary_candidates)
-            des = design_matrix(p, terms, covs, n_rows, where=where, levels=fixed_lv or None)
+            des, lv = parameter_design(p, terms, covs, n_rows, where, levels)
             self.blocks.append(_Block(p, des, col, terms, lv))
             col += des.matrix.shape[1]
         self.names: list[str] = [n for b in self.blocks for n in b.design.names]

@@ -111,6 +111,11 @@ class SessionLikelihood:
     threads:
         Sessions evaluated in parallel threads (numpy releases the GIL in its
         array work); 1 evaluates them in turn.
+    fixed:
+        Real parameters held at a value in every session (secr's ``fixed``).
+    link:
+        Links other than secr's defaults (secr's ``link``), as
+        :func:`irbis.stats.secr.fit`.
 
     Attributes
     ----------
@@ -128,6 +133,8 @@ class SessionLikelihood:
         likelihood: str = "full",
         *,
         threads: int = 1,
+        fixed: Mapping[str, float] | None = None,
+        link: Mapping[str, str] | None = None,
     ) -> None:
         self.sessions = sessions
         self.masks = session_masks(sessions, masks)
@@ -157,8 +164,9 @@ class SessionLikelihood:
             try:
                 # occasion, response and mixture terms (t, b, h2...) take the varying likelihood
                 part = make_likelihood(
-                    ch, m, model, detectfn, likelihood, session_covariates=scov, levels=levels
-                )
+                    ch, m, model, detectfn, likelihood, session_covariates=scov, levels=levels,
+                    fixed=fixed, link=link,
+                )  # fmt: skip
             except BadInputError as exc:
                 raise BadInputError(f"session {name}: {exc.where}", exc.reason, exc.hint) from None
             self.parts.append(part)
@@ -178,6 +186,8 @@ class SessionLikelihood:
         self.detectfn = first.detectfn
         self.likelihood = first.likelihood
         self.blocks = first.blocks
+        self.fixed: dict[str, float] = dict(first.fixed)
+        self.links: dict[str, str] = dict(first.links)
         self.n = sessions.n
         self.threads = max(1, int(threads))
         self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 and S > 1 else None
@@ -298,7 +308,9 @@ class SessionFit(_Coefficients):
     @property
     def model(self) -> str:
         """The model in ``secr``'s formula notation."""
-        return " ".join(f"{p}~{rhs_text(self.formulas[p])}" for p in self.lik.params)
+        parts = [f"{p}~{rhs_text(self.formulas[p])}" for p in self.lik.params]
+        parts += [f"{p}={v:g}" for p, v in self.lik.fixed.items()]
+        return " ".join(parts)
 
     def _index(self, session: str | int) -> int:
         if isinstance(session, int):
@@ -393,7 +405,7 @@ class SessionFit(_Coefficients):
             ``"steps"``: one entry per pair of consecutive sessions with
             ``from``, ``to``, ``estimate`` (``D_{s+1} / D_s``), ``se``,
             ``lcl``, ``ucl`` (delta method on the log ratio); and, when ``D``
-            has a ``Session`` term, ``"Session"``: ``exp(beta_D.Session)``
+            has a ``Session`` term on the log link, ``"Session"``: ``exp(beta_D.Session)``
             (the rate per session under the log-linear trend) with a Wald
             interval on the link scale.
         """
@@ -430,7 +442,7 @@ class SessionFit(_Coefficients):
                 }
             )
         out: dict[str, Any] = {"steps": steps}
-        if "D.Session" in self.names:
+        if "D.Session" in self.names and "D" not in self.lik.links:
             j = self.names.index("D.Session")
             b, s = float(self.beta[j]), float(self.beta_se[j])
             out["Session"] = {
@@ -506,6 +518,8 @@ def fit_sessions(
     max_iter: int = 500,
     hessian: bool = True,
     threads: int = 1,
+    fixed: Mapping[str, float] | None = None,
+    link: Mapping[str, str] | None = None,
 ) -> SessionFit:
     """Fit a multi-session SECR model by maximum likelihood (secr.fit on a multi-session capthist).
 
@@ -531,6 +545,10 @@ def fit_sessions(
         Compute the variance-covariance matrix.
     threads:
         Sessions evaluated in parallel (see :class:`SessionLikelihood`).
+    fixed:
+        Real parameters held at a value, e.g. ``{"sigma": 1500.0}``.
+    link:
+        Links other than secr's defaults, e.g. ``{"D": "identity"}``.
 
     Returns
     -------
@@ -538,7 +556,9 @@ def fit_sessions(
     """
     t0 = time.perf_counter()
     with blas_threads(1):
-        lik = SessionLikelihood(sessions, masks, model, detectfn, likelihood, threads=threads)
+        lik = SessionLikelihood(
+            sessions, masks, model, detectfn, likelihood, threads=threads, fixed=fixed, link=link
+        )
         opt = _optimise(lik, start, max_iter, hessian)
     ch = sessions.histories[0]
     return SessionFit(

@@ -57,8 +57,13 @@ from scipy import sparse
 
 from irbis.core.errors import BadInputError
 from irbis.stats.detectfn import (
+    LINKS,
     detect_params,
+    dlink_dreal,
+    dreal_deta,
     is_hazard,
+    link_from,
+    link_to,
     log_shape,
     shape_derivs,
     third_param,
@@ -67,8 +72,6 @@ from irbis.stats.detectfn import (
 from irbis.stats.formula import (
     NO_INTERCEPT,
     Design,
-    design_matrix,
-    factor_levels,
     parse_model,
     r_levels,
     rhs_text,
@@ -78,7 +81,11 @@ from irbis.stats.secr import (
     _LIKELIHOODS,
     SecrLikelihood,
     _Block,
+    _check_fixed,
+    _check_links,
     _log_hazard_from_logg,
+    parameter_covariates,
+    parameter_design,
 )
 from irbis.stats.secr_data import CaptureHistory, Mask
 
@@ -149,14 +156,13 @@ def make_likelihood(
         :data:`SPECIAL_TERMS` or a ``hcov``.
     """
     if needs_varying(model, detectfn) or kwargs.get("hcov") is not None:
-        extra = [k for k in ("fixed", "link", "chunk_points") if kwargs.get(k)]
-        if extra:
+        if kwargs.get("chunk_points"):
             raise BadInputError(
                 "model",
-                f"{extra[0]} is not available with occasion, response or mixture terms",
-                "fit t, T, b..., h2 models with secr's default links and no fixed parameters",
+                "chunk_points is not available with occasion, response or mixture terms",
+                "leave it out (these models hold the mask x traps arrays whole)",
             )
-        kwargs = {k: v for k, v in kwargs.items() if k not in ("fixed", "link", "chunk_points")}
+        kwargs.pop("chunk_points", None)
         return VaryingLikelihood(capthist, mask, model, detectfn, likelihood, **kwargs)
     return SecrLikelihood(capthist, mask, model, detectfn, likelihood, **kwargs)
 
@@ -270,6 +276,8 @@ class VaryingLikelihood(SecrLikelihood):
         session_covariates: Mapping[str, Any] | None = None,
         levels: Mapping[str, Sequence[str]] | None = None,
         hcov: Sequence[Any] | None = None,
+        fixed: Mapping[str, float] | None = None,
+        link: Mapping[str, str] | None = None,
     ) -> None:
         likelihood = _LIKELIHOODS.get(str(likelihood).lower(), "")
         if not likelihood:
@@ -338,22 +346,27 @@ class VaryingLikelihood(SecrLikelihood):
                 inner = vs[0][5:].split(",")[0].strip() if vs[0].startswith("poly(") else ""
                 if inner in SPECIAL_TERMS:
                     raise BadInputError("model", f"{t!r} of {p} is not supported", "use T")
-        self.fixed: dict[str, float] = {}
-        self.links: dict[str, str] = {}
-        self.chunk_points = None
-        self.formulas = formulas
-        self.params: tuple[str, ...] = (
+        all_params = (
             (("D",) if likelihood == "full" else ())
             + dparams
             + (("pmix",) if n_classes > 1 else ())
         )
+        self.fixed = _check_fixed(fixed, all_params, formulas)
+        self.links = _check_links(link, all_params)
+        self.chunk_points = None
+        self.formulas = formulas
+        self.params: tuple[str, ...] = tuple(p for p in all_params if p not in self.fixed)
         self.session_covariates = dict(session_covariates or {})
+        self.levels = dict(levels) if levels else None
         counts = capthist.counts
         n, S, K = counts.shape
         self.class_levels, self.known_class = self._classes(hcov, n)
         self._arrays: dict[str, list[np.ndarray]] = {}
         self.blocks: list[_Block] = []
         col = 0
+        for p in dparams:
+            if p in self.fixed:  # one constant column, its value set in _eta_full
+                self._arrays[p] = [np.ones((1, 1, 1, 1))]
         for p in self.params:
             if p == "pmix":
                 h = f"h{n_classes}"
@@ -363,18 +376,13 @@ class VaryingLikelihood(SecrLikelihood):
                 col += n_classes - 1
                 continue
             covs, n_rows, where = self._covariates(p)
-            fixed = {t: list(levels[t]) for t in formulas[p] if levels and t in levels}
             if p == "D":
-                lv = factor_levels(formulas[p], covs, levels)
-                fixed = {v: lv[v] for v in lv if levels and v in levels}
-                des = design_matrix(p, formulas[p], covs, n_rows, where=where, levels=fixed or None)
+                des, lv = parameter_design(p, formulas[p], covs, n_rows, where, levels)
                 self.blocks.append(_Block(p, des, col, formulas[p], lv))
                 col += des.matrix.shape[1]
                 continue
             plain = [t for t in formulas[p] if t not in SPECIAL_TERMS]
-            lv = factor_levels(plain, covs, levels)
-            fixed = {v: lv[v] for v in lv if levels and v in levels}
-            pdes = design_matrix(p, plain, covs, n_rows, where=where, levels=fixed or None)
+            pdes, lv = parameter_design(p, plain, covs, n_rows, where, levels)
             names, mat, arrays = [p], [np.ones(K)], [np.ones((1, 1, 1, 1))]
             for t in formulas[p]:
                 if t in SPECIAL_TERMS:
@@ -401,19 +409,9 @@ class VaryingLikelihood(SecrLikelihood):
     # -- construction helpers ---------------------------------------------------
 
     def _covariates(self, p: str) -> tuple[dict[str, np.ndarray], int, str]:
-        if p == "D":
-            from irbis.stats.secr import mask_covariates
-
-            covs = mask_covariates(self.mask, self.formulas.get("D", []))
-            n_rows, where = self.mask.n_points, "mask"
-        else:
-            covs, n_rows, where = dict(self.traps.covariates), self.traps.n_traps, "traps"
-        for k, v in self.session_covariates.items():
-            if k in covs:
-                raise BadInputError(
-                    where, f"{k!r} is both a session covariate and a {where} covariate"
-                )
-            covs[k] = np.full(n_rows, v, dtype=object if isinstance(v, str) else float)
+        covs, n_rows, where = parameter_covariates(
+            p, self.mask, self.traps, self.formulas.get(p, []), self.session_covariates
+        )
         for t in SPECIAL_TERMS:
             if t in covs:
                 raise BadInputError(
@@ -483,7 +481,7 @@ class VaryingLikelihood(SecrLikelihood):
         self.S, self.K, self.n_rows = S, K, Nr
         self.u = self.traps.usage_matrix(S).astype(float)  # K x S
         self.B_eff = float(self.B) if self.kind == "binomial" else 1.0
-        dparams = [p for p in self.params if p not in ("D", "pmix")]
+        dparams = list(self._arrays)  # fixed ones too (one constant column)
         shape = (C, Nr, S, K)
 
         def sig(params: Sequence[str]) -> np.ndarray:
@@ -574,13 +572,33 @@ class VaryingLikelihood(SecrLikelihood):
 
     # -- evaluation ----------------------------------------------------------------
 
-    def _eta_full(self, p: str, beta: np.ndarray) -> np.ndarray:
+    def _eta_user(self, p: str, beta: np.ndarray) -> np.ndarray:
+        """Linear predictor of a detection parameter per cell, on its own link's scale."""
         b = next(blk for blk in self.blocks if blk.param == p)
         shape = (self.n_classes, self.n_rows, self.S, self.K)
         out = np.zeros(shape)
         for j, a in enumerate(self._arrays[p]):
             out = out + beta[b.start + j] * a
         return np.broadcast_to(out, shape)
+
+    def _eta_full(self, p: str, beta: np.ndarray) -> np.ndarray:
+        """Linear predictor per cell on the parameter's default link (fixed ones constant)."""
+        shape = (self.n_classes, self.n_rows, self.S, self.K)
+        if p in self.fixed:
+            return np.full(shape, float(link_to(LINKS[p], self.fixed[p])))
+        out = self._eta_user(p, beta)
+        if p in self.links:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = link_to(LINKS[p], link_from(self.links[p], out))
+        return out
+
+    def _cell_chain(self, p: str, beta: np.ndarray) -> np.ndarray | None:
+        """``d eta_default / d eta_user`` per cell for a parameter on a non-default link."""
+        if p not in self.links:
+            return None
+        e = self._eta_user(p, beta)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            return dlink_dreal(LINKS[p], link_from(self.links[p], e)) * dreal_deta(self.links[p], e)
 
     def log_pmix(self, beta: np.ndarray) -> np.ndarray:
         """Log class proportions ``(C,)`` (zeros without a mixture)."""
@@ -867,6 +885,9 @@ class VaryingLikelihood(SecrLikelihood):
                 g_logd = W.sum(axis=(0, 1))
                 if self.likelihood == "full":
                     g_logd = g_logd - self.area * Dm * mx["pmix"]
+                chain = self._chain(b, beta)
+                if chain is not None:
+                    g_logd = g_logd * chain
                 out[b.start : b.stop] = b.design.matrix.T @ g_logd
             elif b.param == "pmix":
                 rho = W.sum(axis=2)  # C x n
@@ -879,6 +900,9 @@ class VaryingLikelihood(SecrLikelihood):
                 out[b.start : b.stop] = g[1:]
             else:
                 Gp = G[b.param].reshape(C, Nr, S, K)
+                chain = self._cell_chain(b.param, beta)
+                if chain is not None:
+                    Gp = Gp * chain
                 for j, a in enumerate(self._arrays[b.param]):
                     out[b.start + j] = float((Gp * a).sum())
         return out
@@ -943,6 +967,9 @@ class VaryingLikelihood(SecrLikelihood):
             self.detectfn,
             self.likelihood,
             session_covariates=self.session_covariates or None,
+            levels=self.levels,
+            fixed=self.fixed or None,
+            link=self.links or None,
         )
         b0 = dict(zip(base.names, base.start_values(), strict=True))
         start = np.array([b0.get(nm, 0.0) for nm in self.names])
@@ -950,6 +977,8 @@ class VaryingLikelihood(SecrLikelihood):
             h = f"h{self.n_classes}"
             for b in self.blocks:
                 if b.param in ("lambda0", "g0") and h in b.terms:
+                    # on an identity link: a class with a third of the detection
+                    down = -1.0 if b.param not in self.links else -0.6 * start[b.start]
                     for lev in self.class_levels[1:]:
-                        start[b.start + b.design.names.index(f"{b.param}.{h}{lev}")] = -1.0
+                        start[b.start + b.design.names.index(f"{b.param}.{h}{lev}")] = down
         return start
