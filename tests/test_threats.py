@@ -218,3 +218,35 @@ def test_snares_per_effort_in_census(project, tmp_path):
     assert "no snare place finer than a cell" in html_pub
     assert 'id="threat_map"' not in html_pub  # (figures are images without ids)
     assert "Snares per patrol effort" in html_pub
+
+
+def test_the_pdf_without_a_browser_has_the_field_section(project, tmp_path):
+    """The matplotlib PDF engine lays out sections 9 and 10 as the HTML does, public cells only."""
+    import shutil
+    import subprocess
+
+    from irbis.reports.pdf import write_pdf
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext not installed (Debian package poppler-utils)")
+    build(project, tmp_path)
+    texts = {}
+    for public in (True, False):
+        census = gather_census(project, public=public, detectfns=("HHN",))
+        pdf = tmp_path / f"{public}.pdf"
+        assert write_pdf(census, pdf, engine="matplotlib")["engine"] == "matplotlib"
+        res = subprocess.run(
+            ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True
+        )
+        texts[public] = res.stdout
+    pub = texts[True]
+    assert "10. Scat samples, signs and snares" in pub and "11. Methods" in pub
+    assert "9. Occupancy and activity overlap" in pub
+    assert "Snares: 9 found (1 found, 8 removed) over 23.0 km" in " ".join(pub.split())
+    assert "89.05, 49.85" in pub and "89.15, 49.85" in pub and "2026 summer" in pub
+    assert "no snare place finer than a cell" in " ".join(pub.split())
+    assert "no snare place finer" not in " ".join(texts[False].split())
+    for _uid, _d, lon, lat, _n, _t in SNARES:
+        for v in (lon, lat):
+            if f"{v:.2f}" not in ("89.05", "89.15", "49.85"):
+                assert f"{v:.3f}" not in pub, v

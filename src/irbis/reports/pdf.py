@@ -195,6 +195,113 @@ def _blanks_page(census: Census) -> Figure:
     return p
 
 
+def _ci(r: dict[str, Any], lo: str, hi: str, d: int = 2) -> str:
+    return f"{_fmt(r.get(lo), d)}-{_fmt(r.get(hi), d)}"
+
+
+def _community_section(census: Census, p: Figure, y: float) -> None:
+    """Section 9 as the HTML has it: occupancy per species and overlap with the main one."""
+    y = _text(p, 0.07, y, ["9. Occupancy and activity overlap"], 12) - 0.005
+    if not census.community:
+        _text(p, 0.07, y, ["No species was recorded."], 10)
+        return
+    main = census.main_species
+    lines = [
+        f"Single-season occupancy of each species over the {census.summary['stations']} "
+        f"stations, occasions of {census.community_occasion_days} days (an occasion on which a "
+        "camera never worked is missing, not a zero): psi is the probability a station's "
+        "surroundings are used by the species, p the probability of recording it on one "
+        "occasion if they are."
+        + (f" Overlap: coefficient of daily-activity overlap with {main}." if main else ""),
+    ]
+    y = _text(p, 0.07, y, lines, 8.5, width=105)
+    head = f"{'species':<24} {'records':>7} {'stations':>8} {'naive':>6} {'psi (95% CI)':>17} "
+    head += f"{'p (95% CI)':>17}" + (f" {'overlap (95% CI)':>17}" if main else "")
+    rows = [head]
+    for r in census.community:
+        if "psi" in r:
+            occ = (
+                f"{_fmt(r['naive'], 2):>6} {_fmt(r['psi'], 2) + ' (' + _fmt(r['psi_ci'][0], 2)}"
+                f"-{_fmt(r['psi_ci'][1], 2)})"
+            )
+            occ = f"{occ:<24} {_fmt(r['p'], 2)} ({_fmt(r['p_ci'][0], 2)}-{_fmt(r['p_ci'][1], 2)})"
+        else:
+            occ = str(r.get("reason", ""))[:45]
+        ov = ""
+        if main and "overlap" in r:
+            ov = f"  {_fmt(r['overlap'], 2)} ({_fmt(r['overlap_ci'][0], 2)}-"
+            ov += f"{_fmt(r['overlap_ci'][1], 2)})"
+        rows.append(f"{str(r['species'])[:24]:<24} {r['records']:>7} {r['stations']:>8} {occ}{ov}")
+    _text(p, 0.07, y - 0.01, rows[:30], 7.5, width=130, family="monospace")
+
+
+def _field_page(census: Census, figs: dict[str, bytes]) -> Figure:
+    """Section 10: scat samples, sign transects and snares per patrol effort (as the HTML)."""
+    fr = census.field_records
+    th, sa = fr["threats"], fr["samples"]
+    p = _page("10. Scat samples, signs and snares")
+    lines = [
+        f"Scat samples: {sa['samples']} collected"
+        + (f" ({sa['leopard']} attributed to snow leopard in the field)" if sa["leopard"] else "")
+        + f"; {sa['genotyped']} genotyped, giving {sa['genotypes']} genetic individuals, "
+        f"{sa['genotypes_linked']} of them linked by a person to a photo-identified animal.",
+        f"Snares: {th['snares']} found"
+        + (
+            " (" + ", ".join(f"{v} {k}" for k, v in sorted(th["status"].items())) + ")"
+            if th["status"]
+            else ""
+        )
+        + f" over {_fmt(th['km'])} km of transects and patrols: {_fmt(th['rate'], 2)} per 10 km "
+        f"(95% CI {_ci(th, 'lcl', 'ucl')}).",
+        f"Cells are the {fr['cell_deg']} deg grid of the location policy"
+        + ("; no snare place finer than a cell in this edition." if census.public else "."),
+    ]
+    y = _text(p, 0.07, 0.92, lines, 8.5, width=105)
+    rows = [f"{'transect':<14} {'walked':<11} {'km':>6} {'signs':>6} {'fresh':>6} {'per km':>7}"]
+    rows += [
+        f"{str(t['transect'])[:14]:<14} {t['walked_on'] or '':<11} {_fmt(t['km'], 2):>6} "
+        f"{t['signs']:>6} {t['fresh']:>6} {_fmt(t['per_km'], 2):>7}"
+        for t in fr["transects"][:12]
+    ]
+    if fr["transects"]:
+        y = _text(p, 0.09, y - 0.01, rows, 7.5, family="monospace")
+    rows = [f"{'cell (lon, lat)':<20} {'snares':>6} {'km':>7} {'per 10 km (95% CI)':>22}  L  M"]
+    rows += [
+        f"{str(c['lon']) + ', ' + str(c['lat']):<20} {c['snares']:>6} {_fmt(c['km']):>7} "
+        f"{_fmt(c['rate'], 2) + ' (' + _ci(c, 'lcl', 'ucl') + ')':>22}  "
+        f"{'L' if c['leopard'] else ' '}  {'M' if c['musk_deer'] else ' '}"
+        for c in th["cells"][:14]
+    ]
+    for r in th["regions"][:8]:
+        rows.append(
+            f"{(th['region_key'] or 'region')}: {str(r['region'])[:20]:<20} {r['snares']:>4} "
+            f"snares {_fmt(r['km']):>7} km  {_fmt(r['rate'], 2)} ({_ci(r, 'lcl', 'ucl')})"
+        )
+    for r in th["seasons"][:8]:
+        rows.append(
+            f"{r['season']:<14} {r['snares']:>4} snares {_fmt(r['km']):>7} km  "
+            f"{_fmt(r['rate'], 2)} per 10 km ({_ci(r, 'lcl', 'ucl')})"
+        )
+    tr = th["trend"]
+    if tr.get("ratio") is not None and np.isfinite(float(tr["ratio"])):
+        rows.append(
+            f"Trend: x{_fmt(tr['ratio'], 2)} per season"
+            + (f" (95% CI {_ci(tr, 'lcl', 'ucl')})" if not tr.get("reason") else "")
+        )
+    elif tr.get("reason"):
+        rows.append(f"Trend: {tr['reason']}")
+    ov = th["overlap"]
+    rows.append(
+        f"Of {ov['snare_cells']} cells with snares, {ov['leopard_cells']} hold snow-leopard "
+        f"records ({ov['leopard_snares']} snares), {ov['musk_deer_cells']} musk-deer records "
+        f"({ov['musk_deer_snares']} snares), {ov['both_cells']} both."
+    )
+    y = _text(p, 0.09, y - 0.01, rows, 7.5, width=110, family="monospace")
+    if "threat_map" in figs and y > 0.2:
+        _image(p, figs["threat_map"], (0.1, 0.04, 0.8, y - 0.06))
+    return p
+
+
 def _matplotlib_pdf(census: Census, out: Path) -> None:
     from matplotlib.backends.backend_pdf import PdfPages
 
@@ -302,12 +409,18 @@ def _matplotlib_pdf(census: Census, out: Path) -> None:
         _image(p, figs["density_map"], (0.07, 0.05, 0.86, max(0.1, y - 0.08)))
     pages.append(p)
 
-    p = _page("8. Activity pattern and 9. Methods")
+    p = _page("8. Activity pattern")
     y = 0.93
     if "activity" in figs:
-        _image(p, figs["activity"], (0.1, 0.66, 0.8, 0.27))
-        y = 0.64
-    y = _text(p, 0.07, y, census.methods, 8.5, width=105)
+        _image(p, figs["activity"], (0.1, 0.64, 0.8, 0.29))
+        y = 0.62
+    _community_section(census, p, y)
+    pages.append(p)
+    if census.field_records:
+        pages.append(_field_page(census, figs))
+
+    p = _page(f"{11 if census.field_records else 10}. Methods")
+    y = _text(p, 0.07, 0.93, census.methods, 8.5, width=105)
     _text(p, 0.07, y - 0.01, ["References", *census.references], 7.5, width=120)
     pages.append(p)
 
