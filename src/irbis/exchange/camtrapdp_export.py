@@ -993,9 +993,31 @@ def _obs_row(
         "classifiedBy": by,
         "classificationTimestamp": cls_ts,
         "classificationProbability": number(o.probability),
-        "observationTags": _raw(o.extra, "observationTags"),
+        "observationTags": _tags(o),
         "observationComments": o.comments or "",
     }
+
+
+def _tags(o: Observation) -> str:
+    """``observationTags``: an imported package's, and for an accepted proposal
+    (machine-proposed, person-confirmed) which model proposed it with which
+    probability.
+
+    The row itself is the person's (``classificationMethod`` ``human``,
+    ``classifiedBy`` the person, the time of the acceptance, no probability);
+    the model's own classification of the file is its own ``machine`` row.
+    """
+    tags = _raw(o.extra, "observationTags")
+    prop = (o.extra or {}).get("proposal")
+    if not isinstance(prop, dict) or o.source != "human":
+        return tags
+    said = [
+        "classification:machine-proposed-person-confirmed",
+        f"proposedBy:{str(prop.get('by') or prop.get('model', '')).replace('|', '/')}",
+    ]
+    if prop.get("probability") is not None:
+        said.append(f"proposedProbability:{number(prop['probability'])}")
+    return "|".join([t for t in (tags,) if t] + said)
 
 
 def _machine_rows(

@@ -61,7 +61,9 @@ __all__ = [
     "band_and_box",
     "embed_refs",
     "labelled_crops",
+    "review_queue",
     "run_classify",
+    "write_proposal",
     "train_species",
 ]
 
@@ -664,6 +666,91 @@ def project_model(project: Project, model: str | None) -> str:
     return str(name)
 
 
+def write_proposal(
+    s: Any,
+    media_ids: Sequence[int],
+    probabilities: np.ndarray,
+    labels: Sequence[str],
+    *,
+    model: str,
+    version: str,
+    threshold: float,
+    sequence_id: int,
+    crops: int = 1,
+    now: datetime | None = None,
+) -> tuple[str | None, float]:
+    """Record a model's proposal for one sequence: one observation per file.
+
+    The model's earlier proposals on these files are retracted first. The
+    species is None (type ``unknown``) below ``threshold``; ``extra`` keeps
+    the three best species, the *margin* (best minus second-best probability:
+    the review queue's "what would teach the model most") and the model version.
+
+    Parameters
+    ----------
+    s : Session
+        Open session (the caller commits).
+    media_ids : sequence of int
+        The sequence's files.
+    probabilities : ndarray of shape (n_labels,)
+        Calibrated probabilities of the sequence, in ``labels`` order.
+    labels : sequence of str
+        The model's species.
+    model, version : str
+        Registry name and version of the model (source ``model:<name>``).
+    threshold : float
+        Below this best probability the proposal is ``unknown``.
+    sequence_id : int
+    crops : int
+        Crops the probabilities were averaged over.
+    now : datetime, optional
+        Time of the proposal (naive UTC).
+
+    Returns
+    -------
+    (species or None, probability)
+    """
+    now = now or _now()
+    source = f"model:{model}"
+    p = np.asarray(probabilities, dtype=np.float64)
+    order = np.argsort(-p)
+    prob = float(p[order[0]])
+    margin = prob - float(p[order[1]]) if len(order) > 1 else prob
+    species = labels[order[0]] if prob >= threshold else None
+    for o in s.scalars(
+        select(Observation).where(
+            Observation.media_id.in_(list(media_ids)),
+            Observation.source == source,
+            Observation.retracted_utc.is_(None),
+        )
+    ).all():
+        o.retracted_utc = now
+        o.retracted_by = source
+    extra = {
+        "model_version": version,
+        "sequence_id": sequence_id,
+        "top": [[labels[j], round(float(p[j]), 4)] for j in order[:3]],
+        "margin": round(margin, 4),
+        "crops": crops,
+    }
+    for m in media_ids:
+        s.add(
+            Observation(
+                media_id=m,
+                level="media",
+                species=species,
+                count=None,
+                observation_type="animal" if species else "unknown",
+                source=source,
+                by=f"{model} {version}",
+                created_utc=now,
+                probability=round(prob, 4),
+                extra=extra,
+            )
+        )
+    return species, prob
+
+
 def run_classify(
     project: Project,
     *,
@@ -784,40 +871,18 @@ def run_classify(
                         summary.no_crop += 1
                     continue
                 p = np.mean(per_seq[q], axis=0)
-                order = np.argsort(-p)
-                best, prob = head.labels[order[0]], float(p[order[0]])
-                species = best if prob >= head.threshold else None
-                old = s.scalars(
-                    select(Observation).where(
-                        Observation.media_id.in_(members[q]),
-                        Observation.source == source,
-                        Observation.retracted_utc.is_(None),
-                    )
-                ).all()
-                for o in old:
-                    o.retracted_utc = now
-                    o.retracted_by = source
-                extra = {
-                    "model_version": version,
-                    "sequence_id": q,
-                    "top": [[head.labels[j], round(float(p[j]), 4)] for j in order[:3]],
-                    "crops": len(per_seq[q]),
-                }
-                for m in members[q]:
-                    s.add(
-                        Observation(
-                            media_id=m,
-                            level="media",
-                            species=species,
-                            count=None,
-                            observation_type="animal" if species else "unknown",
-                            source=source,
-                            by=f"{name} {version}",
-                            created_utc=now,
-                            probability=round(prob, 4),
-                            extra=extra,
-                        )
-                    )
+                species, prob = write_proposal(
+                    s,
+                    members[q],
+                    p,
+                    head.labels,
+                    model=name,
+                    version=version,
+                    threshold=head.threshold,
+                    sequence_id=q,
+                    crops=len(per_seq[q]),
+                    now=now,
+                )
                 summary.proposed += 1
                 key = species or UNKNOWN
                 summary.by_species[key] = summary.by_species.get(key, 0) + 1
@@ -829,3 +894,23 @@ def run_classify(
     summary.crops = dict(totals)
     summary.seconds = round(time.perf_counter() - t0, 3)
     return summary
+
+
+def review_queue(project: Project, limit: int = 50) -> list[dict[str, Any]]:
+    """The sequences nobody has labelled whose label would teach the classifier most.
+
+    Smallest margin (best minus second-best probability) first: a label
+    there moves the decision boundary; a confident proposal's label mostly
+    confirms it (uncertainty sampling).
+
+    Returns
+    -------
+    list of dict
+        ``sequence_id``, ``species`` (None: unsure), ``best``, ``probability``, ``margin``.
+    """
+    from irbis.store.proposals import margin_queue
+    from irbis.store.sequence_summary import ensure_fresh
+
+    ensure_fresh(project.engine)
+    with project.engine.connect() as conn:
+        return margin_queue(conn, limit)

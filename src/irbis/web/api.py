@@ -221,6 +221,19 @@ async def sequence_query(
     ] = None,
     min_confidence: Annotated[str | None, Query(description="Detector score 0..1")] = None,
     reviewed: Annotated[str | None, Query(description="true: labelled by a person")] = None,
+    proposed: Annotated[
+        str | None,
+        Query(description="Species the classifier proposes; 'unknown': unsure; 'any'"),
+    ] = None,
+    min_probability: Annotated[str | None, Query(description="Proposal probability 0..1")] = None,
+    max_probability: Annotated[str | None, Query(description="Proposal probability 0..1")] = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            description="time (default) | probability (most probable proposal first) | "
+            "uncertain | margin (lowest margin first: the active-learning queue)"
+        ),
+    ] = None,
     limit: Annotated[str | None, Query(description="Page size, 1..500 (48)")] = None,
     after: Annotated[str | None, Query(description="The 'next' cursor of the last page")] = None,
 ) -> sequences.SequenceQuery:
@@ -234,6 +247,10 @@ async def sequence_query(
             "verdict": verdict,
             "min_confidence": min_confidence,
             "reviewed": reviewed,
+            "proposed": proposed,
+            "min_probability": min_probability,
+            "max_probability": max_probability,
+            "sort": sort,
             "limit": limit,
             "after": after,
         }
@@ -343,6 +360,27 @@ def post_undo(
 ) -> dict[str, Any]:
     """Retract the sequence's last human label, bringing back the one before it."""
     return labels.undo_label(project, seq_id, body.versions, user.name)
+
+
+class AcceptProposalIn(_Strict):
+    """Accept the classifier's proposal for a sequence as the person's label."""
+
+    versions: dict[BodyId, BodyId] = Field(
+        ..., description="review_version of every media of the sequence, as the client saw it"
+    )
+    species: str | None = Field(
+        None, max_length=200, description="The proposed species the client showed (checked)"
+    )
+
+
+@router.post("/sequences/{seq_id}/accept", tags=["labels"])
+def post_accept_proposal(
+    seq_id: DbId, body: AcceptProposalIn, project: ProjectDep, user: ReviewerDep
+) -> dict[str, Any]:
+    """Label the sequence with its proposed species: machine-proposed, person-confirmed."""
+    from irbis.web.proposals import accept_proposal
+
+    return accept_proposal(project, seq_id, body.versions, user.name, species=body.species)
 
 
 @router.post("/sequences/label", tags=["labels"])

@@ -199,6 +199,8 @@ def label_sequences(
     items: Sequence[tuple[int, Mapping[int, int]]],
     label: Label | Sequence[Label],
     user: str,
+    *,
+    proposal: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Label one or more sequences in one transaction (all or nothing).
 
@@ -212,6 +214,10 @@ def label_sequences(
         together replace the person's label: one row per observation per file.
     user:
         Who says so (kept in ``observations.by``).
+    proposal:
+        When the person accepted a classifier's proposal: which model said
+        what with which probability (kept in each row's ``extra["proposal"]``
+        and in the audit record: machine-proposed, person-confirmed).
 
     Returns
     -------
@@ -243,7 +249,10 @@ def label_sequences(
                 replaced[o.media_id].append(o.id)
             for mid in media:
                 for lab in labels:
-                    s.add(_row(mid, lab, user, now, action, replaced[mid]))
+                    row = _row(mid, lab, user, now, action, replaced[mid])
+                    if proposal is not None:
+                        row.extra = {**row.extra, "proposal": dict(proposal)}
+                    s.add(row)
             record(
                 s,
                 user,
@@ -251,7 +260,8 @@ def label_sequences(
                 f"sequence:{seq_id}",
                 before=_label_state(old),
                 after=[_label_json(lab) for lab in labels],
-                detail={"action": action, "media": media},
+                detail={"action": action, "media": media}
+                | ({"proposal": dict(proposal)} if proposal is not None else {}),
             )
             out.append({"sequence_id": seq_id, "action": action, "versions": new_versions})
         s.commit()
@@ -377,7 +387,12 @@ def undo_label(
                             "restored_from": old.id,
                             "undo_by": user,
                             "replaces": (old.extra or {}).get("replaces", []),
-                        },
+                        }
+                        | (
+                            {"proposal": old.extra["proposal"]}
+                            if "proposal" in (old.extra or {})
+                            else {}
+                        ),
                     )
                 )
         record(

@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from irbis.core.errors import BadInputError
 from irbis.store.project import Project
-from irbis.web import identify, individuals, labels, locations, overview, sequences
+from irbis.web import identify, individuals, labels, locations, overview, proposals, sequences
 from irbis.web.auth import SESSION_COOKIE, WebUser, end_session, has_users, login
 from irbis.web.deps import DbId, current_user, get_project
 from irbis.web.errors import TooManyAttemptsError, UnauthorizedError
@@ -91,6 +91,8 @@ async def page_sequences(request: Request, project: ProjectDep, user: UserDep) -
         species=labels.species_choices(project, limit=50),
         verdicts=sequences.VERDICTS,
         verdict_words=sequences.VERDICT_WORDS,
+        sorts=proposals.SORTS,
+        sort_words=proposals.SORT_WORDS,
         hotkeys=labels.species_choices(project),
         panel=labels.species_panel(project),
     )

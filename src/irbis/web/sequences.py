@@ -82,6 +82,11 @@ class SequenceQuery:
     which a frame was too small or unreadable for the detector, and a box
     category also matches a sequence without a machine box on which a person
     boxed (or marked) one; ``reviewed`` whether a person labelled it.
+    ``proposed`` is the species the classifier proposes (``unknown``: it is
+    unsure; ``any``: any proposal), ``min_probability``/``max_probability``
+    bound the proposal's probability and ``sort`` is one of
+    :data:`irbis.web.proposals.SORTS` (every one but ``time`` shows only
+    sequences with a proposal).
     """
 
     station: str | None = None
@@ -91,8 +96,21 @@ class SequenceQuery:
     verdict: str | None = None
     min_confidence: float | None = None
     reviewed: bool | None = None
+    proposed: str | None = None
+    min_probability: float | None = None
+    max_probability: float | None = None
+    sort: str = "time"
     limit: int = 48
     after: str | None = None
+
+    def by_proposal(self) -> bool:
+        """Whether the page needs the classifier's proposals (only sequences with one)."""
+        return (
+            self.sort != "time"
+            or self.proposed is not None
+            or self.min_probability is not None
+            or self.max_probability is not None
+        )
 
     @classmethod
     def from_params(cls, params: Mapping[str, str | None]) -> SequenceQuery:
@@ -136,6 +154,10 @@ class SequenceQuery:
             verdict=get("verdict"),
             min_confidence=parse("min_confidence", float, "a number from 0 to 1"),
             reviewed=None if reviewed is None else reviewed.lower() in ("true", "1", "yes"),
+            proposed=get("proposed"),
+            min_probability=parse("min_probability", float, "a number from 0 to 1"),
+            max_probability=parse("max_probability", float, "a number from 0 to 1"),
+            sort=get("sort") or "time",
             limit=48 if limit is None else limit,
             after=get("after"),
         )
@@ -156,16 +178,36 @@ class SequenceQuery:
             raise BadInputError("min_confidence", "must be between 0 and 1", "e.g. 0.5")
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise BadInputError("date_from", "is after date_to", "swap the dates")
+        from irbis.web.proposals import SORTS
+
+        if self.sort not in SORTS:
+            raise BadInputError("sort", f"unknown order {self.sort!r}", "use " + ", ".join(SORTS))
+        for key in ("min_probability", "max_probability"):
+            value = getattr(self, key)
+            if value is not None and not 0 <= value <= 1:
+                raise BadInputError(key, "must be between 0 and 1", "e.g. 0.8")
 
     def params(self) -> dict[str, str]:
         """The filters as query-string parameters (for links that keep them)."""
         out = {}
-        for key in ("station", "date_from", "date_to", "species", "verdict", "min_confidence"):
+        for key in (
+            "station",
+            "date_from",
+            "date_to",
+            "species",
+            "verdict",
+            "min_confidence",
+            "proposed",
+            "min_probability",
+            "max_probability",
+        ):
             value = getattr(self, key)
             if value not in (None, ""):
                 out[key] = str(value)
         if self.reviewed is not None:
             out["reviewed"] = "true" if self.reviewed else "false"
+        if self.sort != "time":
+            out["sort"] = self.sort
         return out
 
 
@@ -280,7 +322,40 @@ def _filtered(q: SequenceQuery, detector: str | None) -> tuple[Select, Any, Any]
         )
     if q.min_confidence is not None:
         stmt = stmt.where(sv.best_score >= q.min_confidence)
+    if q.by_proposal():
+        stmt = _with_proposal(stmt, q)
     return stmt, start_col, id_col
+
+
+def _with_proposal(stmt: Select, q: SequenceQuery) -> Select:
+    """``stmt`` joined to the sequences' current proposals, filtered by ``q``'s bounds.
+
+    Adds the proposal's columns (``prop_probability``, ``prop_margin``) so the
+    page can be ordered and paged by them.
+    """
+    from irbis.web.proposals import proposals_sql
+
+    prop = proposals_sql()
+    stmt = stmt.join(prop, prop.c.sequence_id == MediaGroup.id).add_columns(
+        prop.c.probability.label("prop_probability"), prop.c.margin.label("prop_margin")
+    )
+    if q.proposed == "unknown":
+        stmt = stmt.where(prop.c.species.is_(None))
+    elif q.proposed and q.proposed != "any":
+        stmt = stmt.where(prop.c.species == q.proposed)
+    if q.min_probability is not None:
+        stmt = stmt.where(prop.c.probability >= q.min_probability)
+    if q.max_probability is not None:
+        stmt = stmt.where(prop.c.probability <= q.max_probability)
+    return stmt
+
+
+def _proposal_order(stmt: Select, q: SequenceQuery) -> tuple[Any, bool, Any]:
+    """``(column, descending, id column)`` of a proposal order of ``stmt``'s rows."""
+    cols = {c.name: c for c in stmt.selected_columns}
+    if q.sort == "margin":
+        return cols["prop_margin"].element, False, MediaGroup.id
+    return cols["prop_probability"].element, q.sort == "probability", MediaGroup.id
 
 
 _BOXED = ("animal", "person", "vehicle")
@@ -398,17 +473,29 @@ def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
     ensure_fresh(project.engine)  # the summaries as of every committed write
     detector = _detector(project)
     stmt, start_col, id_col = _filtered(q, detector)
-    if q.after:
-        t, sid = decode_cursor(q.after)
-        stmt = stmt.where(_after(start_col, id_col, t, sid))
+    from irbis.web import proposals as props
+
+    if q.sort != "time":
+        col, desc, pid = _proposal_order(stmt, q)
+        if q.after:
+            value, sid = props.decode_sort_cursor(q.after, q.sort)
+            stmt = stmt.where(props.after_key(col, desc, pid, value, sid))
+        stmt = stmt.order_by(col.desc() if desc else col, pid)
+    else:
+        if q.after:
+            t, sid = decode_cursor(q.after)
+            stmt = stmt.where(_after(start_col, id_col, t, sid))
+        stmt = stmt.order_by(start_col, id_col)
     with project.engine.connect() as conn:  # Core rows: no ORM bookkeeping
-        rows = conn.execute(stmt.order_by(start_col, id_col).limit(q.limit + 1)).all()
+        rows = conn.execute(stmt.limit(q.limit + 1)).all()
         more = len(rows) > q.limit
         rows = rows[: q.limit]
         found = _people_found_of(conn, [r[0] for r in rows])
         states = states_of(conn, detector, [r[0] for r in rows if r[6] not in _BOXED])
+        proposed = props.proposals_of(conn, [r[0] for r in rows])
     items = []
-    for sid, start, end, n, station, dep, verdict, score, best, local, rev, labels, media in rows:
+    for row in rows:
+        sid, start, end, n, station, dep, verdict, score, best, local, rev, labels, media = row[:13]
         pairs = json.loads(media) if media else []
         items.append(
             {
@@ -427,9 +514,15 @@ def list_sequences(project: Project, q: SequenceQuery) -> dict[str, Any]:
                 "people_found": found.get(sid, []),
                 "state": states.get(sid),
                 "media": [{"id": m, "version": v} for m, v in pairs],
+                "proposal": proposed.get(sid),
             }
         )
-    nxt = encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None
+    nxt = None
+    if more and rows and q.sort != "time":
+        key = "prop_margin" if q.sort == "margin" else "prop_probability"
+        nxt = props.encode_sort_cursor(q.sort, float(getattr(rows[-1], key)), rows[-1][0])
+    elif more and rows:
+        nxt = encode_cursor(rows[-1][1], rows[-1][0])
     return {"items": items, "next": nxt, "detector": detector}
 
 
@@ -442,6 +535,8 @@ def neighbours(
     Both neighbours come back in one round trip.
     """
     stmt, start_col, id_col = _filtered(q, _detector(project))
+    if q.sort != "time":
+        return _proposal_neighbours(project, stmt, q, seq_id)
     base = stmt.with_only_columns(id_col.label("id"), literal(0).label("side"))
     with project.engine.connect() as conn:
         if start is None:
@@ -462,6 +557,31 @@ def neighbours(
         )
         found = {side: sid for sid, side in conn.execute(both)}
     nxt, prev = found.get(0), found.get(1)
+    return {"previous": prev, "next": nxt}
+
+
+def _proposal_neighbours(
+    project: Project, stmt: Select, q: SequenceQuery, seq_id: int
+) -> dict[str, int | None]:
+    """:func:`neighbours` in a proposal order (a sequence without a proposal has none)."""
+    from irbis.web import proposals as props
+
+    col, desc, pid = _proposal_order(stmt, q)
+    with project.engine.connect() as conn:
+        value = conn.execute(stmt.with_only_columns(col).where(MediaGroup.id == seq_id)).scalar()
+        if value is None:  # no proposal, or filtered out
+            return {"previous": None, "next": None}
+        base = stmt.with_only_columns(pid)
+        nxt = conn.execute(
+            base.where(props.after_key(col, desc, pid, value, seq_id))
+            .order_by(col.desc() if desc else col, pid)
+            .limit(1)
+        ).scalar()
+        prev = conn.execute(
+            base.where(props.before_key(col, desc, pid, value, seq_id))
+            .order_by(col if desc else col.desc(), pid.desc())
+            .limit(1)
+        ).scalar()
     return {"previous": prev, "next": nxt}
 
 

@@ -107,6 +107,36 @@
     });
   }
 
+  /* p: the focused (or selected) sequences take the classifier's proposal as
+     the person's label, recorded as machine-proposed, person-confirmed.
+     Undo (u) takes it back like any label. */
+  function accept() {
+    const ts = targets().filter((t) => {
+      const p = t.querySelector(".proposal");
+      return p && p.dataset.species;
+    });
+    if (!ts.length) { irbis.flash("no species proposal here to accept", "error"); return; }
+    if (ts.length === 1) move(1);
+    return queue(async () => {
+      const user = await whoAmI();
+      const done = [];
+      for (const t of ts) {
+        const prop = t.querySelector(".proposal");
+        const species = prop.dataset.species;
+        const r = await irbis.api("POST", `/api/sequences/${t.dataset.id}/accept`,
+          { versions: irbis.versionsOf(JSON.parse(t.dataset.versions)), species });
+        t.dataset.versions = JSON.stringify(
+          Object.entries(r.versions).map(([id, v]) => ({ id: Number(id), version: v })));
+        renderLabels(t, { species, count: 1 }, user.name);
+        prop.classList.add("accepted");
+        t.classList.remove("selected");
+        done.push(r.sequence_id);
+      }
+      undoStack.push(done);
+      irbis.flash(`accepted the proposal on ${done.length} sequence${done.length > 1 ? "s" : ""}`);
+    });
+  }
+
   function undo() {
     return queue(async () => {
       const ids = undoStack.pop();
@@ -127,6 +157,8 @@
           box.appendChild(s);
         }
         t.classList.toggle("reviewed", fresh.reviewed);
+        const prop = t.querySelector(".proposal");
+        if (prop) prop.classList.remove("accepted");
       }
       irbis.flash("undone");
     });
@@ -151,6 +183,7 @@
     else if (k === "a") { tiles().forEach((t) => t.classList.add("selected")); }
     else if (k === "c") { irbis.askCount(); }
     else if (k === "u") { undo(); }
+    else if (k === "p") { accept(); }
     else if (k === "n") { const a = document.getElementById("next-page"); if (a) writes.then(() => { window.location = a.href; }); }
   });
   grid.addEventListener("click", (ev) => {

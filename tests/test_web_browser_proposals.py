@@ -1,0 +1,93 @@
+"""End-to-end in Debian's Chromium: ``p`` accepts the classifier's proposal in the grid.
+
+camtrapR's card ingested by station (nobody labelled anything), proposals
+written as ``irbis classify`` writes them; the grid is opened in the
+lowest-margin order, ``p`` accepts on the focused tile, ``u`` undoes it. Every
+step is checked in the database.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from irbis.store.schema import Media, Observation
+
+from .test_web_browser import _free_port, browser_page  # noqa: F401 - the fixture
+from .test_web_proposals import _ingest, propose
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def served(project):
+    """(base URL, proposed sequence ids) of the app on the project."""
+    import uvicorn
+
+    from irbis.web import create_app
+
+    _ingest(project)
+    seqs = propose(project)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start within 20 s")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", seqs
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _human(project, seq_id: int) -> list[tuple]:
+    with project.session() as s:
+        return s.execute(
+            select(Observation.species, Observation.by, Observation.extra)
+            .join(Media, Media.id == Observation.media_id)
+            .where(
+                Media.sequence_id == seq_id,
+                Observation.source == "human",
+                Observation.retracted_utc.is_(None),
+            )
+        ).all()
+
+
+def test_p_accepts_the_proposal_and_u_takes_it_back(browser_page, project):  # noqa: F811
+    page, base, seqs, out, _, _ = browser_page
+    page.goto(f"{base}/sequences?sort=margin")
+    tiles = page.locator(".tile")
+    # Lowest margin first: the unsure one (no species to accept), then ibex 0.55.
+    order = tiles.evaluate_all("ts => ts.map(t => Number(t.dataset.id))")
+    assert order == [seqs[i] for i in (1, 3, 4, 2, 0)]
+    assert tiles.first.locator(".proposal").inner_text() == "proposed: unknown (ibex?) 0.40"
+
+    page.keyboard.press("p")  # the unsure one: nothing to accept
+    page.wait_for_selector("#flash.error:has-text('no species proposal')")
+    assert _human(project, seqs[1]) == []
+
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("p")
+    page.wait_for_selector(f'.tile[data-id="{seqs[3]}"].reviewed .label.p-human')
+    page.wait_for_selector("#flash.ok:has-text('accepted the proposal')")
+    page.screenshot(path=str(out / "grid-accepted.png"), full_page=True)
+    rows = _human(project, seqs[3])
+    assert rows and all(sp == "ibex" and by == "local" for sp, by, _ in rows)
+    assert all(ex["proposal"]["probability"] == 0.55 for _, _, ex in rows)
+    # The focus moved on, as after a species key.
+    assert page.evaluate("document.activeElement.dataset.id") == str(seqs[4])
+
+    page.keyboard.press("u")
+    page.wait_for_selector("#flash.ok:has-text('undone')")
+    assert _human(project, seqs[3]) == []
+    page.reload()
+    tile = page.locator(f'.tile[data-id="{seqs[3]}"]')
+    assert "reviewed" not in (tile.get_attribute("class") or "")
+    assert tile.locator(".proposal").inner_text() == "proposed: ibex 0.55"
