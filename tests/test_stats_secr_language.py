@@ -112,8 +112,8 @@ def test_poly_as_r() -> None:
 @pytest.mark.parametrize(
     ("rhs", "needle"),
     [
-        ("s(x, k = 3)", "poly(x, 2)"),
-        ("te(x, Topo)", "mgcv"),
+        ("s(x, k = 3, bs = 'cr')", 'only bs = "tp"'),
+        ("te(x, Topo)", "s(x, k = 5)"),
         ("log(x)", "log() in"),
         ("I(x^2)", "not supported"),
         ("I(x)", "I() in"),

@@ -23,11 +23,12 @@ the first factor gets one indicator per level. Columns are named as R
 ``lambda0.TopoSaddle``, ``lambda0.TopoSaddle:WaterYes``,
 ``D.poly(x, 2)1``.
 
-Anything else (function calls such as ``log(x)`` or ``I(x^2)``, ``^``,
-parentheses, ``%in%``) is refused in one line; so are ``s()``/``te()``
-regression splines, whose mgcv basis irbis does not reproduce (a polynomial
-or, for density, secr's trend-surface terms ``x + y + x2 + y2 + xy`` do the
-same job).
+``s(x, k = 5)`` and ``s(x, y, k = 12)`` are regression splines as secr
+builds them with mgcv (thin plate basis, fixed df; see
+:mod:`irbis.stats.smooth`), columns ``D.s(x).1`` ... ``D.s(x).4``; they
+enter additively (no interactions). Anything else (function calls such as
+``log(x)`` or ``I(x^2)``, ``^``, parentheses, ``%in%``, ``te()``) is refused
+in one line.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from irbis.core.errors import BadInputError
+from irbis.stats.smooth import SmoothSpec, parse_smooth, smooth_basis, smooth_label, smooth_spec
 
 __all__ = [
     "NO_INTERCEPT",
@@ -53,6 +55,7 @@ __all__ = [
     "rhs_text",
     "factor_levels",
     "model_row",
+    "covariates_read",
     "term_variables",
     "variables_of",
 ]
@@ -60,11 +63,8 @@ __all__ = [
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 #: marker term (last in a term list) of a formula without intercept
 NO_INTERCEPT = "-1"
-_SUPPORTED = "use covariate names with +, :, *, -1 and poly(x, d)"
-_SMOOTH_HINT = (
-    "irbis does not reproduce mgcv's spline basis: use poly(x, 2) (or 3), or for D "
-    "the trend surface x + y + x2 + y2 + xy"
-)
+_SUPPORTED = "use covariate names with +, :, *, -1, poly(x, d) and s(x, k = 5)"
+_SMOOTH_HINT = "use s(x, k = 5) or s(x, y, k = 12) (thin plate regression splines)"
 
 
 # ---------------------------------------------------------------------------
@@ -113,7 +113,10 @@ def _variable(text: str, param: str) -> str:
     if not m:
         raise BadInputError("model", f"term {text!r} of {param} is not supported", _SUPPORTED)
     fn, inner = m.group(1), m.group(2)
-    if fn in ("s", "te", "ti", "t2"):
+    if fn == "s":
+        names, k = parse_smooth(text, param)
+        return f"s({', '.join(names)}, k = {k})"
+    if fn in ("te", "ti", "t2"):
         raise BadInputError(
             "model", f"regression spline {text!r} of {param} is not supported", _SMOOTH_HINT
         )
@@ -153,6 +156,25 @@ def term_variables(label: str) -> list[str]:
     list of str
     """
     return [v.strip() for _, v in _split_depth0(label, ":")]
+
+
+def covariates_read(var: str) -> list[str]:
+    """The covariates one variable of a term reads (``poly(x, 2)`` and ``s(x, k = 5)`` read x).
+
+    Parameters
+    ----------
+    var:
+        A variable of a term (see :func:`term_variables`).
+
+    Returns
+    -------
+    list of str
+    """
+    if var.startswith("poly("):
+        return [_poly_spec(var)[0]]
+    if var.startswith("s("):
+        return list(parse_smooth(var)[0])
+    return [var]
 
 
 def parse_rhs(rhs: str, param: str = "") -> list[str]:
@@ -236,9 +258,9 @@ def variables_of(terms: Sequence[str]) -> list[str]:
         if t == NO_INTERCEPT:
             continue
         for v in term_variables(t):
-            name = _poly_spec(v)[0] if v.startswith("poly(") else v
-            if name not in out:
-                out.append(name)
+            for name in covariates_read(v):
+                if name not in out:
+                    out.append(name)
     return out
 
 
@@ -460,6 +482,8 @@ class Design:
         Whether the first column is the intercept.
     poly:
         Coefficients of the ``poly()`` variables (to predict at new values).
+    smooth:
+        Bases of the ``s()`` variables (to predict at new values).
     """
 
     matrix: np.ndarray
@@ -467,6 +491,7 @@ class Design:
     terms: list[str | None] = field(default_factory=list)
     intercept: bool = True
     poly: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    smooth: dict[str, SmoothSpec] = field(default_factory=dict)
 
 
 def _missing_factor(v: np.ndarray) -> int:
@@ -483,6 +508,7 @@ def design_matrix(
     min_rows_per_level: int = 1,
     levels: Mapping[str, list[str]] | None = None,
     poly: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    smooth: Mapping[str, SmoothSpec] | None = None,
 ) -> Design:
     """Build the design matrix of ``param ~ terms`` as R's ``model.matrix`` does.
 
@@ -504,6 +530,9 @@ def design_matrix(
         Optional fixed factor levels (e.g. from the fitted data, to predict).
     poly:
         Optional ``poly()`` coefficients by variable label (to predict).
+    smooth:
+        Optional ``s()`` bases by variable label (to predict, or built over
+        several sessions' data).
 
     Returns
     -------
@@ -516,6 +545,7 @@ def design_matrix(
     names: list[str] = [param] if intercept else []
     col_terms: list[str | None] = [None] if intercept else []
     poly_out: dict[str, dict[str, np.ndarray]] = {}
+    smooth_out: dict[str, SmoothSpec] = {}
     cache: dict[str, tuple[str, Any]] = {}
 
     def variable(v: str) -> tuple[str, Any]:
@@ -532,6 +562,15 @@ def design_matrix(
                 poly_out[v] = cf
                 blocks = [(f"{v}{j + 1}", Z[:, j]) for j in range(deg)]
             cache[v] = ("numeric", blocks)
+            return cache[v]
+        if v.startswith("s("):
+            names_s, k = parse_smooth(v, param)
+            x = np.column_stack([_numeric(c) for c in names_s])
+            spec = (smooth or {}).get(v) or smooth_spec(names_s, k, x, where)
+            smooth_out[v] = spec
+            Z = smooth_basis(spec, x)
+            lab = smooth_label(names_s)
+            cache[v] = ("numeric", [(f"{lab}.{j + 1}", Z[:, j]) for j in range(Z.shape[1])])
             return cache[v]
         if v not in covariates:
             avail = ", ".join(sorted(covariates)) or "none"
@@ -566,7 +605,7 @@ def design_matrix(
             )
         arr = np.asarray(covariates[v])
         if arr.dtype == object or arr.dtype.kind in "US":
-            raise BadInputError(where, f"poly() of factor {v!r}", "use a numeric covariate")
+            raise BadInputError(where, f"poly() or s() of factor {v!r}", "use a numeric covariate")
         x = arr.astype(float)
         if np.any(~np.isfinite(x)):
             raise BadInputError(
@@ -587,6 +626,10 @@ def design_matrix(
                 dummy_first = (j, fac[0])
                 break
     for j, (label, vs) in enumerate(zip(labels, var_sets, strict=True)):
+        if len(vs) > 1 and any(v.startswith("s(") for v in vs):
+            raise BadInputError(
+                "model", f"interaction {label!r} of {param} with a spline", "add s() terms"
+            )
         blocks_per_var: list[list[tuple[str, np.ndarray]]] = []
         for v in vs:
             kind, spec = variable(v)
@@ -621,7 +664,7 @@ def design_matrix(
             col_terms.append(label)
     matrix = np.column_stack(cols) if cols else np.zeros((n_rows, 0))
     return Design(matrix=matrix, names=names, terms=col_terms, intercept=intercept,
-                  poly=poly_out)  # fmt: skip
+                  poly=poly_out, smooth=smooth_out)  # fmt: skip
 
 
 def model_row(
@@ -655,8 +698,7 @@ def model_row(
     for t in terms:
         if t == NO_INTERCEPT:
             continue
-        for v in term_variables(t):
-            name = _poly_spec(v)[0] if v.startswith("poly(") else v
+        for name in (c for v in term_variables(t) for c in covariates_read(v)):
             if name in levels:
                 lv = levels[name]
                 val = str(newdata.get(name, lv[0]))
@@ -668,5 +710,5 @@ def model_row(
             else:
                 covs[name] = np.array([float(newdata.get(name, 0.0))])
     d = design_matrix(param, terms, covs, 1, where="newdata", levels=dict(levels),
-                      poly=design.poly)  # fmt: skip
+                      poly=design.poly, smooth=design.smooth)  # fmt: skip
     return d.matrix[0]

@@ -202,6 +202,7 @@ def parameter_design(
     n_rows: int,
     where: str,
     levels: Mapping[str, Sequence[str]] | None = None,
+    smooth: Mapping[str, Any] | None = None,
 ) -> tuple[Design, dict[str, list[str]]]:
     """Design matrix of one real parameter and the factor levels it uses.
 
@@ -211,6 +212,8 @@ def parameter_design(
         As :func:`~irbis.stats.formula.design_matrix`.
     levels:
         Levels fixed across sessions (the levels of every session), by covariate.
+    smooth:
+        ``s()`` bases built over every session's data, by term variable.
 
     Returns
     -------
@@ -221,7 +224,9 @@ def parameter_design(
     """
     lv = factor_levels(terms, covs, levels)
     fixed_lv = {v: lv[v] for v in lv if levels and v in levels}
-    des = design_matrix(param, terms, covs, n_rows, where=where, levels=fixed_lv or None)
+    des = design_matrix(
+        param, terms, covs, n_rows, where=where, levels=fixed_lv or None, smooth=smooth
+    )
     return des, lv
 
 
@@ -460,6 +465,7 @@ class SecrLikelihood:
         fixed: Mapping[str, float] | None = None,
         link: Mapping[str, str] | None = None,
         chunk_points: int | None = None,
+        smooths: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         likelihood = _LIKELIHOODS.get(str(likelihood).lower(), "")
         if not likelihood:
@@ -494,7 +500,9 @@ class SecrLikelihood:
             )
             # a level at a single trap is fitted as R does; with no detections there
             # its coefficient runs to the boundary and is flagged (boundary_candidates)
-            des, lv = parameter_design(p, terms, covs, n_rows, where, levels)
+            des, lv = parameter_design(
+                p, terms, covs, n_rows, where, levels, (smooths or {}).get(p)
+            )
             self.blocks.append(_Block(p, des, col, terms, lv))
             col += des.matrix.shape[1]
         self.names: list[str] = [n for b in self.blocks for n in b.design.names]

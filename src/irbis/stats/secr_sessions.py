@@ -51,9 +51,11 @@ from irbis.stats.secr import (
     _Coefficients,
     _lognormal_ci,
     _optimise,
+    parameter_covariates,
 )
 from irbis.stats.secr_data import Mask, SessionHistories
 from irbis.stats.secr_varying import make_likelihood
+from irbis.stats.smooth import parse_smooth, smooth_spec
 
 __all__ = ["SessionFit", "SessionLikelihood", "fit_sessions", "session_masks"]
 
@@ -156,16 +158,21 @@ class SessionLikelihood:
             if vals:
                 levels[t] = r_levels(vals)
         self.levels = levels
-        self.parts: list[SecrLikelihood] = []
-        for i, ((name, ch), m) in enumerate(zip(sessions, self.masks, strict=True)):
+        scovs: list[dict[str, Any]] = []
+        for i, (name, _) in enumerate(sessions):
             scov: dict[str, Any] = {"session": name, "Session": float(i)}
             for k, v in sessions.covariates.items():
                 scov[k] = str(v[i]) if np.asarray(v).dtype == object else float(v[i])
+            scovs.append(scov)
+        smooths = self._pooled_smooths(formulas, scovs)
+        self.parts: list[SecrLikelihood] = []
+        for i, ((name, ch), m) in enumerate(zip(sessions, self.masks, strict=True)):
+            scov = scovs[i]
             try:
                 # occasion, response and mixture terms (t, b, h2...) take the varying likelihood
                 part = make_likelihood(
                     ch, m, model, detectfn, likelihood, session_covariates=scov, levels=levels,
-                    fixed=fixed, link=link,
+                    fixed=fixed, link=link, smooths=smooths,
                 )  # fmt: skip
             except BadInputError as exc:
                 raise BadInputError(f"session {name}: {exc.where}", exc.reason, exc.hint) from None
@@ -191,6 +198,27 @@ class SessionLikelihood:
         self.n = sessions.n
         self.threads = max(1, int(threads))
         self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 and S > 1 else None
+
+    def _pooled_smooths(
+        self, formulas: Mapping[str, list[str]], scovs: Sequence[Mapping[str, Any]]
+    ) -> dict[str, dict[str, Any]] | None:
+        """``s()`` bases built over all sessions' rows, as secr builds them on the pooled data."""
+        out: dict[str, dict[str, Any]] = {}
+        for p, terms in formulas.items():
+            for t in terms:
+                if not t.startswith("s("):
+                    continue
+                names, k = parse_smooth(t, p)
+                rows = []
+                for (_, ch), m, scov in zip(self.sessions, self.masks, scovs, strict=True):
+                    covs, _, where = parameter_covariates(p, m, ch.traps, terms, scov)
+                    missing = [c for c in names if c not in covs]
+                    if missing:
+                        raise BadInputError(where, f"no covariate {missing[0]!r} for {p}~{t}")
+                    rows.append(np.column_stack([np.asarray(covs[c], float) for c in names]))
+                x = np.vstack(rows)
+                out.setdefault(p, {})[t] = smooth_spec(names, k, x, "sessions")
+        return out or None
 
     def __del__(self) -> None:
         if getattr(self, "_pool", None) is not None:

@@ -278,6 +278,7 @@ class VaryingLikelihood(SecrLikelihood):
         hcov: Sequence[Any] | None = None,
         fixed: Mapping[str, float] | None = None,
         link: Mapping[str, str] | None = None,
+        smooths: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         likelihood = _LIKELIHOODS.get(str(likelihood).lower(), "")
         if not likelihood:
@@ -358,6 +359,7 @@ class VaryingLikelihood(SecrLikelihood):
         self.params: tuple[str, ...] = tuple(p for p in all_params if p not in self.fixed)
         self.session_covariates = dict(session_covariates or {})
         self.levels = dict(levels) if levels else None
+        self.smooths = dict(smooths) if smooths else None
         counts = capthist.counts
         n, S, K = counts.shape
         self.class_levels, self.known_class = self._classes(hcov, n)
@@ -377,12 +379,16 @@ class VaryingLikelihood(SecrLikelihood):
                 continue
             covs, n_rows, where = self._covariates(p)
             if p == "D":
-                des, lv = parameter_design(p, formulas[p], covs, n_rows, where, levels)
+                des, lv = parameter_design(
+                    p, formulas[p], covs, n_rows, where, levels, (smooths or {}).get(p)
+                )
                 self.blocks.append(_Block(p, des, col, formulas[p], lv))
                 col += des.matrix.shape[1]
                 continue
             plain = [t for t in formulas[p] if t not in SPECIAL_TERMS]
-            pdes, lv = parameter_design(p, plain, covs, n_rows, where, levels)
+            pdes, lv = parameter_design(
+                p, plain, covs, n_rows, where, levels, (smooths or {}).get(p)
+            )
             names, mat, arrays = [p], [np.ones(K)], [np.ones((1, 1, 1, 1))]
             for t in formulas[p]:
                 if t in SPECIAL_TERMS:
@@ -968,6 +974,7 @@ class VaryingLikelihood(SecrLikelihood):
             self.likelihood,
             session_covariates=self.session_covariates or None,
             levels=self.levels,
+            smooths=self.smooths,
             fixed=self.fixed or None,
             link=self.links or None,
         )
