@@ -33,10 +33,59 @@ def _default_timezone(project) -> str:
     return zones.most_common(1)[0][0] if zones else "UTC"
 
 
+def _import_gpx(project: Path, gpx: Path, timezone: str | None, as_json: bool) -> None:
+    """Patrol tracks of a GPX file stored as transects (re-importing changes what changed)."""
+    from irbis.exchange.gpx_tracks import read_gpx_tracks
+    from irbis.store import Project
+    from irbis.store.audit import cli_actor
+    from irbis.store.fieldrecords import save_transects
+
+    with Project.open(project) as p:
+        data = read_gpx_tracks(gpx, timezone=timezone or _default_timezone(p))
+        res = save_transects(p, data.transects, cli_actor(), source=str(gpx))
+    km = sum(_line_km(t.line) for t in data.transects)
+    summary = {
+        "table": str(gpx),
+        "layout": "gpx",
+        "kind": "transect",
+        **res.as_dict(),
+        "km": km,
+        "waypoints_skipped": data.waypoints_skipped,
+        "routes_skipped": data.routes_skipped,
+        "short_segments_skipped": data.short_segments_skipped,
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    err.print(
+        f"{gpx}: {len(data.transects)} patrol track(s), {km:.1f} km walked: {res.new} new, "
+        f"{res.updated} updated, {res.unchanged} unchanged transects"
+    )
+    left = {
+        "waypoints": data.waypoints_skipped,
+        "routes (plans, not walks)": data.routes_skipped,
+        "segments with one point": data.short_segments_skipped,
+    }
+    if any(left.values()):
+        err.print("left out: " + ", ".join(f"{v} {k}" for k, v in left.items() if v))
+
+
+def _line_km(line: list[list[float]]) -> float:
+    from irbis.store.fieldrecords import line_length_m
+
+    return line_length_m(line, None) / 1000.0
+
+
 @field_app.command("import")
 def field_import(
     project: ProjectArg,
-    table: Annotated[Path, typer.Argument(help="CSV: irbis layout, SMART-style export, ...")],
+    table: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV: irbis layout, SMART-style export, ...; or a .gpx file of patrol tracks "
+            "(each track segment becomes a walked transect: the patrol effort)."
+        ),
+    ],
     kind: Annotated[
         str | None,
         typer.Option(
@@ -62,6 +111,9 @@ def field_import(
     from irbis.store.audit import cli_actor
     from irbis.store.fieldrecords import save_field_records, save_lab_results, save_transects
 
+    if table.suffix.lower() == ".gpx":
+        _import_gpx(project, table, timezone, as_json)
+        return
     with Project.open(project) as p:
         data = read_field_table(
             table,
