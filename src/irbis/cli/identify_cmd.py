@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +18,19 @@ def identify(
     min_score: Annotated[
         float, typer.Option(help="Smallest detection score used as a crop.")
     ] = 0.1,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            envvar="IRBIS_RAY_ADDRESS",
+            help="Match on a Ray cluster: its address (auto, ray://host:10001, host:6379), "
+            "local (a local Ray, one worker per core) or local:N. The project folder must be "
+            "at the same path on every node. Needs irbis[ray]. Also IRBIS_RAY_ADDRESS.",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="With --ray: crops per Ray task (whole bursts).")
+    ] = 16,
     as_json: JsonOpt = False,
 ) -> None:
     """Match every unconfirmed snow-leopard crop against the catalogue of confirmed ones.
@@ -38,7 +51,12 @@ def identify(
             bar.update(task, completed=done, total=total)
 
         with resumable("proposals made so far are kept"):
-            res = run_identify(p, top=top, min_score=min_score, progress=tick)
+            if ray:
+                res = _identify_on_ray(
+                    p, ray, top=top, min_score=min_score, progress=tick, batch_size=batch_size
+                )
+            else:
+                res = run_identify(p, top=top, min_score=min_score, progress=tick)
     if as_json:
         emit_json(res.as_dict())
         return
@@ -50,3 +68,15 @@ def identify(
     )
     for e in res.errors[:20]:
         err.print(f"  [red]error[/] {e['file']}: {e['error']}")
+
+
+def _identify_on_ray(p: Any, address: str, **kw: Any) -> Any:
+    """``irbis identify --ray``: the same stage with Ray workers matching."""
+    from irbis.pipeline.cluster import RayUnavailableError
+    from irbis.pipeline.cluster_identify import run_identify_ray
+
+    try:
+        return run_identify_ray(p, address=address, **kw)
+    except RayUnavailableError as exc:
+        err.print(f"[red]error[/] {exc}")
+        raise typer.Exit(2) from exc

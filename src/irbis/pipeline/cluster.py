@@ -35,6 +35,7 @@ Ray is an optional extra: ``pip install 'irbis[ray]'``.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ __all__ = [
     "DetectorSpec",
     "RayUnavailableError",
     "batches",
+    "check_reachable",
     "connect",
     "run_detect_ray",
 ]
@@ -142,6 +144,7 @@ def connect(address: str) -> bool:
     ray = _ray()
     if ray.is_initialized():
         return False
+    check_reachable(address)
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     try:
         if address == "local" or address.startswith("local:"):
@@ -152,11 +155,73 @@ def connect(address: str) -> bool:
         else:
             ray.init(address=address, **kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise RayUnavailableError(
-            f"cannot start or reach the Ray cluster at {address!r}: {exc} "
-            "(start one with `ray start --head`, or use --ray local)"
+            f"cannot start or reach the Ray cluster at {address!r}: {first} ({_WHAT_TO_DO})"
         ) from exc
     return True
+
+
+_WHAT_TO_DO = (
+    "start one with `scripts/ray-local start` or `ray start --head`, check the address "
+    f"given to --ray or in {RAY_ENV}, or use --ray local"
+)
+#: Seconds to wait for the head node to accept a connection before giving up.
+CONNECT_TIMEOUT_S = 3.0
+
+
+#: HTTP/2 client connection preface and an empty SETTINGS frame (RFC 9113, 3.4).
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_H2_SETTINGS = 4
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """The head's host and port in a Ray address, or None where Ray finds it itself."""
+    if address == "auto" or address == "local" or address.startswith("local:"):
+        return None
+    client = address.startswith("ray://")
+    rest = address.removeprefix("ray://").split("/", 1)[0]
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        # Ray's defaults: the client server on 10001, the GCS on 6379.
+        return rest.strip("[]"), 10001 if client else 6379
+    return host.strip("[]"), int(port)
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast when nothing answers at a Ray head's address.
+
+    :func:`ray.init` retries an unreachable head for a long time; a plain TCP
+    connection to its port tells in seconds whether anyone listens there.
+
+    Raises
+    ------
+    RayUnavailableError
+        One line naming the address, why, and what to do.
+    """
+    target = _host_port(address)
+    if target is None:
+        return
+    host, port = target
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            # Ray's head speaks gRPC (HTTP/2): it answers a client preface with
+            # a SETTINGS frame. A firewall or proxy that accepts any connection,
+            # or another service on the port, does not.
+            sock.sendall(_H2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+        if len(head) < 9 or head[3] != _H2_SETTINGS:
+            raise ConnectionError("something answers, but not a Ray head (no gRPC)")
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise RayUnavailableError(
+            f"no Ray cluster at {address!r} ({host}:{port}: {why}): {_WHAT_TO_DO}"
+        ) from exc
 
 
 # -- the worker side ----------------------------------------------------------------
@@ -229,17 +294,22 @@ def detect_batch(
 # -- the driver side ----------------------------------------------------------------
 
 
-def batches(units: list[_Unit], size: int) -> list[list[_Unit]]:
+def batches(
+    units: list[Any], size: int, weight: Callable[[Any], int] | None = None
+) -> list[list[Any]]:
     """Cut units (whole sequences) into consecutive batches of about ``size`` media.
 
     A batch closes once it holds ``size`` media or more; a sequence is never split.
+    ``weight`` counts a unit's media (default: a detect unit's ``items``; the
+    identify run passes ``len`` for its bursts of crops).
     """
-    out: list[list[_Unit]] = []
-    cur: list[_Unit] = []
+    count = weight or (lambda u: len(u.items))
+    out: list[list[Any]] = []
+    cur: list[Any] = []
     n = 0
     for u in units:
         cur.append(u)
-        n += len(u.items)
+        n += count(u)
         if n >= size:
             out.append(cur)
             cur, n = [], 0

@@ -199,6 +199,55 @@ def create_annotations(
     return created
 
 
+@dataclass(frozen=True)
+class _Crop:
+    """One annotation as the matcher needs it, detached from the database.
+
+    Plain data, so a Ray worker receives it by pickling; its attribute names are
+    those of :class:`~irbis.store.schema.Annotation`, which the feature cache reads.
+    """
+
+    id: int
+    media_id: int
+    frame: int
+    x: float
+    y: float
+    width: float
+    height: float
+    source: str | None
+    side: str | None
+
+    @classmethod
+    def of(cls, ann: Annotation) -> _Crop:
+        return cls(
+            ann.id, ann.media_id, ann.frame, ann.x, ann.y, ann.width, ann.height, ann.source,
+            ann.side,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Photo:
+    """The media fields the motion masks and error messages need (see :class:`_Crop`)."""
+
+    id: int
+    sequence_id: int | None
+    mediatype: str
+    file_name: str
+
+    @classmethod
+    def of(cls, media: Media) -> _Photo:
+        return cls(media.id, media.sequence_id, media.mediatype, media.file_name)
+
+
+@dataclass(frozen=True)
+class _Query:
+    """One unconfirmed crop to match: what a worker needs, no database handle."""
+
+    crop: _Crop
+    photo: _Photo
+    ra: ReidAnnotation
+
+
 def _pixel_box(ann: Annotation, media: Media) -> tuple[float, float, float, float] | None:
     if (ann.x, ann.y, ann.width, ann.height) == (0.0, 0.0, 1.0, 1.0):
         return None
@@ -215,13 +264,15 @@ class _FeatureCache:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
 
-    def _file(self, ann: Annotation, variant: str = "") -> Path:
+    def _file(self, ann: Annotation | _Crop, variant: str = "") -> Path:
         key = f"{ann.media_id}:{ann.frame}:{ann.x:.5f}:{ann.y:.5f}:{ann.width:.5f}:{ann.height:.5f}"
         if variant:  # a different way of cropping: never served from the old files
             key += f":{variant}"
         return self.folder / f"{ann.id}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
-    def get(self, ann: Annotation, compute: Callable[[], Features], variant: str = "") -> Features:
+    def get(
+        self, ann: Annotation | _Crop, compute: Callable[[], Features], variant: str = ""
+    ) -> Features:
         path = self._file(ann, variant)
         if path.exists():
             with np.load(path) as z:
@@ -281,46 +332,60 @@ class _MotionMasks:
     0.635 (``irbis reid evaluate`` on labels whose ``box_*`` columns hold those boxes).
     """
 
-    def __init__(self, project: Project) -> None:
-        self.project = project
+    def __init__(
+        self,
+        project: Project | None = None,
+        members: Callable[[int], list[tuple[int, Path]]] | None = None,
+    ) -> None:
+        if members is None:
+            if project is None:
+                raise ValueError("_MotionMasks needs a project or a members function")
+            members = burst_photos(project)
+        self._members = members
         self._masks: dict[int, dict[int, np.ndarray | None]] = {}
 
-    def _photos(self, seq: int) -> list[Media]:
-        """The burst's photos in time order (asked only when a feature is not cached)."""
-        with self.project.session() as s:
-            return list(
-                s.scalars(
-                    select(Media)
-                    .where(Media.sequence_id == seq, Media.mediatype == "image")
-                    .order_by(Media.timestamp_utc, Media.id)
-                )
-            )
-
-    def get(self, media: Media) -> np.ndarray | None:
+    def get(self, media: Media | _Photo) -> np.ndarray | None:
         """The motion mask of ``media`` in its burst, or ``None`` (no burst, no motion)."""
         seq = media.sequence_id
         if seq is None or media.mediatype != "image":
             return None
         if seq not in self._masks:
-            members = self._photos(seq)
+            members = self._members(seq)  # asked only when a feature is not cached
             frames: list[np.ndarray] = []
             try:
-                frames = [read_image(media_path(self.project, m)) for m in members]
+                frames = [read_image(path) for _, path in members]
             except BadImageError:
                 frames = []  # one unreadable frame: no motion for this burst, boxes stand
             masks = burst_masks(frames) if len(frames) >= 3 else []
             # Bursts are visited in order; full-size masks of 4K frames are large.
             if len(self._masks) >= 2:
                 self._masks.pop(next(iter(self._masks)))
-            self._masks[seq] = {m.id: k for m, k in zip(members, masks, strict=False)}
+            self._masks[seq] = {i: k for (i, _), k in zip(members, masks, strict=False)}
         return self._masks[seq].get(media.id)
+
+
+def burst_photos(project: Project) -> Callable[[int], list[tuple[int, Path]]]:
+    """A function giving a sequence's photos (media id, original's path) in time order."""
+
+    def members(seq: int) -> list[tuple[int, Path]]:
+        with project.session() as s:
+            return [
+                (m.id, media_path(project, m))
+                for m in s.scalars(
+                    select(Media)
+                    .where(Media.sequence_id == seq, Media.mediatype == "image")
+                    .order_by(Media.timestamp_utc, Media.id)
+                )
+            ]
+
+    return members
 
 
 def _features(
     cache: _FeatureCache,
     ra: ReidAnnotation,
-    ann: Annotation,
-    media: Media,
+    ann: Annotation | _Crop,
+    media: Media | _Photo,
     motion: _MotionMasks,
 ) -> Features:
     if ann.source not in MACHINE_CROPS:
@@ -335,22 +400,11 @@ def _features(
     return cache.get(ann, compute, variant="motion1")
 
 
-def _by_sequence(
-    queries: list[tuple[Annotation, Media]],
-) -> list[list[tuple[Annotation, Media]]]:
-    """Queries grouped by their media's sequence (a burst), in order of first appearance."""
-    groups: dict[object, list[tuple[Annotation, Media]]] = {}
-    for ann, media in queries:
-        key = ("seq", media.sequence_id) if media.sequence_id else ("ann", ann.id)
-        groups.setdefault(key, []).append((ann, media))
-    return list(groups.values())
-
-
 def _proposals(
-    ann: Annotation,
+    ann: Annotation | _Crop,
     probability: float,
     decision: str,
-    candidates: list[tuple[Match, Annotation]],
+    candidates: list[tuple[Match, Annotation | _Crop]],
     version: str,
     ids_by_name: dict[str, int],
 ) -> list[MatchDecision]:
@@ -403,29 +457,35 @@ def _proposals(
     return rows_out
 
 
-def run_identify(
-    project: Project,
-    *,
-    top: int = 5,
-    min_score: float = 0.1,
-    progress: Callable[[int, int], None] | None = None,
-) -> IdentifySummary:
-    """Create annotations, build the catalogue and propose matches (see the module doc).
+@dataclass
+class _IdentifyRun:
+    """A started identify run: the catalogue and what is left to match, burst by burst."""
 
-    Parameters
-    ----------
-    project:
-        An open project.
-    top:
-        Candidate individuals proposed per annotation.
-    min_score:
-        Smallest detection score used as a crop.
-    progress:
-        Called with ``(done, total)`` annotations after each sequence is written.
+    summary: IdentifySummary
+    catalogue: Catalogue
+    version: str  # of the catalogue: proposals stamped with another one are redone
+    ids_by_name: dict[str, int]
+    bursts: list[list[_Query]]  # in the order proposals are written
+    cache: _FeatureCache
+    motion: _MotionMasks
+    total: int  # crops to match
 
-    Returns
-    -------
-    IdentifySummary
+
+def _by_sequence(queries: list[_Query]) -> list[list[_Query]]:
+    """Queries grouped by their media's sequence (a burst), in order of first appearance."""
+    groups: dict[object, list[_Query]] = {}
+    for q in queries:
+        seq = q.photo.sequence_id
+        groups.setdefault(("seq", seq) if seq else ("ann", q.crop.id), []).append(q)
+    return list(groups.values())
+
+
+def _start_identify(project: Project, min_score: float) -> _IdentifyRun:
+    """Create annotations, build the catalogue and list the crops still to match.
+
+    Shared by the local run (:func:`run_identify`) and the Ray run
+    (:mod:`irbis.pipeline.cluster_identify`), so both match the same crops
+    against the same catalogue.
     """
     summary = IdentifySummary()
     summary.annotations_created = create_annotations(project, min_score=min_score)
@@ -478,56 +538,112 @@ def run_identify(
     summary.catalogue_individuals = len(catalogue.individuals())
 
     queries = [
-        (a, m)
+        _Query(_Crop.of(a), _Photo.of(m), _reid_annotation(project, a, m, None, station_of))
         for a, m, ind in rows
         if ind is None and a.id not in decided_by_people and stamped.get(a.id) != version
     ]
     summary.skipped = sum(1 for a, _, ind in rows if ind is None) - len(queries)
-    done = 0
-    for burst in _by_sequence(queries):
-        results: list[tuple[Annotation, QueryResult]] = []
-        for ann, media in burst:
-            ra = _reid_annotation(project, ann, media, None, station_of)
-            try:
-                feats = _features(cache, ra, ann, media, motion)
-            except BadImageError as exc:
-                summary.errors.append(
-                    {"annotation": ann.id, "file": media.file_name, "error": str(exc)}
-                )
-                continue
-            results.append((ann, catalogue.query(feats, side=ra.side, camera=ra.camera)))
-        er = pool_encounter([r for _, r in results], catalogue.config.decision)
-        proposals: list[tuple[Annotation, list[MatchDecision]]] = []
-        for i, (ann, _) in enumerate(results):
-            summary.queried += 1
-            candidates = [(m, results[j][0]) for m, j in encounter_candidates(er, i)[:top]]
-            decision = er.decision
-            if decision == "new" or not candidates:
-                summary.proposed_new += 1
-            elif decision == "same":
-                summary.proposed_same += 1
-            else:
-                summary.unsure += 1
-            proposals.append(
-                (ann, _proposals(ann, er.probability, decision, candidates, version, ids_by_name))
+    return _IdentifyRun(
+        summary, catalogue, version, ids_by_name, _by_sequence(queries), cache, motion,
+        len(queries),
+    )  # fmt: skip
+
+
+#: What matching one burst gives: each readable crop with the catalogue's answer,
+#: and one error dict per crop that could not be read.
+BurstMatches = tuple[list[tuple[_Crop, QueryResult]], list[dict[str, Any]]]
+
+
+def _match_burst(
+    burst: list[_Query], catalogue: Catalogue, cache: _FeatureCache, motion: _MotionMasks
+) -> BurstMatches:
+    """Match each frame of one burst on its own (pooling is the writer's job)."""
+    results: list[tuple[_Crop, QueryResult]] = []
+    errors: list[dict[str, Any]] = []
+    for q in burst:
+        try:
+            feats = _features(cache, q.ra, q.crop, q.photo, motion)
+        except BadImageError as exc:
+            errors.append({"annotation": q.crop.id, "file": q.photo.file_name, "error": str(exc)})
+            continue
+        results.append((q.crop, catalogue.query(feats, side=q.ra.side, camera=q.ra.camera)))
+    return results, errors
+
+
+def _finish_burst(project: Project, run: _IdentifyRun, matched: BurstMatches, top: int) -> None:
+    """Pool one burst's answers into proposals and write them in one transaction.
+
+    Shared by the local and the Ray run. Idempotent: a burst written again
+    replaces its machine proposals, so a batch retried on a cluster doubles nothing.
+    """
+    results, errors = matched
+    summary = run.summary
+    summary.errors.extend(errors)
+    er = pool_encounter([r for _, r in results], run.catalogue.config.decision)
+    proposals: list[tuple[_Crop, list[MatchDecision]]] = []
+    for i, (ann, _) in enumerate(results):
+        summary.queried += 1
+        candidates = [(m, results[j][0]) for m, j in encounter_candidates(er, i)[:top]]
+        decision = er.decision
+        if decision == "new" or not candidates:
+            summary.proposed_new += 1
+        elif decision == "same":
+            summary.proposed_same += 1
+        else:
+            summary.unsure += 1
+        proposals.append(
+            (
+                ann,
+                _proposals(ann, er.probability, decision, candidates, run.version, run.ids_by_name),
             )
-        # One transaction per burst: an interrupted run leaves a burst all
-        # proposed or not at all, so a resumed run pools the same frames.
-        with project.session() as s:
-            for ann, rows_out in proposals:
-                # Older machine proposals for this annotation are replaced, never
-                # a person's decision (those are different rows, by != MODEL).
-                for old in s.scalars(
-                    select(MatchDecision).where(
-                        MatchDecision.annotation_id == ann.id,
-                        MatchDecision.by == MODEL,
-                        MatchDecision.decision == "proposed",
-                    )
-                ):
-                    s.delete(old)
-                s.add_all(rows_out)
-            s.commit()
+        )
+    # One transaction per burst: an interrupted run leaves a burst all
+    # proposed or not at all, so a resumed run pools the same frames.
+    with project.session() as s:
+        for ann, rows_out in proposals:
+            # Older machine proposals for this annotation are replaced, never
+            # a person's decision (those are different rows, by != MODEL).
+            for old in s.scalars(
+                select(MatchDecision).where(
+                    MatchDecision.annotation_id == ann.id,
+                    MatchDecision.by == MODEL,
+                    MatchDecision.decision == "proposed",
+                )
+            ):
+                s.delete(old)
+            s.add_all(rows_out)
+        s.commit()
+
+
+def run_identify(
+    project: Project,
+    *,
+    top: int = 5,
+    min_score: float = 0.1,
+    progress: Callable[[int, int], None] | None = None,
+) -> IdentifySummary:
+    """Create annotations, build the catalogue and propose matches (see the module doc).
+
+    Parameters
+    ----------
+    project:
+        An open project.
+    top:
+        Candidate individuals proposed per annotation.
+    min_score:
+        Smallest detection score used as a crop.
+    progress:
+        Called with ``(done, total)`` annotations after each sequence is written.
+
+    Returns
+    -------
+    IdentifySummary
+    """
+    run = _start_identify(project, min_score)
+    done = 0
+    for burst in run.bursts:
+        _finish_burst(project, run, _match_burst(burst, run.catalogue, run.cache, run.motion), top)
         done += len(burst)
         if progress:
-            progress(done, len(queries))
-    return summary
+            progress(done, run.total)
+    return run.summary

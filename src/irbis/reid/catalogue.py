@@ -249,6 +249,22 @@ class Catalogue:
         e.name = _name_of(e.ann)
         self._slot_name[slot] = self._code("name", e.name)
 
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, object]:
+        """The catalogue as plain data, the faiss index serialised.
+
+        A driver builds the catalogue once and ships it to worker processes
+        (``irbis identify --ray``); a copy answers every query exactly as the original.
+        """
+        state = dict(self.__dict__)
+        state["_index"] = faiss.serialize_index(self._index)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        state = dict(state)
+        state["_index"] = faiss.deserialize_index(state["_index"])
+        self.__dict__.update(state)
+
     # ------------------------------------------------------------------ content
     def __len__(self) -> int:
         return len(self._entries)

@@ -1,0 +1,236 @@
+"""The identify stage on a Ray cluster: workers match crops, the driver writes proposals.
+
+``irbis identify PROJECT --ray ADDRESS`` (or ``IRBIS_RAY_ADDRESS``) runs
+:func:`run_identify_ray`. It starts and finishes exactly as the laptop run
+(:func:`irbis.pipeline.identify_stage.run_identify`) — the same code creates
+the annotations, builds the catalogue, lists the crops still to match and
+writes each burst's proposals — and only the matching runs on the workers:
+
+* The driver cuts the bursts (sequences) still to match into *batches of whole
+  bursts* of about ``batch_size`` crops, since a burst's frames are pooled into
+  one encounter and must be matched against the same catalogue together.
+* The catalogue is built once by the driver and put in Ray's object store;
+  each worker process unpickles it once (kept for every later batch of the
+  run) and reads the originals and the feature cache (``PROJECT/tmp/reid``)
+  from the project folder, which must be at the same path on every node.
+  Workers never touch the database: the driver sends each batch the burst
+  members the motion masks need.
+* The driver writes each burst through the stage's own writer, one
+  transaction per burst, in the order of the single-process run, so the
+  proposal rows (ids, ranks, scores, keypoints) are those a laptop writes, and
+  shows one progress bar.
+* A worker that dies mid-batch makes Ray run the batch again (``max_retries``);
+  its result reaches the driver once, and the writer replaces a burst's machine
+  proposals anyway, so nothing is doubled. A killed driver leaves whole bursts
+  written; the next run matches only the crops without proposals from the
+  current catalogue.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from irbis.pipeline.cluster import (
+    MAX_RETRIES,
+    RAY_ENV,
+    BatchHook,
+    _in_order,
+    _ray,
+    batches,
+    connect,
+)
+from irbis.pipeline.detect_stage import media_path
+from irbis.pipeline.identify_stage import (
+    BurstMatches,
+    IdentifySummary,
+    _FeatureCache,
+    _finish_burst,
+    _match_burst,
+    _MotionMasks,
+    _Query,
+    _start_identify,
+)
+from irbis.reid import Catalogue
+from irbis.store import Project
+from irbis.store.schema import Media
+
+__all__ = ["DEFAULT_BATCH", "identify_batch", "run_identify_ray"]
+
+#: Crops per Ray task. Matching a crop takes a large fraction of a second, so
+#: Ray's few milliseconds per task are lost in it even for small batches, and
+#: small batches spread a small job over every worker.
+DEFAULT_BATCH = 16
+
+#: Burst members per sequence: (media id, original's path as text).
+Members = dict[int, list[tuple[int, str]]]
+
+# The worker process's catalogue: (key, catalogue), unpickled once per run.
+_CATALOGUE: list[tuple[str, Catalogue]] = []
+
+
+def _catalogue_for(key: str, box: list[Any]) -> Catalogue:
+    """The catalogue named ``key``, fetched from the object store once per worker process.
+
+    ``box`` holds the catalogue's object ref in a list, so Ray does not fetch
+    and unpickle it again for every task (or the catalogue itself, in tests).
+    """
+    if _CATALOGUE and _CATALOGUE[0][0] == key:
+        return _CATALOGUE[0][1]
+    obj = box[0]
+    catalogue = obj if isinstance(obj, Catalogue) else _ray().get(obj)
+    _CATALOGUE[:] = [(key, catalogue)]  # one run's catalogue at a time: they are large
+    return catalogue
+
+
+@dataclass
+class IdentifyBatchResult:
+    """What a worker sends back for one batch: per burst, its matches and errors."""
+
+    bursts: list[BurstMatches]
+    pid: int
+    node: str
+    seconds: float
+
+
+def identify_batch(
+    catalogue_box: list[Any],
+    key: str,
+    bursts: list[list[_Query]],
+    members: Members,
+    cache_dir: str,
+    hook: BatchHook | None = None,
+) -> IdentifyBatchResult:
+    """Match a batch of bursts against the catalogue (runs in a Ray worker; plain for tests).
+
+    Parameters
+    ----------
+    catalogue_box
+        ``[ref]`` of the driver's catalogue in the object store (or ``[catalogue]``).
+    key
+        Names the catalogue (project and catalogue version): a worker keeps it
+        while the key stays the same.
+    bursts
+        The bursts to match, each a list of crops.
+    members
+        Per sequence, its photos in time order (for the motion masks).
+    cache_dir
+        The project's feature cache.
+    hook
+        Called first with the batch's annotation ids (fault-injection tests).
+
+    Returns
+    -------
+    IdentifyBatchResult
+    """
+    if hook is not None:
+        hook([q.crop.id for b in bursts for q in b])
+    t0 = time.perf_counter()
+    catalogue = _catalogue_for(key, catalogue_box)
+    cache = _FeatureCache(Path(cache_dir))
+    motion = _MotionMasks(members=lambda seq: [(i, Path(p)) for i, p in members.get(seq, [])])
+    out = [_match_burst(b, catalogue, cache, motion) for b in bursts]
+    return IdentifyBatchResult(out, os.getpid(), os.uname().nodename, time.perf_counter() - t0)
+
+
+def _members(project: Project, bursts: list[list[_Query]]) -> Members:
+    """The photos of every sequence in ``bursts``, in time order (one query)."""
+    seqs = {q.photo.sequence_id for b in bursts for q in b if q.photo.sequence_id is not None}
+    out: Members = {seq: [] for seq in seqs}
+    if not seqs:
+        return out
+    with project.session() as s:
+        for m in s.scalars(
+            select(Media)
+            .where(Media.sequence_id.in_(seqs), Media.mediatype == "image")
+            .order_by(Media.timestamp_utc, Media.id)
+        ):
+            out[m.sequence_id].append((m.id, str(media_path(project, m))))
+    return out
+
+
+def run_identify_ray(
+    project: Project,
+    *,
+    address: str | None = None,
+    top: int = 5,
+    min_score: float = 0.1,
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    hook: BatchHook | None = None,
+    stats: list[dict[str, Any]] | None = None,
+) -> IdentifySummary:
+    """Like :func:`irbis.pipeline.identify_stage.run_identify`, with Ray workers matching.
+
+    Parameters
+    ----------
+    project
+        An open project; its folder must be reachable at the same path on every node.
+    address
+        Ray address (see :mod:`irbis.pipeline.cluster`); default
+        ``$IRBIS_RAY_ADDRESS``, else ``local``. Ignored when Ray is already
+        initialised in this process.
+    top, min_score, progress
+        As for ``run_identify`` (``progress`` gets ``(done, total)`` crops).
+    batch_size
+        Crops per Ray task (whole bursts).
+    hook
+        Called in the worker with each batch's annotation ids before it is matched.
+    stats
+        When given, one dict per batch is appended (crops, worker pid and node,
+        seconds in the worker, seconds from submission to result).
+
+    Returns
+    -------
+    IdentifySummary
+    """
+    ray = _ray()
+    # Connect first: an unreachable cluster is reported before the catalogue is built.
+    started = connect(address or os.environ.get(RAY_ENV) or "local")
+    try:
+        run = _start_identify(project, min_score)
+        work = batches(run.bursts, max(1, batch_size), weight=len)
+        if not work:
+            return run.summary
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(identify_batch)
+        catalogue_ref = ray.put(run.catalogue)
+        key = f"{project.root.resolve()}:{run.version}"
+        cache_dir = str(run.cache.folder.resolve())
+        submitted: dict[int, float] = {}
+
+        def submit(i: int) -> Any:
+            submitted[i] = time.perf_counter()
+            return task.remote(
+                [catalogue_ref], key, work[i], _members(project, work[i]), cache_dir, hook
+            )
+
+        done = 0
+        for i, res in _in_order(len(work), 2 * workers + 1, submit, ray):
+            wall = time.perf_counter() - submitted[i]
+            for burst, matched in zip(work[i], res.bursts, strict=True):
+                _finish_burst(project, run, matched, top)
+                done += len(burst)
+                if progress:
+                    progress(done, run.total)
+            if stats is not None:
+                stats.append(
+                    {
+                        "batch": i,
+                        "crops": sum(len(b) for b in work[i]),
+                        "pid": res.pid,
+                        "node": res.node,
+                        "worker_s": round(res.seconds, 4),
+                        "wall_s": round(wall, 4),
+                    }
+                )
+    finally:
+        if started:
+            ray.shutdown()
+    return run.summary
