@@ -164,12 +164,36 @@ def test_label_with_keyboard_persists(browser_page, project):
 
 def test_review_a_match(browser_page, project):
     page, base, ids, out, _, _ = browser_page
+    from irbis.store.schema import Media
+
+    with project.session() as s, s.begin():  # a burst of two: the next photo of the station
+        query = s.get(Media, s.get(Annotation, ids["query"]).media_id)
+        other = s.scalars(
+            select(Media)
+            .where(Media.deployment_id == query.deployment_id, Media.id != query.id)
+            .order_by(Media.id)
+        ).first()
+        other.sequence_id = query.sequence_id
     page.goto(f"{base}/identify")
     page.screenshot(path=str(out / "identify_queue.png"), full_page=True)
     page.click("#start-review")
     page.wait_for_function("document.querySelector('#pair-info').textContent.includes('matched')")
     assert "2 matched keypoints" in page.locator("#pair-info").inner_text()
+    # the whole frame beside the crop, the query boxed, and the burst to step through
+    page.wait_for_function("document.querySelector('#context-frame').naturalWidth > 0")
+    assert page.locator(f'#context-boxes rect[data-annotation="{ids["query"]}"]').count() == 1
+    n_frames = page.locator("#burst img").count()
+    assert n_frames == 2
+    assert page.locator("#context-info").inner_text().endswith("this photo")
+    at = page.locator("#burst img.on").get_attribute("alt")
+    page.keyboard.press("." if at != f"frame {n_frames}" else ",")
+    page.wait_for_function(
+        "!document.querySelector('#context-info').textContent.includes('this photo')"
+    )
+    page.keyboard.press("z")
+    assert "zoomed" in page.locator("#context-stage").get_attribute("class")
     page.screenshot(path=str(out / "identify.png"), full_page=True)
+    page.keyboard.press("z")
     page.keyboard.press("2")  # show Bora
     page.wait_for_function("document.querySelector('#cand-title').textContent.startsWith('Bora')")
     page.keyboard.press("g")  # right flank

@@ -261,6 +261,7 @@ def annotation_detail(project: Project, ann_id: int) -> dict[str, Any]:
             else:
                 history.append(item)
         individual = s.get(Individual, a.individual_id) if a.individual_id else None
+        burst = _burst(s, m)
     history.sort(key=lambda x: x["id"])
     return {
         "id": a.id,
@@ -279,7 +280,56 @@ def annotation_detail(project: Project, ann_id: int) -> dict[str, Any]:
         ),
         "proposals": proposals,
         "decisions": history,
+        "sequence_id": m.sequence_id,
+        "burst": burst,
     }
+
+
+#: Frames of a burst shown beside the crop (the ones around it when there are more).
+_BURST_MAX = 40
+
+
+def _burst(s: Session, m: Media) -> list[dict[str, Any]]:
+    """Every frame of the annotation's burst, in time order, with the animals boxed on it.
+
+    The reviewer sees the crop beside the whole frame and the frames around it:
+    the pose, the flank turned to the camera and the light are often plainer
+    there than in the one crop the matcher chose.
+    """
+    if m.sequence_id is None:
+        frames = [m]
+    else:
+        frames = list(
+            s.scalars(
+                select(Media)
+                .where(Media.sequence_id == m.sequence_id)
+                .order_by(Media.timestamp_local, Media.id)
+            )
+        )
+    if len(frames) > _BURST_MAX:  # a long video sequence: the frames around this one
+        at = next((i for i, f in enumerate(frames) if f.id == m.id), 0)
+        lo = max(0, min(at - _BURST_MAX // 2, len(frames) - _BURST_MAX))
+        frames = frames[lo : lo + _BURST_MAX]
+    anns = s.execute(
+        select(Annotation, Individual.name)
+        .outerjoin(Individual, Individual.id == Annotation.individual_id)
+        .where(Annotation.media_id.in_([f.id for f in frames]))
+        .order_by(Annotation.id)
+    ).all()
+    by_media: dict[int, list[dict[str, Any]]] = {}
+    for an, name in anns:
+        by_media.setdefault(an.media_id, []).append(
+            {"id": an.id, "box": _box(an), "side": an.side, "individual": name}
+        )
+    return [
+        {
+            "media_id": f.id,
+            "mediatype": f.mediatype,
+            "time_local": f.timestamp_local.isoformat() if f.timestamp_local else None,
+            "annotations": by_media.get(f.id, []),
+        }
+        for f in frames
+    ]
 
 
 @dataclass(frozen=True)

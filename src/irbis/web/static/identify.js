@@ -63,6 +63,68 @@
     }
   }
 
+  // The whole frame and its burst, beside the crop: pose, flank and light are often
+  // plainer in the frames around the one the matcher used.
+  const burst = ann.burst && ann.burst.length ? ann.burst : [{ media_id: ann.media_id, annotations: [] }];
+  let frameAt = Math.max(0, burst.findIndex((f) => f.media_id === ann.media_id));
+  const stage = document.getElementById("context-stage");
+  const frameImg = document.getElementById("context-frame");
+  const frameSvg = document.getElementById("context-boxes");
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function showFrame(i) {
+    frameAt = Math.min(burst.length - 1, Math.max(0, i));
+    const f = burst[frameAt];
+    frameImg.src = f.mediatype === "video" ? `/api/media/${f.media_id}/thumb?size=640` : `/api/media/${f.media_id}/file`;
+    frameSvg.innerHTML = "";
+    const boxes = f.annotations.length || f.media_id !== ann.media_id
+      ? f.annotations : [{ id: ann.id, box: ann.box }];
+    for (const a of boxes) {
+      const r = document.createElementNS(SVG, "rect");
+      const mine = a.id === ann.id;
+      r.setAttribute("class", "box");
+      r.setAttribute("vector-effect", "non-scaling-stroke");
+      if (!mine) r.setAttribute("style", "stroke: #7fd3ff; stroke-dasharray: 4 3");
+      for (const [k, v] of [["x", a.box.x], ["y", a.box.y], ["width", a.box.width], ["height", a.box.height]]) {
+        r.setAttribute(k, v);
+      }
+      r.dataset.annotation = a.id;
+      frameSvg.appendChild(r);
+    }
+    const strip = document.getElementById("burst");
+    strip.querySelectorAll("img").forEach((im, j) => im.classList.toggle("on", j === frameAt));
+    const who = f.annotations.filter((a) => a.individual).map((a) => a.individual);
+    document.getElementById("context-info").textContent =
+      `frame ${frameAt + 1} of ${burst.length}` + (f.time_local ? ` · ${f.time_local.slice(11, 19)}` : "") +
+      (f.media_id === ann.media_id ? " · this photo" : "") + (who.length ? ` · ${who.join(", ")}` : "");
+  }
+
+  function buildStrip() {
+    const strip = document.getElementById("burst");
+    burst.forEach((f, j) => {
+      const im = document.createElement("img");
+      im.src = `/api/media/${f.media_id}/thumb?size=160`;
+      im.alt = `frame ${j + 1}`;
+      im.loading = "lazy";
+      im.dataset.media = f.media_id;
+      im.addEventListener("click", () => showFrame(j));
+      strip.appendChild(im);
+    });
+  }
+
+  function toggleZoom(ev) {
+    if (ev && ev.offsetX !== undefined) {
+      const r = stage.getBoundingClientRect();
+      stage.style.setProperty("--ox", `${(100 * (ev.clientX - r.left)) / r.width}%`);
+      stage.style.setProperty("--oy", `${(100 * (ev.clientY - r.top)) / r.height}%`);
+    } else if (!stage.classList.contains("zoomed")) {
+      const b = ann.box; // zoom onto the animal
+      stage.style.setProperty("--ox", `${100 * (b.x + b.width / 2)}%`);
+      stage.style.setProperty("--oy", `${100 * (b.y + b.height / 2)}%`);
+    }
+    stage.classList.toggle("zoomed");
+  }
+
   async function decide(decision) {
     const p = proposals[current];
     // The encounter is the unit: the decision also settles the sequence's other waiting photos.
@@ -102,6 +164,8 @@
   document.getElementById("new").addEventListener("click", () => decide("new"));
   document.getElementById("unsure").addEventListener("click", () => decide("unsure"));
   document.getElementById("show-lines").addEventListener("change", show);
+  stage.addEventListener("click", toggleZoom);
+  document.getElementById("zoom").addEventListener("click", () => toggleZoom());
   document.addEventListener("keydown", (ev) => {
     if (irbis.typing(ev) || ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const k = ev.key;
@@ -114,6 +178,11 @@
     else if (k === "g") document.getElementById("side").value = "right";
     else if (k === "k") { const c = document.getElementById("show-lines"); c.checked = !c.checked; show(); }
     else if (k === "n" && nextId) window.location = `/identify/${nextId}`;
+    else if (k === "z") toggleZoom();
+    else if (k === ",") showFrame(frameAt - 1);
+    else if (k === ".") showFrame(frameAt + 1);
   });
+  buildStrip();
+  showFrame(frameAt);
   show().catch((e) => irbis.flash(e.message, "error"));
 })();
