@@ -112,6 +112,10 @@ def secr_fit_cmd(
         str,
         typer.Option(help='Links other than secr\'s defaults: "D=identity,g0=cloglog".'),
     ] = "",
+    distribution: Annotated[
+        str,
+        typer.Option(help="N in the mask: poisson (secr's default) or binomial (full likelihood)."),
+    ] = "poisson",
     buffer: Annotated[
         float | None,
         typer.Option(
@@ -140,6 +144,8 @@ def secr_fit_cmd(
 
     try:
         extra = _fixed_link(fixed, link)
+        if distribution.lower() != "poisson":
+            extra["distribution"] = distribution.lower()
         if project is not None:
             if traps or captures:
                 raise BadInputError(
@@ -294,7 +300,7 @@ def _secr_fit_sessions(
 ) -> None:
     """``irbis secr fit`` on several sessions: from files, or ``sessions`` already built.
 
-    ``extra`` holds ``fixed``/``link`` from ``--fixed``/``--link``.
+    ``extra`` holds ``fixed``/``link``/``distribution`` from the options.
     """
     from irbis.stats.secr import fit_with_buffer, mask_spacing
     from irbis.stats.secr_data import (

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 from scipy import optimize
-from scipy.special import gammaln
+from scipy.special import digamma, gammaln
 from scipy.stats import norm
 
 from irbis.core.errors import BadInputError
@@ -228,6 +228,53 @@ def parameter_design(
         param, terms, covs, n_rows, where=where, levels=fixed_lv or None, smooth=smooth
     )
     return des, lv
+
+
+def _check_distribution(distribution: str, likelihood: str) -> str:
+    """secr's ``details$distribution``: Poisson or binomial number of animals in the mask."""
+    dist = str(distribution).lower()
+    if dist not in ("poisson", "binomial"):
+        raise BadInputError("distribution", f"{distribution!r}", "use 'poisson' or 'binomial'")
+    if dist == "binomial" and likelihood != "full":
+        raise BadInputError(
+            "distribution", "binomial N needs the full likelihood", "use likelihood='full'"
+        )
+    return dist
+
+
+def binomial_n_adjustment(n: int, N: float, Lam: float) -> tuple[float, float, float]:
+    """Binomial instead of Poisson ``n``: the log-likelihood term to add and its derivatives.
+
+    secr's full likelihood has ``dpois(n, N * P)`` with ``N = sum(D) * cell
+    area`` and ``P`` the density-weighted mean detection probability; with
+    ``distribution = "binomial"`` it has ``lnbinomial(n, N, P)`` instead (N
+    animals in the mask, a real number). With ``Lam = N * P`` the difference is
+    ``lgamma(N+1) - lgamma(N-n+1) - n log N + (N-n) log(1 - Lam/N) + Lam``.
+
+    Parameters
+    ----------
+    n:
+        Animals detected.
+    N:
+        Animals in the mask, ``sum(D) * cell area``.
+    Lam:
+        Expected number detected, ``sum(D * pdot) * cell area``.
+
+    Returns
+    -------
+    delta:
+        The term (``-inf`` when ``n > N``, as secr).
+    d_Lam, d_N:
+        Its partial derivatives.
+    """
+    if not (n <= N and N > Lam > 0):
+        return -math.inf, 0.0, 0.0
+    r = 1.0 - Lam / N
+    delta = gammaln(N + 1) - gammaln(N - n + 1) - n * math.log(N) + (N - n) * math.log(r) + Lam
+    d_lam = (n - Lam) / (N - Lam)
+    d_n = digamma(N + 1) - digamma(N - n + 1) - n / N + math.log(r)
+    d_n += (N - n) * Lam / (N * (N - Lam))
+    return float(delta), float(d_lam), float(d_n)
 
 
 def _check_fixed(
@@ -466,12 +513,14 @@ class SecrLikelihood:
         link: Mapping[str, str] | None = None,
         chunk_points: int | None = None,
         smooths: Mapping[str, Mapping[str, Any]] | None = None,
+        distribution: str = "poisson",
     ) -> None:
         likelihood = _LIKELIHOODS.get(str(likelihood).lower(), "")
         if not likelihood:
             raise BadInputError(
                 "likelihood", "unknown likelihood", "use 'full' or 'conditional' ('CL')"
             )
+        self.distribution = _check_distribution(distribution, likelihood)
         self.capthist = capthist
         self.mask = mask
         self.traps = capthist.traps
@@ -786,9 +835,17 @@ class SecrLikelihood:
             tot = ez.sum(axis=1)
             lse = mx + np.log(tot)
             pd = -np.expm1(logq)
+            c_lam, d_n = 1.0, 0.0  # d logL / d(-Lambda) and d logL / dN beyond Poisson n
             if self.likelihood == "full":
                 Dm = np.exp(logd)
-                ll = -self.area * float(Dm @ pd) + lse.sum() + self.n * math.log(self.area)
+                lam = self.area * float(Dm @ pd)
+                ll = -lam + lse.sum() + self.n * math.log(self.area)
+                if getattr(self, "distribution", "poisson") == "binomial":
+                    delta, d_lam, d_n = binomial_n_adjustment(
+                        self.n, self.area * float(Dm.sum()), lam
+                    )
+                    ll += delta
+                    c_lam = 1.0 - d_lam
             else:
                 P = float(pd.sum())
                 ll = lse.sum() - self.n * math.log(P)
@@ -801,8 +858,8 @@ class SecrLikelihood:
             pis = pi.sum(axis=0)
             q = np.exp(logq)
             if self.likelihood == "full":
-                wq = self.area * Dm * q  # d logL / d log q
-                g_logd = pis - self.area * Dm * pd
+                wq = c_lam * self.area * Dm * q  # d logL / d log q
+                g_logd = pis - c_lam * self.area * Dm * pd + d_n * self.area * Dm
             else:
                 wq = self.n * q / P
                 g_logd = None
@@ -1442,6 +1499,29 @@ class SecrFit(_Coefficients):
             "esa_km2": a,
         }
 
+    def region_n(
+        self, region: Any = None, spacing: float | None = None, level: float = 0.95
+    ) -> dict[str, Any]:
+        """Expected and realised N in a region, as secr's ``region.N``.
+
+        Parameters
+        ----------
+        region:
+            Shapely polygon, mask, or ``None`` for the fit's mask.
+        spacing:
+            Point spacing for a polygon (default: the mask's).
+        level:
+            Confidence level.
+
+        Returns
+        -------
+        dict
+            See :func:`irbis.stats.secr_region.region_n`.
+        """
+        from irbis.stats.secr_region import region_n
+
+        return region_n(self, region, spacing=spacing, level=level)
+
     def esa(self) -> float:
         """Effective sampling area ``a(theta) = sum_m pdot(m) * cell area``, hectares."""
         return self.lik.area * float(self.lik.pdot(self.beta).sum())
@@ -1464,6 +1544,7 @@ class SecrFit(_Coefficients):
             "detectfn": self.detectfn,
             "detector": self.detector,
             "likelihood": self.likelihood,
+            "distribution": getattr(self.lik, "distribution", "poisson"),
             "n": self.n,
             "occasions": self.lik.capthist.n_occasions,
             "traps": self.lik.traps.n_traps,
@@ -1528,6 +1609,7 @@ def fit(
     hcov: Sequence[Any] | None = None,
     fixed: Mapping[str, float] | None = None,
     link: Mapping[str, str] | None = None,
+    distribution: str = "poisson",
 ) -> SecrFit:
     """Fit an SECR model by maximum likelihood (the analogue of ``secr.fit``).
 
@@ -1568,6 +1650,10 @@ def fit(
         ``{"D": "identity"}``; ``g0`` may take ``logit`` (default),
         ``cloglog``, ``log`` or ``identity``; ``D``, ``lambda0``, ``sigma``,
         ``z`` and ``w`` ``log`` (default) or ``identity``.
+    distribution:
+        Number of animals in the mask: ``"poisson"`` (secr's default) or
+        ``"binomial"`` (secr's ``details = list(distribution = "binomial")``:
+        N fixed, n binomial given N; full likelihood only).
 
     Returns
     -------
@@ -1583,7 +1669,7 @@ def fit(
     with blas_threads(1):
         return _fit(
             capthist, mask, model, detectfn, likelihood, start, max_iter, hessian, t0, hcov,
-            fixed, link,
+            fixed, link, distribution,
         )  # fmt: skip
 
 
@@ -1596,11 +1682,14 @@ def _make_likelihood(
     hcov: Sequence[Any] | None = None,
     fixed: Mapping[str, float] | None = None,
     link: Mapping[str, str] | None = None,
+    distribution: str = "poisson",
 ) -> SecrLikelihood:
     """The constant-detection likelihood, or the varying one when the model needs it."""
     from irbis.stats.secr_varying import make_likelihood
 
     kw: dict[str, Any] = {"hcov": hcov} if hcov is not None else {}
+    if distribution != "poisson":
+        kw["distribution"] = distribution
     if fixed:
         kw["fixed"] = fixed
     if link:
@@ -1790,10 +1879,12 @@ def _fit(
     hcov: Sequence[Any] | None = None,
     fixed: Mapping[str, float] | None = None,
     link: Mapping[str, str] | None = None,
+    distribution: str = "poisson",
 ) -> SecrFit:
     lik = _make_likelihood(
-        capthist, mask, model, detectfn, likelihood, hcov=hcov, fixed=fixed, link=link
-    )
+        capthist, mask, model, detectfn, likelihood, hcov=hcov, fixed=fixed, link=link,
+        distribution=distribution,
+    )  # fmt: skip
     opt = _optimise(lik, start, max_iter, hessian)
     return SecrFit(
         beta=opt.beta,
@@ -2020,6 +2111,7 @@ def fit_with_buffer(
     target_points: int = 2500,
     fixed: Mapping[str, float] | None = None,
     link: Mapping[str, str] | None = None,
+    distribution: str = "poisson",
 ) -> tuple[SecrFit, Mask, dict[str, Any]]:
     """Fit on a trap-buffer mask whose buffer is chosen from the fitted sigma.
 
@@ -2040,7 +2132,7 @@ def fit_with_buffer(
     b0 = initial_buffer(capthist)
     sp0 = mask_spacing(capthist.traps, b0, target_points)
     mask = make_mask(capthist.traps, b0, sp0)
-    kw: dict[str, Any] = {"fixed": fixed, "link": link}
+    kw: dict[str, Any] = {"fixed": fixed, "link": link, "distribution": distribution}
     f = fit(capthist, mask, model=model, detectfn=detectfn, likelihood=likelihood, **kw)
     buffer, spacing, rule = b0, sp0, "initial"
     suggested = suggest_buffer(f, rb_target) if f.converged else None

@@ -118,6 +118,8 @@ class SessionLikelihood:
     link:
         Links other than secr's defaults (secr's ``link``), as
         :func:`irbis.stats.secr.fit`.
+    distribution:
+        ``"poisson"`` or ``"binomial"`` number of animals in each session's mask.
 
     Attributes
     ----------
@@ -137,6 +139,7 @@ class SessionLikelihood:
         threads: int = 1,
         fixed: Mapping[str, float] | None = None,
         link: Mapping[str, str] | None = None,
+        distribution: str = "poisson",
     ) -> None:
         self.sessions = sessions
         self.masks = session_masks(sessions, masks)
@@ -172,7 +175,7 @@ class SessionLikelihood:
                 # occasion, response and mixture terms (t, b, h2...) take the varying likelihood
                 part = make_likelihood(
                     ch, m, model, detectfn, likelihood, session_covariates=scov, levels=levels,
-                    fixed=fixed, link=link, smooths=smooths,
+                    fixed=fixed, link=link, smooths=smooths, distribution=distribution,
                 )  # fmt: skip
             except BadInputError as exc:
                 raise BadInputError(f"session {name}: {exc.where}", exc.reason, exc.hint) from None
@@ -195,6 +198,7 @@ class SessionLikelihood:
         self.blocks = first.blocks
         self.fixed: dict[str, float] = dict(first.fixed)
         self.links: dict[str, str] = dict(first.links)
+        self.distribution = first.distribution
         self.n = sessions.n
         self.threads = max(1, int(threads))
         self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 and S > 1 else None
@@ -419,6 +423,35 @@ class SessionFit(_Coefficients):
             }
         return out
 
+    def region_n(
+        self,
+        session: str | int = 0,
+        region: Any = None,
+        spacing: float | None = None,
+        level: float = 0.95,
+    ) -> dict[str, Any]:
+        """Expected and realised N of one session in a region (secr's ``region.N``).
+
+        Parameters
+        ----------
+        session:
+            Session name or index.
+        region:
+            Shapely polygon, mask, or ``None`` for the session's mask.
+        spacing:
+            Point spacing for a polygon (default: the session mask's).
+        level:
+            Confidence level.
+
+        Returns
+        -------
+        dict
+            See :func:`irbis.stats.secr_region.region_n`.
+        """
+        from irbis.stats.secr_region import region_n
+
+        return region_n(self, region, session=session, spacing=spacing, level=level)
+
     def trend(self, level: float = 0.95) -> dict[str, Any]:
         """Rate of change of density between consecutive sessions.
 
@@ -498,6 +531,7 @@ class SessionFit(_Coefficients):
             "detectfn": self.detectfn,
             "detector": self.detector,
             "likelihood": self.likelihood,
+            "distribution": self.lik.distribution,
             "sessions": list(self.sessions),
             "n": self.n,
             "logLik": self.loglik,
@@ -548,6 +582,7 @@ def fit_sessions(
     threads: int = 1,
     fixed: Mapping[str, float] | None = None,
     link: Mapping[str, str] | None = None,
+    distribution: str = "poisson",
 ) -> SessionFit:
     """Fit a multi-session SECR model by maximum likelihood (secr.fit on a multi-session capthist).
 
@@ -577,6 +612,8 @@ def fit_sessions(
         Real parameters held at a value, e.g. ``{"sigma": 1500.0}``.
     link:
         Links other than secr's defaults, e.g. ``{"D": "identity"}``.
+    distribution:
+        ``"poisson"`` (default) or ``"binomial"`` N in each session's mask.
 
     Returns
     -------
@@ -585,8 +622,9 @@ def fit_sessions(
     t0 = time.perf_counter()
     with blas_threads(1):
         lik = SessionLikelihood(
-            sessions, masks, model, detectfn, likelihood, threads=threads, fixed=fixed, link=link
-        )
+            sessions, masks, model, detectfn, likelihood, threads=threads, fixed=fixed, link=link,
+            distribution=distribution,
+        )  # fmt: skip
         opt = _optimise(lik, start, max_iter, hessian)
     ch = sessions.histories[0]
     return SessionFit(

@@ -81,9 +81,11 @@ from irbis.stats.secr import (
     _LIKELIHOODS,
     SecrLikelihood,
     _Block,
+    _check_distribution,
     _check_fixed,
     _check_links,
     _log_hazard_from_logg,
+    binomial_n_adjustment,
     parameter_covariates,
     parameter_design,
 )
@@ -279,11 +281,19 @@ class VaryingLikelihood(SecrLikelihood):
         fixed: Mapping[str, float] | None = None,
         link: Mapping[str, str] | None = None,
         smooths: Mapping[str, Mapping[str, Any]] | None = None,
+        distribution: str = "poisson",
     ) -> None:
         likelihood = _LIKELIHOODS.get(str(likelihood).lower(), "")
         if not likelihood:
             raise BadInputError(
                 "likelihood", "unknown likelihood", "use 'full' or 'conditional' ('CL')"
+            )
+        self.distribution = _check_distribution(distribution, likelihood)
+        if self.distribution == "binomial" and hcov is not None:
+            raise BadInputError(
+                "distribution",
+                "binomial N with known classes (hcov)",
+                "use distribution='poisson' with hcov",
             )
         self.capthist = capthist
         self.mask = mask
@@ -812,9 +822,15 @@ class VaryingLikelihood(SecrLikelihood):
             core = self._core(beta, grad)
             mx = self._mixture(beta, core)
             n = self.n
+            mx["c_lam"], mx["d_n"] = 1.0, 0.0
             if self.likelihood == "full":
                 Dm = np.exp(mx["logd"])
-                ll = -self.area * float(Dm @ mx["pmix"]) + mx["lse"].sum() + n * math.log(self.area)
+                lam = self.area * float(Dm @ mx["pmix"])
+                ll = -lam + mx["lse"].sum() + n * math.log(self.area)
+                if self.distribution == "binomial":
+                    delta, d_lam, d_n = binomial_n_adjustment(n, self.area * float(Dm.sum()), lam)
+                    ll += delta
+                    mx["c_lam"], mx["d_n"] = 1.0 - d_lam, d_n
             else:
                 P = float(mx["pmix"].sum())
                 ll = mx["lse"].sum() - n * math.log(P)
@@ -832,9 +848,10 @@ class VaryingLikelihood(SecrLikelihood):
         W = mx["ez"] / mx["tot"][None, :, None]  # C x n x M posterior weights
         q = np.exp(mx["logq"])  # C x M
         pi = mx["pi"]
+        c_lam = mx.get("c_lam", 1.0)
         if self.likelihood == "full":
             Dm = np.exp(mx["logd"])
-            Wq = self.area * Dm[None, :] * pi[:, None] * q
+            Wq = c_lam * self.area * Dm[None, :] * pi[:, None] * q
         else:
             P = float(mx["pmix"].sum())
             Wq = n * pi[:, None] * q / P
@@ -890,7 +907,8 @@ class VaryingLikelihood(SecrLikelihood):
             if b.param == "D":
                 g_logd = W.sum(axis=(0, 1))
                 if self.likelihood == "full":
-                    g_logd = g_logd - self.area * Dm * mx["pmix"]
+                    g_logd = g_logd - c_lam * self.area * Dm * mx["pmix"]
+                    g_logd = g_logd + mx.get("d_n", 0.0) * self.area * Dm
                 chain = self._chain(b, beta)
                 if chain is not None:
                     g_logd = g_logd * chain
@@ -902,7 +920,7 @@ class VaryingLikelihood(SecrLikelihood):
                     (mx["pd"] - mx["pmix"][None, :])
                     @ (Dm if self.likelihood == "full" else np.ones(M))
                 )
-                g = g - (self.area * dpd if self.likelihood == "full" else n * dpd / P)
+                g = g - (c_lam * self.area * dpd if self.likelihood == "full" else n * dpd / P)
                 out[b.start : b.stop] = g[1:]
             else:
                 Gp = G[b.param].reshape(C, Nr, S, K)
