@@ -112,12 +112,18 @@ class Traps:
     covariates:
         Trap covariates by name: float arrays (``NaN`` missing) or object
         arrays of strings for factors.
+    timevaryingcov:
+        Trap covariates that vary by occasion, as secr's ``timevaryingcov``:
+        a name a formula may use mapped to one covariate column per occasion
+        (``{"vis": ["vis1", "vis2", "vis3"]}``); such models take the
+        occasion-varying likelihood.
     """
 
     ids: list[str]
     xy: np.ndarray
     usage: np.ndarray | None = None
     covariates: dict[str, np.ndarray] = field(default_factory=dict)
+    timevaryingcov: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.xy = np.asarray(self.xy, dtype=float).reshape(-1, 2)
@@ -132,6 +138,26 @@ class Traps:
                 raise BadInputError("traps", "usage must be traps x occasions")
             if np.any(~np.isfinite(self.usage)) or np.any(self.usage < 0):
                 raise BadInputError("traps", "usage must be finite and >= 0")
+        for name, cols in (self.timevaryingcov or {}).items():
+            if name in self.covariates:
+                raise BadInputError(
+                    "traps",
+                    f"time-varying covariate {name!r} is also a trap covariate",
+                    "give the time-varying covariate its own name",
+                )
+            missing = [c for c in cols if c not in self.covariates]
+            if missing or not cols:
+                what = f"{missing[0]!r}, not a trap covariate" if missing else "no columns"
+                raise BadInputError(
+                    "traps",
+                    f"time-varying covariate {name!r} names {what}",
+                    "name one trap covariate column per occasion",
+                )
+            kinds = {np.asarray(self.covariates[c]).dtype.kind in "OUS" for c in cols}
+            if len(kinds) > 1:
+                raise BadInputError(
+                    "traps", f"time-varying covariate {name!r} mixes numbers and factors"
+                )
 
     @property
     def n_traps(self) -> int:

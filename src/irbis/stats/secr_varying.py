@@ -76,6 +76,7 @@ from irbis.stats.formula import (
     r_levels,
     rhs_text,
     term_variables,
+    variables_of,
 )
 from irbis.stats.secr import (
     _LIKELIHOODS,
@@ -157,7 +158,11 @@ def make_likelihood(
         A :class:`VaryingLikelihood` when the model has any of
         :data:`SPECIAL_TERMS` or a ``hcov``.
     """
-    if needs_varying(model, detectfn) or kwargs.get("hcov") is not None:
+    tvc = set(capthist.traps.timevaryingcov)
+    uses_tvc = bool(tvc) and bool(tvc & set(variables_of(
+        [t for p, ts in _parse_all(model, detectfn).items() if p not in ("D", "pmix") for t in ts]
+    )))  # fmt: skip
+    if needs_varying(model, detectfn) or uses_tvc or kwargs.get("hcov") is not None:
         if kwargs.get("chunk_points"):
             raise BadInputError(
                 "model",
@@ -396,9 +401,34 @@ class VaryingLikelihood(SecrLikelihood):
                 col += des.matrix.shape[1]
                 continue
             plain = [t for t in formulas[p] if t not in SPECIAL_TERMS]
+            # time-varying trap covariates: one design per occasion, same columns
+            tv_used = [v for v in variables_of(plain) if v in self.traps.timevaryingcov]
+            per_occ: list[Design] = []
+            lv_all = dict(levels or {})
+            for v in tv_used:
+                cols = self.traps.timevaryingcov[v]
+                if len(cols) != S:
+                    raise BadInputError(
+                        "traps",
+                        f"time-varying covariate {v!r} has {len(cols)} columns for {S} occasions",
+                        "name one column per occasion",
+                    )
+                vals = [self.traps.covariates[c] for c in cols]
+                if np.asarray(vals[0]).dtype.kind in "OUS" and v not in lv_all:
+                    lv_all[v] = r_levels(np.concatenate([np.asarray(x, object) for x in vals]))
+                covs[v] = vals[0]
             pdes, lv = parameter_design(
-                p, plain, covs, n_rows, where, levels, (smooths or {}).get(p)
+                p, plain, covs, n_rows, where, lv_all or None, (smooths or {}).get(p)
             )
+            for s_ in range(S if tv_used else 0):
+                cs = dict(covs)
+                for v in tv_used:
+                    cs[v] = self.traps.covariates[self.traps.timevaryingcov[v][s_]]
+                per_occ.append(
+                    parameter_design(
+                        p, plain, cs, n_rows, where, lv_all or None, pdes.smooth or None
+                    )[0]
+                )
             names, mat, arrays = [p], [np.ones(K)], [np.ones((1, 1, 1, 1))]
             for t in formulas[p]:
                 if t in SPECIAL_TERMS:
@@ -409,11 +439,16 @@ class VaryingLikelihood(SecrLikelihood):
                     if t != "T":
                         lv[t] = self._special_levels(t, S)
                     continue
+                varies = bool(set(variables_of([t])) & set(tv_used))
                 for j, tj in enumerate(pdes.terms):
                     if tj == t:
                         names.append(pdes.names[j])
                         mat.append(pdes.matrix[:, j])
-                        arrays.append(pdes.matrix[:, j].reshape(1, 1, 1, K))
+                        if varies:
+                            occ = np.stack([d.matrix[:, j] for d in per_occ])  # S x K
+                            arrays.append(occ.reshape(1, 1, S, K))
+                        else:
+                            arrays.append(pdes.matrix[:, j].reshape(1, 1, 1, K))
             self.blocks.append(_Block(p, Design(np.column_stack(mat), names), col, formulas[p], lv))
             self._arrays[p] = arrays
             col += len(names)
@@ -421,6 +456,19 @@ class VaryingLikelihood(SecrLikelihood):
         self.npar = col
         self._prepare()
         self._prepare_varying()
+
+    def level_detections(self) -> dict[int, tuple[str, str, str, int, int]]:
+        """As :meth:`SecrLikelihood.level_detections`, without time-varying covariates.
+
+        A level of a time-varying covariate is at different traps on each
+        occasion, so the per-trap test does not apply to it.
+
+        Returns
+        -------
+        dict
+        """
+        tv = set(self.traps.timevaryingcov)
+        return {j: r for j, r in super().level_detections().items() if r[1] not in tv}
 
     # -- construction helpers ---------------------------------------------------
 
@@ -977,8 +1025,16 @@ class VaryingLikelihood(SecrLikelihood):
         -------
         numpy.ndarray
         """
+        tvc = set(self.traps.timevaryingcov)
         trap_only = {
-            p: "~" + rhs_text([t for t in self.formulas[p] if t not in SPECIAL_TERMS])
+            p: "~"
+            + rhs_text(
+                [
+                    t
+                    for t in self.formulas[p]
+                    if t not in SPECIAL_TERMS and not set(variables_of([t])) & tvc
+                ]
+            )
             for p in self.params
             if p not in ("D", "pmix")
         }
