@@ -25,7 +25,7 @@ each polygon is cut into triangles (ear clipping, so non-convex polygons are
 fine), triangles are split in four until no edge exceeds ``max_edge``, and
 each small triangle gets a collapsed (Duffy) Gauss-Legendre product rule of
 ``order**2`` points; transects are cut into pieces no longer than
-``max_edge`` with ``order``-point Gauss-Legendre rules. The defaults (``max_edge`` twice the
+``max_edge`` with ``2 * order``-point Gauss-Legendre rules. The defaults (``max_edge`` twice the
 mask spacing, ``order = 5``) keep the error of ``I_k / H`` below 1e-8 for
 HHN where ``max_edge <= 2 sigma`` (measured against the closed form over
 rectangles; 1e-12 where ``max_edge <= sigma``).
@@ -329,7 +329,8 @@ def quadrature(
                             ws.append(refw * area)
                             ks.append(np.full(len(refw), k))
     else:
-        u, wu = _gauss_legendre01(order)
+        # points on a line are cheap: twice the order (degree 4 * order - 1 per piece)
+        u, wu = _gauss_legendre01(2 * order)
         for k, line in enumerate(parts):
             for a, b in zip(line[:-1], line[1:], strict=True):
                 L = float(np.linalg.norm(b - a))
