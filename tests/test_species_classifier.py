@@ -231,6 +231,9 @@ def test_training_summary_holds_held_out_evaluations_and_a_confusion_matrix(trai
     # MNE and EGY live at one station each: held out, they cannot be learned.
     assert sm["evaluation"]["by_station"]["species_not_in_training_fold"] >= 4
     assert 0.05 <= sm["temperature"] <= 20
+    # How many more labels: asked for, answered or said to be unanswerable.
+    lc = sm["learning_curve"]
+    assert lc["target_accuracy"] == 0.9 and lc["labels_now"] == 20 and lc["note"]
 
 
 def test_model_is_installed_verified_and_the_projects_model(trained, registry: Path) -> None:

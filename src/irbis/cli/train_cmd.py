@@ -160,6 +160,10 @@ def train_species_cmd(
         float, typer.Option(help="Below this probability a proposal is 'unknown'.")
     ] = 0.5,
     side: Annotated[int, typer.Option(help="Crop size in pixels (multiple of 14).")] = 168,
+    target_accuracy: Annotated[
+        float,
+        typer.Option(help="Say how many more labelled crops the learning curve needs for this."),
+    ] = 0.9,
     install: Annotated[
         bool, typer.Option(help="Install the model and make it the project's species model.")
     ] = True,
@@ -181,6 +185,7 @@ def train_species_cmd(
             name=name,
             threshold=threshold,
             side=side,
+            target_accuracy=target_accuracy,
             install=install,
             progress=lambda d, t: bar.update(task, completed=d, total=t),
         )
@@ -204,6 +209,22 @@ def train_species_cmd(
         out.print("  true \\ said  " + " ".join(f"{lab[:7]:>7}" for lab in labels))
         for lab, row in zip(labels, ev["confusion"], strict=False):
             out.print(f"  {lab[:12]:12} " + " ".join(f"{v:>7}" for v in row))
+    lc = sm["learning_curve"]
+    if "points" in lc:
+        out.print(
+            "learning curve (labelled crops: held-out accuracy): "
+            + ", ".join(f"{n:.0f}: {a:.3f}" for n, a in lc["points"])
+        )
+        if lc.get("further_labels") is not None:
+            lo, hi = lc["interval_80"]
+            out.print(
+                f"to reach {lc['target_accuracy']:.0%}: about {lc['further_labels']} more "
+                f"labelled crops (80% interval {lo if lo is not None else '?'}"
+                f"..{hi if hi is not None else 'never'}; "
+                f"{lc['reached_share']:.0%} of bootstrap curves reach it)"
+            )
+    if lc.get("note"):
+        err.print(f"[yellow]learning curve: {lc['note']}[/]")
     for note in outcome.notes:
         err.print(f"[yellow]{note}[/]")
     if outcome.name:

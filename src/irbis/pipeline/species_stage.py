@@ -457,6 +457,7 @@ def train_species(
     threshold: float = 0.5,
     l2: float = 1e-3,
     encounter_folds: int = 5,
+    target_accuracy: float = 0.9,
     install: bool = True,
     models_root: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -476,6 +477,11 @@ def train_species(
         Weight penalty of the logistic regression.
     encounter_folds : int
         Folds of the encounter-held-out evaluation (whole encounters per fold).
+    target_accuracy : float
+        The learning curve (heads trained on nested subsets of the labels,
+        judged on held-out encounters, an inverse power law fitted) says how
+        many more labelled crops reach this accuracy
+        (:func:`irbis.vision.species.expected_labels`).
     install : bool
         Install the head and make it the project's species model.
     models_root : Path, optional
@@ -506,6 +512,10 @@ def train_species(
 
     if not 0.0 <= threshold < 1.0:
         raise BadInputError("--threshold", f"{threshold} is not a probability below 1", "use 0..1")
+    if not 0.0 < target_accuracy < 1.0:
+        raise BadInputError(
+            "--target-accuracy", f"{target_accuracy} is not between 0 and 1", "e.g. 0.9"
+        )
     data = labelled_crops(project)
     embedder = CropEmbedder(backbone, side=side, context=context)
     t0 = time.perf_counter()
@@ -579,6 +589,10 @@ def train_species(
         notes.append(f"only {n_enc} encounters: the evaluation is a rough guide at best")
     w, b, c = fit_head(x, y, len(labels), l2=l2)
     train_s = time.perf_counter() - t1
+    from irbis.vision.species import expected_labels, nested_subset_outcomes
+
+    sizes, outcomes = nested_subset_outcomes(x, y, len(labels), enc_folds, l2=l2)
+    curve = expected_labels(sizes, outcomes, target_accuracy, have=len(y))
     summary: dict[str, Any] = {
         "labels": list(labels),
         "crops": int(len(y)),
@@ -598,6 +612,7 @@ def train_species(
         "embedding": {**counts, "seconds": round(embed_s, 3)},
         "training_seconds": round(train_s, 3),
         "evaluation": evaluation,
+        "learning_curve": curve,
     }
     if not install:
         return TrainOutcome("", "", summary, notes)

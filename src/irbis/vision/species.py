@@ -35,12 +35,16 @@ __all__ = [
     "UNKNOWN",
     "SpeciesHead",
     "classification_metrics",
+    "expected_labels",
     "fit_head",
+    "fit_inverse_power",
     "fit_temperature",
     "grouped_folds",
     "held_out_probabilities",
     "install_species_head",
+    "labels_for_accuracy",
     "load_species_head",
+    "nested_subset_outcomes",
 ]
 
 #: What the head answers when no species is probable enough.
@@ -416,3 +420,225 @@ def load_species_head(name: str, root: Path | None = None) -> SpeciesHead:
         threshold=float(meta.get("threshold", 0.5)),
         meta=meta,
     )
+
+
+# -- how many more labels ---------------------------------------------------------------------
+
+
+def nested_subset_outcomes(
+    x: np.ndarray,
+    y: np.ndarray,
+    n_labels: int,
+    folds: Sequence[np.ndarray],
+    *,
+    fractions: Sequence[float] = (0.2, 0.35, 0.5, 0.7, 1.0),
+    l2: float = 1e-3,
+    repeats: int = 3,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out right/wrong of heads trained on growing nested subsets of the labels.
+
+    In every fold, the training examples are put in one random order and the
+    head is trained on its first 20 %, 35 %, ... 100 % (each subset holds
+    the smaller ones: the curve of one growing labelling effort, not of
+    unrelated samples). Every subset is judged on the same held-out fold.
+
+    Parameters
+    ----------
+    x, y, n_labels, folds, l2
+        As :func:`held_out_probabilities`.
+    fractions : sequence of float
+        Shares of each fold's training examples, increasing, the last 1.0.
+    repeats : int
+        Random orders per fold; an example's outcome is its share right over
+        them (a few hundred held-out examples make a noisy curve otherwise).
+    seed : int
+        Seed of the orders.
+
+    Returns
+    -------
+    sizes : ndarray of shape (n_fractions,)
+        Mean number of training examples per subset size (over the folds).
+    correct : ndarray of shape (n_fractions, n)
+        Share of the repeats in which the example was right; NaN for examples
+        in no fold or whose species a subset lacked (those say nothing about
+        this head's accuracy).
+    """
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    right = np.zeros((len(fractions), n))
+    judged = np.zeros((len(fractions), n))
+    lacking = np.zeros((len(fractions), n), dtype=bool)
+    sizes = np.zeros(len(fractions))
+    counted = 0
+    for test in folds:
+        rest = np.setdiff1d(np.arange(n), test)
+        if len(rest) == 0:
+            continue
+        for _ in range(max(1, repeats)):
+            train = rng.permutation(rest)
+            counted += 1
+            for i, f in enumerate(fractions):
+                sub = train[: max(2, int(round(f * len(train))))]
+                sizes[i] += len(sub)
+                known = np.isin(y[test], y[sub])
+                lacking[i, test[~known]] = True
+                if len(np.unique(y[sub])) < 2:
+                    lacking[i, test] = True
+                    continue
+                w, b, c = fit_head(x[sub], y[sub], n_labels, l2=l2)
+                pred = ((x[test] - c) @ w + b).argmax(axis=1)
+                right[i, test] += pred == y[test]
+                judged[i, test] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correct = np.where((judged > 0) & ~lacking, right / np.maximum(judged, 1), np.nan)
+    return sizes / max(counted, 1), correct
+
+
+def fit_inverse_power(
+    sizes: np.ndarray, error: np.ndarray, *, floor: bool = False
+) -> tuple[float, float, float]:
+    """Fit ``error(n) = a * n ** -b + c``, an inverse power law learning curve.
+
+    Parameters
+    ----------
+    sizes, error : ndarray
+        Training examples and held-out error at each point (errors of 0 are
+        taken as half an example wrong in a thousand).
+    floor : bool
+        Fit ``c``, the error no number of labels removes (bounded to
+        ``[0, min(error)]``). Without it (``c = 0``) the fit is a straight
+        line in log-log space: stable on the few noisy points of a small
+        survey, and optimistic when the error has a floor; with it, three
+        parameters on five points often see a plateau that is noise.
+
+    Returns
+    -------
+    (a, b, c)
+        ``b`` in [0.01, 2].
+    """
+    n = np.asarray(sizes, dtype=np.float64)
+    e = np.maximum(np.asarray(error, dtype=np.float64), 5e-4)
+    if not floor:
+        slope, intercept = np.polyfit(np.log(n), np.log(e), 1)
+        b = float(np.clip(-slope, 0.01, 2.0))
+        a = float(np.exp(np.mean(np.log(e) + b * np.log(n))))
+        return a, b, 0.0
+    from scipy.optimize import least_squares
+
+    lowest = float(e.min())
+
+    def resid(t: np.ndarray) -> np.ndarray:
+        return t[0] * n ** -t[1] + t[2] - e
+
+    b0 = 0.5
+    a0 = max((e.max() - lowest * 0.5) * n.min() ** b0, 1e-6)
+    res = least_squares(
+        resid, x0=[a0, b0, lowest * 0.5], bounds=([0.0, 0.01, 0.0], [np.inf, 2.0, lowest])
+    )
+    a, b, c = (float(v) for v in res.x)
+    return a, b, c
+
+
+def labels_for_accuracy(curve: tuple[float, float, float], target: float) -> float:
+    """Training examples at which the fitted curve reaches ``target`` accuracy (inf: never)."""
+    a, b, c = curve
+    gap = (1.0 - target) - c
+    if gap <= 0:
+        return float("inf")
+    if a <= 0:
+        return 0.0
+    return float((a / gap) ** (1.0 / b))
+
+
+def expected_labels(
+    sizes: np.ndarray,
+    correct: np.ndarray,
+    target: float,
+    *,
+    have: int,
+    n_boot: int = 300,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """How many more labels the learning curve says reach ``target`` accuracy, with its spread.
+
+    The curve (:func:`fit_inverse_power`) is fitted to the held-out error at
+    each subset size; its uncertainty comes from a bootstrap of the held-out
+    examples (the same resample at every size, so the points move together
+    as they would with another set of labels), refitting each time.
+
+    Parameters
+    ----------
+    sizes, correct
+        From :func:`nested_subset_outcomes`.
+    target : float
+        Accuracy wanted (held out by encounter, as the evaluation).
+    have : int
+        Labelled examples now (the curve's last point is at about
+        ``have * (folds - 1) / folds``: the head trained on all of them should
+        do at least as well).
+    n_boot : int
+        Bootstrap resamples.
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``target_accuracy``, ``labels_now``, ``points`` ([training examples,
+        held-out accuracy]), ``curve`` (a, b of the error, c = 0),
+        ``plateau_accuracy`` (where a curve with an error floor levels
+        off), ``labels_needed`` (total, median of the bootstrap; None when
+        the median curve never reaches it),
+        ``further_labels`` (``labels_needed - labels_now``, at least 0),
+        ``interval_80`` (10th and 90th percentiles of the further labels,
+        None for never), ``reached_share`` (share of bootstrap curves that
+        reach the target at all) and ``note``.
+    """
+    ok = ~np.isnan(correct).any(axis=0)
+    c_ok = correct[:, ok]
+    out: dict[str, Any] = {"target_accuracy": target, "labels_now": int(have)}
+    if c_ok.shape[1] < 10 or len(sizes) < 3:
+        out["note"] = "too few held-out examples to fit a learning curve"
+        return out
+    acc = c_ok.mean(axis=1)
+    out["points"] = [
+        [round(float(s), 1), round(float(a), 4)] for s, a in zip(sizes, acc, strict=True)
+    ]
+    curve = fit_inverse_power(sizes, 1.0 - acc)
+    out["curve"] = {"a": round(curve[0], 5), "b": round(curve[1], 4), "c": round(curve[2], 4)}
+    rng = np.random.default_rng(seed)
+    needed = np.empty(n_boot)
+    m = c_ok.shape[1]
+    for i in range(n_boot):
+        pick = rng.integers(0, m, m)
+        needed[i] = labels_for_accuracy(
+            fit_inverse_power(sizes, 1.0 - c_ok[:, pick].mean(axis=1)), target
+        )
+    further = np.maximum(needed - have, 0.0)
+    reached = np.isfinite(needed)
+    out["reached_share"] = round(float(reached.mean()), 3)
+    median = float(np.median(needed))  # inf sorts last: a median of inf means mostly never
+    out["labels_needed"] = None if not np.isfinite(median) else int(np.ceil(median))
+    out["further_labels"] = None if not np.isfinite(median) else int(np.ceil(max(median - have, 0)))
+    lo, hi = np.percentile(further, [10, 90], method="nearest")
+    out["interval_80"] = [
+        None if not np.isfinite(lo) else int(np.ceil(lo)),
+        None if not np.isfinite(hi) else int(np.ceil(hi)),
+    ]
+    # The same points with an error floor: a plateau under the target is a warning
+    # (not the estimate: three parameters on five noisy points see plateaus in noise).
+    plateau = 1.0 - fit_inverse_power(sizes, 1.0 - acc, floor=True)[2]
+    out["plateau_accuracy"] = round(plateau, 4)
+    if acc[-1] >= target:
+        out["note"] = "held-out accuracy already reaches the target"
+    elif plateau < target:
+        out["note"] = (
+            f"with an error floor the curve levels off at about {plateau:.0%}, under the "
+            "target: more labels of the same kind may never get there (better crops might)"
+        )
+    else:
+        out["note"] = (
+            "an extrapolation of an inverse power law; beyond about twice the labels "
+            "it was fitted on, read it as an order of magnitude"
+        )
+    return out
