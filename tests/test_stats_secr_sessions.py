@@ -210,3 +210,22 @@ def test_session_files_and_cli(tmp_path: Path) -> None:
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "trend (D~Session): lambda =" in res.output and "2019 -> 2020" in res.output
+
+
+def test_separable_model_fitted_session_by_session_in_threads() -> None:
+    ss, masks = _survey(np.random.default_rng(8), 0.01, 1.2)
+    model = "D~session lambda0~session sigma~session"
+    joint = fit_sessions(ss, masks, model, separate=False)
+    apart = fit_sessions(ss, masks, model, threads=2)
+    assert apart.message.startswith("sessions fitted separately")
+    assert apart.names == joint.names and apart.converged
+    assert apart.loglik == pytest.approx(joint.loglik, abs=1e-6)
+    assert apart.lik(apart.beta) == pytest.approx(apart.loglik, abs=1e-6)
+    np.testing.assert_allclose(apart.beta, joint.beta, atol=2e-3)
+    np.testing.assert_allclose(apart.beta_se, joint.beta_se, rtol=2e-2)
+    for s in ss.names:
+        a, b = apart.derived()[s]["D_per_ha"], joint.derived()[s]["D_per_ha"]
+        assert a["estimate"] == pytest.approx(b["estimate"], rel=1e-3)
+        assert a["se"] == pytest.approx(b["se"], rel=2e-2)
+    with pytest.raises(BadInputError, match="share coefficients"):
+        fit_sessions(ss, masks, "D~session", separate=True)

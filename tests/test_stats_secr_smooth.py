@@ -158,3 +158,14 @@ def test_smooth_refusals(survey) -> None:
     with pytest.raises(BadInputError, match="with a spline"):
         secr.SecrLikelihood(ch, m, "lambda0~s(cov, k = 4):f4")
     assert parse_model("D~s(x,k=4,fx=TRUE)", ("D",))["D"] == ["s(x, k = 4)"]
+
+
+def test_lanczos_eigenvectors_span_the_full_decomposition() -> None:
+    from irbis.stats.smooth import _eta, _sq_dist, _top_eigenvectors
+
+    x = np.random.default_rng(0).normal(size=(600, 2))
+    E = _eta(_sq_dist(x, x), 2)
+    U = _top_eigenvectors(E, 8)  # Lanczos (n > 400)
+    w, V = np.linalg.eigh(E)
+    V = V[:, np.argsort(-np.abs(w))[:8]]
+    np.testing.assert_allclose(U @ U.T, V @ V.T, atol=1e-10)

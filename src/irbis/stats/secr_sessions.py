@@ -51,13 +51,14 @@ from irbis.stats.secr import (
     _Coefficients,
     _lognormal_ci,
     _optimise,
+    _Optimum,
     parameter_covariates,
 )
 from irbis.stats.secr_data import Mask, SessionHistories
 from irbis.stats.secr_varying import make_likelihood
 from irbis.stats.smooth import parse_smooth, smooth_spec
 
-__all__ = ["SessionFit", "SessionLikelihood", "fit_sessions", "session_masks"]
+__all__ = ["SessionFit", "SessionLikelihood", "fit_sessions", "separable", "session_masks"]
 
 #: formula names a multi-session model adds to the covariates
 SESSION_TERMS = ("session", "Session")
@@ -569,6 +570,73 @@ class SessionFit(_Coefficients):
         return "\n".join(lines)
 
 
+def separable(lik: SessionLikelihood) -> bool:
+    """Whether the sessions share no coefficient once reparameterised: every parameter ``~session``.
+
+    Then ``beta_p = theta_p1`` and ``beta_p.session<s> = theta_ps - theta_p1``
+    (link scale), where ``theta_ps`` is session ``s``'s own intercept, and the
+    log-likelihood is the sum of the sessions' own.
+
+    Parameters
+    ----------
+    lik:
+        The multi-session likelihood.
+
+    Returns
+    -------
+    bool
+    """
+    return (
+        len(lik.parts) > 1
+        and bool(lik.params)
+        and all(lik.formulas.get(p) == ["session"] for p in lik.params)
+        and all(type(p) is SecrLikelihood for p in lik.parts)
+    )
+
+
+def _optimise_separately(
+    lik: SessionLikelihood, max_iter: int, hessian: bool, threads: int
+) -> _Optimum | None:
+    """Fit each session alone (in parallel threads) and map to the joint coefficients."""
+    S, P = len(lik.parts), len(lik.params)
+
+    def one(part: SecrLikelihood) -> _Optimum:
+        single = SecrLikelihood(
+            part.capthist, part.mask, None, part.detectfn, part.likelihood,
+            fixed=part.fixed or None, link=part.links or None, distribution=part.distribution,
+        )  # fmt: skip
+        return _optimise(single, None, max_iter, hessian)
+
+    if threads > 1:
+        with ThreadPoolExecutor(min(threads, S)) as pool:
+            opts = list(pool.map(one, lik.parts))
+    else:
+        opts = [one(p) for p in lik.parts]
+    if any(o.boundary for o in opts):
+        return None  # flags name the joint coefficients: let the joint fit find them
+    # beta = A theta, theta stacked session by session (P intercepts each)
+    A = np.zeros((lik.npar, S * P))
+    for j, p in enumerate(lik.params):
+        b = next(blk for blk in lik.blocks if blk.param == p)
+        for s in range(S):
+            A[b.start, j] = 1.0
+            if s:
+                A[b.start + s, s * P + j] = 1.0
+                A[b.start + s, j] = -1.0
+    theta = np.concatenate([o.beta for o in opts])
+    V = np.zeros((S * P, S * P))
+    for s, o in enumerate(opts):
+        V[s * P : (s + 1) * P, s * P : (s + 1) * P] = o.vcov
+    beta = A @ theta
+    vcov = A @ V @ A.T if hessian else np.full((lik.npar, lik.npar), np.nan)
+    ll = float(sum(o.loglik for o in opts))
+    ok = all(o.converged for o in opts)
+    msg = "sessions fitted separately (the likelihood separates); " + "; ".join(
+        f"{name}: {o.message}" for name, o in zip(lik.sessions.names, opts, strict=True)
+    )
+    return _Optimum(beta, vcov, ll, ok, msg, sum(o.n_evals for o in opts), {})
+
+
 def fit_sessions(
     sessions: SessionHistories,
     masks: Mask | Sequence[Mask] | Mapping[str, Mask],
@@ -583,6 +651,7 @@ def fit_sessions(
     fixed: Mapping[str, float] | None = None,
     link: Mapping[str, str] | None = None,
     distribution: str = "poisson",
+    separate: bool | None = None,
 ) -> SessionFit:
     """Fit a multi-session SECR model by maximum likelihood (secr.fit on a multi-session capthist).
 
@@ -614,6 +683,12 @@ def fit_sessions(
         Links other than secr's defaults, e.g. ``{"D": "identity"}``.
     distribution:
         ``"poisson"`` (default) or ``"binomial"`` N in each session's mask.
+    separate:
+        Where every estimated parameter is ``~session`` the likelihood
+        separates: each session is then fitted on its own (``threads`` at a
+        time) and the coefficients mapped to the joint ones (see
+        :func:`separable`). ``None`` (default) does so where it can, ``False``
+        never, ``True`` insists.
 
     Returns
     -------
@@ -625,7 +700,17 @@ def fit_sessions(
             sessions, masks, model, detectfn, likelihood, threads=threads, fixed=fixed, link=link,
             distribution=distribution,
         )  # fmt: skip
-        opt = _optimise(lik, start, max_iter, hessian)
+        opt = None
+        if separate is not False and start is None and separable(lik):
+            opt = _optimise_separately(lik, max_iter, hessian, threads)
+        if opt is None:
+            if separate:
+                raise BadInputError(
+                    "model",
+                    "the sessions share coefficients (or a session's fit is at a boundary)",
+                    "give every parameter ~session to fit the sessions separately",
+                )
+            opt = _optimise(lik, start, max_iter, hessian)
     ch = sessions.histories[0]
     return SessionFit(
         beta=opt.beta,
