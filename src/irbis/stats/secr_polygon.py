@@ -791,13 +791,15 @@ class PolygonFit:
         """
         zq = float(norm.ppf(0.5 + level / 2))
         out: dict[str, dict[str, float]] = {}
-        for name, b, s in zip(self.names, self.beta, self.se, strict=True):
-            out[name] = {
-                "estimate": math.exp(b),
-                "SE": math.exp(b) * s,
-                "lcl": math.exp(b - zq * s),
-                "ucl": math.exp(b + zq * s),
-            }
+        with np.errstate(over="ignore"):  # a flat coefficient's interval runs to inf
+            for name, b, s in zip(self.names, self.beta, self.se, strict=True):
+                est = float(np.exp(b))
+                out[name] = {
+                    "estimate": est,
+                    "SE": est * float(s),
+                    "lcl": float(np.exp(b - zq * s)),
+                    "ucl": float(np.exp(b + zq * s)),
+                }
         if "D" in out:
             out["D_per_100km2"] = {k: v * 10_000.0 for k, v in out["D"].items()}
         return out
@@ -852,7 +854,7 @@ def maximise(
     if not res.success and np.max(np.abs(res.jac)) > 1e-3:
         res2 = optimize.minimize(
             negloglik, res.x, method="Nelder-Mead",
-            options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000},
+            options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 1500},
         )  # fmt: skip
         if res2.fun <= res.fun:
             res = res2
