@@ -566,9 +566,10 @@ def design_matrix(
         if v.startswith("s("):
             names_s, k = parse_smooth(v, param)
             x = np.column_stack([_numeric(c) for c in names_s])
-            spec = (smooth or {}).get(v) or smooth_spec(names_s, k, x, where)
+            given = (smooth or {}).get(v)
+            spec = given or smooth_spec(names_s, k, x, where)
             smooth_out[v] = spec
-            Z = smooth_basis(spec, x)
+            Z = smooth_basis(spec, x) if given is not None or spec.fitted is None else spec.fitted
             lab = smooth_label(names_s)
             cache[v] = ("numeric", [(f"{lab}.{j + 1}", Z[:, j]) for j in range(Z.shape[1])])
             return cache[v]

@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial.distance import cdist
 
 from irbis.core.errors import BadInputError
 
@@ -75,6 +76,8 @@ class SmoothSpec:
         ``(n_u, k - M)`` map of the radial part (``U_k Z``).
     constraint:
         ``(k, k - 1)`` null space of the sum-to-zero constraint.
+    fitted:
+        The ``k - 1`` columns at the data rows the basis was built from.
     """
 
     variables: tuple[str, ...]
@@ -83,6 +86,7 @@ class SmoothSpec:
     knots: np.ndarray
     radial: np.ndarray
     constraint: np.ndarray
+    fitted: np.ndarray | None = field(default=None, repr=False)
 
 
 def parse_smooth(text: str, param: str = "") -> tuple[tuple[str, ...], int]:
@@ -138,8 +142,10 @@ def _eta(r2: np.ndarray, d: int) -> np.ndarray:
     """Thin plate radial function (m = 2) from squared distances, without its constant."""
     if d == 1:
         return r2 * np.sqrt(r2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(r2 > 0, 0.5 * r2 * np.log(np.where(r2 > 0, r2, 1.0)), 0.0)
+    out = np.log(np.maximum(r2, 1e-300))
+    out *= r2
+    out *= 0.5  # r^2 log r; 0 at r = 0 (1e-300 * log(1e-300) underflows to 0)
+    return out
 
 
 def _poly_part(x: np.ndarray) -> np.ndarray:
@@ -147,7 +153,7 @@ def _poly_part(x: np.ndarray) -> np.ndarray:
 
 
 def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return ((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2)
+    return cdist(a, b, "sqeuclidean")
 
 
 def _null_space(A: np.ndarray) -> np.ndarray:
@@ -225,6 +231,7 @@ def smooth_spec(variables: tuple[str, ...], k: int, x: np.ndarray, where: str = 
     scale = np.sqrt((X**2).mean(axis=0))
     scale = np.where(scale > 0, scale, 1.0)
     spec.constraint = np.diag(1.0 / scale) @ _null_space((X / scale).sum(axis=0)[None, :])
+    spec.fitted = X @ spec.constraint
     assert spec.radial.shape[1] == k - M
     return spec
 
