@@ -315,3 +315,53 @@ def test_no_labels_one_species_and_no_model_are_one_line_errors(tmp_path, regist
         assert "TRA (2)" in str(exc.value) and "\n" not in str(exc.value)
     finally:
         p.close()
+
+
+def test_a_sequence_of_few_pixel_crops_is_named_not_proposed(
+    trained, registry: Path, tmp_path, monkeypatch
+) -> None:
+    """Every photo of an unlabelled sequence boxed at 4 pixels: no proposal, one line saying so."""
+    from typer.testing import CliRunner
+
+    from irbis.cli.app import app as cli
+
+    root = tmp_path / "copy"
+    shutil.copytree(trained["root"], root)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with Project.open(root) as p, p.session() as s:
+        egy = s.scalars(
+            select(Media).where(Media.source_relpath.like("%/EGY/%")).order_by(Media.id)
+        ).first()
+        tiny = s.scalars(select(Media.id).where(Media.sequence_id == egy.sequence_id)).all()
+        for o in s.scalars(select(Observation).where(Observation.media_id.in_(tiny))):
+            o.retracted_utc, o.retracted_by = now, "test"
+        for mid in tiny:
+            s.add(
+                ReviewedBox(
+                    media_id=mid,
+                    category="animal",
+                    x=0.5,
+                    y=0.5,
+                    width=0.03,
+                    height=0.03,
+                    created_utc=now,
+                )
+            )
+        s.commit()
+    monkeypatch.setenv("IRBIS_MODELS", str(registry))
+    res = CliRunner().invoke(cli, ["classify", str(root), "--queue", "5"])
+    assert res.exit_code == 0, res.output
+    assert "1 sequences had no usable crop (too small or unreadable)" in res.output
+    # The hidden MNE burst is proposed and queued; the tiny one is not.
+    assert "1 sequences proposed" in res.output
+    queued = [ln for ln in res.output.splitlines() if ln.strip().startswith("sequence ")]
+    assert len(queued) == 1
+    with Project.open(root) as p, p.session() as s:
+        assert (
+            s.scalar(
+                select(Observation.id).where(
+                    Observation.media_id.in_(tiny), Observation.source.like("model:%")
+                )
+            )
+            is None
+        )
