@@ -673,6 +673,7 @@ def demo(
 
 # Commands of the later stages live in their own modules, which import their
 # heavy libraries (numpy, scipy, onnxruntime) only when a command runs.
+from irbis.cli import secr_joint_cmd  # noqa: E402, F401  (adds `irbis secr fit-joint`)
 from irbis.cli.detect_cmd import detect as _detect  # noqa: E402
 from irbis.cli.detect_cmd import models_app  # noqa: E402
 from irbis.cli.identify_cmd import identify as _identify  # noqa: E402

@@ -1,0 +1,122 @@
+"""A project's cameras and genotyped scats on transects as one SECR survey, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from irbis.core.errors import BadInputError
+from irbis.exchange.secr_joint_project import project_joint_survey
+from irbis.store.fieldrecords import (
+    FieldRecordIn,
+    LabResultIn,
+    TransectIn,
+    save_field_records,
+    save_lab_results,
+    save_transects,
+)
+from irbis.store.schema import Individual
+
+from .test_stats_exchange import _make_project
+
+T = datetime(2024, 3, 5, 10, 0)
+CRS = "EPSG:32645"
+
+
+def _scat(uid, x, y, transect=None, **kw):
+    return FieldRecordIn(
+        where=f"scats.csv:row {uid}", uid=uid, kind="scat_sample", observed_local=T,
+        observed_utc=T, utc_offset_min=0, timezone="UTC", x=x, y=y, crs=CRS,
+        transect=transect, sample_id=uid, species="Panthera uncia", **kw,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def project(tmp_path):
+    p = _make_project(tmp_path)  # cameras S0..S5; Agnes, Bold and Cat photographed
+    with p.session() as s, s.begin():
+        for name in ("Agnes", "Bold"):
+            s.add(Individual(name=name, created_by="t", created_utc=T))
+    save_transects(
+        p,
+        [
+            TransectIn("t.csv:row 2", "T1", line=[[599000, 4699000], [607000, 4701500]], crs=CRS),
+            TransectIn("t.csv:row 3", "T2", line=[[600000, 4704500], [606000, 4704000]], crs=CRS),
+        ],
+        "tester",
+    )
+    save_field_records(
+        p,
+        [
+            _scat("S1", 603000, 4700270, "T1"),  # about 20 m off the line
+            _scat("S2", 605000, 4700875, "T1"),
+            _scat("S3", 601000, 4704417, "T2"),
+            _scat("S4", 605500, 4704042, "T2"),
+            _scat("S5", 602000, 4704250, "T2"),  # the lab got no genotype
+            _scat("S6", 602500, 4702000),  # found off any transect
+        ],
+        "tester",
+    )
+    save_lab_results(
+        p,
+        [
+            LabResultIn("lab.csv:row 2", "S1", lab="IPEE", genotype="G1", individual="Agnes"),
+            LabResultIn("lab.csv:row 3", "S2", lab="IPEE", genotype="G1"),
+            LabResultIn("lab.csv:row 4", "S3", lab="IPEE", genotype="G2"),
+            LabResultIn("lab.csv:row 5", "S4", lab="IPEE", genotype="G3", individual="Bold"),
+            LabResultIn("lab.csv:row 7", "S6", lab="IPEE", genotype="G2"),
+        ],
+        "tester",
+    )
+    yield p
+    p.close()
+
+
+def test_project_survey_links_genotypes_to_photo_ids(project):
+    survey, info = project_joint_survey(project, occasion_days=10)
+    assert survey.camera.ids == ["Agnes", "Bold", "Cat"]
+    assert survey.search.ids == ["Agnes", "genotype:G2", "Bold"]
+    assert survey.search.areas.ids == ["T1", "T2"]
+    assert survey.summary()["both"] == 2 and survey.summary()["animals"] == 4
+    assert info["samples_used"] == 4
+    assert (info["no_genotype"], info["off_transect"], info["linked_genotypes"]) == (1, 1, 2)
+    assert 15 < info["max_snap_m"] < 25
+    # Agnes's two scats, both on T1, moved onto the line
+    agnes = survey.search.xy[survey.search.animal == 0]
+    assert len(agnes) == 2 and np.all(survey.search.part[survey.search.animal == 0] == 0)
+
+
+def test_sample_far_from_its_transect_is_named(project):
+    with pytest.raises(BadInputError, match=r"scat sample S1: lies 19 m from its transect 'T1'"):
+        project_joint_survey(project, occasion_days=10, snap_m=10)
+
+
+def test_cli_fit_joint(project):
+    from irbis.cli.app import app
+
+    root = str(project.root)
+    project.close()
+    args = ["secr", "fit-joint", root, "--occasion-days", "10", "--buffer", "8000"]
+    res = CliRunner().invoke(app, [*args, "--spacing", "1000", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["survey"]["both"] == 2 and doc["linked"] is True
+    assert set(doc["beta"]) == {
+        "D", "lambda0.camera", "sigma.camera", "lambda0.search", "sigma.search",
+    }  # fmt: skip
+    assert np.isfinite(doc["loglik"]) and doc["real"]["D_per_100km2"]["estimate"] > 0
+    assert doc["samples"]["samples_used"] == 4
+    # the same survey and mask fitted directly give the same maximum
+    from irbis.cli.secr_joint_cmd import _survey_mask
+    from irbis.stats.secr_joint import fit_joint
+
+    survey, _ = project_joint_survey(root, occasion_days=10)
+    mask, _ = _survey_mask(survey, 8000, 1000)
+    assert doc["mask"]["points"] == mask.n_points
+    assert fit_joint(survey, mask).loglik == pytest.approx(doc["loglik"], abs=1e-6)
+    bad = CliRunner().invoke(app, [*args, "--snap-m", "5"])
+    assert bad.exit_code == 2 and "scat sample S1" in bad.output
