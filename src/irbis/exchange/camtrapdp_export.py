@@ -32,7 +32,13 @@ What goes where
   when the file's human-classified observations do not already say it (a
   ``blank`` against a person's label naming an animal, e.g. the sequence's
   label spread over its files, is left out and named in the notes); a
-  machine's classification of the same file stays beside them.
+  machine's classification of the same file stays beside them. A label a
+  person accepted from a species classifier's proposal (the review grid's
+  ``p``) is the person's: ``human``, ``classifiedBy`` the person, the time of
+  acceptance, no probability, and ``observationTags``
+  ``classification:machine-proposed-person-confirmed|proposedBy:<model
+  version>|proposedProbability:<p>``; the model's proposal stays as its own
+  ``machine`` row with its ``classificationProbability``.
   Media whose detector verdict has no human-made observation and no
   reviewed box get the detector's boxes as ``machine`` observations
   (``animal``, ``human``, ``vehicle``, or one ``blank``).
