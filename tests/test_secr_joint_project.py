@@ -95,15 +95,18 @@ def test_sample_far_from_its_transect_is_named(project):
         project_joint_survey(project, occasion_days=10, snap_m=10)
 
 
-def test_cli_fit_joint(project):
+def test_cli_fit_joint(project, tmp_path):
     from irbis.cli.app import app
 
     root = str(project.root)
     project.close()
     args = ["secr", "fit-joint", root, "--occasion-days", "10", "--buffer", "8000"]
-    res = CliRunner().invoke(app, [*args, "--spacing", "1000", "--json"])
+    rdir = tmp_path / "r"
+    res = CliRunner().invoke(app, [*args, "--spacing", "1000", "--export-r", str(rdir), "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
+    assert 'detector = "transect", noccasions = 1' in (rdir / "joint.R").read_text()
+    assert len((rdir / "scats_captXY.txt").read_text().splitlines()) == 1 + 4
     assert doc["survey"]["both"] == 2 and doc["linked"] is True
     assert set(doc["beta"]) == {
         "D", "lambda0.camera", "sigma.camera", "lambda0.search", "sigma.search",
@@ -120,3 +123,64 @@ def test_cli_fit_joint(project):
     assert fit_joint(survey, mask).loglik == pytest.approx(doc["loglik"], abs=1e-6)
     bad = CliRunner().invoke(app, [*args, "--snap-m", "5"])
     assert bad.exit_code == 2 and "scat sample S1" in bad.output
+
+
+def _read_parts(path):
+    """secr's polygon detector file read back: ids, vertices, the first vertex's usage."""
+    parts, usage = {}, {}
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        tok = line.split()
+        slash = tok.index("/")
+        parts.setdefault(tok[0], []).append([float(tok[1]), float(tok[2])])
+        usage.setdefault(tok[0], [float(v) for v in tok[3:slash]])
+    return parts, usage
+
+
+def test_secr_text_files_round_trip_the_search_likelihood(tmp_path):
+    from irbis.exchange.secr_polygon_text import write_joint_files
+    from irbis.stats.secr_data import Mask
+    from irbis.stats.secr_polygon import (
+        AreaSearchHistory,
+        PolygonLikelihood,
+        SearchAreas,
+        simulate_area_search,
+    )
+
+    rng = np.random.default_rng(8)
+    polys = [
+        np.array([[0, 0], [3000, 0], [3000, 2000], [0, 2000.0]]),
+        np.array([[4000, 0], [6000, 500], [5500, 3000], [4200, 2500.0]]),
+    ]
+    areas = SearchAreas(["P 1", "P2"], polys, "polygon", usage=[[1, 2], [0.5, 1]])
+    X, Y = np.meshgrid(np.arange(-3000, 9001, 600.0), np.arange(-3000, 6001, 600.0))
+    mask = Mask(np.column_stack([X.ravel(), Y.ravel()]), 600.0)
+    centres = rng.uniform([-3000, -3000], [9000, 6000], size=(60, 2))
+    hist = simulate_area_search(rng, centres, areas, "polygon", 2, 1.0, 700.0)
+    from irbis.stats.secr_data import CaptureHistory, Traps
+    from irbis.stats.secr_joint import JointSurvey
+
+    traps = Traps(["C1", "C2"], [[1000, 1000], [5000, 1500]], usage=[[5, 5], [5, 0]])
+    cam = CaptureHistory(["A1"], np.array([[[2, 0], [1, 0]]]), traps, "count")
+    res = write_joint_files(JointSurvey(cam, hist), mask, tmp_path, "HHN")
+    assert 'fmt = "XY", detector = "polygon", noccasions = 2' in res["r_script"]
+    assert "lambda0 ~ session, sigma ~ session" in res["r_script"]
+    parts, usage = _read_parts(tmp_path / "scats_parts.txt")
+    assert list(parts) == ["P_1", "P2"] and usage["P_1"] == [1, 2] and usage["P2"] == [0.5, 1]
+    back_areas = SearchAreas(list(parts), [np.array(v) for v in parts.values()], "polygon",
+                             usage=np.array(list(usage.values())))  # fmt: skip
+    rows = [r.split() for r in (tmp_path / "scats_captXY.txt").read_text().splitlines()[1:]]
+    names = list(dict.fromkeys(r[1] for r in rows))
+    xy = np.array([[float(r[3]), float(r[4])] for r in rows])
+    # as secr does: each place goes to the polygon that holds it
+    part = np.array([next(k for k in range(2) if back_areas.contains(p[None], k)[0]) for p in xy])
+    animal = np.array([names.index(r[1]) for r in rows])
+    occasion = np.array([int(r[2]) - 1 for r in rows])
+    back = AreaSearchHistory(names, back_areas, "polygon", 2, animal, occasion, part, xy)
+    beta = np.log([0.01, 0.9, 650.0])
+    a = PolygonLikelihood(hist, mask).loglik(beta)
+    assert PolygonLikelihood(back, mask).loglik(beta) == pytest.approx(a, abs=1e-8)
+    capt = (tmp_path / "camera_capt.txt").read_text().splitlines()
+    assert capt[1:] == ["1 A1 1 C1", "1 A1 1 C1", "1 A1 2 C1"]
+    assert (tmp_path / "camera_traps.txt").read_text().splitlines()[2] == "C2 5000 1500 5 0"

@@ -36,6 +36,20 @@ def _survey_mask(survey: Any, buffer: float | None, spacing: float | None) -> An
     return make_mask(outline, buf, sp), buf
 
 
+def _audit_export(project: Path, folder: Path, survey: Any) -> None:
+    """Precise places left the project: who wrote them where goes into the audit log."""
+    from irbis.exchange.secr_text import _as_project
+    from irbis.store.audit import add, cli_actor
+
+    proj, opened = _as_project(project)
+    try:
+        add(proj, cli_actor(), "export", str(Path(folder).resolve()),
+            detail={"format": "secr-joint", **survey.summary()})  # fmt: skip
+    finally:
+        if opened:
+            proj.close()
+
+
 @secr_app.command("fit-joint")
 def secr_fit_joint_cmd(
     project: Annotated[
@@ -61,6 +75,10 @@ def secr_fit_joint_cmd(
         float | None, typer.Option(help="Mask buffer, metres (default: from the cameras).")
     ] = None,
     spacing: Annotated[float | None, typer.Option(help="Mask spacing, metres.")] = None,
+    export_r: Annotated[
+        Path | None,
+        typer.Option(help="Also write secr text files and joint.R (R's shared-D fit) here."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit D~1 to cameras and scat transects together: one density, detection per type."""
@@ -73,6 +91,12 @@ def secr_fit_joint_cmd(
         )
         mask, buf = _survey_mask(survey, buffer, spacing)
         fit = fit_joint(survey, mask, detectfn, detectfn, linked=not unlinked)
+        written = None
+        if export_r is not None:
+            from irbis.exchange.secr_polygon_text import write_joint_files
+
+            written = write_joint_files(survey, mask, export_r, detectfn.upper())
+            _audit_export(project, export_r, survey)
     except IrbisError as exc:
         err.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
@@ -82,6 +106,8 @@ def secr_fit_joint_cmd(
         mask={"points": mask.n_points, "spacing": mask.spacing, "buffer": buf},
         detectfn=detectfn.upper(),
     )
+    if written:
+        doc["r_files"] = {"folder": str(export_r), "script": written["rfile"]}
     if as_json:
         emit_json(doc)
         return
