@@ -17,12 +17,13 @@ region.N: ``E.N = sum_region D * cell``, ``R.N = n + sum_region D (1 - p.) * cel
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 from scipy.special import gammaln, logsumexp
-from shapely.geometry import box
+from shapely.geometry import box, mapping
 
 from irbis.core.errors import BadInputError
 from irbis.stats import secr
@@ -185,3 +186,40 @@ def test_region_n_per_session() -> None:
     for key in ("E.N", "R.N"):
         assert a[key]["estimate"] == pytest.approx(b[key]["estimate"], rel=1e-3)
         assert a[key]["se"] == pytest.approx(b[key]["se"], rel=2e-2)
+
+
+def test_cli_region_and_binomial(tmp_path) -> None:
+    """``irbis secr fit --region poly.geojson --distribution binomial`` on the real Nemegt data."""
+    from typer.testing import CliRunner
+
+    from irbis.cli.stats_cmd import secr_app
+
+    from .conftest import need_data
+
+    folder = need_data("secr", "nemegt")
+    tr = secr.read_traps(folder / "traps.csv")
+    ch = secr.read_captures(folder / "captures.csv", tr)
+    m = secr.read_mask(folder / "mask.csv")
+    x0, y0 = m.xy.min(axis=0)
+    x1, y1 = m.xy.max(axis=0)
+    poly = box(x0, y0, (x0 + x1) / 2, y1)
+    gj = tmp_path / "west.geojson"
+    gj.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": mapping(poly)}))
+    wkt = tmp_path / "west.wkt"
+    wkt.write_text(poly.wkt)
+    args = ["fit", "--traps", str(folder / "traps.csv"), "--captures", str(folder / "captures.csv"),
+            "--mask", str(folder / "mask.csv")]  # fmt: skip
+    res = CliRunner().invoke(secr_app, args + ["--region", str(gj), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    direct = secr.fit(ch, m).region_n(poly)
+    for key in ("E.N", "R.N"):
+        assert doc["region_N"][key]["estimate"] == pytest.approx(direct[key]["estimate"], rel=1e-4)
+    res = CliRunner().invoke(secr_app, args + ["--region", str(wkt), "--distribution", "binomial"])
+    assert res.exit_code == 0, res.output
+    assert "realised N in region" in res.output
+    assert "binomial N: R.N does not apply" in res.output
+    bad = tmp_path / "line.wkt"
+    bad.write_text("LINESTRING (0 0, 1 1)")
+    res = CliRunner().invoke(secr_app, args + ["--region", str(bad)])
+    assert res.exit_code != 0 and "not a polygon" in res.output and "Traceback" not in res.output

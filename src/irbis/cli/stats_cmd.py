@@ -116,6 +116,13 @@ def secr_fit_cmd(
         str,
         typer.Option(help="N in the mask: poisson (secr's default) or binomial (full likelihood)."),
     ] = "poisson",
+    region: Annotated[
+        Path | None,
+        typer.Option(
+            help="A region polygon (GeoJSON or WKT, mask coordinates): expected and realised "
+            "N in it, as secr's region.N."
+        ),
+    ] = None,
     buffer: Annotated[
         float | None,
         typer.Option(
@@ -146,6 +153,11 @@ def secr_fit_cmd(
         extra = _fixed_link(fixed, link)
         if distribution.lower() != "poisson":
             extra["distribution"] = distribution.lower()
+        poly = None
+        if region is not None:
+            from irbis.stats.secr_region import read_region
+
+            poly = read_region(region)
         if project is not None:
             if traps or captures:
                 raise BadInputError(
@@ -161,7 +173,7 @@ def secr_fit_cmd(
                 )
                 _secr_fit_sessions(
                     None, None, mask, detector, binom_size, detectfn, model,
-                    likelihood, buffer, spacing, as_json, sessions=ss, extra=extra,
+                    likelihood, buffer, spacing, as_json, sessions=ss, extra=extra, region=poly,
                 )  # fmt: skip
                 return
             ch = project_capthist(
@@ -180,7 +192,7 @@ def secr_fit_cmd(
             if len(file_sessions(captures)) > 1 or len(file_sessions(traps)) > 1:
                 _secr_fit_sessions(
                     traps, captures, mask, detector, binom_size, detectfn, model,
-                    likelihood, buffer, spacing, as_json, extra=extra,
+                    likelihood, buffer, spacing, as_json, extra=extra, region=poly,
                 )  # fmt: skip
                 return
             tr = read_traps(traps)
@@ -239,6 +251,12 @@ def secr_fit_cmd(
     doc = fit.to_dict()
     doc["summary"] = ch.summary()
     doc["mask"] = mask_info
+    if poly is not None:
+        try:
+            doc["region_N"] = fit.region_n(poly)
+        except IrbisError as exc:
+            _fail(exc)
+            return
     if as_json:
         emit_json(doc)
         return
@@ -257,6 +275,8 @@ def secr_fit_cmd(
     r.add_row("D per 100 km²", *(_g(dd[x], 4) for x in ("estimate", "se", "lcl", "ucl")))
     nn = doc["derived"]["N"]
     r.add_row("N in mask", *(_g(nn[x], 4) for x in ("estimate", "se", "lcl", "ucl")))
+    if "region_N" in doc:
+        _region_rows(r, doc["region_N"])
     out.print(r)
     if not all(
         math.isfinite(v[x]) for v in (*doc["real"].values(), dd, nn) for x in ("se", "lcl", "ucl")
@@ -283,6 +303,17 @@ def secr_fit_cmd(
     out.print(line)
 
 
+def _region_rows(table: Any, rn: dict, prefix: str = "") -> None:
+    """Rows for secr's region.N (E.N, R.N) and its notes."""
+    area = f"{rn['region_km2']:.4g} km²"
+    for key, label in (("E.N", "expected N"), ("R.N", "realised N")):
+        v = rn[key]
+        table.add_row(f"{prefix}{label} in region ({area})",
+                      *(_g(v[x], 4) for x in ("estimate", "se", "lcl", "ucl")))  # fmt: skip
+    for note in rn["notes"]:
+        out.print(f"region: {note}")
+
+
 def _secr_fit_sessions(
     traps: Path | None,
     captures: Path | None,
@@ -297,6 +328,7 @@ def _secr_fit_sessions(
     as_json: bool,
     sessions: Any = None,
     extra: dict | None = None,
+    region: Any = None,
 ) -> None:
     """``irbis secr fit`` on several sessions: from files, or ``sessions`` already built.
 
@@ -353,6 +385,12 @@ def _secr_fit_sessions(
     doc = fit.to_dict()
     doc["summary"] = ss.summary()
     doc["mask"] = mask_info
+    if region is not None:
+        try:
+            doc["region_N"] = {s: fit.region_n(s, region) for s in fit.sessions}
+        except IrbisError as exc:
+            _fail(exc)
+            return
     if as_json:
         emit_json(doc)
         return
@@ -374,6 +412,13 @@ def _secr_fit_sessions(
             *(_g(nn[x], 4) for x in ("estimate", "lcl", "ucl")),
         )
     out.print(r)
+    if "region_N" in doc:
+        g = Table(title="Region (secr's region.N), 95% CI")
+        for c in ("", "estimate", "SE", "lcl", "ucl"):
+            g.add_column(c)
+        for s, rn in doc["region_N"].items():
+            _region_rows(g, rn, prefix=f"{s}: ")
+        out.print(g)
     tr_doc = doc["trend"]
     for st in tr_doc["steps"]:
         out.print(

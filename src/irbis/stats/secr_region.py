@@ -32,7 +32,9 @@ R::
 from __future__ import annotations
 
 import copy
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,7 +47,52 @@ from irbis.stats.formula import design_matrix, variables_of
 from irbis.stats.secr import TREND_TERMS, SecrLikelihood
 from irbis.stats.secr_data import Mask
 
-__all__ = ["region_mask", "region_n"]
+__all__ = ["read_region", "region_mask", "region_n"]
+
+
+def read_region(path: str | Path) -> Any:
+    """A region polygon from a GeoJSON file (Polygon, MultiPolygon, Feature(s)) or WKT text.
+
+    Coordinates must be those of the traps and mask (metres, projected).
+
+    Parameters
+    ----------
+    path:
+        ``.geojson``/``.json`` or a text file holding WKT.
+
+    Returns
+    -------
+    shapely geometry
+        The polygon (several features are merged).
+    """
+    import shapely
+    from shapely.geometry import shape
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInputError(str(path), f"cannot read the region file ({exc.strerror})") from None
+    try:
+        if text.lstrip().startswith("{"):
+            doc = json.loads(text)
+            if doc.get("type") == "FeatureCollection":
+                geoms = [shape(f["geometry"]) for f in doc.get("features", [])]
+            elif doc.get("type") == "Feature":
+                geoms = [shape(doc["geometry"])]
+            else:
+                geoms = [shape(doc)]
+            geom = shapely.union_all(geoms) if geoms else None
+        else:
+            geom = shapely.from_wkt(text.strip())
+    except (ValueError, KeyError, TypeError, AttributeError, shapely.errors.ShapelyError) as exc:
+        raise BadInputError(
+            str(path), f"not a GeoJSON or WKT polygon ({exc})", "give a Polygon in mask coordinates"
+        ) from None
+    if geom is None or geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
+        kind = "nothing" if geom is None or geom.is_empty else geom.geom_type
+        raise BadInputError(str(path), f"the region is {kind}, not a polygon", "give a Polygon")
+    return geom
 
 
 def region_mask(region: Any, fit_mask: Mask, spacing: float | None = None) -> Mask:
