@@ -11,6 +11,7 @@ learning).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Float, cast, func, select
@@ -37,15 +38,18 @@ def _margin_expr() -> Any:
     )
 
 
-def proposals_sql() -> Any:
+def proposals_sql(sequence_ids: Sequence[int] | None = None) -> Any:
     """One row per sequence with a current machine proposal (a subquery).
+
+    ``sequence_ids`` limits it to those sequences before grouping (a page of
+    the grid reads its own proposals, not every one in the project).
 
     Columns ``sequence_id``, ``probability``, ``margin``, ``species`` (None for
     ``unknown``), ``best`` (the most probable species even below the model's
     threshold) and ``source``. A proposal is written the same on every file
     of a sequence, so the aggregates only pick that one value.
     """
-    return (
+    stmt = (
         select(
             _M.sequence_id.label("sequence_id"),
             cast(func.max(_O.probability), Float).label("probability"),
@@ -62,8 +66,10 @@ def proposals_sql() -> Any:
             _M.sequence_id.is_not(None),
         )
         .group_by(_M.sequence_id)
-        .subquery("proposal")
     )
+    if sequence_ids is not None:
+        stmt = stmt.where(_M.sequence_id.in_(list(sequence_ids)))
+    return stmt.subquery("proposal")
 
 
 def margin_queue(conn: Any, limit: int = 50) -> list[dict[str, Any]]:

@@ -103,8 +103,7 @@ def proposals_of(conn: Any, seq_ids: list[int]) -> dict[int, dict[str, Any]]:
     """The current proposal of each of ``seq_ids`` that has one (one query)."""
     if not seq_ids:
         return {}
-    prop = proposals_sql()
-    rows = conn.execute(select(prop).where(prop.c.sequence_id.in_(seq_ids))).all()
+    rows = conn.execute(select(proposals_sql(seq_ids))).all()
     return {r.sequence_id: _as_dict(r) for r in rows}
 
 
