@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean ray-up ray-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,16 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/ingest_throughput.py
+
+# A Ray cluster on this machine (head with RAY_WORKERS worker processes) for
+# `irbis detect/identify --ray 127.0.0.1:6379`; see scripts/ray-local.
+RAY_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+ray-up: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[ray]'
+	scripts/ray-local start --workers $(RAY_WORKERS)
+
+ray-down:
+	scripts/ray-local stop
 
 clean:
 	rm -rf $(VENV) demo-project build src/*.egg-info

@@ -55,6 +55,7 @@ def models() -> Path:
 def ray_cluster() -> Iterator[None]:
     """A local Ray cluster with 2 worker processes on 127.0.0.1."""
     ray.init(
+        address="local",  # a new instance, whatever cluster `ray start` may have left
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,

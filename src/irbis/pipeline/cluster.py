@@ -151,15 +151,52 @@ def connect(address: str) -> bool:
             n = int(address.split(":", 1)[1]) if ":" in address else (os.cpu_count() or 1)
             if n < 1:
                 raise ValueError("local:N needs N >= 1")
-            ray.init(num_cpus=n, include_dashboard=False, **kwargs)
+            # address="local": a new instance even where `ray start` left a
+            # cluster address for plain ray.init() to join.
+            ray.init(address="local", num_cpus=n, include_dashboard=False, **kwargs)
         else:
+            _use_token_if_any()
             ray.init(address=address, **kwargs)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
+    except Exception as exc:
+        if type(exc).__name__ == "AuthenticationError":
+            raise RayUnavailableError(
+                f"the Ray cluster at {address!r} wants its token: set RAY_AUTH_MODE=token "
+                "and give this machine the head's token (its ~/.ray/auth_token, or "
+                "RAY_AUTH_TOKEN)"
+            ) from exc
+        if not isinstance(exc, ConnectionError | ValueError | RuntimeError):
+            raise
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        token = (
+            "; a cluster with token authentication also needs RAY_AUTH_MODE=token and "
+            "its token in RAY_AUTH_TOKEN or ~/.ray/auth_token"
+            if os.environ.get("RAY_AUTH_MODE") != "token"
+            else ""
+        )
         raise RayUnavailableError(
-            f"cannot start or reach the Ray cluster at {address!r}: {first} ({_WHAT_TO_DO})"
+            f"cannot start or reach the Ray cluster at {address!r}: {first} ({_WHAT_TO_DO}{token})"
         ) from exc
     return True
+
+
+def _use_token_if_any() -> None:
+    """Send this user's Ray token to an explicitly named cluster, as Ray does for ``auto``.
+
+    Clusters started by ``ray start`` (and ``scripts/ray-local``) require token
+    authentication; Ray's client only sends the token (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) when ``RAY_AUTH_MODE=token``,
+    and otherwise retries for many seconds before failing. An explicit
+    ``RAY_AUTH_MODE`` is left as set.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:  # Ray's own rule (it also refreshes the config Ray read at import)
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication: nothing to send
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 _WHAT_TO_DO = (
