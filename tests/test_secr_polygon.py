@@ -283,3 +283,48 @@ def test_bad_input_is_named():
     _one(lines, "transect", [[-500.4, 2000.3]])
     with pytest.raises(BadInputError, match="outside transect 'L'"):
         _one(lines, "transect", [[-500, 2050]])
+
+
+@pytest.mark.parametrize(("detectfn", "z"), [("HEX", 1.0), ("HHR", 3.0)])
+def test_transect_loglik_other_hazard_functions(detectfn, z):
+    """HEX and HHR along transects: line integrals by scipy quad, H to 20 sigma as secr."""
+    rng = np.random.default_rng(21)
+    mask = _mask(800.0)
+    areas = SearchAreas(["L1", "L2"], [LINE1, LINE2], "transect", usage=[[1, 2], [1, 0.5]])
+    hist = simulate_area_search(rng, _population(rng, mask, 0.015), areas, "transect", 2, 1.5,
+                                SIGMA, detectfn=detectfn, z=z)  # fmt: skip
+    lam0, sigma, D = 1.1, 600.0, 0.012
+
+    def shape(d):
+        return math.exp(-d / sigma) if detectfn == "HEX" else -math.expm1(-((d / sigma) ** -z))
+
+    H = 2 * integrate.quad(shape, 0, 20 * sigma, limit=400, epsrel=1e-12, points=[sigma])[0]
+
+    def line(k, m):
+        total = 0.0
+        for a, b in zip(areas.parts[k][:-1], areas.parts[k][1:], strict=True):
+            L = float(np.linalg.norm(b - a))
+
+            def f(t, a=a, b=b, L=L):
+                return shape(float(np.linalg.norm(a + (b - a) * t / L - m)))
+
+            total += integrate.quad(f, 0, L, limit=400, epsabs=1e-12, epsrel=1e-12)[0]
+        return total
+
+    T = areas.usage_matrix(2)
+    counts = hist.counts()
+    a = mask.cell_area
+    pd_sum, pr = 0.0, np.zeros((hist.n, mask.n_points))
+    for mi, m in enumerate(mask.xy):
+        lam = lam0 * np.array([line(k, m) for k in range(2)])[:, None] * T / H
+        pd_sum += 1 - math.exp(-lam.sum())
+        for i in range(hist.n):
+            p = float(np.prod(poisson.pmf(counts[i].T, lam)))
+            for j in np.flatnonzero(hist.animal == i):
+                # rate times place density: lambda0 T z(d) / H
+                p *= shape(float(np.linalg.norm(hist.xy[j] - m))) / line(hist.part[j], m)
+            pr[i, mi] = p
+    want = -D * a * pd_sum + sum(math.log(D * a * pr[i].sum()) for i in range(hist.n))
+    beta = np.log([D, lam0, sigma] + ([z] if detectfn == "HHR" else []))
+    got = PolygonLikelihood(hist, mask, detectfn).loglik(beta)
+    assert got == pytest.approx(want, abs=1e-6)

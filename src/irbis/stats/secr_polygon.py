@@ -24,11 +24,16 @@ and HEX, adaptive quadrature for HHR). ``I_k(x)`` uses a fixed quadrature:
 each polygon is cut into triangles (ear clipping, so non-convex polygons are
 fine), triangles are split in four until no edge exceeds ``max_edge``, and
 each small triangle gets a collapsed (Duffy) Gauss-Legendre product rule of
-``order**2`` points; transects are cut into pieces no longer than
-``max_edge`` with ``2 * order``-point Gauss-Legendre rules. The defaults (``max_edge`` twice the
-mask spacing, ``order = 5``) keep the error of ``I_k / H`` below 1e-8 for
-HHN where ``max_edge <= 2 sigma`` (measured against the closed form over
-rectangles; 1e-12 where ``max_edge <= sigma``).
+``order**2`` points; with HHN, transects are cut into pieces no longer than
+``max_edge`` with ``2 * order``-point Gauss-Legendre rules. The defaults
+(``max_edge`` twice the mask spacing, ``order = 5``) keep the error of ``I_k /
+H`` below 1e-8 for HHN where ``max_edge <= 2 sigma`` (measured against the
+closed form over rectangles and lines; 1e-12 where ``max_edge <= sigma``).
+HEX has a cusp at distance 0 and HHR a sharp shoulder, so along transects
+their nodes are laid out from each mask point's foot on every segment
+(:func:`line_quadrature`, error below 1e-9). Polygons with HEX keep the fixed
+rule, whose error near the cusp (mask points inside a polygon) is about
+1e-4 of ``I_k`` at the default spacing: use a smaller ``max_edge`` there.
 
 The full likelihood (Poisson ``n``; no multinomial term, as secr for these
 detectors) is::
@@ -65,6 +70,7 @@ __all__ = [
     "hazard_shape",
     "plane_integral",
     "points_in_polygon",
+    "line_quadrature",
     "quadrature",
     "simulate_area_search",
 ]
@@ -344,6 +350,81 @@ def quadrature(
     return Quadrature(np.vstack(xs), np.concatenate(ws), np.concatenate(ks).astype(int))
 
 
+def line_quadrature(
+    points: np.ndarray,
+    lines: Sequence[np.ndarray],
+    max_edge: float,
+    order: int = 5,
+    graded: int = 6,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quadrature along transects, laid out from each point's foot on every segment.
+
+    A hazard such as HEX has a cusp where the line passes through the
+    animal's centre, and every hazard bends fastest near the point of the
+    line closest to it, so a fixed rule loses accuracy for centres on or near
+    a transect. Here each segment is cut at the foot ``t0`` of the
+    perpendicular from the point, pieces of ``max_edge`` run from ``t0`` to
+    both ends (``2 * order`` Gauss-Legendre points each), and the two pieces
+    next to ``t0`` are split again into ``graded`` pieces (same rule) whose
+    ends grow as the cube of their rank (the smallest is ``max_edge /
+    graded**3``). Against adaptive quadrature (scipy ``quad``) the relative
+    error is below 1e-9 for HHN, HEX and HHR (z = 3) with ``max_edge`` up to
+    2.7 sigma, centres on the line included.
+
+    Parameters
+    ----------
+    points:
+        ``(M, 2)`` centres (mask points).
+    lines:
+        Vertices of each transect.
+    max_edge:
+        Longest piece, metres.
+    order:
+        Half the Gauss-Legendre points per piece.
+    graded:
+        Sub-pieces of the pieces next to the foot.
+
+    Returns
+    -------
+    d2:
+        ``(M, Q)`` squared distances from each point to its nodes.
+    weights:
+        ``(M, Q)`` weights (metres); pieces past a segment's end have 0.
+    part:
+        ``(Q,)`` transect of each node column.
+    """
+    P = np.asarray(points, dtype=float)
+    rules = {False: _gauss_legendre01(2 * order), True: _gauss_legendre01(2 * order)}
+    d2s, ws, ks = [], [], []
+    for k, line in enumerate(lines):
+        for a, b in zip(line[:-1], line[1:], strict=True):
+            L = float(np.linalg.norm(b - a))
+            if L == 0:
+                continue
+            e = (b - a) / L
+            t0 = np.clip((P - a) @ e, 0.0, L)
+            n_pieces = max(1, math.ceil(L / max_edge))
+            cuts: list[tuple[np.ndarray, np.ndarray, bool]] = []
+            for sign, end in ((1.0, L), (-1.0, 0.0)):
+                far = np.minimum(t0 + max_edge, L) if sign > 0 else np.maximum(t0 - max_edge, 0.0)
+                g = (np.arange(graded + 1) / graded) ** 3
+                br = t0[:, None] + (far - t0)[:, None] * g[None, :]
+                cuts += [(br[:, i], br[:, i + 1], True) for i in range(graded)]
+                for j in range(1, n_pieces):
+                    lo, hi = t0 + sign * j * max_edge, t0 + sign * (j + 1) * max_edge
+                    lo, hi = (np.minimum(lo, end), np.minimum(hi, end)) if sign > 0 else (
+                        np.maximum(lo, end), np.maximum(hi, end))  # fmt: skip
+                    cuts.append((lo, hi, False))
+            for lo, hi, small in cuts:
+                u, wu = rules[small]
+                t = lo[:, None] + (hi - lo)[:, None] * u[None, :]  # M x n (direction-free)
+                xy = a[None, None, :] + t[..., None] * e[None, None, :]
+                d2s.append(((xy - P[:, None, :]) ** 2).sum(-1))
+                ws.append(np.abs(hi - lo)[:, None] * wu[None, :])
+                ks.append(np.full(len(u), k))
+    return np.hstack(d2s), np.hstack(ws), np.concatenate(ks).astype(int)
+
+
 # ---------------------------------------------------------------------------
 # data
 
@@ -594,15 +675,26 @@ class PolygonLikelihood:
         self.names = ["D", *self.detect_names]
         self.npar = len(self.names)
         self.area = mask.cell_area
-        self.quad = quadrature(history.areas.parts, self.dim, max_edge or 2 * mask.spacing, order)
         K, S = history.areas.n_parts, history.n_occasions
         self.T = history.areas.usage_matrix(S)  # K x S
         m = mask.xy
-        q = self.quad.xy
-        self.d2_quad = ((m[:, None, :] - q[None, :, :]) ** 2).sum(-1)  # M x Q
-        # quadrature weights gathered by part: I = z(d) @ Wpart  (M x K)
-        self.w_part = np.zeros((len(q), K))
-        self.w_part[np.arange(len(q)), self.quad.part] = self.quad.weights
+        if self.dim == 2 or self.detectfn == "HHN":
+            # HHN is smooth everywhere: one fixed rule serves every mask point
+            edge = max_edge or 2 * mask.spacing
+            quad = quadrature(history.areas.parts, self.dim, edge, order)
+            self.d2_quad = ((m[:, None, :] - quad.xy[None, :, :]) ** 2).sum(-1)  # M x Q
+            self.w_quad = quad.weights[None, :]
+            part = quad.part
+        else:
+            # HEX's cusp and HHR's shoulder: nodes laid out from each mask point's foot
+            self.d2_quad, self.w_quad, part = line_quadrature(
+                m, history.areas.parts, max_edge or mask.spacing, order
+            )
+        if self.detectfn != "HHN":
+            self.d_quad = np.sqrt(self.d2_quad)
+        # I = (z(d) * w) @ part_of  (M x K)
+        self.part_of = np.zeros((len(part), K))
+        self.part_of[np.arange(len(part)), part] = 1.0
         self.d2_det = ((m[:, None, :] - history.xy[None, :, :]) ** 2).sum(-1)  # M x J
         n = history.n
         self.A = np.zeros((len(history.xy), n))  # detections -> animals
@@ -623,8 +715,11 @@ class PolygonLikelihood:
         """``Lambda``: ``(M, K, S)`` expected detections per mask point, part and occasion."""
         lam0, sigma = detect["lambda0"], detect["sigma"]
         zz = detect.get("z", 1.0)
-        zq = hazard_shape(self.detectfn, np.sqrt(self.d2_quad), sigma, zz)
-        integral = zq @ self.w_part  # M x K
+        if self.detectfn == "HHN":
+            zq = np.exp(self.d2_quad * (-0.5 / sigma**2))
+        else:
+            zq = hazard_shape(self.detectfn, self.d_quad, sigma, zz)
+        integral = (zq * self.w_quad) @ self.part_of  # M x K
         H = plane_integral(self.detectfn, self.dim, sigma, zz)
         return (lam0 / H) * integral[:, :, None] * self.T[None, :, :]
 
@@ -1012,15 +1107,16 @@ def simulate_area_search(
     dim, excl = AREA_DETECTORS[detector]
     centres = np.atleast_2d(np.asarray(centres, dtype=float))
     names = list(names) if names is not None else [f"A{i + 1}" for i in range(len(centres))]
-    quad = quadrature(areas.parts, dim, max_edge or sigma / 4)
-    d = np.sqrt(((centres[:, None, :] - quad.xy[None, :, :]) ** 2).sum(-1))
-    W = np.zeros((len(quad.xy), areas.n_parts))
-    W[np.arange(len(quad.xy)), quad.part] = quad.weights
-    lam = (
-        lambda0
-        * (hazard_shape(detectfn, d, sigma, z) @ W)
-        / plane_integral(detectfn, dim, sigma, z)
-    )  # N x K
+    if dim == 2 or detectfn == "HHN":
+        quad = quadrature(areas.parts, dim, max_edge or sigma / 4)
+        d2 = ((centres[:, None, :] - quad.xy[None, :, :]) ** 2).sum(-1)
+        w, part = quad.weights[None, :], quad.part
+    else:
+        d2, w, part = line_quadrature(centres, areas.parts, max_edge or sigma / 2)
+    W = np.zeros((len(part), areas.n_parts))
+    W[np.arange(len(part)), part] = 1.0
+    zq = hazard_shape(detectfn, np.sqrt(d2), sigma, z) * w
+    lam = lambda0 * (zq @ W) / plane_integral(detectfn, dim, sigma, z)  # N x K
     T = areas.usage_matrix(n_occasions)
     rows: list[tuple[int, int, int, np.ndarray]] = []
     for s in range(n_occasions):
