@@ -234,6 +234,52 @@ def train_species_cmd(
         )
 
 
+@train_app.command("reid")
+def train_reid_cmd(
+    project: Annotated[Path, typer.Argument(help="Project folder.")],
+    install: Annotated[
+        bool,
+        typer.Option(help="Install the ranking where it beats the untrained one on held-out cats."),
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Learn a reid ranking from the project's confirmed individuals (no PyTorch needed).
+
+    Every confirmed encounter is matched against the other confirmed ones; a
+    pair model on the match features is judged leave-one-individual-out and
+    used by `irbis identify` only where it ranks held-out cats better.
+    """
+    from irbis.pipeline.train_reid import train_reid_ranking
+    from irbis.store import Project
+
+    with Project.open(project) as p, progress() as bar:
+        task = bar.add_task("match confirmed crops", total=None, file="")
+        outcome = train_reid_ranking(
+            p, install=install, progress=lambda d, t: bar.update(task, completed=d, total=t)
+        )
+    if as_json:
+        emit_json(outcome.as_dict())
+        return
+    sm = outcome.summary
+    out.print(
+        f"{sm['annotations']} confirmed crops, {sm['encounters']} encounters, "
+        f"{sm['individuals']} individuals "
+        f"({sm['individuals_with_two_encounters']} seen twice or more)"
+    )
+    if "held_out" in sm:
+        out.print(
+            f"{'per encounter, held-out cats':30}{'top-1':>8}{'top-5':>8}{'mAP':>8}{'macro':>8}"
+        )
+        for m, f in sm["held_out"].items():
+            out.print(
+                f"{m:30}{f['top1']:>8.3f}{f['top5']:>8.3f}{f['mAP']:>8.3f}{f['macro_top1']:>8.3f}"
+            )
+    for e in outcome.errors[:10]:
+        err.print(f"[yellow]unreadable[/] {e['file']}: {e['error']}")
+    colour = "green" if outcome.installed else "yellow"
+    err.print(f"[{colour}]{outcome.reason}[/]")
+
+
 @boxes_app.command("import")
 def boxes_import(
     project: Annotated[Path, typer.Argument(help="Project folder.")],

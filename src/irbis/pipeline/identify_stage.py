@@ -23,6 +23,12 @@
    keypoints of its own, and ``matches.via_annotation_id`` naming the frame
    whose keypoints show it.
 
+Where ``irbis models train reid`` installed a survey-tuned ranking (it does
+so only where that ranking beat the untrained one on the project's own
+held-out cats, :mod:`irbis.pipeline.train_reid`), the encounter's
+individuals are proposed in its order (:mod:`irbis.pipeline.reid_ranking`);
+the summary's ``ranking`` says which order was used.
+
 Nothing a person decided is touched; the stage is idempotent (an annotation
 with proposals from the current catalogue is skipped) and commits each
 sequence's proposals in one transaction, so it can be interrupted and resumed
@@ -43,6 +49,8 @@ import numpy as np
 from sqlalchemy import func, select
 
 from irbis.pipeline.detect_stage import media_path
+from irbis.pipeline.reid_ranking import SETTING as RANKING_SETTING
+from irbis.pipeline.reid_ranking import TunedRanking
 from irbis.reid import Annotation as ReidAnnotation
 from irbis.reid import BadImageError, Catalogue, Side, extract, prepare
 from irbis.reid.catalogue import Match, QueryResult
@@ -78,6 +86,8 @@ class IdentifySummary:
     proposed_same: int = 0
     proposed_new: int = 0
     unsure: int = 0
+    #: "survey-tuned" where ``irbis models train reid`` installed a ranking, else "untrained".
+    ranking: str = "untrained"
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -469,6 +479,7 @@ class _IdentifyRun:
     cache: _FeatureCache
     motion: _MotionMasks
     total: int  # crops to match
+    tuned: TunedRanking | None = None  # the project's survey-tuned ranking, if installed
 
 
 def _by_sequence(queries: list[_Query]) -> list[list[_Query]]:
@@ -510,7 +521,11 @@ def _start_identify(project: Project, min_score: float) -> _IdentifyRun:
         confirmed = sorted(
             (a.id, roots[a.individual_id]) for a, _, _ in rows if a.individual_id is not None
         )
-        version = hashlib.sha1(repr(confirmed).encode()).hexdigest()[:16]
+        # Installing (or removing) a survey-tuned ranking changes the order, so
+        # its stamp is part of the version and every proposal is made again.
+        tuned_at = (project.settings.extra.get(RANKING_SETTING) or {}).get("at")
+        key = repr(confirmed) + (f"|ranking:{tuned_at}" if tuned_at else "")
+        version = hashlib.sha1(key.encode()).hexdigest()[:16]
         stamped = {
             d.annotation_id: d.matches.get("catalogue")
             for d in s.scalars(
@@ -536,6 +551,8 @@ def _start_identify(project: Project, min_score: float) -> _IdentifyRun:
             )
     summary.catalogue_annotations = len(catalogue)
     summary.catalogue_individuals = len(catalogue.individuals())
+    tuned = TunedRanking.load(project, catalogue)
+    summary.ranking = "survey-tuned" if tuned is not None else "untrained"
 
     queries = [
         _Query(_Crop.of(a), _Photo.of(m), _reid_annotation(project, a, m, None, station_of))
@@ -545,7 +562,7 @@ def _start_identify(project: Project, min_score: float) -> _IdentifyRun:
     summary.skipped = sum(1 for a, _, ind in rows if ind is None) - len(queries)
     return _IdentifyRun(
         summary, catalogue, version, ids_by_name, _by_sequence(queries), cache, motion,
-        len(queries),
+        len(queries), tuned,
     )  # fmt: skip
 
 
@@ -580,6 +597,8 @@ def _finish_burst(project: Project, run: _IdentifyRun, matched: BurstMatches, to
     summary = run.summary
     summary.errors.extend(errors)
     er = pool_encounter([r for _, r in results], run.catalogue.config.decision)
+    if run.tuned is not None:
+        er = run.tuned.apply(er, [ann.id for ann, _ in results])
     proposals: list[tuple[_Crop, list[MatchDecision]]] = []
     for i, (ann, _) in enumerate(results):
         summary.queried += 1

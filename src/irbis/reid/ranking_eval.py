@@ -117,6 +117,7 @@ def collect_matches(
     feats: Sequence[Features],
     config: MatchConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
+    query: set[int] | None = None,
 ) -> SurveyMatches:
     """Match every labelled frame against every other encounter (never its own).
 
@@ -131,6 +132,9 @@ def collect_matches(
         Matcher parameters (default :class:`~irbis.reid.catalogue.MatchConfig`).
     progress:
         Called with ``(done, total)`` after each frame.
+    query:
+        Row numbers of the frames to match (default all); the gallery is
+        always every annotation. Only those frames are in the result.
 
     Returns
     -------
@@ -144,18 +148,20 @@ def collect_matches(
     members: dict[str, list[str]] = defaultdict(list)
     for i, e in enumerate(enc):
         members[e].append(str(i))
+    rows = [i for i in range(len(anns)) if query is None or i in query]
     out: list[FrameEvidence] = []
-    for i, (a, f) in enumerate(zip(anns, feats, strict=True)):
-        res = cat.query(f, side=a.side, exclude=members[enc[i]], camera=a.camera)
+    for done, i in enumerate(rows, 1):
+        a = anns[i]
+        res = cat.query(feats[i], side=a.side, exclude=members[enc[i]], camera=a.camera)
         out.append(frame_evidence(res, lambda aid: enc[int(aid)]))
         if progress:
-            progress(i + 1, len(anns))
+            progress(done, len(rows))
     return SurveyMatches(
         out,
-        enc,
-        [str(a.individual) for a in anns],
-        [a.station for a in anns],
-        [timestamp(a) for a in anns],
+        [enc[i] for i in rows],
+        [str(anns[i].individual) for i in rows],
+        [anns[i].station for i in rows],
+        [timestamp(anns[i]) for i in rows],
     )
 
 
