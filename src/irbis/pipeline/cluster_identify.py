@@ -184,7 +184,8 @@ def run_identify_ray(
         Called in the worker with each batch's annotation ids before it is matched.
     stats
         When given, one dict per batch is appended (crops, worker pid and node,
-        seconds in the worker, seconds from submission to result).
+        seconds in the worker, seconds from submission to result, submission and
+        written times since the first submission).
 
     Returns
     -------
@@ -204,6 +205,7 @@ def run_identify_ray(
         key = f"{project.root.resolve()}:{run.version}"
         cache_dir = str(run.cache.folder.resolve())
         submitted: dict[int, float] = {}
+        t_run = time.perf_counter()
 
         def submit(i: int) -> Any:
             submitted[i] = time.perf_counter()
@@ -228,6 +230,9 @@ def run_identify_ray(
                         "node": res.node,
                         "worker_s": round(res.seconds, 4),
                         "wall_s": round(wall, 4),
+                        # seconds since the first submission: when it left, when it was written
+                        "t_submit": round(submitted[i] - t_run, 4),
+                        "t_done": round(time.perf_counter() - t_run, 4),
                     }
                 )
     finally:
