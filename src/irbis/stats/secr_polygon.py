@@ -715,13 +715,25 @@ class PolygonLikelihood:
         """``Lambda``: ``(M, K, S)`` expected detections per mask point, part and occasion."""
         lam0, sigma = detect["lambda0"], detect["sigma"]
         zz = detect.get("z", 1.0)
+        integral, H = self._integrals(sigma, zz)
+        return (lam0 / H) * integral[:, :, None] * self.T[None, :, :]
+
+    def _integrals(self, sigma: float, z: float) -> tuple[np.ndarray, float]:
+        """``I_k(m)`` (M x K) and ``H``; the last few are kept, as numeric derivatives
+        with respect to D and lambda0 revisit the same sigma."""
+        key = (float(sigma), float(z))
+        cache = self.__dict__.setdefault("_icache", {})
+        if key in cache:
+            return cache[key]
         if self.detectfn == "HHN":
             zq = np.exp(self.d2_quad * (-0.5 / sigma**2))
         else:
-            zq = hazard_shape(self.detectfn, self.d_quad, sigma, zz)
-        integral = (zq * self.w_quad) @ self.part_of  # M x K
-        H = plane_integral(self.detectfn, self.dim, sigma, zz)
-        return (lam0 / H) * integral[:, :, None] * self.T[None, :, :]
+            zq = hazard_shape(self.detectfn, self.d_quad, sigma, z)
+        val = ((zq * self.w_quad) @ self.part_of, plane_integral(self.detectfn, self.dim, sigma, z))
+        if len(cache) >= 4:
+            cache.pop(next(iter(cache)))
+        cache[key] = val
+        return val
 
     def components(self, detect: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """Per-animal ``log Pr(history_i | m)`` and ``log Pr(not detected | m)``.
