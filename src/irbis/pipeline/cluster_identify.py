@@ -9,7 +9,9 @@ writes each burst's proposals — and only the matching runs on the workers:
 * The driver cuts the bursts (sequences) still to match into *batches of whole
   bursts* of about ``batch_size`` crops, since a burst's frames are pooled into
   one encounter and must be matched against the same catalogue together.
-* The catalogue is built once by the driver and put in Ray's object store;
+* The catalogue's crops whose features are not cached yet are extracted by
+  the workers first (into the shared cache); the driver then builds the
+  catalogue from the cache once and puts it in Ray's object store;
   each worker process unpickles it once (kept for every later batch of the
   run) and reads the originals and the feature cache (``PROJECT/tmp/reid``)
   from the project folder, which must be at the same path on every node.
@@ -51,17 +53,18 @@ from irbis.pipeline.identify_stage import (
     BurstMatches,
     IdentifySummary,
     _FeatureCache,
+    _features,
     _finish_burst,
     _match_burst,
     _MotionMasks,
     _Query,
     _start_identify,
 )
-from irbis.reid import Catalogue
+from irbis.reid import BadImageError, Catalogue
 from irbis.store import Project
 from irbis.store.schema import Media
 
-__all__ = ["DEFAULT_BATCH", "identify_batch", "run_identify_ray"]
+__all__ = ["DEFAULT_BATCH", "extract_batch", "identify_batch", "run_identify_ray"]
 
 #: Crops per Ray task. Matching a crop takes a large fraction of a second, so
 #: Ray's few milliseconds per task are lost in it even for small batches, and
@@ -139,6 +142,43 @@ def identify_batch(
     return IdentifyBatchResult(out, os.getpid(), os.uname().nodename, time.perf_counter() - t0)
 
 
+@dataclass
+class ExtractBatchResult:
+    """What a worker sends back for a batch of catalogue crops: only who did it, how long."""
+
+    crops: int
+    pid: int
+    node: str
+    seconds: float
+
+
+def extract_batch(
+    bursts: list[list[_Query]],
+    members: Members,
+    cache_dir: str,
+    hook: BatchHook | None = None,
+) -> ExtractBatchResult:
+    """Extract catalogue crops' features into the shared cache (a Ray worker; plain for tests).
+
+    Nothing else comes back: the driver reads the features from the cache when
+    it builds the catalogue, and reports a crop that cannot be read then.
+    """
+    if hook is not None:
+        hook([q.crop.id for b in bursts for q in b])
+    t0 = time.perf_counter()
+    cache = _FeatureCache(Path(cache_dir))
+    motion = _MotionMasks(members=lambda seq: [(i, Path(p)) for i, p in members.get(seq, [])])
+    n = 0
+    for burst in bursts:
+        for q in burst:
+            try:
+                _features(cache, q.ra, q.crop, q.photo, motion)
+                n += 1
+            except BadImageError:
+                pass  # named by the driver, which tries it again
+    return ExtractBatchResult(n, os.getpid(), os.uname().nodename, time.perf_counter() - t0)
+
+
 def _members(project: Project, bursts: list[list[_Query]]) -> Members:
     """The photos of every sequence in ``bursts``, in time order (one query)."""
     seqs = {q.photo.sequence_id for b in bursts for q in b if q.photo.sequence_id is not None}
@@ -183,9 +223,11 @@ def run_identify_ray(
     hook
         Called in the worker with each batch's annotation ids before it is matched.
     stats
-        When given, one dict per batch is appended (crops, worker pid and node,
-        seconds in the worker, seconds from submission to result, submission and
-        written times since the first submission).
+        When given, one dict per batch is appended: ``phase`` (``catalogue``:
+        features of confirmed crops not cached yet; ``match``), crops, worker pid
+        and node, seconds in the worker, and for ``match`` seconds from
+        submission to result, submission and written times since the first
+        submission.
 
     Returns
     -------
@@ -195,15 +237,40 @@ def run_identify_ray(
     # Connect first: an unreachable cluster is reported before the catalogue is built.
     started = connect(address or os.environ.get(RAY_ENV) or "local")
     try:
-        run = _start_identify(project, min_score)
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        cache_dir = str((project.tmp_dir / "reid").resolve())
+
+        def warm(cold: list[list[_Query]]) -> None:
+            # The catalogue's features not cached yet: extracted by the workers
+            # into the shared cache, so the driver only reads them.
+            todo = batches(cold, max(1, batch_size), weight=len)
+            extract = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(extract_batch)
+            t_warm = time.perf_counter()
+
+            def submit_extract(i: int) -> Any:
+                return extract.remote(todo[i], _members(project, todo[i]), cache_dir, hook)
+
+            for i, res in _in_order(len(todo), 2 * workers + 1, submit_extract, ray):
+                if stats is not None:
+                    stats.append(
+                        {
+                            "phase": "catalogue",
+                            "batch": i,
+                            "crops": sum(len(b) for b in todo[i]),
+                            "pid": res.pid,
+                            "node": res.node,
+                            "worker_s": round(res.seconds, 4),
+                            "t_done": round(time.perf_counter() - t_warm, 4),
+                        }
+                    )
+
+        run = _start_identify(project, min_score, warm=warm)
         work = batches(run.bursts, max(1, batch_size), weight=len)
         if not work:
             return run.summary
-        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(identify_batch)
         catalogue_ref = ray.put(run.catalogue)
         key = f"{project.root.resolve()}:{run.version}"
-        cache_dir = str(run.cache.folder.resolve())
         submitted: dict[int, float] = {}
         t_run = time.perf_counter()
 
@@ -224,6 +291,7 @@ def run_identify_ray(
             if stats is not None:
                 stats.append(
                     {
+                        "phase": "match",
                         "batch": i,
                         "crops": sum(len(b) for b in work[i]),
                         "pid": res.pid,

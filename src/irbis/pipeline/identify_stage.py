@@ -280,6 +280,10 @@ class _FeatureCache:
             key += f":{variant}"
         return self.folder / f"{ann.id}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
+    def has(self, ann: Annotation | _Crop, variant: str = "") -> bool:
+        """Whether the features of this crop are cached."""
+        return self._file(ann, variant).exists()
+
     def get(
         self, ann: Annotation | _Crop, compute: Callable[[], Features], variant: str = ""
     ) -> Features:
@@ -391,6 +395,11 @@ def burst_photos(project: Project) -> Callable[[int], list[tuple[int, Path]]]:
     return members
 
 
+def _variant(ann: Annotation | _Crop) -> str:
+    """The feature cache's variant of a crop: machine crops follow the burst's motion."""
+    return "motion1" if ann.source in MACHINE_CROPS else ""
+
+
 def _features(
     cache: _FeatureCache,
     ra: ReidAnnotation,
@@ -398,7 +407,7 @@ def _features(
     media: Media | _Photo,
     motion: _MotionMasks,
 ) -> Features:
-    if ann.source not in MACHINE_CROPS:
+    if not _variant(ann):
         return cache.get(ann, lambda: extract(prepare(ra.image, box=ra.box)))
 
     def compute() -> Features:
@@ -407,7 +416,7 @@ def _features(
             return extract(prepare(ra.image, mask=mask))
         return extract(prepare(ra.image, box=ra.box))
 
-    return cache.get(ann, compute, variant="motion1")
+    return cache.get(ann, compute, variant=_variant(ann))
 
 
 def _proposals(
@@ -491,12 +500,31 @@ def _by_sequence(queries: list[_Query]) -> list[list[_Query]]:
     return list(groups.values())
 
 
-def _start_identify(project: Project, min_score: float) -> _IdentifyRun:
+def _start_identify(
+    project: Project,
+    min_score: float,
+    warm: Callable[[list[list[_Query]]], None] | None = None,
+) -> _IdentifyRun:
     """Create annotations, build the catalogue and list the crops still to match.
 
     Shared by the local run (:func:`run_identify`) and the Ray run
     (:mod:`irbis.pipeline.cluster_identify`), so both match the same crops
     against the same catalogue.
+
+    Parameters
+    ----------
+    project:
+        An open project.
+    min_score:
+        Smallest detection score used as a crop.
+    warm:
+        Called with the catalogue crops whose features are not cached yet (by
+        burst) before the catalogue is built: the Ray run has its workers
+        extract them into the shared cache, so the driver only reads them.
+
+    Returns
+    -------
+    _IdentifyRun
     """
     summary = IdentifySummary()
     summary.annotations_created = create_annotations(project, min_score=min_score)
@@ -539,15 +567,25 @@ def _start_identify(project: Project, min_score: float) -> _IdentifyRun:
         )
 
     motion = _MotionMasks(project)
-    for ann, media, ind in rows:
-        if ind is None:
-            continue
-        ra = _reid_annotation(project, ann, media, names[roots[ind.id]], station_of)
+    known = [  # the catalogue: confirmed crops under the name they count for
+        _Query(
+            _Crop.of(a),
+            _Photo.of(m),
+            _reid_annotation(project, a, m, names[roots[ind.id]], station_of),
+        )
+        for a, m, ind in rows
+        if ind is not None
+    ]
+    if warm is not None:
+        cold = [q for q in known if not cache.has(q.crop, _variant(q.crop))]
+        if cold:
+            warm(_by_sequence(cold))
+    for q in known:
         try:
-            catalogue.add(ra, _features(cache, ra, ann, media, motion))
+            catalogue.add(q.ra, _features(cache, q.ra, q.crop, q.photo, motion))
         except BadImageError as exc:
             summary.errors.append(
-                {"annotation": ann.id, "file": media.file_name, "error": str(exc)}
+                {"annotation": q.crop.id, "file": q.photo.file_name, "error": str(exc)}
             )
     summary.catalogue_annotations = len(catalogue)
     summary.catalogue_individuals = len(catalogue.individuals())
