@@ -330,11 +330,17 @@ def test_transect_loglik_other_hazard_functions(detectfn, z):
     assert got == pytest.approx(want, abs=1e-6)
 
 
-def _hex_polygon_integral(poly: np.ndarray, m: np.ndarray, sigma: float) -> float:
-    """exp(-d / sigma) over a convex polygon by adaptive quadrature, cusp at m flagged."""
+def _shape(detectfn: str, sigma: float, z: float):
+    if detectfn == "HEX":
+        return lambda d: math.exp(-d / sigma)
+    return lambda d: -math.expm1(-((d / sigma + 1e-300) ** -z))
+
+
+def _radial_polygon_integral(poly: np.ndarray, m: np.ndarray, shape) -> float:
+    """A radial function over a convex polygon by adaptive quadrature, cusp at m flagged."""
 
     def f(y, x):
-        return math.exp(-math.hypot(x - m[0], y - m[1]) / sigma)
+        return shape(math.hypot(x - m[0], y - m[1]))
 
     xs = set(poly[:, 0].tolist())
     if poly[:, 0].min() < m[0] < poly[:, 0].max():
@@ -352,21 +358,27 @@ def _hex_polygon_integral(poly: np.ndarray, m: np.ndarray, sigma: float) -> floa
 
 
 @pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
-@pytest.mark.parametrize("detector", ["polygon", "polygonX"])
-def test_hex_polygon_loglik_matches_independent_integration(detector):
-    """HEX polygons (integrated by edges in polar coordinates) against scipy nquad."""
+@pytest.mark.parametrize(
+    ("detector", "detectfn"), [("polygon", "HEX"), ("polygonX", "HEX"), ("polygon", "HHR")]
+)
+def test_hex_hhr_polygon_loglik_matches_independent_integration(detector, detectfn):
+    """HEX and HHR polygons (by edges in polar coordinates) against scipy nquad."""
     rng = np.random.default_rng(31)
     mask = _mask(1200.0)
     areas = SearchAreas(["A", "B"], [RECT, QUAD], "polygon", usage=[[1, 2], [1, 1]])
+    z = 3.0
     hist = simulate_area_search(rng, _population(rng, mask, 0.02), areas, detector, 2, 1.5,
-                                SIGMA, detectfn="HEX")  # fmt: skip
+                                SIGMA, detectfn=detectfn, z=z)  # fmt: skip
     lam0, sigma, D = 1.2, 650.0, 0.012
-    H = 2 * math.pi * sigma**2 * (1 - math.exp(-20) * 21)  # to 20 sigma, as secr
+    shape = _shape(detectfn, sigma, z)
+    # H to 20 sigma, as secr
+    H = 2 * math.pi * integrate.quad(lambda r: r * shape(r), 0, 20 * sigma, limit=400,
+                                     epsrel=1e-12, points=[sigma, 2 * sigma])[0]  # fmt: skip
     T = areas.usage_matrix(2)
     counts = hist.counts()
     pd_sum, pr = 0.0, np.zeros((hist.n, mask.n_points))
     for mi, m in enumerate(mask.xy):
-        Ik = np.array([_hex_polygon_integral(p, m, sigma) for p in areas.parts])
+        Ik = np.array([_radial_polygon_integral(p, m, shape) for p in areas.parts])
         lam = lam0 * Ik[:, None] * T / H
         pd_sum += 1 - math.exp(-lam.sum())
         for i in range(hist.n):
@@ -379,10 +391,10 @@ def test_hex_polygon_loglik_matches_independent_integration(detector):
                     k = np.flatnonzero(counts[i, s])
                     p *= math.exp(-Ls) if k.size == 0 else -math.expm1(-Ls) * lam[k[0], s] / Ls
             for j in np.flatnonzero(hist.animal == i):
-                d = float(np.linalg.norm(hist.xy[j] - m))
-                p *= math.exp(-d / sigma) / Ik[hist.part[j]]
+                p *= shape(float(np.linalg.norm(hist.xy[j] - m))) / Ik[hist.part[j]]
             pr[i, mi] = p
     a = mask.cell_area
     want = -D * a * pd_sum + sum(math.log(D * a * pr[i].sum()) for i in range(hist.n))
-    got = PolygonLikelihood(hist, mask, "HEX").loglik(np.log([D, lam0, sigma]))
+    beta = np.log([D, lam0, sigma] + ([z] if detectfn == "HHR" else []))
+    got = PolygonLikelihood(hist, mask, detectfn).loglik(beta)
     assert got == pytest.approx(want, abs=1e-6)
