@@ -121,6 +121,10 @@ def test_cli_fit_joint(project, tmp_path):
     mask, _ = _survey_mask(survey, 8000, 1000)
     assert doc["mask"]["points"] == mask.n_points
     assert fit_joint(survey, mask).loglik == pytest.approx(doc["loglik"], abs=1e-6)
+    text = CliRunner().invoke(app, [*args, "--spacing", "1000", "--unlinked"])
+    assert text.exit_code == 0, text.output
+    assert "3 animals on camera, 3 from scats (2 both" in text.output
+    assert "unlinked" in text.output and "D_per_100km2" in text.output
     bad = CliRunner().invoke(app, [*args, "--snap-m", "5"])
     assert bad.exit_code == 2 and "scat sample S1" in bad.output
 
