@@ -66,7 +66,7 @@ def test_expected_labels_bracket_what_more_labels_really_give() -> None:
     acc = [a for _, a in lc["points"]]
     assert acc[-1] < target and acc[-1] > acc[0]  # learning, not there yet
     lo, hi = lc["interval_80"]
-    assert lc["reached_share"] == 1.0 and 0 < lo < lc["further_labels"] < hi
+    assert lc["reached_share"] >= 0.9 and hi is not None and 0 < lo < lc["further_labels"] < hi
     # The truth, from heads trained on fresh labels: at the interval's low end the
     # target is not reached yet; at its high end it is.
     test = _draw(6000, 99)

@@ -61,6 +61,7 @@ __all__ = [
     "band_and_box",
     "embed_refs",
     "labelled_crops",
+    "learn_head",
     "review_queue",
     "run_classify",
     "write_proposal",
@@ -435,6 +436,98 @@ def _evaluate(
 
 
 @dataclass
+class LearnedHead:
+    """What :func:`learn_head` made of labelled embeddings."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    centre: np.ndarray
+    temperature: float
+    evaluation: dict[str, Any]
+    learning_curve: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def learn_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    labels: Sequence[str],
+    stations: Sequence[str],
+    encounters: Sequence[str],
+    *,
+    threshold: float = 0.5,
+    l2: float = 1e-3,
+    encounter_folds: int = 5,
+    target_accuracy: float = 0.9,
+) -> LearnedHead:
+    """The head, its temperature, its held-out evaluations and its learning curve.
+
+    Everything :func:`train_species` does after the crops are embedded (and
+    what ``bench/species_train_speed.py`` times on synthetic embeddings).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, d)
+        Embeddings.
+    y : ndarray of shape (n,)
+        Label indices into ``labels``.
+    labels : sequence of str
+    stations, encounters : sequence of str
+        Groups held out whole (per row).
+    threshold, l2, encounter_folds, target_accuracy
+        As :func:`train_species`.
+
+    Returns
+    -------
+    LearnedHead
+    """
+    from irbis.vision.species import (
+        expected_labels,
+        fit_head,
+        fit_temperature,
+        grouped_folds,
+        nested_subset_outcomes,
+    )
+
+    notes: list[str] = []
+    # Encounter-held-out predictions calibrate the temperature; the report at
+    # that temperature is then slightly optimistic about calibration (not accuracy).
+    # Returned mask: rows predicted by a head that knew their species.
+    enc_folds = grouped_folds(encounters, encounter_folds)
+    by_enc, logits, usable = _evaluate(
+        x, y, labels, enc_folds, temperature=None, threshold=threshold, l2=l2
+    )
+    # Rows of a species the training folds lacked say nothing about calibration.
+    temperature = fit_temperature(logits[usable], y[usable])
+    by_enc, _, _ = _evaluate(
+        x, y, labels, enc_folds, temperature=temperature, threshold=threshold, l2=l2
+    )
+    evaluation: dict[str, Any] = {"by_encounter": by_enc}
+    if len(set(stations)) >= 2:
+        evaluation["by_station"], _, _ = _evaluate(
+            x,
+            y,
+            labels,
+            grouped_folds(stations),
+            temperature=temperature,
+            threshold=threshold,
+            l2=l2,
+        )
+    else:
+        notes.append("one station only: no station-held-out evaluation (new places untested)")
+    n_enc = len(set(encounters))
+    if n_enc < 10:
+        notes.append(f"only {n_enc} encounters: the evaluation is a rough guide at best")
+    w, b, c = fit_head(x, y, len(labels), l2=l2)
+    # Three orders steady the curve of a few hundred labels; with thousands one
+    # is steady enough and the fits are what the user waits for.
+    repeats = 3 if len(y) < 3000 else 1
+    sizes, outcomes = nested_subset_outcomes(x, y, len(labels), enc_folds, l2=l2, repeats=repeats)
+    curve = expected_labels(sizes, outcomes, target_accuracy, have=len(y))
+    return LearnedHead(w, b, c, temperature, evaluation, curve, notes)
+
+
+@dataclass
 class TrainOutcome:
     """What :func:`train_species` did: the model and the training summary."""
 
@@ -502,13 +595,7 @@ def train_species(
     """
     from irbis.vision.embed import CropEmbedder
     from irbis.vision.registry import installed
-    from irbis.vision.species import (
-        SpeciesHead,
-        fit_head,
-        fit_temperature,
-        grouped_folds,
-        install_species_head,
-    )
+    from irbis.vision.species import SpeciesHead, install_species_head
 
     if not 0.0 <= threshold < 1.0:
         raise BadInputError("--threshold", f"{threshold} is not a probability below 1", "use 0..1")
@@ -558,41 +645,22 @@ def train_species(
     stations = [data.station[i] for i in sel]
     encounters = [data.encounter[i] for i in sel]
     t1 = time.perf_counter()
-    # Encounter-held-out predictions calibrate the temperature; the report at
-    # that temperature is then slightly optimistic about calibration (not accuracy).
-    # Returned mask: rows predicted by a head that knew their species.
-    enc_folds = grouped_folds(encounters, encounter_folds)
-    by_enc, logits, usable = _evaluate(
-        x, y, labels, enc_folds, temperature=None, threshold=threshold, l2=l2
+    learned = learn_head(
+        x,
+        y,
+        labels,
+        stations,
+        encounters,
+        threshold=threshold,
+        l2=l2,
+        encounter_folds=encounter_folds,
+        target_accuracy=target_accuracy,
     )
-    # Rows of a species the training folds lacked say nothing about calibration.
-    temperature = fit_temperature(logits[usable], y[usable])
-    by_enc, _, _ = _evaluate(
-        x, y, labels, enc_folds, temperature=temperature, threshold=threshold, l2=l2
-    )
-    evaluation: dict[str, Any] = {"by_encounter": by_enc}
-    n_stations = len(set(stations))
-    if n_stations >= 2:
-        evaluation["by_station"], _, _ = _evaluate(
-            x,
-            y,
-            labels,
-            grouped_folds(stations),
-            temperature=temperature,
-            threshold=threshold,
-            l2=l2,
-        )
-    else:
-        notes.append("one station only: no station-held-out evaluation (new places untested)")
-    n_enc = len(set(encounters))
-    if n_enc < 10:
-        notes.append(f"only {n_enc} encounters: the evaluation is a rough guide at best")
-    w, b, c = fit_head(x, y, len(labels), l2=l2)
     train_s = time.perf_counter() - t1
-    from irbis.vision.species import expected_labels, nested_subset_outcomes
-
-    sizes, outcomes = nested_subset_outcomes(x, y, len(labels), enc_folds, l2=l2)
-    curve = expected_labels(sizes, outcomes, target_accuracy, have=len(y))
+    notes += learned.notes
+    w, b, c, temperature = learned.weights, learned.bias, learned.centre, learned.temperature
+    evaluation, curve = learned.evaluation, learned.learning_curve
+    n_stations, n_enc = len(set(stations)), len(set(encounters))
     summary: dict[str, Any] = {
         "labels": list(labels),
         "crops": int(len(y)),

@@ -551,6 +551,10 @@ def labels_for_accuracy(curve: tuple[float, float, float], target: float) -> flo
     return float((a / gap) ** (1.0 / b))
 
 
+#: Beyond this many times the labels there are, a learning curve's answer is "never".
+FAR = 100
+
+
 def expected_labels(
     sizes: np.ndarray,
     correct: np.ndarray,
@@ -614,6 +618,9 @@ def expected_labels(
         needed[i] = labels_for_accuracy(
             fit_inverse_power(sizes, 1.0 - c_ok[:, pick].mean(axis=1)), target
         )
+    # A nearly flat curve "reaches" any target at astronomic numbers: beyond a
+    # hundred times the labels there are, say never (no survey labels that much).
+    needed[needed > FAR * max(have, 1)] = np.inf
     further = np.maximum(needed - have, 0.0)
     reached = np.isfinite(needed)
     out["reached_share"] = round(float(reached.mean()), 3)
@@ -631,6 +638,11 @@ def expected_labels(
     out["plateau_accuracy"] = round(plateau, 4)
     if acc[-1] >= target:
         out["note"] = "held-out accuracy already reaches the target"
+    elif out["labels_needed"] is None:
+        out["note"] = (
+            f"not within {FAR} times the labels there are: held-out accuracy barely grows "
+            "with more of them (better crops, or another backbone, might)"
+        )
     elif plateau < target:
         out["note"] = (
             f"with an error floor the curve levels off at about {plateau:.0%}, under the "
