@@ -767,3 +767,8 @@ app.command("rai")(rai_cmd)
 from irbis.cli.classify_cmd import classify as _classify  # noqa: E402
 
 app.command("classify")(_classify)
+
+# The originals in an S3-compatible object store, for Ray workers (`irbis blobs`).
+from irbis.cli.blobs_cmd import blobs_app  # noqa: E402
+
+app.add_typer(blobs_app, name="blobs")

@@ -13,10 +13,14 @@ How the work is split and kept safe:
   of about ``batch_size`` media (a long sequence is never split, so the motion
   detector compares the same frames as on a laptop).
 * Each batch is one Ray task. A worker process opens the model once (it is
-  cached in the process for every later batch), reads the originals from the
-  project's blob store by path — so the project folder (or the referenced
-  originals) must be on a filesystem every node mounts at the same path —
-  decodes, detects and returns the boxes. Workers never touch the database.
+  cached in the process for every later batch), reads the originals, decodes,
+  detects and returns the boxes. Workers never touch the database. Originals
+  are read from the project's blob store by path — the project folder (or the
+  referenced originals) on a filesystem every node mounts at the same path —
+  or, with ``blobs`` (``--blobs s3://BUCKET/PREFIX``), from an S3-compatible
+  mirror of it (:mod:`irbis.ingest.blob_mirror`): each worker fetches an
+  original by its sha256 into its node's cache and checks the hash, so no
+  shared filesystem is needed.
 * The driver writes each sequence through the detect stage's own writer, one
   transaction per sequence, in the order of the single-process run, so the rows
   (ids included) are those a laptop run writes, and shows one progress bar.
@@ -42,6 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from irbis.core.errors import IrbisError
+from irbis.ingest.blob_mirror import BlobMirror, BlobRef, blob_refs
 from irbis.pipeline.detect_stage import (
     DetectSummary,
     Progress,
@@ -298,11 +304,15 @@ def detect_batch(
     video_max_frames: int,
     max_burst: int,
     hook: BatchHook | None = None,
+    blobs: BlobMirror | None = None,
+    refs: dict[int, BlobRef] | None = None,
 ) -> BatchResult:
     """Decode and detect a batch of units (runs in a Ray worker; plain function for tests).
 
     Decoding of the next chunk overlaps inference on this one, as on a laptop;
     the chunks and bursts are the laptop run's, so the boxes are the same.
+    With ``blobs``, each original is fetched from the mirror by its ``refs``
+    entry (into this node's cache) instead of read at the driver's path.
     """
     if hook is not None:
         hook([it.media_id for u in units for it in u.items])
@@ -312,8 +322,9 @@ def detect_batch(
 
     def load(job: tuple[int, list[int]]) -> tuple[list[_Burst], dict[int, str]]:
         k, chunk = job
+        unit = units[k] if blobs is None else _fetched(units[k], chunk, blobs, refs or {})
         return _load_chunk(
-            units[k], chunk, det, video_every_s=video_every_s, video_max_frames=video_max_frames
+            unit, chunk, det, video_every_s=video_every_s, video_max_frames=video_max_frames
         )
 
     out: list[tuple[list[_Burst], list[list[list[Detection]]], dict[int, str]]] = [
@@ -326,6 +337,18 @@ def detect_batch(
         out[k][0].extend(bursts)
         out[k][2].update(errors)
     return BatchResult(out, os.getpid(), os.uname().nodename, time.perf_counter() - t0)
+
+
+def _fetched(unit: _Unit, chunk: list[int], blobs: BlobMirror, refs: dict[int, BlobRef]) -> _Unit:
+    """``unit`` with the originals of ``chunk`` fetched from the mirror into this node's cache."""
+    from dataclasses import replace
+
+    want = set(chunk)
+    items = [
+        replace(it, path=blobs.fetch(refs[it.media_id])) if i in want else it
+        for i, it in enumerate(unit.items)
+    ]
+    return replace(unit, items=items)
 
 
 # -- the driver side ----------------------------------------------------------------
@@ -377,10 +400,25 @@ def _in_order(
                 continue
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                ready[pending.pop(ref)] = ray.get(ref)
+                ready[pending.pop(ref)] = _get(ray, ref)
     finally:
         for ref in pending:  # interrupted: stop what is still running
             ray.cancel(ref, force=True)
+
+
+def _get(ray: Any, ref: Any) -> Any:
+    """A task's result; an irbis error raised in the worker comes out as itself.
+
+    Ray wraps a task's exception with the worker's traceback; an
+    :class:`~irbis.core.errors.IrbisError` is meant for a person as one line.
+    """
+    try:
+        return ray.get(ref)
+    except Exception as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, IrbisError):
+            raise cause from None
+        raise
 
 
 def run_detect_ray(
@@ -397,13 +435,15 @@ def run_detect_ray(
     batch_size: int = DEFAULT_BATCH,
     hook: BatchHook | None = None,
     stats: list[dict[str, Any]] | None = None,
+    blobs: BlobMirror | None = None,
 ) -> DetectSummary:
     """Like :func:`irbis.pipeline.detect_stage.run_detect`, with Ray workers doing the looking.
 
     Parameters
     ----------
     project
-        An open project; its folder must be reachable at the same path on every node.
+        An open project; its folder must be reachable at the same path on every
+        node, unless ``blobs`` is given.
     spec
         How workers open the detector (:class:`DetectorSpec`).
     address
@@ -421,10 +461,19 @@ def run_detect_ray(
     stats
         When given, one dict per batch is appended (media, worker pid and node,
         seconds in the worker, seconds from submission to result).
+    blobs
+        Workers read the originals from this object-store mirror instead of the
+        project folder (``irbis blobs push`` fills it).
 
     Returns
     -------
     DetectSummary
+
+    Raises
+    ------
+    BlobFetchError
+        With ``blobs``: an original missing from the mirror or corrupt there
+        (what was written before stays; rerun after pushing it again).
     """
     ray = _ray()
     if detector is None:
@@ -445,6 +494,7 @@ def run_detect_ray(
         task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(detect_batch)
         spec_ref = ray.put(wspec)
         submitted: dict[int, float] = {}
+        refs = blob_refs(project, _media_ids(units)) if blobs is not None else {}
 
         def submit(i: int) -> Any:
             submitted[i] = time.perf_counter()
@@ -456,6 +506,8 @@ def run_detect_ray(
                 video_max_frames,
                 max_burst,
                 hook,
+                blobs=blobs,
+                refs={m: refs[m] for m in _media_ids(work[i])} if blobs is not None else None,
             )
 
         for i, res in _in_order(len(work), 2 * workers + 1, submit, ray):
@@ -481,6 +533,10 @@ def run_detect_ray(
             ray.shutdown()
     summary.seconds = round(time.perf_counter() - t0, 3)
     return summary
+
+
+def _media_ids(units: list[_Unit]) -> list[int]:
+    return [it.media_id for u in units for it in u.items]
 
 
 def _with_threads(spec: DetectorSpec, threads: int) -> DetectorSpec:

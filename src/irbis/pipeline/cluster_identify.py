@@ -14,7 +14,12 @@ writes each burst's proposals — and only the matching runs on the workers:
   catalogue from the cache once and puts it in Ray's object store;
   each worker process unpickles it once (kept for every later batch of the
   run) and reads the originals and the feature cache (``PROJECT/tmp/reid``)
-  from the project folder, which must be at the same path on every node.
+  from the project folder, which must be at the same path on every node —
+  or, with ``blobs`` (``--blobs s3://BUCKET/PREFIX``), fetches the originals
+  from an S3-compatible mirror into its node's cache (sha256 checked, see
+  :mod:`irbis.ingest.blob_mirror`) and keeps features in a cache on its node;
+  the catalogue's features it extracts then travel back to the driver, which
+  files them in the project's cache. No shared filesystem is needed.
   Workers never touch the database: the driver sends each batch the burst
   members the motion masks need.
 * The driver writes each burst through the stage's own writer, one
@@ -30,15 +35,18 @@ writes each burst's proposals — and only the matching runs on the workers:
 
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from irbis.ingest.blob_mirror import BlobMirror, BlobRef, blob_refs
 from irbis.pipeline.cluster import (
     MAX_RETRIES,
     RAY_ENV,
@@ -59,6 +67,7 @@ from irbis.pipeline.identify_stage import (
     _MotionMasks,
     _Query,
     _start_identify,
+    _variant,
 )
 from irbis.reid import BadImageError, Catalogue
 from irbis.store import Project
@@ -109,6 +118,8 @@ def identify_batch(
     members: Members,
     cache_dir: str,
     hook: BatchHook | None = None,
+    blobs: BlobMirror | None = None,
+    refs: dict[int, BlobRef] | None = None,
 ) -> IdentifyBatchResult:
     """Match a batch of bursts against the catalogue (runs in a Ray worker; plain for tests).
 
@@ -124,9 +135,12 @@ def identify_batch(
     members
         Per sequence, its photos in time order (for the motion masks).
     cache_dir
-        The project's feature cache.
+        The project's feature cache (with ``blobs``: a name for this node's own).
     hook
         Called first with the batch's annotation ids (fault-injection tests).
+    blobs, refs
+        Read the originals from this object-store mirror (``refs``: each media's
+        object) instead of the driver's paths.
 
     Returns
     -------
@@ -136,8 +150,7 @@ def identify_batch(
         hook([q.crop.id for b in bursts for q in b])
     t0 = time.perf_counter()
     catalogue = _catalogue_for(key, catalogue_box)
-    cache = _FeatureCache(Path(cache_dir))
-    motion = _MotionMasks(members=lambda seq: [(i, Path(p)) for i, p in members.get(seq, [])])
+    cache, motion, bursts = _worker_side(bursts, members, cache_dir, blobs, refs)
     out = [_match_burst(b, catalogue, cache, motion) for b in bursts]
     return IdentifyBatchResult(out, os.getpid(), os.uname().nodename, time.perf_counter() - t0)
 
@@ -150,6 +163,8 @@ class ExtractBatchResult:
     pid: int
     node: str
     seconds: float
+    #: With a mirror: the feature cache files written (name -> bytes), for the driver's cache.
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 def extract_batch(
@@ -157,26 +172,73 @@ def extract_batch(
     members: Members,
     cache_dir: str,
     hook: BatchHook | None = None,
+    blobs: BlobMirror | None = None,
+    refs: dict[int, BlobRef] | None = None,
 ) -> ExtractBatchResult:
     """Extract catalogue crops' features into the shared cache (a Ray worker; plain for tests).
 
     Nothing else comes back: the driver reads the features from the cache when
-    it builds the catalogue, and reports a crop that cannot be read then.
+    it builds the catalogue, and reports a crop that cannot be read then. With
+    ``blobs`` (no shared filesystem) the cache files come back for the driver
+    to file in the project's cache.
     """
     if hook is not None:
         hook([q.crop.id for b in bursts for q in b])
     t0 = time.perf_counter()
-    cache = _FeatureCache(Path(cache_dir))
-    motion = _MotionMasks(members=lambda seq: [(i, Path(p)) for i, p in members.get(seq, [])])
+    cache, motion, bursts = _worker_side(bursts, members, cache_dir, blobs, refs)
     n = 0
+    files: dict[str, bytes] = {}
     for burst in bursts:
         for q in burst:
             try:
                 _features(cache, q.ra, q.crop, q.photo, motion)
                 n += 1
             except BadImageError:
-                pass  # named by the driver, which tries it again
-    return ExtractBatchResult(n, os.getpid(), os.uname().nodename, time.perf_counter() - t0)
+                continue  # named by the driver, which tries it again
+            if blobs is not None:
+                path = cache._file(q.crop, _variant(q.crop))
+                files[path.name] = path.read_bytes()
+    return ExtractBatchResult(n, os.getpid(), os.uname().nodename, time.perf_counter() - t0, files)
+
+
+def _worker_side(
+    bursts: list[list[_Query]],
+    members: Members,
+    cache_dir: str,
+    blobs: BlobMirror | None,
+    refs: dict[int, BlobRef] | None,
+) -> tuple[_FeatureCache, _MotionMasks, list[list[_Query]]]:
+    """A worker's feature cache, motion masks and crops: the driver's paths, or the mirror's.
+
+    With a mirror, the cache is this node's own (named after the driver's
+    cache), and an original is fetched only when a crop's features are not
+    cached yet (the crop's photo, or its burst's photos for the motion mask).
+    """
+    if blobs is None:
+        cache = _FeatureCache(Path(cache_dir))
+        motion = _MotionMasks(members=lambda seq: [(i, Path(p)) for i, p in members.get(seq, [])])
+        return cache, motion, bursts
+    got = refs or {}
+    name = hashlib.sha1(cache_dir.encode()).hexdigest()[:16]
+    cache = _FeatureCache(blobs.cache_root() / "reid" / name)
+    motion = _MotionMasks(
+        members=lambda seq: [(i, blobs.fetch(got[i])) for i, _ in members.get(seq, [])]
+    )
+
+    def local(q: _Query) -> _Query:
+        if cache.has(q.crop, _variant(q.crop)):
+            return q
+        ra = replace(q.ra, image=blobs.fetch(got[q.crop.media_id]))
+        return replace(q, ra=ra)
+
+    return cache, motion, [[local(q) for q in b] for b in bursts]
+
+
+def _media_of(bursts: list[list[_Query]], members: Members) -> set[int]:
+    """Every media a batch may read: its crops' photos and their bursts' photos."""
+    ids = {q.crop.media_id for b in bursts for q in b}
+    ids.update(i for seq in members.values() for i, _ in seq)
+    return ids
 
 
 def _members(project: Project, bursts: list[list[_Query]]) -> Members:
@@ -205,13 +267,15 @@ def run_identify_ray(
     batch_size: int = DEFAULT_BATCH,
     hook: BatchHook | None = None,
     stats: list[dict[str, Any]] | None = None,
+    blobs: BlobMirror | None = None,
 ) -> IdentifySummary:
     """Like :func:`irbis.pipeline.identify_stage.run_identify`, with Ray workers matching.
 
     Parameters
     ----------
     project
-        An open project; its folder must be reachable at the same path on every node.
+        An open project; its folder must be reachable at the same path on every
+        node, unless ``blobs`` is given.
     address
         Ray address (see :mod:`irbis.pipeline.cluster`); default
         ``$IRBIS_RAY_ADDRESS``, else ``local``. Ignored when Ray is already
@@ -228,10 +292,18 @@ def run_identify_ray(
         and node, seconds in the worker, and for ``match`` seconds from
         submission to result, submission and written times since the first
         submission.
+    blobs
+        Workers read the originals from this object-store mirror instead of the
+        project folder (``irbis blobs push`` fills it).
 
     Returns
     -------
     IdentifySummary
+
+    Raises
+    ------
+    BlobFetchError
+        With ``blobs``: an original missing from the mirror or corrupt there.
     """
     ray = _ray()
     # Connect first: an unreachable cluster is reported before the catalogue is built.
@@ -239,6 +311,15 @@ def run_identify_ray(
     try:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         cache_dir = str((project.tmp_dir / "reid").resolve())
+        # Names the workers' own feature caches with a mirror (the driver's path may repeat).
+        cache_name = f"{socket.gethostname()}:{cache_dir}"
+
+        def args(todo: list[list[_Query]]) -> tuple[Members, str, dict[str, Any]]:
+            members = _members(project, todo)
+            if blobs is None:
+                return members, cache_dir, {}
+            refs = blob_refs(project, _media_of(todo, members))
+            return members, cache_name, {"blobs": blobs, "refs": refs}
 
         def warm(cold: list[list[_Query]]) -> None:
             # The catalogue's features not cached yet: extracted by the workers
@@ -248,9 +329,11 @@ def run_identify_ray(
             t_warm = time.perf_counter()
 
             def submit_extract(i: int) -> Any:
-                return extract.remote(todo[i], _members(project, todo[i]), cache_dir, hook)
+                members, cache, kw = args(todo[i])
+                return extract.remote(todo[i], members, cache, hook, **kw)
 
             for i, res in _in_order(len(todo), 2 * workers + 1, submit_extract, ray):
+                _file_features(Path(cache_dir), res.files)
                 if stats is not None:
                     stats.append(
                         {
@@ -276,9 +359,8 @@ def run_identify_ray(
 
         def submit(i: int) -> Any:
             submitted[i] = time.perf_counter()
-            return task.remote(
-                [catalogue_ref], key, work[i], _members(project, work[i]), cache_dir, hook
-            )
+            members, cache, kw = args(work[i])
+            return task.remote([catalogue_ref], key, work[i], members, cache, hook, **kw)
 
         done = 0
         for i, res in _in_order(len(work), 2 * workers + 1, submit, ray):
@@ -307,3 +389,12 @@ def run_identify_ray(
         if started:
             ray.shutdown()
     return run.summary
+
+
+def _file_features(folder: Path, files: dict[str, bytes]) -> None:
+    """Put feature files a worker sent back into the project's cache (whole or not at all)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        tmp = folder / f".{name}.{os.getpid()}.part"
+        tmp.write_bytes(data)
+        tmp.replace(folder / name)
