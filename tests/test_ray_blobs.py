@@ -64,8 +64,23 @@ def s3() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    """A local Ray cluster with 2 worker processes on 127.0.0.1."""
+def node_cache(tmp_path_factory) -> Iterator[Path]:
+    """The node's cache of fetched originals, named in the environment the workers inherit."""
+    import os
+
+    folder = tmp_path_factory.mktemp("node-cache")
+    before = os.environ.get("IRBIS_BLOB_CACHE")
+    os.environ["IRBIS_BLOB_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        del os.environ["IRBIS_BLOB_CACHE"]
+    else:
+        os.environ["IRBIS_BLOB_CACHE"] = before
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(node_cache) -> Iterator[None]:
+    """A local Ray cluster with 2 worker processes on 127.0.0.1 (started with the cache set)."""
     ray.init(
         address="local",
         num_cpus=2,
@@ -155,22 +170,30 @@ def test_push_is_idempotent_resumable_and_checked(detect_reference, s3, tmp_path
     assert cli.invoke(app, ["blobs", "check", str(fresh), url]).exit_code == 0
 
 
-def test_detect_on_ray_reads_originals_from_s3(detect_reference, s3, ray_cluster, tmp_path):
+def test_cli_detect_on_ray_reads_originals_from_s3(
+    detect_reference, s3, ray_cluster, node_cache, tmp_path, monkeypatch
+):
+    from irbis.cli.app import app
     from irbis.ingest.blob_mirror import push
-    from irbis.pipeline.cluster import DetectorSpec, run_detect_ray
 
     fresh, expected = detect_reference
     path = shutil.copytree(fresh, tmp_path / "p")
-    cache = tmp_path / "node-cache"
-    mirror = _mirror(s3, "detect", cache)
     with Project.open(path) as p:
-        push(p, mirror)
-        with _blobs_away(path):
-            res = run_detect_ray(p, DetectorSpec(), batch_size=rd.BATCH, blobs=mirror)
-    assert res.media_processed == rd.ENCOUNTERS * rd.PER_ENCOUNTER and not res.errors
+        push(p, _mirror(s3, "detect", tmp_path / "unused"))
+    monkeypatch.setenv("IRBIS_RAY_ADDRESS", "local:2")  # Ray is up: it is reused
+    monkeypatch.setenv("IRBIS_BLOBS_URL", f"s3://{BUCKET}/detect")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEYS["access_key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEYS["secret_key"])
+    with _blobs_away(path):
+        res = CliRunner().invoke(
+            app, ["detect", str(path), "--batch-size", str(rd.BATCH), "--s3-endpoint", s3, "--json"]
+        )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["media_processed"] == rd.ENCOUNTERS * rd.PER_ENCOUNTER and not doc["errors"]
     assert rd._rows(path) == expected
-    # The workers fetched every original into the node's cache, by sha256.
-    fetched = sorted(f for f in cache.rglob("*") if f.is_file())
+    # The workers fetched every original into their node's cache ($IRBIS_BLOB_CACHE), by sha256.
+    fetched = sorted(f for f in node_cache.rglob("*") if f.is_file())
     assert len(fetched) == rd.ENCOUNTERS * rd.PER_ENCOUNTER
     assert all(hashlib.sha256(f.read_bytes()).hexdigest() == f.stem for f in fetched)
 
