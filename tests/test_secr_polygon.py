@@ -237,6 +237,11 @@ def test_fit_recovers_simulated_density():
     assert r["D"]["lcl"] < D < r["D"]["ucl"]
     assert r["sigma"]["lcl"] < SIGMA < r["sigma"]["ucl"]
     assert r["D_per_100km2"]["estimate"] == pytest.approx(r["D"]["estimate"] * 10_000)
+    # the quadrature was checked at the estimate; a fine fixed one gives the same maximum
+    assert fit.extra["quadrature"]["loglik_change"] <= 1e-6
+    fine = fit_polygon(hist, mask, max_edge=mask.spacing, start=fit.beta)
+    assert fine.loglik == pytest.approx(fit.loglik, abs=1e-6)
+    np.testing.assert_allclose(fine.beta, fit.beta, atol=1e-4)
     # the maximum: the likelihood falls on each side of every coefficient
     lik = PolygonLikelihood(hist, mask)
     for j in range(3):

@@ -48,14 +48,16 @@ import numpy as np
 from scipy.special import gammaln
 
 from irbis.core.errors import BadInputError
-from irbis.stats.secr import SecrLikelihood
+from irbis.stats.secr import SecrLikelihood, rpsv
 from irbis.stats.secr_data import CaptureHistory, Mask
 from irbis.stats.secr_polygon import (
     AreaSearchHistory,
     PolygonFit,
     PolygonLikelihood,
+    fit_checked_quadrature,
     full_loglik,
     maximise,
+    sigma_guess,
 )
 
 __all__ = ["JointLikelihood", "JointSurvey", "fit_camera_only", "fit_joint", "simulate_joint"]
@@ -232,10 +234,26 @@ def fit_joint(
     PolygonFit
         ``real()["D"]`` is the one density (per hectare; per 100 km^2 too).
     """
-    lik = JointLikelihood(survey, mask, camera_detectfn, search_detectfn, linked=linked, **quad)
-    x0 = np.asarray(start, float) if start is not None else lik.start_values()
     extra = {"linked": linked, "survey": survey.summary()}
-    return maximise(lik, x0, lik.names, lik.n, extra)
+    x0 = None if start is None else np.asarray(start, float)
+
+    def make(edge: float | None) -> JointLikelihood:
+        q = dict(quad) if edge is None else {**quad, "max_edge": edge}
+        return JointLikelihood(
+            survey, mask, camera_detectfn, search_detectfn, linked=linked, **q
+        )  # fmt: skip
+
+    if "max_edge" in quad:
+        lik = make(None)
+        return maximise(lik, lik.start_values() if x0 is None else x0, lik.names, lik.n, extra)
+    n = len(set(survey.camera.ids) | set(survey.search.ids)) if linked else (
+        survey.camera.n + survey.search.n)  # fmt: skip
+    # pieces short next to sigma: the scats' spread, else the cameras' (rpsv)
+    sigma = sigma_guess(survey.search, mask.spacing)
+    if not any(np.bincount(survey.search.animal) > 1):
+        cam = rpsv(survey.camera)
+        sigma = max(cam, mask.spacing / 2) if np.isfinite(cam) and cam > 0 else sigma
+    return fit_checked_quadrature(make, x0, mask.spacing, 2 * sigma, n, extra)
 
 
 def fit_camera_only(

@@ -67,6 +67,7 @@ __all__ = [
     "PolygonLikelihood",
     "Quadrature",
     "SearchAreas",
+    "fit_checked_quadrature",
     "fit_polygon",
     "hazard_shape",
     "plane_integral",
@@ -1104,11 +1105,77 @@ def fit_polygon(
     -------
     PolygonFit
     """
-    lik = PolygonLikelihood(history, mask, detectfn, **quad)
-    x0 = np.asarray(start, float) if start is not None else lik.start_values()
-    return maximise(
-        lik, x0, lik.names, history.n, {"detector": history.detector, "detectfn": lik.detectfn}
-    )
+    extra = {"detector": history.detector, "detectfn": detectfn.upper()}
+    x0 = None if start is None else np.asarray(start, float)
+    if "max_edge" in quad:
+        lik = PolygonLikelihood(history, mask, detectfn, **quad)
+        return maximise(lik, lik.start_values() if x0 is None else x0, lik.names, history.n, extra)
+    return fit_checked_quadrature(
+        lambda edge: PolygonLikelihood(history, mask, detectfn, max_edge=edge, **quad),
+        x0, mask.spacing, 2 * sigma_guess(history, mask.spacing), history.n, extra,
+    )  # fmt: skip
+
+
+def sigma_guess(history: AreaSearchHistory, spacing: float) -> float:
+    """A rough sigma: root mean square spread of each animal's places (``spacing`` floor)."""
+    spread = []
+    for i in range(history.n):
+        xy = history.xy[history.animal == i]
+        if len(xy) > 1:
+            spread.append(np.sqrt(((xy - xy.mean(0)) ** 2).sum(1).mean() / 2))
+    sigma = float(np.median(spread)) if spread else 2 * spacing
+    return max(sigma, spacing / 2)
+
+
+def fit_checked_quadrature(
+    make: Any,
+    start: np.ndarray | None,
+    fine_edge: float,
+    coarse_edge: float,
+    n: int,
+    extra: dict[str, Any],
+    tol: float = 1e-6,
+) -> PolygonFit:
+    """Fit with a coarse quadrature, then check it at the estimate against one twice as fine.
+
+    The quadrature's pieces need only be small next to sigma, which the data
+    suggest; starting from ``coarse_edge`` (twice a rough sigma) the fit is
+    redone with pieces half as long until halving them changes the
+    maximised log-likelihood by at most ``tol`` (or ``fine_edge`` is reached).
+
+    Parameters
+    ----------
+    make:
+        ``max_edge -> likelihood`` (with ``names``, ``start_values()`` and
+        ``__call__`` giving ``-log L``).
+    start:
+        Starting coefficients, or ``None`` for the likelihood's own.
+    fine_edge, coarse_edge:
+        Shortest and first piece length, metres.
+    n:
+        Animals detected.
+    extra:
+        Fields for the fit's summary (the check is added as ``quadrature``).
+    tol:
+        Largest accepted change of the log-likelihood.
+
+    Returns
+    -------
+    PolygonFit
+    """
+    edge = max(coarse_edge, fine_edge)
+    x0 = start
+    while True:
+        lik = make(edge)
+        fit = maximise(lik, lik.start_values() if x0 is None else x0, lik.names, n, extra)
+        if edge <= fine_edge:
+            fit.extra["quadrature"] = {"max_edge": edge, "loglik_change": None}
+            return fit
+        change = abs(-make(edge / 2)(fit.beta) - fit.loglik)
+        if change <= tol:
+            fit.extra["quadrature"] = {"max_edge": edge, "loglik_change": change}
+            return fit
+        edge, x0 = max(edge / 2, fine_edge), fit.beta
 
 
 # ---------------------------------------------------------------------------
