@@ -65,7 +65,10 @@ def main() -> None:
             "learn_head_s": round(full_s, 2),
             "accuracy_by_encounter": round(ev["by_encounter"]["accuracy"], 4),
             "accuracy_by_station": round(ev["by_station"]["accuracy"], 4),
-            "learning_curve_points": learned.learning_curve.get("points"),
+            "learning_curve": {
+                k: learned.learning_curve.get(k)
+                for k in ("points", "labels_needed", "further_labels", "interval_80", "note")
+            },
         }
     report["load_1min_after"] = os.getloadavg()[0]
     text = json.dumps(report, indent=1)

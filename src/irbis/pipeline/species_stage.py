@@ -519,9 +519,10 @@ def learn_head(
     if n_enc < 10:
         notes.append(f"only {n_enc} encounters: the evaluation is a rough guide at best")
     w, b, c = fit_head(x, y, len(labels), l2=l2)
-    # Three orders steady the curve of a few hundred labels; with thousands one
-    # is steady enough and the fits are what the user waits for.
-    repeats = 3 if len(y) < 3000 else 1
+    # Three orders steady the curve of a few hundred labels (cheap fits); from
+    # 500 crops on one is steady enough, and the fits are what the user waits
+    # for (1,000 crops: 150 s with three orders on a loaded 2-core machine).
+    repeats = 3 if len(y) < 500 else 1
     sizes, outcomes = nested_subset_outcomes(x, y, len(labels), enc_folds, l2=l2, repeats=repeats)
     curve = expected_labels(sizes, outcomes, target_accuracy, have=len(y))
     return LearnedHead(w, b, c, temperature, evaluation, curve, notes)
