@@ -61,6 +61,8 @@ BLOBS_ENV = "IRBIS_BLOBS_URL"
 ENDPOINT_ENV = "IRBIS_S3_ENDPOINT"
 #: Environment variable naming a node's cache of fetched originals.
 CACHE_ENV = "IRBIS_BLOB_CACHE"
+#: Originals a worker fetches at once: a request's latency, not bandwidth, bounds one fetch.
+FETCH_THREADS = 8
 #: Read and hash in pieces of this size (videos can be gigabytes).
 _PIECE = 1 << 20
 
@@ -217,6 +219,19 @@ class BlobMirror:
             _unlink(tmp)
             raise
         return local
+
+    def fetch_many(self, refs: list[BlobRef], threads: int = FETCH_THREADS) -> list[Path]:
+        """:meth:`fetch` of several originals at once (an object store answers in parallel).
+
+        Raises
+        ------
+        BlobFetchError
+            The first of ``refs`` (in order) that cannot be fetched.
+        """
+        if len(refs) <= 1:
+            return [self.fetch(r) for r in refs]
+        with ThreadPoolExecutor(max_workers=min(threads, len(refs))) as pool:
+            return list(pool.map(self.fetch, refs))
 
     def listing(self) -> dict[str, int]:
         """Every object under the prefix: relative path in the blob layout -> size."""

@@ -343,11 +343,10 @@ def _fetched(unit: _Unit, chunk: list[int], blobs: BlobMirror, refs: dict[int, B
     """``unit`` with the originals of ``chunk`` fetched from the mirror into this node's cache."""
     from dataclasses import replace
 
-    want = set(chunk)
-    items = [
-        replace(it, path=blobs.fetch(refs[it.media_id])) if i in want else it
-        for i, it in enumerate(unit.items)
-    ]
+    paths = blobs.fetch_many([refs[unit.items[i].media_id] for i in chunk])
+    items = list(unit.items)
+    for i, path in zip(chunk, paths, strict=True):
+        items[i] = replace(items[i], path=path)
     return replace(unit, items=items)
 
 

@@ -221,15 +221,25 @@ def _worker_side(
     got = refs or {}
     name = hashlib.sha1(cache_dir.encode()).hexdigest()[:16]
     cache = _FeatureCache(blobs.cache_root() / "reid" / name)
-    motion = _MotionMasks(
-        members=lambda seq: [(i, blobs.fetch(got[i])) for i, _ in members.get(seq, [])]
+
+    def burst(seq: int) -> list[tuple[int, Path]]:
+        ids = [i for i, _ in members.get(seq, [])]
+        return list(zip(ids, blobs.fetch_many([got[i] for i in ids]), strict=True))
+
+    motion = _MotionMasks(members=burst)
+    cold = [q for b in bursts for q in b if not cache.has(q.crop, _variant(q.crop))]
+    paths = dict(
+        zip(
+            (q.crop.id for q in cold),
+            blobs.fetch_many([got[q.crop.media_id] for q in cold]),
+            strict=True,
+        )
     )
 
     def local(q: _Query) -> _Query:
-        if cache.has(q.crop, _variant(q.crop)):
+        if q.crop.id not in paths:
             return q
-        ra = replace(q.ra, image=blobs.fetch(got[q.crop.media_id]))
-        return replace(q, ra=ra)
+        return replace(q, ra=replace(q.ra, image=paths[q.crop.id]))
 
     return cache, motion, [[local(q) for q in b] for b in bursts]
 
