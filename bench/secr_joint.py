@@ -31,19 +31,20 @@ Usage::
 Measured on this 2-core shared VM (seed 1, 200 surveys each; about 12 animals
 per survey, 10 on camera, 7-8 from scats):
 
-- ``--search transect`` (118 s in all): linked joint fit 199/200 with a
-  positive-definite information matrix, 95% coverage 0.970 (the other's
-  interval covers D too), median D-hat/D - 1 = +3.2%, mean log ratio -0.004,
-  median SE(log D-hat) 0.321 against 0.409 for cameras alone (median ratio
-  0.81, tighter in 99.5% of surveys), median fit 0.21 s; unlinked (secr's
-  two-session trick) coverage 0.930, median +11%; cameras alone coverage
-  0.970, median +8% (one survey of 5 animals sends D-hat off to 52 per ha).
-  On a 3,712-point mask: linked 9.3 s, unlinked 8.5 s, cameras alone 0.79 s.
-- ``--search polygon``: linked 199/200, coverage 0.965, median +2.8%, SE
-  ratio 0.85 (tighter in 99.5%), median fit 2.3 s (this run shared the CPU
-  with the transect run); unlinked coverage 0.924; on the 3,712-point mask
-  linked 25.8 s, unlinked 16.5 s, cameras alone 0.26 s (numeric gradients;
-  about 7,000 quadrature points over the three polygons).
+- ``--search transect`` (64 s in all): linked joint fit, 95% interval
+  covers D in 193/200 surveys (0.965; 199/200 with a positive-definite
+  information matrix, 0.970 of those), median D-hat/D - 1 = +3.2%, mean log
+  ratio -0.004, median SE(log D-hat) 0.321 against 0.409 for cameras alone
+  (median ratio 0.81, tighter in 99.5% of surveys), median fit 0.11 s;
+  unlinked (secr's two-session trick) covers in 0.930, median +11%; cameras
+  alone 0.970, median +8% (one survey of 5 animals sends their D-hat to 52
+  per ha). On a 3,712-point mask: linked 4.2 s, unlinked 3.4 s, cameras
+  alone 0.53 s.
+- ``--search polygon`` (374 s): linked covers in 0.965 (199/200 positive
+  definite), median +2.8%, SE ratio 0.85 (tighter in 99.5%), median fit
+  0.84 s; unlinked 0.925; on the 3,712-point mask linked 7.2 s, unlinked
+  6.5 s, cameras alone 0.29 s (numeric gradients; the camera-only fit has
+  irbis's analytic ones).
 """
 
 from __future__ import annotations
