@@ -188,3 +188,66 @@ def test_secr_text_files_round_trip_the_search_likelihood(tmp_path):
     capt = (tmp_path / "camera_capt.txt").read_text().splitlines()
     assert capt[1:] == ["1 A1 1 C1", "1 A1 1 C1", "1 A1 2 C1"]
     assert (tmp_path / "camera_traps.txt").read_text().splitlines()[2] == "C2 5000 1500 5 0"
+
+
+def test_cli_fit_joint_from_files(tmp_path):
+    """Camera CSVs and secr polygon files in, the same fit as from the objects."""
+    from irbis.cli.app import app
+    from irbis.cli.secr_joint_cmd import _survey_mask
+    from irbis.exchange.secr_polygon_text import read_search_files, write_search_files
+    from irbis.stats.secr_data import Mask, Traps
+    from irbis.stats.secr_joint import JointSurvey, fit_joint, simulate_joint
+    from irbis.stats.secr_polygon import SearchAreas
+
+    rng = np.random.default_rng(4)
+    gx, gy = np.meshgrid(np.arange(4) * 3000.0, np.arange(3) * 3000.0)
+    traps = Traps([f"C{i}" for i in range(12)], np.column_stack([gx.ravel(), gy.ravel()]),
+                  usage=np.full((12, 3), 10.0))  # fmt: skip
+    polys = [np.array([[-1000, -1000], [4000, -1000], [4000, 2000], [-1000, 2000.0]]),
+             np.array([[5000, 3000], [10000, 3500], [9500, 7000], [5500, 6500.0]])]  # fmt: skip
+    areas = SearchAreas(["P1", "P2"], polys, "polygon", usage=[[1, 1], [1, 0.5]])
+    X, Y = np.meshgrid(np.arange(-9000, 18001, 1500.0), np.arange(-9000, 15001, 1500.0))
+    big = Mask(np.column_stack([X.ravel(), Y.ravel()]), 1500.0)
+    survey = simulate_joint(rng, big, 8e-4, traps, {"lambda0": 0.02, "sigma": 2000.0}, areas,
+                            {"lambda0": 3.0, "sigma": 2000.0}, camera_occasions=3,
+                            search_occasions=2, search_detector="polygon")  # fmt: skip
+    assert survey.summary()["both"] >= 1
+    ch = survey.camera
+    tcsv = tmp_path / "traps.csv"
+    tcsv.write_text(
+        "trapID,x,y,usage_1,usage_2,usage_3\n"
+        + "".join(
+            f"{t},{x:g},{y:g},10,10,10\n" for t, (x, y) in zip(traps.ids, traps.xy, strict=True)
+        )
+    )
+    ccsv = tmp_path / "captures.csv"
+    ccsv.write_text(
+        "ID,occasion,trapID,count\n"
+        + "".join(
+            f"{a},{s + 1},{traps.ids[k]},{ch.counts[i, s, k]}\n"
+            for i, a in enumerate(ch.ids)
+            for s, k in zip(*np.nonzero(ch.counts[i]), strict=True)
+        )
+    )
+    files = write_search_files(survey.search, tmp_path, "scats")
+    back = read_search_files(files["trapfile"], files["captfile"], "polygon")
+    assert back.ids == survey.search.ids and np.allclose(back.xy, survey.search.xy[
+        np.lexsort((survey.search.occasion, survey.search.animal))])  # fmt: skip
+    args = ["secr", "fit-joint", "--traps", str(tcsv), "--captures", str(ccsv),
+            "--search-parts", files["trapfile"], "--search-captures", files["captfile"],
+            "--search-detector", "polygon", "--buffer", "8000", "--spacing", "1500",
+            "--json"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    mask, _ = _survey_mask(JointSurvey(ch, back), 8000, 1500)
+    assert doc["loglik"] == pytest.approx(fit_joint(JointSurvey(ch, back), mask).loglik, abs=1e-6)
+    assert doc["survey"]["search_detector"] == "polygon"
+    # a place on no polygon is named by file and line
+    lines = (tmp_path / "scats_captXY.txt").read_text().splitlines()
+    lines[1] = "1 X9 1 50000 50000"
+    (tmp_path / "scats_captXY.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        BadInputError, match=r"scats_captXY.txt:line 2: \(50000, 50000\) lies on no"
+    ):
+        read_search_files(files["trapfile"], files["captfile"], "polygon")

@@ -50,11 +50,51 @@ def _audit_export(project: Path, folder: Path, survey: Any) -> None:
             proj.close()
 
 
+def _survey_from_files(
+    traps: Path | None,
+    captures: Path | None,
+    parts: Path | None,
+    search: Path | None,
+    detector: str,
+    search_detector: str,
+) -> tuple[Any, dict[str, Any]]:
+    """A joint survey from camera CSVs and secr's polygon/transect text files."""
+    from irbis.core.errors import BadInputError
+    from irbis.exchange.secr_polygon_text import read_search_files
+    from irbis.stats.secr_data import read_captures, read_traps
+    from irbis.stats.secr_joint import JointSurvey
+
+    if not (traps and captures and parts and search):
+        raise BadInputError(
+            "secr fit-joint",
+            "give a PROJECT, or --traps, --captures, --search-parts and --search-captures",
+            "see irbis secr fit-joint --help",
+        )
+    tr = read_traps(traps)
+    camera = read_captures(captures, tr, detector=detector)
+    hist = read_search_files(parts, search, search_detector)
+    return JointSurvey(camera=camera, search=hist), {"samples_used": len(hist.xy)}
+
+
 @secr_app.command("fit-joint")
 def secr_fit_joint_cmd(
     project: Annotated[
-        Path, typer.Argument(help="Project folder (cameras, scat samples, transects).")
-    ],
+        Path | None, typer.Argument(help="Project folder (cameras, scat samples, transects).")
+    ] = None,
+    traps: Annotated[Path | None, typer.Option(help="Without PROJECT: camera traps.csv.")] = None,
+    captures: Annotated[
+        Path | None, typer.Option(help="Without PROJECT: camera captures.csv.")
+    ] = None,
+    search_parts: Annotated[
+        Path | None,
+        typer.Option(help="Without PROJECT: secr polygon/transect file (polyID x y, usage, /)."),
+    ] = None,
+    search_captures: Annotated[
+        Path | None, typer.Option(help="Without PROJECT: secr XY captures (Session ID Occ x y).")
+    ] = None,
+    search_detector: Annotated[
+        str, typer.Option(help="Files: polygon, polygonX, transect or transectX.")
+    ] = "transect",
     occasion_days: Annotated[int, typer.Option(help="Camera days per occasion (0: one).")] = 0,
     species: Annotated[
         str | None, typer.Option(help="Only camera records of this species.")
@@ -81,14 +121,24 @@ def secr_fit_joint_cmd(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fit D~1 to cameras and scat transects together: one density, detection per type."""
+    """Fit D~1 to cameras and scat searches together: one density, detection per type.
+
+    From a PROJECT (genotyped scats on sign transects), or from files: camera
+    traps/captures CSVs and secr's polygon or transect text files (equal
+    animal IDs in the two are one animal unless --unlinked).
+    """
     from irbis.exchange.secr_joint_project import project_joint_survey
     from irbis.stats.secr_joint import fit_joint
 
     try:
-        survey, info = project_joint_survey(
-            project, occasion_days or None, species, snap_m=snap_m, detector=detector
-        )
+        if project is not None:
+            survey, info = project_joint_survey(
+                project, occasion_days or None, species, snap_m=snap_m, detector=detector
+            )
+        else:
+            survey, info = _survey_from_files(
+                traps, captures, search_parts, search_captures, detector, search_detector
+            )
         mask, buf = _survey_mask(survey, buffer, spacing)
         fit = fit_joint(survey, mask, detectfn, detectfn, linked=not unlinked)
         written = None
@@ -96,7 +146,8 @@ def secr_fit_joint_cmd(
             from irbis.exchange.secr_polygon_text import write_joint_files
 
             written = write_joint_files(survey, mask, export_r, detectfn.upper())
-            _audit_export(project, export_r, survey)
+            if project is not None:
+                _audit_export(project, export_r, survey)
     except IrbisError as exc:
         err.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
@@ -112,9 +163,10 @@ def secr_fit_joint_cmd(
         emit_json(doc)
         return
     s = doc["survey"]
+    where = "transects" if survey.search.areas.kind == "transect" else "polygons"
     out.print(
         f"{s['camera_animals']} animals on camera, {s['search_animals']} from scats "
-        f"({s['both']} both; {info['samples_used']} samples on {s['search_parts']} transects); "
+        f"({s['both']} both; {info['samples_used']} samples on {s['search_parts']} {where}); "
         f"{'unlinked' if unlinked else 'linked'} fit, logLik {fit.loglik:.3f}, AIC {fit.aic:.2f}"
     )
     t = Table("parameter", "estimate", "SE", "lcl", "ucl")

@@ -26,7 +26,7 @@ from irbis.stats.secr_data import CaptureHistory, Mask
 from irbis.stats.secr_joint import JointSurvey
 from irbis.stats.secr_polygon import AreaSearchHistory
 
-__all__ = ["write_camera_files", "write_joint_files", "write_search_files"]
+__all__ = ["read_search_files", "write_camera_files", "write_joint_files", "write_search_files"]
 
 
 def _num(v: float) -> str:
@@ -181,3 +181,103 @@ def write_joint_files(
     rfile.write_text(script + "\n")
     return {"camera": cam, "scats": gen, "maskfile": str(mfile), "rfile": str(rfile),
             "r_script": script}  # fmt: skip
+
+
+def _data_lines(path: Path) -> list[tuple[int, list[str]]]:
+    out = []
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            out.append((i, text.split()))
+    return out
+
+
+def read_search_files(
+    parts_file: str | Path, capt_file: str | Path, detector: str = "polygon"
+) -> AreaSearchHistory:
+    """Read secr's polygon / transect files (the layout :func:`write_search_files` writes).
+
+    Parameters
+    ----------
+    parts_file:
+        ``polyID x y [usage...] [/ covariates]``, one line per vertex; usage
+        (effort per occasion) is taken from each part's first vertex.
+    capt_file:
+        ``Session ID Occasion x y``, one line per detection (one session).
+    detector:
+        ``polygon``, ``polygonX``, ``transect`` or ``transectX``.
+
+    Returns
+    -------
+    AreaSearchHistory
+        Each place is given to the polygon holding it (the transect within
+        1 m of it), as secr's ``read.capthist`` does.
+
+    Raises
+    ------
+    BadInputError
+        A line too short or not numeric, a place on no part, several sessions
+        (file and line named).
+    """
+    from irbis.core.errors import BadInputError
+    from irbis.stats.secr_polygon import AREA_DETECTORS, SearchAreas
+
+    if detector not in AREA_DETECTORS:
+        raise BadInputError(
+            "--search-detector", f"{detector!r}", f"use {', '.join(AREA_DETECTORS)}"
+        )
+    kind = "polygon" if AREA_DETECTORS[detector][0] == 2 else "transect"
+    pf, cf = Path(parts_file), Path(capt_file)
+    verts: dict[str, list[list[float]]] = {}
+    usage: dict[str, list[float]] = {}
+    for i, tok in _data_lines(pf):
+        where = f"{pf.name}:line {i}"
+        try:
+            xy = [float(tok[1]), float(tok[2])]
+            end = tok.index("/") if "/" in tok else len(tok)
+            eff = [float(v) for v in tok[3:end]]
+        except (IndexError, ValueError):
+            raise BadInputError(where, "expected polyID x y [usage...]", "fix the line") from None
+        if tok[0] not in verts:
+            usage[tok[0]] = eff
+        verts.setdefault(tok[0], []).append(xy)
+    if not verts:
+        raise BadInputError(pf.name, "no vertices", "give polyID x y lines")
+    ids = list(verts)
+    widths = {len(u) for u in usage.values()}
+    if len(widths) > 1:
+        raise BadInputError(pf.name, "parts give different numbers of usage values", "")
+    eff_matrix = np.array([usage[k] for k in ids]) if widths != {0} else None
+    areas = SearchAreas(ids, [np.array(verts[k]) for k in ids], kind, usage=eff_matrix)
+    names: list[str] = []
+    rows: list[tuple[int, int, int, float, float, str]] = []
+    sessions = set()
+    for i, tok in _data_lines(cf):
+        where = f"{cf.name}:line {i}"
+        try:
+            sess, animal, occ, x, y = tok[0], tok[1], int(tok[2]), float(tok[3]), float(tok[4])
+        except (IndexError, ValueError):
+            raise BadInputError(where, "expected Session ID Occasion x y", "fix the line") from None
+        sessions.add(sess)
+        hits = [k for k in range(areas.n_parts) if areas.contains(np.array([[x, y]]), k)[0]]
+        if not hits:
+            raise BadInputError(where, f"({x:g}, {y:g}) lies on no {kind}", "fix the place")
+        if animal not in names:
+            names.append(animal)
+        rows.append((names.index(animal), occ - 1, hits[0], x, y, where))
+    if not rows:
+        raise BadInputError(cf.name, "no detections", "SECR needs detections")
+    if len(sessions) > 1:
+        raise BadInputError(cf.name, f"{len(sessions)} sessions", "give one session's detections")
+    n_occ = eff_matrix.shape[1] if eff_matrix is not None else max(r[1] for r in rows) + 1
+    return AreaSearchHistory(
+        ids=names,
+        areas=areas,
+        detector=detector,
+        n_occasions=n_occ,
+        animal=np.array([r[0] for r in rows]),
+        occasion=np.array([r[1] for r in rows]),
+        part=np.array([r[2] for r in rows]),
+        xy=np.array([[r[3], r[4]] for r in rows]),
+        where=[r[5] for r in rows],
+    )
