@@ -8,6 +8,11 @@ as it was before the index was retrained with growth: one IVF trained once at
 doubles the run). Prints one JSON document.
 
     .venv/bin/python bench/reid_scale.py [--sizes 100,1000,10000,100000] [--kp 200]
+
+An encounter is the identify stage's unit of work: ``--frames-per-encounter``
+consecutive queries are matched and pooled
+(:func:`irbis.reid.encounter.pool_encounter`) and timed as one
+(``encounter_p50_ms``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import faiss
 import numpy as np
 
 from irbis.reid import Annotation, Catalogue, Features, MatchConfig
+from irbis.reid.encounter import pool_encounter
 
 
 def synthetic(rng: np.random.Generator, words: np.ndarray, n: int) -> Features:
@@ -41,6 +47,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--codec", default="SQ8", help="IVF codec (SQ8, PQ32, Flat)")
     ap.add_argument("--reference", action="store_true", help="also time the never-retrained IVF")
+    ap.add_argument("--frames-per-encounter", type=int, default=5)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     out: dict = {"descriptors_per_annotation": args.kp, "codec": args.codec}
@@ -50,7 +57,7 @@ def main() -> None:
             ivf_codec=args.codec, ivf_above=50_000, ivf_retrain=0.0, nprobe=8
         )
     for name, cfg in configs.items():
-        out[name] = run(cfg, sizes, args.kp, args.queries)
+        out[name] = run(cfg, sizes, args.kp, args.queries, args.frames_per_encounter)
     steps = out["default"]
     if len(steps) >= 2:
         a, b = steps[-2], steps[-1]
@@ -62,7 +69,9 @@ def main() -> None:
     print(json.dumps(out, indent=2))
 
 
-def run(cfg: MatchConfig, sizes: list[int], kp: int, n_queries: int) -> list[dict]:
+def run(
+    cfg: MatchConfig, sizes: list[int], kp: int, n_queries: int, per_encounter: int = 5
+) -> list[dict]:
     """Grow one catalogue through ``sizes`` and time the same queries at each."""
     rng = np.random.default_rng(0)
     words = np.abs(rng.normal(0, 1, (20000, 128))).astype(np.float32)
@@ -84,6 +93,11 @@ def run(cfg: MatchConfig, sizes: list[int], kp: int, n_queries: int) -> list[dic
             cat.query(q)
             lat.append(1000 * (time.perf_counter() - t))
             cpu.append(1000 * (time.process_time() - c))
+        enc_lat = []
+        for i in range(0, len(queries) - per_encounter + 1, per_encounter):
+            t = time.perf_counter()
+            pool_encounter([cat.query(q) for q in queries[i : i + per_encounter]])
+            enc_lat.append(1000 * (time.perf_counter() - t))
         mem = cat.memory_bytes()
         idx = cat._index
         step = {
@@ -100,6 +114,8 @@ def run(cfg: MatchConfig, sizes: list[int], kp: int, n_queries: int) -> list[dic
             # CPU time of the process (all its threads): on a machine shared with
             # other jobs wall time inflates, CPU time does not.
             "p50_cpu_ms": round(float(np.percentile(cpu, 50)), 1),
+            "frames_per_encounter": per_encounter,
+            "encounter_p50_ms": round(float(np.percentile(enc_lat, 50)), 1) if enc_lat else None,
         }
         steps.append(step)
         print(json.dumps(step), flush=True, file=sys.stderr)

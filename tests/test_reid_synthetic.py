@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import faiss
 import numpy as np
 import pytest
 
@@ -224,6 +225,25 @@ def test_ivf_retrains_as_it_grows(cats: dict[str, list[np.ndarray]]) -> None:
     assert "xC0" not in cat
     assert cat.query(feats_of(cats["C0"][1])).individual == "C0"
     assert cat.memory_bytes()["index"] > 0
+
+
+def test_a_big_catalogue_switches_to_compact_codes(cats: dict[str, list[np.ndarray]]) -> None:
+    cfg = MatchConfig(
+        ivf_above=300, ivf_codec="Flat", compact_above=600, compact_codec="SQ8", nprobe=256
+    )
+    cat = Catalogue(cfg)
+    for name, frames in cats.items():
+        cat.add(Annotation(name, frames[0], individual=name), feats_of(frames[0]))
+    assert cat.n_descriptors > 600
+    ivf = faiss.extract_index_ivf(cat._index)
+    assert ivf.code_size == 128  # one byte per dimension, not four
+    for name, frames in cats.items():
+        assert cat.query(feats_of(frames[1])).individual == name
+    small = Catalogue(MatchConfig(ivf_above=300, ivf_codec="Flat", nprobe=256))
+    for name, frames in cats.items():
+        small.add(Annotation(name, frames[0], individual=name), feats_of(frames[0]))
+    assert faiss.extract_index_ivf(small._index).code_size == 512  # never compact by default
+    assert cat.memory_bytes()["index"] < small.memory_bytes()["index"]
 
 
 def test_clustering(cats: dict[str, list[np.ndarray]]) -> None:

@@ -54,6 +54,18 @@ class MatchConfig:
     ivf_codec:
         faiss codec of the IVF cells: ``"SQ8"`` (128 B per descriptor, near
         exact), ``"PQ32"`` (32 B, for 10^7+ descriptors) or ``"Flat"``.
+    compact_above:
+        Above this many descriptors the IVF cells hold ``compact_codec`` codes
+        instead of ``ivf_codec`` (taken at the next retraining); ``None``
+        (default) never. At the Tajik set's 648 keypoints per annotation,
+        100,000 annotations are 65 million descriptors: 8.8 GB of SQ8 codes,
+        2.6 GB of PQ32. Off by default because PQ32 costs identification
+        accuracy where SQ8 costs none measurable (``bench/reid_index.py`` on
+        the Tajik descriptors: neighbour recall@10 0.92 SQ8, 0.73 PQ32;
+        per-frame top-1 0.572 exact, 0.561 SQ8, 0.509 PQ32); for a catalogue
+        that must fit a small machine.
+    compact_codec:
+        faiss codec of very large catalogues (default ``"PQ32"``, 32 B per descriptor).
     nprobe:
         IVF cells visited per search.
     ivf_retrain:
@@ -99,6 +111,8 @@ class MatchConfig:
     size_penalty: float = 1.0
     penalise_verified: bool = False
     nprobe: int = 32
+    compact_above: int | None = None
+    compact_codec: str = "PQ32"
     calibration: Calibration = field(default_factory=Calibration)
     decision: DecisionRule = field(default_factory=DecisionRule)
 
@@ -458,9 +472,10 @@ class Catalogue:
         total = have + extra.shape[0]
         nlist = int(min(8192, max(64, 2 * np.sqrt(total))))
         quant = "HNSW32" if nlist > 1024 else ""
-        ivf = faiss.index_factory(
-            self.dim, f"IVF{nlist}_{quant},{self.config.ivf_codec}".replace("_,", ",")
-        )
+        cfg = self.config
+        big = cfg.compact_above is not None and total > cfg.compact_above
+        codec = cfg.compact_codec if big else cfg.ivf_codec
+        ivf = faiss.index_factory(self.dim, f"IVF{nlist}_{quant},{codec}".replace("_,", ","))
         rng = np.random.default_rng(0)
         pick = np.sort(rng.choice(total, min(total, 30 * nlist), replace=False))
         pick_old, pick_new = pick[pick < have], pick[pick >= have] - have
