@@ -158,3 +158,34 @@ def test_unit_queries_never_hold_their_own_encounter() -> None:
     assert all(q.key not in q.gallery for q in encs)
     with pytest.raises(ValueError, match="unit"):
         unit_queries(sm, "burst")
+
+
+@pytest.mark.slow
+def test_on_real_tajik_frames_the_untrained_rows_match_reid_evaluate() -> None:
+    """Real photos: the ranking bench's default rows are ``irbis reid evaluate``'s figures."""
+    from collections import defaultdict
+    from dataclasses import replace
+
+    from irbis.reid import EvalOptions, evaluate, read_labels
+    from irbis.reid.evaluate import extract_all
+    from irbis.reid.ranking_eval import collect_matches
+
+    from .conftest import need_data
+
+    root = need_data("reid", "snowleopard-tajikistan")
+    by_enc = defaultdict(list)
+    for a in read_labels(root / "labels.csv"):
+        by_enc[a.encounter].append(replace(a, mask=None))
+    anns = [a for m in by_enc.values() for a in sorted(m, key=lambda a: a.id)[:2]]
+    opts = EvalOptions(cluster=False)
+    feats, _ = extract_all(anns, opts)
+    reference = evaluate(anns, opts, feats=feats)["per_encounter"]
+    res = evaluate_rankings(collect_matches(anns, feats))
+    enc = res["encounter"]["default"]
+    assert enc["queries"] == reference["closed_set_encounters"]
+    assert enc["top1"] == round(reference["top1"], 3)
+    assert enc["top5"] == round(reference["top5"], 3)
+    assert enc["macro_top1"] == round(reference["macro_top1"], 3)
+    # Every closed-set encounter is also ranked by a model that never saw its cat.
+    assert res["encounter"]["tuned"]["queries"] == enc["queries"]
+    assert set(res["encounter"]["tuned"]["per_individual"]) == set(enc["per_individual"])
