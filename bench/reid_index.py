@@ -90,11 +90,15 @@ def neighbour_recall(desc: np.ndarray, codec: str, k: int, n_query: int, seed: i
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--codecs", default="SQfp16,SQ8,PQ32")
+    ap.add_argument("--codecs", default="SQfp16,SQ8,PQ32", help="'' for none")
     ap.add_argument("--every", type=int, default=3, help="query every N-th frame")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--sample", type=int, default=5000, help="query descriptors for recall@k")
     ap.add_argument("--cache", type=Path, default=None)
+    ap.add_argument("--no-exact", action="store_true", help="skip the slow exact reference")
+    ap.add_argument(
+        "--nprobe", default="", help="also judge SQ8 at these cells per search, e.g. 8,16"
+    )
     args = ap.parse_args()
     cv2.setNumThreads(1)
     anns = [replace(a, mask=None) for a in read_labels(args.data / "labels.csv")]
@@ -127,8 +131,15 @@ def main() -> None:
             **{u: {k: res[u]["default"][k] for k in keys} for u in ("encounter", "frame")},
         }
 
-    out["exact"].update(judged(MatchConfig(ivf_above=10**12)))
-    print("exact", out["exact"], file=sys.stderr, flush=True)
+    if not args.no_exact:
+        out["exact"].update(judged(MatchConfig(ivf_above=10**12)))
+        print("exact", out["exact"], file=sys.stderr, flush=True)
+    for nprobe in [int(n) for n in args.nprobe.split(",") if n]:
+        t0 = time.process_time()
+        r = judged(MatchConfig(ivf_above=0, ivf_codec="SQ8", nprobe=nprobe))
+        r["cpu_seconds"] = round(time.process_time() - t0, 1)
+        out[f"SQ8_nprobe{nprobe}"] = r
+        print(f"SQ8 nprobe {nprobe}", r, file=sys.stderr, flush=True)
     for codec in [c for c in args.codecs.split(",") if c]:
         r = neighbour_recall(desc, codec, args.k, args.sample)
         r["index_gb_at_100k"] = round(n100k * r["bytes_per_descriptor"] / 1e9, 2)

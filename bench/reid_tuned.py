@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from irbis.reid import EvalOptions, read_labels
 from irbis.reid.annotations import attach_boxes, read_boxes
@@ -40,6 +41,25 @@ from irbis.reid.ranking_eval import (
 DATA = Path(__file__).resolve().parents[1].parent / "shared/data/reid/snowleopard-tajikistan"
 
 
+def fewer_frames(sm: SurveyMatches, k: int) -> SurveyMatches:
+    """The same season with at most ``k`` query frames per encounter, evenly spaced."""
+    groups: dict[str, list[int]] = {}
+    for i, e in enumerate(sm.encounter):
+        groups.setdefault(e, []).append(i)
+    rows = sorted(
+        m[j]
+        for m in groups.values()
+        for j in set(np.linspace(0, len(m) - 1, min(k, len(m))).round().astype(int).tolist())
+    )
+    return SurveyMatches(
+        [sm.frames[i] for i in rows],
+        [sm.encounter[i] for i in rows],
+        [sm.individual[i] for i in rows],
+        [sm.station[i] for i in rows],
+        [sm.when[i] for i in rows] if sm.when else [],
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
@@ -47,6 +67,12 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--l2", type=float, default=1.0, help="ridge of the pair model")
     ap.add_argument("--no-cluster", action="store_true")
+    ap.add_argument(
+        "--frames-per-encounter",
+        type=int,
+        default=None,
+        help="query only this many frames of each encounter (evenly spaced; gallery complete)",
+    )
     args = ap.parse_args()
     if not (args.data / "boxes.csv").exists():
         sys.exit(f"no boxes.csv under {args.data} (see ../shared/data/README.md)")
@@ -76,6 +102,8 @@ def main() -> None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps(sm.as_dict()))
     match_s = time.perf_counter() - t0
+    if args.frames_per_encounter:
+        sm = fewer_frames(sm, args.frames_per_encounter)
     out: dict = {
         "data": str(args.data),
         "crops": "boxes + hand masks" if args.masks else "boxes + burst motion mask",
