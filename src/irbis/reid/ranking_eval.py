@@ -271,7 +271,12 @@ def training_pairs(
     return np.vstack(xs), np.concatenate(ys)
 
 
-def _figures(ranked: dict[str, tuple[list[str], list[str]]], queries: Sequence[Query], ind_of):
+def _figures(
+    ranked: dict[str, tuple[list[str], list[str]]],
+    queries: Sequence[Query],
+    ind_of: dict[str, str],
+) -> dict:
+    """Top-1/top-5/mAP/macro top-1 of ``ranked`` (individuals, gallery encounters) per query."""
     per: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     aps = []
     for q in queries:
@@ -357,7 +362,21 @@ def evaluate_rankings(
 
 
 def fit_on_season(sm: SurveyMatches, unit: str = "encounter", l2: float = 1.0) -> PairModel:
-    """The pair model fitted on every labelled pair of the season (to install)."""
+    """The pair model fitted on every labelled pair of the season (the one installed).
+
+    Parameters
+    ----------
+    sm:
+        The matched season.
+    unit:
+        Query unit whose pairs train it (``"encounter"``: the identify stage's).
+    l2:
+        Ridge penalty.
+
+    Returns
+    -------
+    PairModel
+    """
     queries = unit_queries(sm, unit)
     x, y = training_pairs(queries, sm.encounter_individual(), set())
     return fit_pair_model(x, y, l2=l2)
