@@ -91,3 +91,28 @@ def test_p_accepts_the_proposal_and_u_takes_it_back(browser_page, project):  # n
     tile = page.locator(f'.tile[data-id="{seqs[3]}"]')
     assert "reviewed" not in (tile.get_attribute("class") or "")
     assert tile.locator(".proposal").inner_text() == "proposed: ibex 0.55"
+
+
+def test_y_accepts_the_proposal_on_the_sequence_page(browser_page, project):  # noqa: F811
+    page, base, seqs, out, _, _ = browser_page
+    page.goto(f"{base}/sequences/{seqs[3]}")
+    line = page.locator("#proposal .proposal")
+    page.wait_for_function("!document.querySelector('#proposal').hidden")
+    assert line.inner_text().startswith("proposed: ibex 0.55")
+    page.keyboard.press("y")
+    page.wait_for_selector("#flash.ok:has-text('accepted the proposal: ibex')")
+    rows = _human(project, seqs[3])
+    assert rows and all(sp == "ibex" and by == "local" for sp, by, _ in rows)
+    assert all(ex["proposal"]["probability"] == 0.55 for _, _, ex in rows)
+    assert "accepted" in (page.locator("#proposal").get_attribute("class") or "")
+    page.screenshot(path=str(out / "sequence-accepted.png"), full_page=True)
+    page.keyboard.press("u")
+    page.wait_for_selector("#flash.ok:has-text('undone')")
+    assert _human(project, seqs[3]) == []
+
+    page.goto(f"{base}/sequences/{seqs[1]}")  # the unsure one: nothing to accept
+    page.wait_for_function("!document.querySelector('#proposal').hidden")
+    assert page.locator("#accept-proposal").is_disabled()
+    page.keyboard.press("y")
+    page.wait_for_selector("#flash.error:has-text('no species proposal')")
+    assert _human(project, seqs[1]) == []

@@ -610,6 +610,12 @@ def _obs_dict(o: Any) -> dict[str, Any]:
     }
 
 
+def _proposal(project: Project, seq_id: int) -> dict[str, Any] | None:
+    from irbis.web.proposals import proposal_of
+
+    return proposal_of(project, seq_id)
+
+
 def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
     """One sequence with its media, detection boxes and every observation (retracted too).
 
@@ -763,6 +769,7 @@ def sequence_detail(project: Project, seq_id: int) -> dict[str, Any]:
         ),
         "labels": labels,
         "reviewed": reviewed,
+        "proposal": _proposal(project, group.id),
         "media": [
             {
                 "id": m.id,

@@ -183,7 +183,7 @@
     else if (k === "a") { tiles().forEach((t) => t.classList.add("selected")); }
     else if (k === "c") { irbis.askCount(); }
     else if (k === "u") { undo(); }
-    else if (k === "p") { accept(); }
+    else if (k === "p" || k === "y") { accept(); }  // y as on the sequence page
     else if (k === "n") { const a = document.getElementById("next-page"); if (a) writes.then(() => { window.location = a.href; }); }
   });
   grid.addEventListener("click", (ev) => {

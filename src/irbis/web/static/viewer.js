@@ -129,7 +129,32 @@
     });
   }
 
+  function renderProposal() {
+    const p = seq.proposal;
+    const line = document.getElementById("proposal");
+    if (!line) return;
+    line.hidden = !p;
+    if (!p) return;
+    const prob = p.probability !== null && p.probability !== undefined ? ` ${p.probability.toFixed(2)}` : "";
+    line.querySelector(".proposal").textContent = p.species
+      ? `proposed: ${p.species}${prob} (${p.model})` : `classifier unsure (${p.best}?${prob})`;
+    const taken = p.species && seq.labels.some((l) => l.provenance === "human" && l.species === p.species);
+    line.classList.toggle("accepted", Boolean(taken));
+    document.getElementById("accept-proposal").disabled = !p.species;
+  }
+
+  /* y: the classifier's proposal becomes the person's label (machine-proposed,
+     person-confirmed; u undoes it), as p does in the grid. */
+  function acceptProposal() {
+    const p = seq.proposal;
+    if (!p || !p.species) { irbis.flash("no species proposal here to accept", "error"); return; }
+    return write(() => irbis.api("POST", `/api/sequences/${seq.id}/accept`,
+      { versions: irbis.versionsOf(seq.media), species: p.species }),
+    () => `accepted the proposal: ${p.species}`);
+  }
+
   function renderLabels() {
+    renderProposal();
     const box = document.getElementById("current-labels");
     box.innerHTML = "";
     if (!seq.labels.length) box.textContent = "no label yet";
@@ -573,6 +598,7 @@
   document.getElementById("show-boxes").addEventListener("change", showFrame);
   const on = (id, fn) => { const b = document.getElementById(id); if (b) b.addEventListener("click", fn); };
   on("box-accept", accept);
+  on("accept-proposal", acceptProposal);
   on("box-delete", removeSelected);
   on("no-animal", () => frameAction("no-animal", "no animal in this frame"));
   on("animal-here", () => frameAction("animal-here", "animal here: the sequence no longer counts as blank"));
@@ -613,6 +639,7 @@
     else if (k === ",") step(-1);
     else if (k === "z") zoom();
     else if (k === "u") undo();
+    else if (k === "y") acceptProposal();
     else if (k === "c") irbis.askCount();
     else if (k === "?") document.getElementById("hotkeys").classList.toggle("hidden");
   });
