@@ -101,7 +101,9 @@ def test_report_pdf_without_a_browser(project, tmp_path):
     pdf_path = tmp_path / "report.pdf"
     res = build_report(project, tmp_path / "r.html", pdf=pdf_path, pdf_engine="matplotlib")
     assert res["pdf_engine"] == "matplotlib"
-    assert _assert_printed(pdf_path, tmp_path) == 5
+    # summary and effort map; detections and RAI; catalogue; estimates; activity
+    # with occupancy (section 9); methods (no detector run, no field records here)
+    assert _assert_printed(pdf_path, tmp_path) == 6
 
 
 def test_auto_engine_prefers_chromium(monkeypatch, tmp_path):
