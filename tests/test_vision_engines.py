@@ -210,3 +210,19 @@ def test_auto_falls_back_to_onnxruntime_for_an_operator_openvino_lacks(
     np.testing.assert_allclose(session.run(None, {"x": x})[0], [8.0, 1.0], rtol=1e-6)
     with pytest.raises(Exception):  # noqa: B017 - OpenVINO's own error type
         make_session(path, engine="openvino")
+
+
+@needs_openvino
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_openvino_with_fewer_threads_than_cpus_does_not_pin_them(tmp_path: Path) -> None:
+    """Processes sharing a machine (Ray workers, one thread each) must not all be pinned
+    to core 0 by OpenVINO's default: on 2 cores that halved two workers' throughput."""
+    model = _tiny_cnn(tmp_path / "m.onnx", dynamic=False)
+    one = OpenVinoSession(model, threads=1, precision="f32")
+    compiled = one._requests[(1, 3, 32, 48)].get_compiled_model()
+    assert compiled.get_property("ENABLE_CPU_PINNING") is False
+    x = np.full((1, 3, 32, 48), 128, np.float32)
+    one.run(["y"], {"x": x})
+    allowed = set(os.sched_getaffinity(0))
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        assert os.sched_getaffinity(int(task.name)) == allowed, task.name

@@ -273,6 +273,11 @@ class OpenVinoSession:
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
         }
+        if threads < usable_cpus():
+            # OpenVINO pins its inference threads to the first cores by default:
+            # processes sharing a machine (Ray workers, one thread each) would all
+            # land on core 0 and run at half speed on two cores.
+            self._config["ENABLE_CPU_PINNING"] = False
         if precision == "auto":  # what OpenVINO would pick on this CPU, named
             precision = self._core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
         self._config["INFERENCE_PRECISION_HINT"] = precision
