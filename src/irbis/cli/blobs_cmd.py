@@ -39,6 +39,18 @@ EndpointOpt = Annotated[
     ),
 ]
 
+#: ``--blobs`` of ``irbis detect/identify --ray``.
+BlobsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--blobs",
+        envvar="IRBIS_BLOBS_URL",
+        help="With --ray: workers read the originals from this S3-compatible mirror "
+        "(s3://BUCKET/PREFIX, filled by irbis blobs push) into a per-node cache, so "
+        "no shared filesystem is needed. Also IRBIS_BLOBS_URL.",
+    ),
+]
+
 
 def _mirror(url: str, endpoint: str | None) -> BlobMirror:
     from irbis.ingest.blob_mirror import BlobMirror, BlobMirrorError

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from irbis.cli.blobs_cmd import blob_mirror
+from irbis.cli.blobs_cmd import BlobsOpt, EndpointOpt, blob_mirror
 from irbis.cli.common import JsonOpt, emit_json, err, out, progress, resumable
 from irbis.cli.train_cmd import train_app
 
@@ -84,25 +84,8 @@ def detect(
     batch_size: Annotated[
         int, typer.Option(help="With --ray: media per Ray task (whole sequences).")
     ] = 64,
-    blobs: Annotated[
-        str | None,
-        typer.Option(
-            "--blobs",
-            envvar="IRBIS_BLOBS_URL",
-            help="With --ray: workers read the originals from this S3-compatible mirror "
-            "(s3://BUCKET/PREFIX, filled by irbis blobs push) into a per-node cache, so "
-            "no shared filesystem is needed. Also IRBIS_BLOBS_URL.",
-        ),
-    ] = None,
-    s3_endpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--s3-endpoint",
-            envvar="IRBIS_S3_ENDPOINT",
-            help="The object store of --blobs, e.g. http://storage.lan:9000 (MinIO, Ceph, "
-            "Garage); none: AWS. Also IRBIS_S3_ENDPOINT.",
-        ),
-    ] = None,
+    blobs: BlobsOpt = None,
+    s3_endpoint: EndpointOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Find animals, people and vehicles; mark blanks. Safe to interrupt and rerun."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from irbis.cli.blobs_cmd import blob_mirror
+from irbis.cli.blobs_cmd import BlobsOpt, EndpointOpt, blob_mirror
 from irbis.cli.common import JsonOpt, emit_json, err, progress, resumable
 
 __all__ = ["identify"]
@@ -32,25 +32,8 @@ def identify(
     batch_size: Annotated[
         int, typer.Option(min=1, help="With --ray: crops per Ray task (whole bursts).")
     ] = 16,
-    blobs: Annotated[
-        str | None,
-        typer.Option(
-            "--blobs",
-            envvar="IRBIS_BLOBS_URL",
-            help="With --ray: workers read the originals from this S3-compatible mirror "
-            "(s3://BUCKET/PREFIX, filled by irbis blobs push) into a per-node cache, so "
-            "no shared filesystem is needed. Also IRBIS_BLOBS_URL.",
-        ),
-    ] = None,
-    s3_endpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--s3-endpoint",
-            envvar="IRBIS_S3_ENDPOINT",
-            help="The object store of --blobs, e.g. http://storage.lan:9000 (MinIO, Ceph, "
-            "Garage); none: AWS. Also IRBIS_S3_ENDPOINT.",
-        ),
-    ] = None,
+    blobs: BlobsOpt = None,
+    s3_endpoint: EndpointOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Match every unconfirmed snow-leopard crop against the catalogue of confirmed ones.
