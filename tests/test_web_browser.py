@@ -9,11 +9,13 @@ Screenshots go to ``$IRBIS_TEST_ARTIFACTS`` (default: pytest's tmp_path).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,14 +44,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def served(project):
-    """(base URL, ids) of the app serving a project built from the real card."""
+@contextlib.contextmanager
+def serving(project) -> Iterator[str]:
+    """The app on the project in uvicorn on a free loopback port: its base URL."""
     import uvicorn
 
     from irbis.web import create_app
 
-    ids = build_project(project)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning")
@@ -61,9 +62,19 @@ def served(project):
         if time.monotonic() > deadline:
             raise RuntimeError("uvicorn did not start within 20 s")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", ids
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def served(project):
+    """(base URL, ids) of the app serving a project built from the real card."""
+    ids = build_project(project)
+    with serving(project) as base:
+        yield base, ids
 
 
 @pytest.fixture

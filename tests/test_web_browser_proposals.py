@@ -8,15 +8,12 @@ step is checked in the database.
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 from sqlalchemy import select
 
 from irbis.store.schema import Media, Observation
 
-from .test_web_browser import _free_port, browser_page  # noqa: F401 - the fixture
+from .test_web_browser import browser_page, serving  # noqa: F401 - the fixture
 from .test_web_proposals import _ingest, propose
 
 pytestmark = pytest.mark.browser
@@ -25,26 +22,10 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def served(project):
     """(base URL, proposed sequence ids) of the app on the project."""
-    import uvicorn
-
-    from irbis.web import create_app
-
     _ingest(project)
     seqs = propose(project)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start within 20 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", seqs
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(project) as base:
+        yield base, seqs
 
 
 def _human(project, seq_id: int) -> list[tuple]:
