@@ -221,3 +221,28 @@ def test_cli_detect_ray(reference, ray_cluster, tmp_path, monkeypatch):
     assert doc["media_processed"] == ENCOUNTERS * PER_ENCOUNTER
     assert doc["status"]["sequences"] == dict(Counter(r[3] for r in expected["sequences"]))
     assert _rows(path) == expected
+
+
+def test_two_core_workers_decode_beside_inference_same_rows(reference, ray_cluster, tmp_path):
+    """``worker_cpus=2``: one worker with two inference threads and a decoding thread."""
+    fresh, expected = reference
+    path = _copy(fresh, tmp_path / "p")
+    stats: list[dict[str, Any]] = []
+    with Project.open(path) as p:
+        res = run_detect_ray(p, DetectorSpec(), batch_size=BATCH, worker_cpus=2, stats=stats)
+    assert res.media_processed == ENCOUNTERS * PER_ENCOUNTER
+    assert _rows(path) == expected
+    assert sum(s["media"] for s in stats) == ENCOUNTERS * PER_ENCOUNTER
+
+
+def test_more_cores_per_worker_than_any_node_fails_in_one_line(reference, ray_cluster, tmp_path):
+    from irbis.pipeline.cluster import RayUnavailableError
+
+    fresh, _ = reference
+    path = _copy(fresh, tmp_path / "p")
+    with Project.open(path) as p, pytest.raises(RayUnavailableError) as info:
+        run_detect_ray(p, DetectorSpec(), batch_size=BATCH, worker_cpus=3)
+    msg = str(info.value)
+    assert "\n" not in msg and "more than 2 cores" in msg
+    with Project.open(path) as p, p.session() as s:  # nothing was written
+        assert s.scalar(select(MediaDetection.id).limit(1)) is None

@@ -84,6 +84,13 @@ def detect(
     batch_size: Annotated[
         int, typer.Option(help="With --ray: media per Ray task (whole sequences).")
     ] = 64,
+    worker_cpus: Annotated[
+        int,
+        typer.Option(
+            help="With --ray: cores per Ray task. 1 (default): one worker per core, each "
+            "decoding between inferences; 2 or more: inference threads plus a decoding thread."
+        ),
+    ] = 1,
     blobs: BlobsOpt = None,
     s3_endpoint: EndpointOpt = None,
     as_json: JsonOpt = False,
@@ -132,6 +139,7 @@ def detect(
                         video_max_frames=video_max_frames,
                         limit=limit,
                         batch_size=batch_size,
+                        worker_cpus=worker_cpus,
                         blobs=blob_mirror(blobs, s3_endpoint),
                     )
                 else:

@@ -306,11 +306,14 @@ def detect_batch(
     hook: BatchHook | None = None,
     blobs: BlobMirror | None = None,
     refs: dict[int, BlobRef] | None = None,
+    overlap: bool = True,
 ) -> BatchResult:
     """Decode and detect a batch of units (runs in a Ray worker; plain function for tests).
 
-    Decoding of the next chunk overlaps inference on this one, as on a laptop;
-    the chunks and bursts are the laptop run's, so the boxes are the same.
+    With ``overlap``, decoding of the next chunk overlaps inference on this one,
+    as on a laptop; without, the worker decodes and infers in turn and so keeps
+    to the one core Ray gave it. The chunks and bursts are the laptop run's,
+    so the boxes are the same either way.
     With ``blobs``, each original is fetched from the mirror by its ``refs``
     entry (into this node's cache) instead of read at the driver's path.
     """
@@ -330,7 +333,8 @@ def detect_batch(
     out: list[tuple[list[_Burst], list[list[list[Detection]]], dict[int, str]]] = [
         ([], [], {}) for _ in units
     ]
-    for (k, _chunk), (bursts, errors) in _prefetch(jobs, load):
+    loaded = _prefetch(jobs, load) if overlap else ((job, load(job)) for job in jobs)
+    for (k, _chunk), (bursts, errors) in loaded:
         for b in bursts:
             out[k][1].append(det.run(b.prepared))
             b.prepared = None  # tensors stay on the worker
@@ -435,6 +439,7 @@ def run_detect_ray(
     hook: BatchHook | None = None,
     stats: list[dict[str, Any]] | None = None,
     blobs: BlobMirror | None = None,
+    worker_cpus: int = 1,
 ) -> DetectSummary:
     """Like :func:`irbis.pipeline.detect_stage.run_detect`, with Ray workers doing the looking.
 
@@ -463,6 +468,12 @@ def run_detect_ray(
     blobs
         Workers read the originals from this object-store mirror instead of the
         project folder (``irbis blobs push`` fills it).
+    worker_cpus
+        Cores Ray reserves for each task. With one (the default: one worker per
+        core) a worker runs one inference thread and decodes between its
+        inferences, so it never takes a second core from its neighbour. With
+        two or more it runs that many inference threads (unless ``spec`` says)
+        and decodes the next chunk in a thread of its own, as a laptop does.
 
     Returns
     -------
@@ -487,10 +498,24 @@ def run_detect_ray(
 
     started = connect(address or os.environ.get(RAY_ENV) or "local")
     try:
-        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        # One core per task: the worker's inference threads default to one.
-        wspec = spec if spec.threads is not None else _with_threads(spec, 1)
-        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(detect_batch)
+        cpus = max(1, int(worker_cpus))
+        widest = max(
+            (int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=0
+        )
+        if cpus > widest:
+            # Ray would queue such a task forever; say so instead.
+            raise RayUnavailableError(
+                f"--worker-cpus {cpus}: no node of this Ray cluster has more than {widest} "
+                "cores; ask for fewer cores per worker"
+            )
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus)
+        # A task keeps to the cores Ray reserved for it: as many inference threads,
+        # and a decoding thread beside them only when there is a core to spare for
+        # it. A one-core worker that also decoded in a second thread took 1.1
+        # cores, which N workers on N cores cannot each have (bench/README.md).
+        wspec = spec if spec.threads is not None else _with_threads(spec, cpus)
+        overlap = cpus >= 2
+        task = ray.remote(num_cpus=cpus, max_retries=MAX_RETRIES)(detect_batch)
         spec_ref = ray.put(wspec)
         submitted: dict[int, float] = {}
         refs = blob_refs(project, _media_ids(units)) if blobs is not None else {}
@@ -507,6 +532,7 @@ def run_detect_ray(
                 hook,
                 blobs=blobs,
                 refs={m: refs[m] for m in _media_ids(work[i])} if blobs is not None else None,
+                overlap=overlap,
             )
 
         for i, res in _in_order(len(work), 2 * workers + 1, submit, ray):
