@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from irbis.store.schema import (
 )
 
 from .conftest import need_data
-from .test_web_browser import ARGS, CHROMIUM, _free_port
+from .test_web_browser import ARGS, CHROMIUM, serving
 
 pytestmark = pytest.mark.browser
 
@@ -102,43 +100,24 @@ def heron_page(project, tmp_path, request):
     """(page, base URL, ids, artefacts folder) with the app serving the heron project."""
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         pytest.skip(f"Chromium not found at {CHROMIUM} (installed by `make test`)")
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
-    from irbis.web import create_app
-
     ids = _heron_project(project)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start within 20 s")
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
     out = Path(os.environ.get("IRBIS_TEST_ARTIFACTS") or tmp_path) / request.node.name
     out.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     requests: list[str] = []
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            page = context.new_page()
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
-            try:
-                yield page, base, ids, out
-            finally:
-                context.close()
-                browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(project) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        try:
+            yield page, base, ids, out
+        finally:
+            context.close()
+            browser.close()
     assert not errors, f"JavaScript errors: {errors}"
     assert all(u.startswith(base + "/") for u in requests), requests[:5]
 

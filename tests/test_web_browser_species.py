@@ -10,8 +10,6 @@ database: the label stored, who and when.
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import pytest
 from sqlalchemy import select
@@ -22,7 +20,7 @@ from irbis.store.schema import Media, MediaGroup, Observation
 
 from .conftest import need_data
 from .test_web_api import CAMTRAPR
-from .test_web_browser import _free_port, browser_page  # noqa: F401 - the fixture
+from .test_web_browser import browser_page, serving  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.browser
 
@@ -51,11 +49,8 @@ def _cli(*args: str) -> str:
 @pytest.fixture
 def served(project):
     """(base URL, sequence ids with two or more files) of the app on a new project."""
-    import uvicorn
-
     from irbis.ingest.registry import import_registry
     from irbis.ingest.runner import ingest
-    from irbis.web import create_app
 
     import_registry(project, need_data(*CAMTRAPR, "oracle", "camtraps.csv"), date_format="%d/%m/%Y")
     ingest(project, need_data(*CAMTRAPR, "pictures", "sample_images_species_dir"), layout="station")
@@ -64,25 +59,20 @@ def served(project):
         multi = s.scalars(
             select(MediaGroup.id).where(MediaGroup.kind == "sequence", MediaGroup.n_media > 1)
         ).all()
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start within 20 s")
-        time.sleep(0.05)
-    # While it serves: the species list from the command line.
-    for label, sci, common in SPECIES:
-        _cli(
-            "species", "add", str(project.root), label, "--scientific", sci, "--vernacular", common
-        )
-    yield f"http://127.0.0.1:{port}", sorted(multi)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(project) as base:
+        # While it serves: the species list from the command line.
+        for label, sci, common in SPECIES:
+            _cli(
+                "species",
+                "add",
+                str(project.root),
+                label,
+                "--scientific",
+                sci,
+                "--vernacular",
+                common,
+            )
+        yield base, sorted(multi)
 
 
 def _current(project, seq_id: int) -> list[tuple]:
