@@ -74,3 +74,23 @@ def project(tmp_path: Path, backend: str | None):
     p = Project.init(tmp_path / "project", db_url=backend)
     yield p
     p.close()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    """A local Ray cluster with 2 worker processes on 127.0.0.1, one per test module.
+
+    Shared by the ``--ray`` tests of detect, identify and training; skipped
+    where Ray is not installed (``pip install 'irbis[ray]'``).
+    """
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'irbis[ray]')")
+    # address="local": a new instance, whatever cluster `ray start` may have left running.
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    yield
+    ray.shutdown()

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,21 +40,6 @@ CATALOGUE = {"S04C1_2012-07-05": "Cat1", "S05C1_2012-07-16": "Cat23"}
 QUERIES = ("S12C2_2012-06-14", "S13C1_2012-08-16", "S05C1_2012-09-10")
 PER_ENCOUNTER = 3  # frames of each burst
 BATCH = 3  # crops per Ray task: one burst each, 3 tasks
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    """A local Ray cluster with 2 worker processes on 127.0.0.1."""
-    # address="local": a new instance, whatever cluster `ray start` may have left running.
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    yield
-    ray.shutdown()
 
 
 def _build(root: Path) -> Path:

@@ -27,6 +27,31 @@ out = Console()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
+#: ``--ray ADDRESS`` (or ``IRBIS_RAY_ADDRESS``) of the commands that run their
+#: per-item work on a Ray cluster (:mod:`irbis.pipeline.cluster`).
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        envvar="IRBIS_RAY_ADDRESS",
+        help="Run the per-crop work on a Ray cluster: its address (auto, ray://host:10001, "
+        "host:6379), local (a local Ray, one worker per core) or local:N. The project folder "
+        "must be at the same path on every node. Needs irbis[ray]. Also IRBIS_RAY_ADDRESS.",
+    ),
+]
+
+
+@contextmanager
+def ray_errors() -> Iterator[None]:
+    """Turn an unreachable Ray cluster into its one-line error (exit 2), as ``--ray`` does."""
+    from irbis.pipeline.cluster import RayUnavailableError
+
+    try:
+        yield
+    except RayUnavailableError as exc:
+        err.print(f"[red]error[/] {exc}")
+        raise typer.Exit(2) from exc
+
 
 def emit_json(data: object) -> None:
     """Print ``data`` as one JSON document on stdout."""

@@ -7,12 +7,13 @@ Wired into :mod:`irbis.cli.detect_cmd` (``models train``) and :mod:`irbis.cli.ap
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from irbis.cli.common import JsonOpt, emit_json, err, out, progress
+from irbis.cli.common import JsonOpt, RayOpt, emit_json, err, out, progress, ray_errors
 
 __all__ = ["boxes_app", "train_app"]
 
@@ -241,22 +242,32 @@ def train_reid_cmd(
         bool,
         typer.Option(help="Install the ranking where it beats the untrained one on held-out cats."),
     ] = True,
+    ray: RayOpt = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="With --ray: confirmed crops per Ray task.")
+    ] = 16,
     as_json: JsonOpt = False,
 ) -> None:
     """Learn a reid ranking from the project's confirmed individuals (no PyTorch needed).
 
     Every confirmed encounter is matched against the other confirmed ones; a
     pair model on the match features is judged leave-one-individual-out and
-    used by `irbis identify` only where it ranks held-out cats better.
+    used by `irbis identify` only where it ranks held-out cats better. With
+    --ray the features and the matching run on Ray workers (same matches, same
+    ranking).
     """
     from irbis.pipeline.train_reid import train_reid_ranking
     from irbis.store import Project
 
-    with Project.open(project) as p, progress() as bar:
+    with Project.open(project) as p, progress() as bar, ray_errors():
         task = bar.add_task("match confirmed crops", total=None, file="")
-        outcome = train_reid_ranking(
-            p, install=install, progress=lambda d, t: bar.update(task, completed=d, total=t)
-        )
+        tick = lambda d, t: bar.update(task, completed=d, total=t)  # noqa: E731
+        matches = None
+        if ray:
+            from irbis.pipeline.cluster_train import confirmed_matches_ray
+
+            matches = partial(confirmed_matches_ray, address=ray, batch_size=batch_size)
+        outcome = train_reid_ranking(p, install=install, progress=tick, matches=matches)
     if as_json:
         emit_json(outcome.as_dict())
         return

@@ -73,7 +73,13 @@ from irbis.reid import BadImageError, Catalogue
 from irbis.store import Project
 from irbis.store.schema import Media
 
-__all__ = ["DEFAULT_BATCH", "extract_batch", "identify_batch", "run_identify_ray"]
+__all__ = [
+    "DEFAULT_BATCH",
+    "extract_batch",
+    "identify_batch",
+    "run_identify_ray",
+    "warm_cache",
+]
 
 #: Crops per Ray task. Matching a crop takes a large fraction of a second, so
 #: Ray's few milliseconds per task are lost in it even for small batches, and
@@ -334,28 +340,10 @@ def run_identify_ray(
         def warm(cold: list[list[_Query]]) -> None:
             # The catalogue's features not cached yet: extracted by the workers
             # into the shared cache, so the driver only reads them.
-            todo = batches(cold, max(1, batch_size), weight=len)
-            extract = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(extract_batch)
-            t_warm = time.perf_counter()
-
-            def submit_extract(i: int) -> Any:
-                members, cache, kw = args(todo[i])
-                return extract.remote(todo[i], members, cache, hook, **kw)
-
-            for i, res in _in_order(len(todo), 2 * workers + 1, submit_extract, ray):
-                _file_features(Path(cache_dir), res.files)
-                if stats is not None:
-                    stats.append(
-                        {
-                            "phase": "catalogue",
-                            "batch": i,
-                            "crops": sum(len(b) for b in todo[i]),
-                            "pid": res.pid,
-                            "node": res.node,
-                            "worker_s": round(res.seconds, 4),
-                            "t_done": round(time.perf_counter() - t_warm, 4),
-                        }
-                    )
+            warm_cache(
+                cold, args, Path(cache_dir), workers=workers, batch_size=batch_size,
+                hook=hook, stats=stats,
+            )  # fmt: skip
 
         run = _start_identify(project, min_score, warm=warm)
         work = batches(run.bursts, max(1, batch_size), weight=len)
@@ -399,6 +387,65 @@ def run_identify_ray(
         if started:
             ray.shutdown()
     return run.summary
+
+
+def warm_cache(
+    cold: list[list[_Query]],
+    args: Callable[[list[list[_Query]]], tuple[Members, str, dict[str, Any]]],
+    cache_dir: Path,
+    *,
+    workers: int,
+    batch_size: int = DEFAULT_BATCH,
+    hook: BatchHook | None = None,
+    stats: list[dict[str, Any]] | None = None,
+) -> None:
+    """Have the Ray workers extract crops' features into the project's feature cache.
+
+    Shared by ``irbis identify --ray`` (the catalogue's crops) and ``irbis models
+    train reid --ray`` (every confirmed crop). A killed worker's batch is run
+    again (``max_retries``); a cache file is written whole or not at all, so a
+    batch done twice leaves the same files.
+
+    Parameters
+    ----------
+    cold
+        Crops whose features are not cached, by burst (a burst's motion mask
+        is computed once per batch).
+    args
+        For a batch: the burst members, the cache folder as the workers name
+        it, and the mirror's keyword arguments (``{}`` without one).
+    cache_dir
+        The project's feature cache (where files a worker sent back go).
+    workers
+        Worker processes of the cluster (tasks in flight: twice as many, plus one).
+    batch_size, hook
+        Crops per task (whole bursts); called in the worker with each batch's ids.
+    stats
+        When given, one dict per batch is appended (``phase`` ``catalogue``).
+    """
+    ray = _ray()
+    todo = batches(cold, max(1, batch_size), weight=len)
+    extract = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(extract_batch)
+    t_warm = time.perf_counter()
+
+    def submit(i: int) -> Any:
+        members, cache, kw = args(todo[i])
+        return extract.remote(todo[i], members, cache, hook, **kw)
+
+    for i, res in _in_order(len(todo), 2 * workers + 1, submit, ray):
+        _file_features(cache_dir, res.files)
+        if stats is not None:
+            stats.append(
+                {
+                    "phase": "catalogue",
+                    "batch": i,
+                    "crops": sum(len(b) for b in todo[i]),
+                    "pid": res.pid,
+                    "node": res.node,
+                    "worker_s": round(res.seconds, 4),
+                    "t_done": round(time.perf_counter() - t_warm, 4),
+                }
+            )
 
 
 def _file_features(folder: Path, files: dict[str, bytes]) -> None:

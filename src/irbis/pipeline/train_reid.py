@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -36,11 +36,21 @@ from irbis.pipeline.identify_stage import (
 )
 from irbis.pipeline.reid_ranking import SETTING
 from irbis.reid import BadImageError, Catalogue
-from irbis.reid.ranking import PairModel, frame_evidence
+from irbis.reid.ranking import FrameEvidence, PairModel, frame_evidence
 from irbis.reid.ranking_eval import SurveyMatches, evaluate_rankings, fit_on_season
 from irbis.store import Project
 from irbis.store.individuals import merge_roots
 from irbis.store.schema import Annotation, Deployment, Individual, Media
+
+if TYPE_CHECKING:
+    from irbis.pipeline.cluster_train import ReidWorkers
+    from irbis.reid import Annotation as ReidAnnotation
+    from irbis.reid import Features
+
+#: ``(project, progress) -> (matches, errors)``: how the confirmed crops are matched.
+Matcher = Callable[
+    [Project, Callable[[int, int], None] | None], tuple[SurveyMatches, list[dict[str, Any]]]
+]
 
 __all__ = ["SETTING", "ReidTrainOutcome", "installed_ranking", "train_reid_ranking"]
 
@@ -82,9 +92,20 @@ def installed_ranking(project: Project) -> PairModel | None:
 
 
 def confirmed_matches(
-    project: Project, progress: Callable[[int, int], None] | None = None
+    project: Project,
+    progress: Callable[[int, int], None] | None = None,
+    workers: ReidWorkers | None = None,
 ) -> tuple[SurveyMatches, list[dict[str, Any]]]:
     """Match every confirmed annotation against the other confirmed encounters.
+
+    Parameters
+    ----------
+    project, progress:
+        An open project; ``progress(done, total)`` per annotation matched.
+    workers:
+        Ray workers (:mod:`irbis.pipeline.cluster_train`) that extract the
+        features not cached yet and match the annotations; the driver builds
+        the same catalogue and gets the same evidence, in the same order.
 
     Returns
     -------
@@ -107,8 +128,17 @@ def confirmed_matches(
     roots = merge_roots({i.id: i.merged_into_id for i in everyone})
     catalogue = Catalogue()
     items = []
-    for ann, media in rows:
-        ra = _reid_annotation(project, ann, media, names[roots[ann.individual_id]], station_of)
+    known = [
+        (
+            ann,
+            media,
+            _reid_annotation(project, ann, media, names[roots[ann.individual_id]], station_of),
+        )
+        for ann, media in rows
+    ]
+    if workers is not None:
+        workers.warm(known)  # features not cached yet: extracted by the workers
+    for ann, media, ra in known:
         try:
             feats = _features(cache, ra, ann, media, motion)
         except BadImageError as exc:
@@ -122,16 +152,44 @@ def confirmed_matches(
     for aid, e in enc.items():
         members.setdefault(e, []).append(aid)
     sm = SurveyMatches([], [], [], [], [])
+    found = workers.evidence(catalogue, items, enc, members, progress) if workers else None
     for done, (ra, feats, when) in enumerate(items, 1):
-        res = catalogue.query(feats, side=ra.side, exclude=members[enc[ra.id]], camera=ra.camera)
-        sm.frames.append(frame_evidence(res, enc.__getitem__))
+        ev = found[done - 1] if found is not None else evidence(catalogue, ra, feats, enc, members)
+        sm.frames.append(ev)
         sm.encounter.append(enc[ra.id])
         sm.individual.append(str(ra.individual))
         sm.station.append(ra.station)
         sm.when.append(when)
-        if progress:
+        if progress and found is None:
             progress(done, len(items))
     return sm, errors
+
+
+def evidence(
+    catalogue: Catalogue,
+    ra: ReidAnnotation,
+    feats: Features,
+    enc: dict[str, str],
+    members: dict[str, list[str]],
+) -> FrameEvidence:
+    """One confirmed annotation matched against the other encounters (driver or Ray worker).
+
+    Parameters
+    ----------
+    catalogue:
+        Every confirmed annotation.
+    ra, feats:
+        The annotation and its features.
+    enc, members:
+        Encounter of each annotation id; annotation ids of each encounter
+        (its own encounter is left out of the gallery).
+
+    Returns
+    -------
+    FrameEvidence
+    """
+    res = catalogue.query(feats, side=ra.side, exclude=members[enc[ra.id]], camera=ra.camera)
+    return frame_evidence(res, enc.__getitem__)
 
 
 def train_reid_ranking(
@@ -140,6 +198,7 @@ def train_reid_ranking(
     install: bool = True,
     l2: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
+    matches: Matcher | None = None,
 ) -> ReidTrainOutcome:
     """Fit, judge and (where it is better) install the survey-tuned ranking.
 
@@ -153,13 +212,17 @@ def train_reid_ranking(
         Ridge penalty of the pair model.
     progress:
         Called with ``(done, total)`` confirmed annotations matched.
+    matches:
+        What matches the confirmed crops (default :func:`confirmed_matches`;
+        :func:`irbis.pipeline.cluster_train.confirmed_matches_ray` on Ray
+        workers gives the same matches, so the same fit and figures).
 
     Returns
     -------
     ReidTrainOutcome
     """
     t0 = time.perf_counter()
-    sm, errors = confirmed_matches(project, progress)
+    sm, errors = (matches or confirmed_matches)(project, progress)
     match_s = time.perf_counter() - t0
     ind_of = sm.encounter_individual()
     per_ind: dict[str, int] = {}
