@@ -291,6 +291,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--photos", type=int, default=128)
     ap.add_argument("--batch", type=int, default=64, help="media per Ray task")
+    ap.add_argument("--worker-cpus", type=int, default=1, help="cores per Ray task")
     ap.add_argument("--workers", default=f"1,{os.cpu_count() or 1}", help="e.g. 1,2,4")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--stages", default="detect", help="detect, identify or detect,identify")
@@ -314,6 +315,8 @@ def main() -> None:
     out: dict[str, Any] = {
         "photos": args.photos,
         "batch": args.batch,
+        "worker_cpus": args.worker_cpus,
+        "load_average": os.getloadavg(),
         "cores": os.cpu_count(),
         "ray": ray.__version__,
         "runs": {},
@@ -346,7 +349,12 @@ def main() -> None:
         dst = work / name
         shutil.copytree(fresh, dst)
         t0 = time.perf_counter()
-        ray.init(address="local", num_cpus=w, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            address="local",
+            num_cpus=w * args.worker_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
         start_s = time.perf_counter() - t0
 
         @ray.remote(num_cpus=1)
@@ -360,7 +368,9 @@ def main() -> None:
         rtt_ms = (time.perf_counter() - t0) / 20 * 1000
         stats: list[dict[str, Any]] = []
         with Project.open(dst) as p:
-            res = run_detect_ray(p, spec, batch_size=args.batch, stats=stats)
+            res = run_detect_ray(
+                p, spec, batch_size=args.batch, stats=stats, worker_cpus=args.worker_cpus
+            )
         ray.shutdown()
         busy = sum(s["worker_s"] for s in stats)
         out["runs"][name] = {
@@ -371,6 +381,7 @@ def main() -> None:
             "batches": len(stats),
             "worker_busy_s": round(busy, 3),
             "overhead_frac": round(1 - busy / (w * res.seconds), 4),
+            "batch_media": [s["media"] for s in stats],
             "task_rtt_ms": round(rtt_ms, 2),
             "ray_start_s": round(start_s, 2),
             "same_rows": rows(dst) == reference,

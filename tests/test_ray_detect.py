@@ -144,6 +144,21 @@ def test_batches_keep_sequences_whole():
     assert [u for b in got for u in b] == units
 
 
+def test_batches_for_workers_finish_together():
+    """With ``parts`` workers: a multiple of ``parts`` batches of nearly equal weight."""
+    sizes = [12] * 40  # 480 media: 7 batches of 64 would leave a worker idle at the end
+    units = list(range(40))
+    got = batches(units, 64, weight=sizes.__getitem__, parts=2)
+    assert [u for b in got for u in b] == units
+    weights = [sum(sizes[u] for u in b) for b in got]
+    assert len(got) == 6 and min(weights) >= 64 and max(weights) - min(weights) <= 12
+    odd = [5, 30, 2, 2, 40, 9, 1, 33, 17, 8, 8, 8, 60, 4]  # 227 media
+    got = batches(list(range(len(odd))), 50, weight=odd.__getitem__, parts=2)
+    assert len(got) == 4 and [u for b in got for u in b] == list(range(len(odd)))
+    # Too little for two batches per worker: the one-worker cut.
+    assert batches(units[:5], 64, weight=sizes.__getitem__, parts=2) == [units[:5]]
+
+
 def test_worker_killed_mid_batch_same_rows_as_one_process(reference, ray_cluster, tmp_path):
     fresh, expected = reference
     path = _copy(fresh, tmp_path / "p")

@@ -358,27 +358,59 @@ def _fetched(unit: _Unit, chunk: list[int], blobs: BlobMirror, refs: dict[int, B
 
 
 def batches(
-    units: list[Any], size: int, weight: Callable[[Any], int] | None = None
+    units: list[Any],
+    size: int,
+    weight: Callable[[Any], int] | None = None,
+    *,
+    parts: int = 1,
 ) -> list[list[Any]]:
     """Cut units (whole sequences) into consecutive batches of about ``size`` media.
 
-    A batch closes once it holds ``size`` media or more; a sequence is never split.
-    ``weight`` counts a unit's media (default: a detect unit's ``items``; the
-    identify run passes ``len`` for its bursts of crops).
+    With ``parts`` = 1 a batch closes once it holds ``size`` media or more. With
+    ``parts`` > 1 (the number of workers) the run is cut into a multiple of
+    ``parts`` batches of nearly equal weight, each about ``size`` media or more,
+    so that the workers finish together: 7 batches on 2 workers leave one idle
+    for a whole batch at the end (about 1/8 of a 478-photo run). A sequence is
+    never split. ``weight`` counts a unit's media (default: a detect unit's
+    ``items``; the identify run passes ``len`` for its bursts of crops).
     """
     count = weight or (lambda u: len(u.items))
-    out: list[list[Any]] = []
-    cur: list[Any] = []
-    n = 0
-    for u in units:
-        cur.append(u)
-        n += count(u)
-        if n >= size:
+    sizes = [count(u) for u in units]
+    total = sum(sizes)
+    n = max(1, total // max(1, size))
+    if parts > 1 and n > parts:
+        n -= n % parts
+    if parts <= 1 or n <= 1:
+        out: list[list[Any]] = []
+        cur: list[Any] = []
+        got = 0
+        for u, w in zip(units, sizes, strict=True):
+            cur.append(u)
+            got += w
+            if got >= size:
+                out.append(cur)
+                cur, got = [], 0
+        if cur:
             out.append(cur)
-            cur, n = [], 0
-    if cur:
-        out.append(cur)
-    return out
+        return out
+    # Cut at the sequence boundary nearest each k/n of the run's media.
+    bounds: list[int] = []
+    acc = 0
+    k = 1
+    for i, w in enumerate(sizes):
+        before, acc = acc, acc + w
+        while k < n and acc >= k * total / n:
+            ideal = k * total / n
+            cut = (
+                i
+                if (ideal - before) < (acc - ideal) and i > (bounds[-1] if bounds else 0)
+                else i + 1
+            )
+            if not bounds or cut > bounds[-1]:
+                bounds.append(cut)
+            k += 1
+    edges = [0, *bounds, len(units)]
+    return [units[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a]
 
 
 def _in_order(
@@ -491,8 +523,7 @@ def run_detect_ray(
     t0 = time.perf_counter()
     units, summary, progressed = _start_run(project, detector, limit, progress)
     total = summary.media_total
-    work = batches(units, max(1, batch_size))
-    if not work:
+    if not units:
         summary.seconds = round(time.perf_counter() - t0, 3)
         return summary
 
@@ -509,6 +540,7 @@ def run_detect_ray(
                 "cores; ask for fewer cores per worker"
             )
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus)
+        work = batches(units, max(1, batch_size), parts=workers)
         # A task keeps to the cores Ray reserved for it: as many inference threads,
         # and a decoding thread beside them only when there is a core to spare for
         # it. A one-core worker that also decoded in a second thread took 1.1
