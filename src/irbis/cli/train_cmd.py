@@ -168,19 +168,30 @@ def train_species_cmd(
     install: Annotated[
         bool, typer.Option(help="Install the model and make it the project's species model.")
     ] = True,
+    ray: RayOpt = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="With --ray: crops per Ray task (whole files).")
+    ] = 16,
     as_json: JsonOpt = False,
 ) -> None:
     """Learn species from the project's reviewed labels (no PyTorch needed).
 
     A logistic regression on crop embeddings (dinov2-s), calibrated on
     held-out encounters, judged with whole encounters and whole stations held
-    out; the training summary holds both confusion matrices.
+    out; the training summary holds both confusion matrices. With --ray the
+    crops not embedded yet are embedded on Ray workers (same embeddings, same
+    model).
     """
     from irbis.pipeline.species_stage import train_species
     from irbis.store import Project
 
-    with Project.open(project) as p, progress() as bar:
+    with Project.open(project) as p, progress() as bar, ray_errors():
         task = bar.add_task("embed crops", total=None, file="")
+        embed_files = None
+        if ray:
+            from irbis.pipeline.cluster_train import RayEmbedder
+
+            embed_files = RayEmbedder(ray, batch_size)
         outcome = train_species(
             p,
             name=name,
@@ -189,6 +200,7 @@ def train_species_cmd(
             target_accuracy=target_accuracy,
             install=install,
             progress=lambda d, t: bar.update(task, completed=d, total=t),
+            embed_files=embed_files,
         )
     if as_json:
         emit_json(outcome.as_dict())

@@ -15,7 +15,7 @@ Where training spends its time is per crop, and each crop is independent:
   driver's own function (:func:`irbis.pipeline.train_reid.evidence`). The
   evidence comes back in the single-process order, so the fit, the held-out
   figures and the installed ranking are those of one process.
-* **species** (:func:`embed_refs_ray`): every labelled crop's dinov2-s
+* **species** (:class:`RayEmbedder`): every labelled crop's dinov2-s
   embedding. Workers embed the files whose crops are not in the project's
   embedding cache, one file at a time as one process does
   (:func:`irbis.pipeline.species_stage.embed_file`), and send the vectors
@@ -41,11 +41,12 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from irbis.core.errors import IrbisError
 from irbis.pipeline.cluster import (
     MAX_RETRIES,
     RAY_ENV,
@@ -71,6 +72,7 @@ from irbis.pipeline.identify_stage import (
     _Query,
     _variant,
 )
+from irbis.pipeline.species_stage import CropRef, FileEmbeddings, embed_file
 from irbis.pipeline.train_reid import confirmed_matches, evidence
 from irbis.reid import Catalogue, Features
 from irbis.reid.ranking import FrameEvidence
@@ -79,14 +81,21 @@ from irbis.store import Project
 
 __all__ = [
     "DEFAULT_BATCH",
+    "DEFAULT_EMBED_BATCH",
+    "EmbedderSpec",
+    "RayEmbedder",
     "ReidWorkers",
     "confirmed_matches_ray",
+    "embed_batch",
     "evidence_batch",
 ]
 
 #: Crops per Ray task: matching one takes about a second on one core, so
 #: Ray's few milliseconds per task are lost in it even for small batches.
 DEFAULT_BATCH = 16
+
+#: Crops per Ray task when embedding (whole files): about 0.2 s each on one core.
+DEFAULT_EMBED_BATCH = 16
 
 Progress = Callable[[int, int], None]
 
@@ -320,3 +329,145 @@ def confirmed_matches_ray(
     finally:
         if started:
             ray.shutdown()
+
+
+# -- species -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """How a worker opens the driver's crop encoder (:class:`irbis.vision.embed.CropEmbedder`).
+
+    ``model`` is a registry name; the worker's installed copy must be the
+    driver's ``version`` (else the embeddings would differ).
+    """
+
+    model: str
+    version: str
+    side: int
+    context: float
+
+
+class EncoderMismatchError(IrbisError):
+    """A worker's installed encoder is not the driver's version."""
+
+
+# The worker process's encoder: (spec, embedder), opened once per process.
+_EMBEDDER: list[tuple[EmbedderSpec, Any]] = []
+
+
+def _embedder_for(spec: EmbedderSpec) -> Any:
+    """The encoder of ``spec``, opened once per worker process, one thread (one core a task)."""
+    if _EMBEDDER and _EMBEDDER[0][0] == spec:
+        return _EMBEDDER[0][1]
+    from irbis.vision.embed import CropEmbedder
+
+    embedder = CropEmbedder(spec.model, side=spec.side, context=spec.context, threads=1)
+    if embedder.version != spec.version:
+        raise EncoderMismatchError(
+            f"{os.uname().nodename} has {spec.model} {embedder.version}, the driver "
+            f"{spec.version}: install the same version on every node (irbis models install)"
+        )
+    _EMBEDDER[:] = [(spec, embedder)]
+    return embedder
+
+
+@dataclass
+class EmbedBatchResult:
+    """What a worker sends back: per file, the crops embedded, their vectors and counts."""
+
+    files: list[FileEmbeddings]
+    pid: int
+    node: str
+    seconds: float
+
+
+def embed_batch(
+    spec: EmbedderSpec, files: list[list[CropRef]], hook: BatchHook | None = None
+) -> EmbedBatchResult:
+    """Embed the crops of a batch of files (runs in a Ray worker; plain for tests).
+
+    Parameters
+    ----------
+    spec
+        The driver's encoder and crop settings.
+    files
+        Per file, its crops not cached yet (all of one list name the same file).
+    hook
+        Called first with the batch's media ids (fault-injection tests).
+
+    Returns
+    -------
+    EmbedBatchResult
+    """
+    if hook is not None:
+        hook([f[0].media_id for f in files])
+    t0 = time.perf_counter()
+    embedder = _embedder_for(spec)
+    out = [embed_file(embedder, f) for f in files]
+    return EmbedBatchResult(out, os.getpid(), os.uname().nodename, time.perf_counter() - t0)
+
+
+@dataclass
+class RayEmbedder:
+    """Embeds files on Ray workers: ``embed_files`` of species training and ``embed_refs``.
+
+    Called with the driver's encoder and the files whose crops are not cached,
+    it connects (or joins a running Ray), sends batches of whole files to the
+    workers and yields one result per file in the order given, as
+    :func:`irbis.pipeline.species_stage.embed_refs` expects; the driver writes
+    the cache. Nothing cached to embed: Ray is not started.
+
+    Attributes
+    ----------
+    address
+        Ray address (see :mod:`irbis.pipeline.cluster`); default
+        ``$IRBIS_RAY_ADDRESS``, else ``local``.
+    batch_size
+        Crops per Ray task (whole files).
+    hook
+        Called in the worker with each batch's media ids.
+    stats
+        When given, one dict per batch is appended (crops, worker pid and node,
+        seconds in the worker, seconds since the first submission when it came back).
+    """
+
+    address: str | None = None
+    batch_size: int = DEFAULT_EMBED_BATCH
+    hook: BatchHook | None = None
+    stats: list[dict[str, Any]] | None = None
+
+    def __call__(self, embedder: Any, files: list[list[CropRef]]) -> Iterator[FileEmbeddings]:
+        """One :data:`~irbis.pipeline.species_stage.FileEmbeddings` per file, in order."""
+        if not files:
+            return
+        ray = _ray()
+        started = connect(self.address or os.environ.get(RAY_ENV) or "local")
+        try:
+            workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            spec = EmbedderSpec(embedder.name, embedder.version, embedder.side, embedder.context)
+            spec_ref = ray.put(spec)
+            work = batches(files, max(1, self.batch_size), weight=len)
+            task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(embed_batch)
+            t0 = time.perf_counter()
+
+            def submit(i: int) -> Any:
+                return task.remote(spec_ref, work[i], self.hook)
+
+            for i, res in _in_order(len(work), 2 * workers + 1, submit, ray):
+                if self.stats is not None:
+                    self.stats.append(
+                        {
+                            "phase": "embed",
+                            "batch": i,
+                            "crops": sum(len(f) for f in work[i]),
+                            "pid": res.pid,
+                            "node": res.node,
+                            "worker_s": round(res.seconds, 4),
+                            "t_done": round(time.perf_counter() - t0, 4),
+                        }
+                    )
+                yield from res.files
+        finally:
+            if started:
+                ray.shutdown()

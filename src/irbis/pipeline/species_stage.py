@@ -59,6 +59,7 @@ __all__ = [
     "CropRef",
     "EmbeddingCache",
     "band_and_box",
+    "embed_file",
     "embed_refs",
     "labelled_crops",
     "learn_head",
@@ -183,14 +184,80 @@ def band_and_box(
     return band, (x0 / w, y0 / band_h, (x1 - x0) / w, (y1 - y0) / band_h), side
 
 
+#: What embedding one file's crops gives: the positions (in the file's crop
+#: list) of the crops embedded, their embeddings, and the counts of
+#: ``embedded``, ``too_small``, ``in_bars`` and ``unreadable`` crops.
+FileEmbeddings = tuple[list[int], np.ndarray, Counter]
+#: ``(embedder, files) -> one FileEmbeddings per file, in order``: who embeds
+#: the files whose crops are not cached (this process, or Ray workers:
+#: :func:`irbis.pipeline.cluster_train.RayEmbedder`).
+FilesEmbedder = Callable[[Any, list[list[CropRef]]], Iterable[FileEmbeddings]]
+
+
+def embed_file(embedder: Any, refs: Sequence[CropRef]) -> FileEmbeddings:
+    """Embed the crops of one file (all of ``refs`` name the same file).
+
+    Parameters
+    ----------
+    embedder : CropEmbedder
+    refs : sequence of CropRef
+        The file's crops not cached yet.
+
+    Returns
+    -------
+    FileEmbeddings
+    """
+    from irbis.reid.preprocess import detect_info_bars
+
+    counts: Counter = Counter()
+    try:
+        with Image.open(refs[0].path) as im:
+            image = im.convert("RGB")
+    except (OSError, ValueError):
+        counts["unreadable"] += len(refs)
+        return [], np.zeros((0, embedder.dim), np.float32), counts
+    bars = detect_info_bars(np.asarray(image.convert("L")))
+    kept, boxes = [], []
+    band = image
+    for k, ref in enumerate(refs):
+        band, box, px = band_and_box(image, ref.box, bars)
+        if box is None:
+            counts["in_bars"] += 1
+        elif px < MIN_CROP_PX:
+            counts["too_small"] += 1
+        else:
+            kept.append(k)
+            boxes.append(box)
+    if not kept:
+        return [], np.zeros((0, embedder.dim), np.float32), counts
+    counts["embedded"] += len(kept)
+    return kept, embedder.embed(band, boxes), counts
+
+
+def _embed_here(embedder: Any, files: list[list[CropRef]]) -> Iterable[FileEmbeddings]:
+    return (embed_file(embedder, f) for f in files)
+
+
 def embed_refs(
     project: Project,
     embedder: Any,
     refs: Sequence[CropRef],
     *,
     progress: Callable[[int, int], None] | None = None,
+    embed_files: FilesEmbedder | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Embeddings of crops, from the cache where possible.
+
+    Parameters
+    ----------
+    project, embedder, refs
+        The project (its cache), the encoder and the crops.
+    progress
+        ``progress(done, total)`` crops not cached, as their files are embedded.
+    embed_files
+        Who embeds the files not cached (default: this process, one file at a
+        time); results come back in file order, and only this process writes
+        the cache.
 
     Returns
     -------
@@ -216,39 +283,21 @@ def embed_refs(
                 counts["cached"] += 1
             else:
                 todo[r.media_id].append(i)
+        jobs = list(todo.values())
+        total = sum(len(v) for v in jobs)
+        files = [[refs[i] for i in idxs] for idxs in jobs]
         done = 0
-        for idxs in todo.values():
-            path = refs[idxs[0]].path
-            try:
-                with Image.open(path) as im:
-                    image = im.convert("RGB")
-            except (OSError, ValueError):
-                counts["unreadable"] += len(idxs)
-                continue
-            from irbis.reid.preprocess import detect_info_bars
-
-            bars = detect_info_bars(np.asarray(image.convert("L")))
-            crops_i, bands, boxes = [], [], []
-            for i in idxs:
-                band, box, px = band_and_box(image, refs[i].box, bars)
-                if box is None:
-                    counts["in_bars"] += 1
-                elif px < MIN_CROP_PX:
-                    counts["too_small"] += 1
-                else:
-                    crops_i.append(i)
-                    bands.append(band)
-                    boxes.append(box)
+        results = (embed_files or _embed_here)(embedder, files)
+        for idxs, (kept, emb, n) in zip(jobs, results, strict=True):
+            counts.update(n)
+            crops_i = [idxs[k] for k in kept]
             if crops_i:
-                band = bands[0]
-                emb = embedder.embed(band, boxes)
                 cache.put((refs[i].key(), e) for i, e in zip(crops_i, emb, strict=True))
                 for i, e in zip(crops_i, emb, strict=True):
                     vecs[i] = e
-                counts["embedded"] += len(crops_i)
             done += len(idxs)
             if progress:
-                progress(done, sum(len(v) for v in todo.values()))
+                progress(done, total)
     finally:
         cache.close()
     ok = np.asarray(sorted(vecs), dtype=np.int64)
@@ -555,6 +604,7 @@ def train_species(
     install: bool = True,
     models_root: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    embed_files: FilesEmbedder | None = None,
 ) -> TrainOutcome:
     """Train a species head on the project's reviewed labels and install it.
 
@@ -582,6 +632,9 @@ def train_species(
         Registry folder (default: the user's model cache).
     progress : callable, optional
         ``progress(done, total)`` while crops are embedded.
+    embed_files : callable, optional
+        Who embeds the crops not cached (:func:`embed_refs`; Ray workers:
+        :class:`irbis.pipeline.cluster_train.RayEmbedder`, the same embeddings).
 
     Returns
     -------
@@ -607,7 +660,9 @@ def train_species(
     data = labelled_crops(project)
     embedder = CropEmbedder(backbone, side=side, context=context)
     t0 = time.perf_counter()
-    emb, ok, counts = embed_refs(project, embedder, data.refs, progress=progress)
+    emb, ok, counts = embed_refs(
+        project, embedder, data.refs, progress=progress, embed_files=embed_files
+    )
     embed_s = time.perf_counter() - t0
     notes: list[str] = []
     if data.skipped_mixed:
