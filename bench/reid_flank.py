@@ -19,6 +19,10 @@ Cues (:mod:`irbis.reid.flank`):
   on both sides); its regularisation C is chosen inside the training
   encounters by grouped 5-fold cross-validation (log-loss).
 * ``combined``: :func:`combine` of the two (log-odds added).
+* ``combined_gated``: the same, dropped where :class:`FlankVisible` (a
+  mirror-invariant logistic regression, flank seen vs. front/rear view, fitted
+  leave-one-encounter-out on the frames whose note says either) gives
+  p(flank seen) < 0.5; this is what :func:`propose_side` returns.
 
 For each cue, light (day / flash / night_ir / all) and stated least confidence:
 ``n`` labelled frames, ``coverage`` (share of them given a proposal),
@@ -37,6 +41,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import re
 import sys
 import time
@@ -45,14 +50,21 @@ from pathlib import Path
 
 import numpy as np
 
+# Thousands of small fits: one BLAS thread each is many times faster than a
+# thread pool fighting the other jobs for 2 cores.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT / "src"))
 
 from irbis.reid.flank import (  # noqa: E402
     FlankProposal,
+    FlankVisible,
     PoseFlank,
     combine,
     heading_from_note,
+    propose_side,
     travel_headings,
 )
 
@@ -158,48 +170,72 @@ def travel_cue(frames: list[dict]) -> list[FlankProposal | None]:
     return out
 
 
-def _log_loss(model: PoseFlank, x: np.ndarray, xm: np.ndarray, y: np.ndarray) -> float:
-    p = np.clip(model.p_right(x, xm), 1e-6, 1 - 1e-6)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+def _fit(
+    kind: str, c: float, x: np.ndarray, xm: np.ndarray, labels: list
+) -> PoseFlank | FlankVisible:
+    if kind == "pose":
+        return PoseFlank(c).fit(x, xm, labels)
+    return FlankVisible(c).fit(x, xm, labels)
 
 
-def choose_c(x: np.ndarray, xm: np.ndarray, sides: list[str], groups: list[str]) -> float:
-    """C by grouped 5-fold cross-validation inside the training encounters."""
+def _prob(model: PoseFlank | FlankVisible, x: np.ndarray, xm: np.ndarray) -> np.ndarray:
+    if isinstance(model, PoseFlank):
+        return model.p_right(x, xm)
+    return model.p_visible(x, xm)
+
+
+def choose_c(kind: str, x: np.ndarray, xm: np.ndarray, labels: list, groups: list[str]) -> float:
+    """C by grouped 5-fold cross-validation (log-loss) inside the training encounters."""
     encs = sorted(set(groups))
     fold_of = {e: k % 5 for k, e in enumerate(encs)}
-    y = np.array([s == "right" for s in sides], dtype=float)
+    y = np.array([v in ("right", True) for v in labels], dtype=float)
+    lab = np.array(labels, dtype=object)
     best, best_loss = 1.0, float("inf")
     for c in (0.01, 0.1, 1.0, 10.0):
         losses = []
         for k in range(5):
             te = np.array([fold_of[g] == k for g in groups])
-            if te.all() or not te.any() or len(set(np.array(sides)[~te])) < 2:
+            if te.all() or not te.any() or len(set(lab[~te])) < 2:
                 continue
-            model = PoseFlank(c).fit(x[~te], xm[~te], list(np.array(sides)[~te]))
-            losses.append(_log_loss(model, x[te], xm[te], y[te]))
+            model = _fit(kind, c, x[~te], xm[~te], list(lab[~te]))
+            p = np.clip(_prob(model, x[te], xm[te]), 1e-6, 1 - 1e-6)
+            losses.append(float(-np.mean(y[te] * np.log(p) + (1 - y[te]) * np.log(1 - p))))
         if losses and np.mean(losses) < best_loss:
             best, best_loss = c, float(np.mean(losses))
     return best
 
 
-def pose_cue(
+def appearance_cues(
     frames: list[dict], x: np.ndarray, xm: np.ndarray
-) -> tuple[list[FlankProposal | None], dict[str, float]]:
-    """Leave-one-encounter-out pose proposals (threshold 0.5) and the C chosen per encounter."""
-    labelled = [i for i, f in enumerate(frames) if f["truth"] in ("left", "right")]
-    out: list[FlankProposal | None] = [None] * len(frames)
-    chosen: dict[str, float] = {}
+) -> tuple[list[FlankProposal | None], np.ndarray, dict[str, dict[str, int]]]:
+    """Leave-one-encounter-out pose proposals, p(flank seen), and the Cs chosen.
+
+    The frames of each encounter are scored by models fitted on the other
+    encounters' labelled frames only.
+    """
+    sided = [i for i, f in enumerate(frames) if f["truth"] in ("left", "right")]
+    viewed = [i for i, f in enumerate(frames) if f["truth"] in ("left", "right", "none")]
+    pose: list[FlankProposal | None] = [None] * len(frames)
+    p_flank = np.full(len(frames), np.nan)
+    chosen: dict[str, dict[str, int]] = {"pose": defaultdict(int), "visible": defaultdict(int)}
     for enc in sorted({f["encounter"] for f in frames}):
-        train = [i for i in labelled if frames[i]["encounter"] != enc]
         test = [i for i, f in enumerate(frames) if f["encounter"] == enc]
+        train = [i for i in sided if frames[i]["encounter"] != enc]
         sides = [frames[i]["truth"] for i in train]
         groups = [frames[i]["encounter"] for i in train]
-        c = choose_c(x[train], xm[train], sides, groups)
-        chosen[enc] = c
+        c = choose_c("pose", x[train], xm[train], sides, groups)
+        chosen["pose"][str(c)] += 1
         model = PoseFlank(c).fit(x[train], xm[train], sides)
         for i, p in zip(test, model.propose(x[test], xm[test], 0.0), strict=True):
-            out[i] = p
-    return out, chosen
+            pose[i] = p
+        train = [i for i in viewed if frames[i]["encounter"] != enc]
+        seen = [frames[i]["truth"] != "none" for i in train]
+        groups = [frames[i]["encounter"] for i in train]
+        c = choose_c("visible", x[train], xm[train], seen, groups)
+        chosen["visible"][str(c)] += 1
+        gate = FlankVisible(c).fit(x[train], xm[train], seen)
+        p_flank[test] = gate.p_visible(x[test], xm[test])
+    return pose, p_flank, {k: dict(v) for k, v in chosen.items()}
 
 
 def score(
@@ -239,9 +275,14 @@ def main() -> None:
     x, xm = embeddings(args.data, frames, args.cache)
     t_embed = time.time() - t0
     travel = travel_cue(frames)
-    pose, chosen = pose_cue(frames, x, xm)
+    pose, p_flank, chosen = appearance_cues(frames, x, xm)
     both = [combine(a, b) for a, b in zip(travel, pose, strict=True)]
-    cues = {"travel": travel, "pose": pose, "combined": both}
+    # The gated proposal is what propose_side gives an unknown-side annotation.
+    gated = [
+        propose_side("unknown", travel=a, pose=b, p_flank=float(v), min_confidence=0.5)
+        for a, b, v in zip(travel, pose, p_flank, strict=True)
+    ]
+    cues = {"travel": travel, "pose": pose, "combined": both, "combined_gated": gated}
     table = []
     for cue, props in cues.items():
         for conf in (0.5, 0.6, 0.8):
@@ -256,9 +297,6 @@ def main() -> None:
                         **score(frames, props, conf, light),
                     }
                 )
-    c_values = defaultdict(int)
-    for c in chosen.values():
-        c_values[str(c)] += 1
     print(
         json.dumps(
             {
@@ -268,7 +306,7 @@ def main() -> None:
                 "frames": len(frames),
                 "truth_counts": {k: dict(v) for k, v in counts.items()},
                 "labels_side_used": sum(1 for f in frames if f["truth"] != f["note_heading"]),
-                "pose_c_chosen": dict(c_values),
+                "c_chosen": chosen,
                 "table": table,
                 "seconds": {
                     "embed_or_cache": round(t_embed, 1),

@@ -9,6 +9,7 @@ import pytest
 
 from irbis.reid.flank import (
     FlankProposal,
+    FlankVisible,
     PoseFlank,
     combine,
     follow_track,
@@ -17,6 +18,7 @@ from irbis.reid.flank import (
     travel_headings,
 )
 from tests.conftest import need_data
+from tests.test_web_api import client_of  # noqa: F401  (fixture)
 
 
 def _walk(step: float, n: int = 4, y_step: float = 0.0) -> list[tuple[float, float, float, float]]:
@@ -88,6 +90,23 @@ def test_pose_classifier_is_mirror_consistent(tmp_path) -> None:
         PoseFlank().fit(x[:2], xm[:2], ["left", "unknown"])
 
 
+def test_flank_visible_is_mirror_invariant_and_gates() -> None:
+    # Second coordinate: how side-on the crop is (the mirror keeps it).
+    x, xm, _ = _toy_embeddings(40)
+    seen = [i % 3 != 0 for i in range(40)]
+    x[:, 1] = [1.5 if s else -1.5 for s in seen]
+    xm[:, 1] = x[:, 1]
+    gate = FlankVisible(c=1.0).fit(x, xm, seen)
+    p = gate.p_visible(x, xm)
+    np.testing.assert_allclose(gate.p_visible(xm, x), p, atol=1e-12)
+    assert ((p > 0.5) == np.array(seen)).mean() >= 0.95
+    travel = FlankProposal("right", 0.9, "travel", "walking right")
+    assert propose_side("unknown", travel=travel, p_flank=0.2) is None
+    assert propose_side("unknown", travel=travel, p_flank=0.8) == travel
+    with pytest.raises(ValueError, match="both"):
+        FlankVisible().fit(x[:3], xm[:3], [True, True, True])
+
+
 def test_combine_and_never_overwrite_a_persons_side() -> None:
     travel = FlankProposal("right", 0.9, "travel", "walking right")
     weak_pose = FlankProposal("left", 0.6, "pose", "pose")
@@ -137,3 +156,51 @@ def test_notes_parser_on_the_real_notes() -> None:
     checked = [f for f, h in stated.items() if h in ("left", "right")]
     assert len(checked) >= 5
     assert all(stated[f] == sides[f] for f in checked)
+
+
+def test_review_page_proposes_the_flank_of_an_unknown_side(project, client_of) -> None:  # noqa: F811
+    from sqlalchemy import func, select
+
+    from irbis.store.schema import Annotation, Media
+
+    from .test_web_api import _now, build_project
+
+    build_project(project)
+    with project.session() as s:
+        used = set(s.scalars(select(Annotation.media_id)).all())
+        seq = s.execute(
+            select(Media.sequence_id)
+            .where(Media.sequence_id.is_not(None), Media.id.not_in(used))
+            .group_by(Media.sequence_id)
+            .having(func.count() >= 3)
+            .order_by(Media.sequence_id)
+        ).first()[0]
+        media = s.scalars(
+            select(Media.id)
+            .where(Media.sequence_id == seq)
+            .order_by(Media.timestamp_local, Media.id)
+        ).all()[:3]
+        ids = []
+        for k, mid in enumerate(media):  # the cat walks right, 0.3 box widths per frame
+            a = Annotation(
+                media_id=mid,
+                side="unknown",
+                created_utc=_now(),
+                x=0.1 + 0.06 * k,
+                y=0.4,
+                width=0.2,
+                height=0.15,
+            )
+            s.add(a)
+            s.flush()
+            ids.append(a.id)
+        s.get(Annotation, ids[2]).side = "left"  # a person's choice stays unquestioned
+        s.commit()
+    c = client_of(project)
+    detail = c.get(f"/api/annotations/{ids[1]}").json()
+    assert detail["side"] == "unknown"
+    assert detail["proposed_side"]["side"] == "right"
+    assert detail["proposed_side"]["reason"] == "walking right"
+    assert c.get(f"/api/annotations/{ids[2]}").json()["proposed_side"] is None
+    page = c.get(f"/identify/{ids[1]}")
+    assert "proposed flank: right (walking right)" in page.text

@@ -31,6 +31,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -38,11 +39,13 @@ from irbis.vision.boxeval import Box
 
 __all__ = [
     "FlankProposal",
+    "FlankVisible",
     "PoseFlank",
     "combine",
     "follow_track",
     "heading_from_note",
     "propose_side",
+    "travel_for",
     "travel_headings",
 ]
 
@@ -268,6 +271,36 @@ def travel_headings(
     return out
 
 
+def travel_for(
+    frames: Sequence[Sequence[Box]],
+    at: int,
+    box: Box,
+    times: Sequence[float] | None = None,
+    *,
+    min_shift: float = MIN_SHIFT,
+) -> FlankProposal | None:
+    """The travel proposal for one animal's box on frame ``at`` of a burst.
+
+    The animal is followed across the burst (:func:`follow_track`), then
+    :func:`travel_headings` gives its heading on frame ``at``.
+
+    Parameters
+    ----------
+    frames
+        Boxes (x, y, w, h fractions) on each frame of the burst, time-ordered.
+    at
+        Index of the annotation's frame; ``box`` is its box.
+    times
+        Seconds of each frame, or None.
+
+    Returns
+    -------
+    FlankProposal or None
+    """
+    track = follow_track(frames, at, box)
+    return travel_headings(track, times, min_shift=min_shift)[at]
+
+
 # ---------------------------------------------------------------------------
 # Cue 2: pose from the crop's appearance
 # ---------------------------------------------------------------------------
@@ -277,14 +310,16 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
 
 
-class PoseFlank:
-    """Logistic regression p(right flank | crop embedding), mirror-consistent.
+class _LogReg:
+    """L2-regularised logistic regression on standardised inputs (numpy + scipy).
 
     Parameters
     ----------
     c
-        Inverse L2 regularisation strength (as scikit-learn's ``C``).
+        Inverse regularisation strength (as scikit-learn's ``C``).
     """
+
+    kind = "irbis-logreg"
 
     def __init__(self, c: float = 1.0) -> None:
         self.c = float(c)
@@ -294,6 +329,105 @@ class PoseFlank:
         # spread, which would make one C mean very different things per encoder).
         self.mean: np.ndarray | None = None
         self.scale: np.ndarray | None = None
+
+    def _fit(self, data: np.ndarray, target: np.ndarray, iterations: int = 50) -> None:
+        data = np.asarray(data, dtype=np.float64)
+        self.mean = data.mean(0)
+        self.scale = np.maximum(data.std(0), 1e-6)
+        data = (data - self.mean) / self.scale
+        n, d = data.shape
+        xb = np.hstack([data, np.ones((n, 1))])
+        # The bias is not regularised.
+        reg = np.full(d + 1, 1.0 / self.c)
+        reg[d] = 0.0
+
+        def objective(theta: np.ndarray) -> float:
+            z = xb @ theta
+            # log(1 + e^z) - t z, written stably.
+            return float(np.sum(np.logaddexp(0.0, z) - target * z) + 0.5 * theta @ (reg * theta))
+
+        # Newton's method (a few hundred examples, 769 unknowns: one solve per step,
+        # converged in about ten steps where gradient methods crawl on these
+        # nearly separable data), with step halving so the objective always falls.
+        theta = np.zeros(d + 1)
+        current = objective(theta)
+        for _ in range(iterations):
+            p = _sigmoid(xb @ theta)
+            grad = xb.T @ (p - target) + reg * theta
+            hess = (xb.T * (p * (1 - p))) @ xb + np.diag(reg + 1e-9)
+            step = np.linalg.solve(hess, grad)
+            t = 1.0
+            while t > 1e-4:
+                trial = objective(theta - t * step)
+                if trial <= current:
+                    break
+                t /= 2
+            theta = theta - t * step
+            done = current - trial < 1e-8 * max(1.0, abs(current))
+            current = trial
+            if done:
+                break
+        self.weights, self.bias = theta[:d], float(theta[d])
+
+    def _raw(self, x: np.ndarray) -> np.ndarray:
+        if self.weights is None or self.mean is None or self.scale is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted (call fit or load)")
+        z = (np.atleast_2d(x).astype(np.float64) - self.mean) / self.scale
+        return _sigmoid(z @ self.weights + self.bias)
+
+    def save(self, path: Path) -> None:
+        """Write the fitted weights as JSON (small: three vectors)."""
+        if self.weights is None or self.mean is None or self.scale is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted")
+
+        def vec(v: np.ndarray) -> list[float]:
+            return [round(float(t), 7) for t in v]
+
+        doc = {
+            "kind": self.kind,
+            "c": self.c,
+            "bias": self.bias,
+            "weights": vec(self.weights),
+            "mean": vec(self.mean),
+            "scale": vec(self.scale),
+        }
+        Path(path).write_text(json.dumps(doc))
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        """Read weights written by :meth:`save`.
+
+        Raises
+        ------
+        ValueError
+            When the file is not a model of this kind.
+        """
+        doc = json.loads(Path(path).read_text())
+        if doc.get("kind") != cls.kind:
+            raise ValueError(f"{path}: not a {cls.kind} model (write one with {cls.__name__}.save)")
+        model = cls(doc.get("c", 1.0))
+        model.weights = np.asarray(doc["weights"], dtype=np.float64)
+        model.bias = float(doc["bias"])
+        model.mean = np.asarray(doc["mean"], dtype=np.float64)
+        model.scale = np.asarray(doc["scale"], dtype=np.float64)
+        return model
+
+
+def _check_lengths(x: np.ndarray, x_mirror: np.ndarray, labels: Sequence[object]) -> None:
+    if len(x) != len(labels) or len(x_mirror) != len(labels):
+        raise ValueError("x, x_mirror and the labels must have the same length")
+
+
+class PoseFlank(_LogReg):
+    """p(right flank | crop embedding), mirror-consistent.
+
+    Parameters
+    ----------
+    c
+        Inverse L2 regularisation strength (as scikit-learn's ``C``).
+    """
+
+    kind = "irbis-pose-flank"
 
     def fit(self, x: np.ndarray, x_mirror: np.ndarray, sides: Sequence[str]) -> PoseFlank:
         """Fit on labelled crops and their mirrors (each mirror with the other side).
@@ -315,41 +449,13 @@ class PoseFlank:
         ValueError
             On a side other than left/right or mismatched lengths.
         """
-        from scipy.optimize import minimize
-
         bad = [s for s in sides if s not in ("left", "right")]
         if bad:
             raise ValueError(f"side {bad[0]!r}: label crops with left or right only")
-        if len(x) != len(sides) or len(x_mirror) != len(sides):
-            raise ValueError("x, x_mirror and sides must have the same length")
+        _check_lengths(x, x_mirror, sides)
         y = np.array([s == "right" for s in sides], dtype=np.float64)
-        data = np.vstack([x, x_mirror]).astype(np.float64)
-        self.mean = data.mean(0)
-        self.scale = np.maximum(data.std(0), 1e-6)
-        data = (data - self.mean) / self.scale
-        target = np.concatenate([y, 1.0 - y])
-        n, d = data.shape
-
-        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            w, b = theta[:d], theta[d]
-            z = data @ w + b
-            p = _sigmoid(z)
-            # log(1 + e^z) - t z, written stably.
-            nll = float(np.sum(np.logaddexp(0.0, z) - target * z))
-            reg = 0.5 / self.c * float(w @ w)
-            g = p - target
-            grad = np.concatenate([data.T @ g + w / self.c, [g.sum()]])
-            return nll + reg, grad
-
-        res = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B")
-        self.weights, self.bias = res.x[:d], float(res.x[d])
+        self._fit(np.vstack([x, x_mirror]), np.concatenate([y, 1.0 - y]))
         return self
-
-    def _raw(self, x: np.ndarray) -> np.ndarray:
-        if self.weights is None or self.mean is None or self.scale is None:
-            raise RuntimeError("PoseFlank is not fitted (call fit or load)")
-        z = (np.atleast_2d(x).astype(np.float64) - self.mean) / self.scale
-        return _sigmoid(z @ self.weights + self.bias)
 
     def p_right(self, x: np.ndarray, x_mirror: np.ndarray) -> np.ndarray:
         """p(right flank) per crop: p(right | crop) and p(left | mirrored crop), averaged.
@@ -368,42 +474,37 @@ class PoseFlank:
             out.append(prop if prop.confidence >= min_confidence else None)
         return out
 
-    def save(self, path: Path) -> None:
-        """Write the fitted weights as JSON (small: one vector)."""
-        if self.weights is None or self.mean is None or self.scale is None:
-            raise RuntimeError("PoseFlank is not fitted")
 
-        def vec(v: np.ndarray) -> list[float]:
-            return [round(float(t), 7) for t in v]
+class FlankVisible(_LogReg):
+    """p(a flank is seen | crop embedding), not p(front or rear view); mirror-invariant.
 
-        doc = {
-            "kind": "irbis-pose-flank",
-            "c": self.c,
-            "bias": self.bias,
-            "weights": vec(self.weights),
-            "mean": vec(self.mean),
-            "scale": vec(self.scale),
-        }
-        Path(path).write_text(json.dumps(doc))
+    A cat walking away or toward the camera shows no flank, and neither cue
+    above can say so: the travel cue sees it drift sideways, the pose model
+    has only left and right. Mirroring does not change whether a flank is
+    seen, so each labelled crop and its mirror are two examples with one
+    label, and a prediction averages the two.
+    """
 
-    @classmethod
-    def load(cls, path: Path) -> PoseFlank:
-        """Read weights written by :meth:`save`.
+    kind = "irbis-flank-visible"
+
+    def fit(self, x: np.ndarray, x_mirror: np.ndarray, visible: Sequence[bool]) -> FlankVisible:
+        """Fit on crops labelled flank-seen (True) or front/rear view (False).
 
         Raises
         ------
         ValueError
-            When the file is not a pose-flank model.
+            On mismatched lengths or a single class.
         """
-        doc = json.loads(Path(path).read_text())
-        if doc.get("kind") != "irbis-pose-flank":
-            raise ValueError(f"{path}: not a pose-flank model (write one with PoseFlank.save)")
-        model = cls(doc.get("c", 1.0))
-        model.weights = np.asarray(doc["weights"], dtype=np.float64)
-        model.bias = float(doc["bias"])
-        model.mean = np.asarray(doc["mean"], dtype=np.float64)
-        model.scale = np.asarray(doc["scale"], dtype=np.float64)
-        return model
+        _check_lengths(x, x_mirror, visible)
+        y = np.asarray(visible, dtype=np.float64)
+        if y.min() == y.max():
+            raise ValueError("label both crops that show a flank and crops that show none")
+        self._fit(np.vstack([x, x_mirror]), np.concatenate([y, y]))
+        return self
+
+    def p_visible(self, x: np.ndarray, x_mirror: np.ndarray) -> np.ndarray:
+        """p(flank seen) per crop, equal for a crop and its mirror."""
+        return 0.5 * (self._raw(x) + self._raw(x_mirror))
 
 
 # ---------------------------------------------------------------------------
@@ -437,6 +538,7 @@ def propose_side(
     *,
     travel: FlankProposal | None = None,
     pose: FlankProposal | None = None,
+    p_flank: float | None = None,
     min_confidence: float = 0.6,
 ) -> FlankProposal | None:
     """A flank to propose for an annotation, or None.
@@ -450,6 +552,9 @@ def propose_side(
         The annotation's stored side.
     travel, pose
         The cues' proposals for it (either may be None).
+    p_flank
+        p(a flank is seen) from :class:`FlankVisible`; below 0.5 (a front or
+        rear view) nothing is proposed. None: not known, no gate.
     min_confidence
         Least combined confidence worth showing.
 
@@ -458,6 +563,8 @@ def propose_side(
     FlankProposal or None
     """
     if current_side != "unknown":
+        return None
+    if p_flank is not None and p_flank < 0.5:
         return None
     prop = combine(travel, pose)
     if prop is None or prop.confidence < min_confidence:

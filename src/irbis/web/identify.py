@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from irbis.core.errors import BadInputError
+from irbis.reid.flank import propose_side, travel_for
 from irbis.store.audit import record
 from irbis.store.project import Project
 from irbis.store.schema import (
@@ -263,6 +264,7 @@ def annotation_detail(project: Project, ann_id: int) -> dict[str, Any]:
         individual = s.get(Individual, a.individual_id) if a.individual_id else None
         burst = _burst(s, m)
     history.sort(key=lambda x: x["id"])
+    proposed_side = _proposed_side(a.side, m.id, _box(a), burst)
     return {
         "id": a.id,
         "media_id": a.media_id,
@@ -282,7 +284,31 @@ def annotation_detail(project: Project, ann_id: int) -> dict[str, Any]:
         "decisions": history,
         "sequence_id": m.sequence_id,
         "burst": burst,
+        # Only for a side still "unknown"; stored nowhere: the reviewer's choice is.
+        "proposed_side": proposed_side,
     }
+
+
+def _proposed_side(
+    side: str, media_id: int, box: dict[str, float], burst: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The flank proposed from the animal's travel across its burst, or None.
+
+    A side a person chose (left/right) gets no proposal. The other frames'
+    boxes (drawn or the detector's) give the heading (:mod:`irbis.reid.flank`).
+    """
+    at = next((i for i, f in enumerate(burst) if f["media_id"] == media_id), None)
+    if side != "unknown" or at is None or len(burst) < 2:
+        return None
+
+    def xywh(b: dict[str, float]) -> tuple[float, float, float, float]:
+        return (b["x"], b["y"], b["width"], b["height"])
+
+    frames = [[xywh(an["box"]) for an in f["annotations"]] for f in burst]
+    stamps = [f["time_local"] for f in burst]
+    times = [datetime.fromisoformat(t).timestamp() for t in stamps] if all(stamps) else None
+    prop = propose_side(side, travel=travel_for(frames, at, xywh(box), times))
+    return prop.as_dict() if prop is not None else None
 
 
 #: Frames of a burst shown beside the crop (the ones around it when there are more).

@@ -176,6 +176,7 @@
     else if (k === "s") decide("unsure");
     else if (k === "l") document.getElementById("side").value = "left";
     else if (k === "g") document.getElementById("side").value = "right";
+    else if (k === "f" && ann.proposed_side) document.getElementById("side").value = ann.proposed_side.side;
     else if (k === "k") { const c = document.getElementById("show-lines"); c.checked = !c.checked; show(); }
     else if (k === "n" && nextId) window.location = `/identify/${nextId}`;
     else if (k === "z") toggleZoom();
