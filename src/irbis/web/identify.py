@@ -223,6 +223,10 @@ def annotation_detail(project: Project, ann_id: int) -> dict[str, Any]:
             .where(MatchDecision.annotation_id == ann_id)
             .order_by(MatchDecision.rank, MatchDecision.id)
         ).all()
+        burst = _burst(s, m)
+        proposed_side = _proposed_side(a.side, m.id, _box(a), burst)
+        # The candidate's photo shown beside the crop: the same flank where known or proposed.
+        flank = proposed_side["side"] if proposed_side else a.side
         proposals, history = [], []
         for d, name in decisions:
             item = {
@@ -257,14 +261,12 @@ def annotation_detail(project: Project, ann_id: int) -> dict[str, Any]:
                         "box": _box(other),
                     }
                 elif d.individual_id is not None:
-                    item["photo"] = _best_photo(s, d.individual_id, a.side)
+                    item["photo"] = _best_photo(s, d.individual_id, flank)
                 proposals.append(item)
             else:
                 history.append(item)
         individual = s.get(Individual, a.individual_id) if a.individual_id else None
-        burst = _burst(s, m)
     history.sort(key=lambda x: x["id"])
-    proposed_side = _proposed_side(a.side, m.id, _box(a), burst)
     return {
         "id": a.id,
         "media_id": a.media_id,
