@@ -50,13 +50,14 @@ def _frames(sm: Any) -> str:
 
 @pytest.fixture(scope="module")
 def reid_reference(tmp_path_factory) -> tuple[Path, str, dict[str, Any]]:
-    """A project of confirmed cats without cached features, and one process's answers."""
+    """A project of confirmed cats (features cached by identify), one process's answers."""
     root = tmp_path_factory.mktemp("ray-train-reid")
     path = root / "p"
     p = Project.init(path)
     _season(root, p, cats=CATS)
     p.close()
-    shutil.rmtree(path / "tmp" / "reid")  # identify cached them: the workers extract them
+    # The features identify cached are those training reads (same crops, same
+    # cache): one process reads them; the first Ray test removes them first.
     single = shutil.copytree(path, root / "single")
     seen: list[Any] = []
 
@@ -77,6 +78,7 @@ def test_reid_workers_killed_in_both_phases_same_matches_as_one_process(
 ):
     fresh, frames, expected = reid_reference
     path = shutil.copytree(fresh, tmp_path / "p")
+    shutil.rmtree(path / "tmp" / "reid")  # every feature is extracted by the workers
     kills = tmp_path / "kills"
     kills.mkdir()
 
