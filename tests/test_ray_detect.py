@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,20 +48,6 @@ def models() -> Path:
             pytest.skip(f"mdlite cannot be installed here: {exc}")
         raise
     return models_dir()
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    """A local Ray cluster with 2 worker processes on 127.0.0.1."""
-    ray.init(
-        address="local",  # a new instance, whatever cluster `ray start` may have left
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    yield
-    ray.shutdown()
 
 
 def _build(root: Path) -> Path:

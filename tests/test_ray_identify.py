@@ -252,44 +252,24 @@ def test_unreachable_cluster_is_one_line_at_once(reference, tmp_path):
 @pytest.mark.slow
 def test_ray_local_script_cluster_serves_the_cli(reference, tmp_path):
     """scripts/ray-local starts a head with 2 workers, the CLI runs on it, stop ends it."""
-    import socket
     import subprocess
     import sys
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "ray-local"
-    # Short: Ray's socket paths under it must fit in 107 bytes.
-    state = Path(f"/tmp/irbis-ray-test-{os.getpid()}")
-    with socket.socket() as sock:  # a free port pair for the GCS and the client server
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {
-        **os.environ,
-        "RAY_BIN": str(Path(sys.executable).with_name("ray")),
-        "IRBIS_RAY_STATE": str(state),
-    }
-    env.pop("RAY_AUTH_MODE", None)  # as a user's shell: the script and irbis set it up
-    args = ["--port", str(port)]
-    start = subprocess.run(
-        [script, "start", "--workers", "2", *args], env=env, capture_output=True, text=True
-    )
-    try:
-        assert start.returncode == 0, start.stdout + start.stderr
-        assert f"IRBIS_RAY_ADDRESS=127.0.0.1:{port}" in start.stdout
+    from .ray_local import ray_local
+
+    with ray_local(2) as cluster:
+        assert f"IRBIS_RAY_ADDRESS=127.0.0.1:{cluster.port}" in cluster.started
         fresh, expected = reference
         path = shutil.copytree(fresh, tmp_path / "p")
         res = subprocess.run(
             [sys.executable, "-m", "irbis", "identify", str(path), "--batch-size", "3"],
-            env={**env, "IRBIS_RAY_ADDRESS": f"127.0.0.1:{port}"},
+            env={**cluster.env, "IRBIS_RAY_ADDRESS": f"127.0.0.1:{cluster.port}"},
             capture_output=True,
             text=True,
             timeout=300,
         )
         assert res.returncode == 0, res.stderr
         assert _rows(path) == expected
-        pid = int((state / "head.pid").read_text())
-    finally:
-        stop = subprocess.run([script, "stop", *args], env=env, capture_output=True, text=True)
-    assert stop.returncode == 0, stop.stderr
+        pid = int((cluster.state / "head.pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # the head is gone
-    shutil.rmtree(state, ignore_errors=True)
