@@ -97,8 +97,9 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--no-exact", action="store_true", help="skip the slow exact reference")
     ap.add_argument(
-        "--nprobe", default="", help="also judge SQ8 at these cells per search, e.g. 8,16"
+        "--nprobe", default="", help="also judge --nprobe-codec at these nprobe, e.g. 8,16"
     )
+    ap.add_argument("--nprobe-codec", default="SQ8", help="codec of the --nprobe runs")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     anns = [replace(a, mask=None) for a in read_labels(args.data / "labels.csv")]
@@ -136,10 +137,10 @@ def main() -> None:
         print("exact", out["exact"], file=sys.stderr, flush=True)
     for nprobe in [int(n) for n in args.nprobe.split(",") if n]:
         t0 = time.process_time()
-        r = judged(MatchConfig(ivf_above=0, ivf_codec="SQ8", nprobe=nprobe))
+        r = judged(MatchConfig(ivf_above=0, ivf_codec=args.nprobe_codec, nprobe=nprobe))
         r["cpu_seconds"] = round(time.process_time() - t0, 1)
-        out[f"SQ8_nprobe{nprobe}"] = r
-        print(f"SQ8 nprobe {nprobe}", r, file=sys.stderr, flush=True)
+        out[f"{args.nprobe_codec}_nprobe{nprobe}"] = r
+        print(f"{args.nprobe_codec} nprobe {nprobe}", r, file=sys.stderr, flush=True)
     for codec in [c for c in args.codecs.split(",") if c]:
         r = neighbour_recall(desc, codec, args.k, args.sample)
         r["index_gb_at_100k"] = round(n100k * r["bytes_per_descriptor"] / 1e9, 2)

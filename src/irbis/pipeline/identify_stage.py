@@ -612,17 +612,25 @@ BurstMatches = tuple[list[tuple[_Crop, QueryResult]], list[dict[str, Any]]]
 def _match_burst(
     burst: list[_Query], catalogue: Catalogue, cache: _FeatureCache, motion: _MotionMasks
 ) -> BurstMatches:
-    """Match each frame of one burst on its own (pooling is the writer's job)."""
-    results: list[tuple[_Crop, QueryResult]] = []
+    """Match each frame of one burst on its own (pooling is the writer's job).
+
+    The frames' descriptors go to the index in one search
+    (:meth:`~irbis.reid.catalogue.Catalogue.query_encounter`); each frame is
+    still scored and verified on its own, as a frame-by-frame query would.
+    """
     errors: list[dict[str, Any]] = []
+    readable: list[tuple[_Query, Features]] = []
     for q in burst:
         try:
-            feats = _features(cache, q.ra, q.crop, q.photo, motion)
+            readable.append((q, _features(cache, q.ra, q.crop, q.photo, motion)))
         except BadImageError as exc:
             errors.append({"annotation": q.crop.id, "file": q.photo.file_name, "error": str(exc)})
-            continue
-        results.append((q.crop, catalogue.query(feats, side=q.ra.side, camera=q.ra.camera)))
-    return results, errors
+    answers = catalogue.query_encounter(
+        [f for _, f in readable],
+        sides=[q.ra.side for q, _ in readable],
+        cameras=[q.ra.camera for q, _ in readable],
+    )
+    return [(q.crop, r) for (q, _), r in zip(readable, answers, strict=True)], errors
 
 
 def _finish_burst(project: Project, run: _IdentifyRun, matched: BurstMatches, top: int) -> None:

@@ -17,7 +17,7 @@ verified score that ranks individuals and feeds the calibrated probability.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -65,7 +65,15 @@ class MatchConfig:
         per-frame top-1 0.572 exact, 0.561 SQ8, 0.509 PQ32); for a catalogue
         that must fit a small machine.
     compact_codec:
-        faiss codec of very large catalogues (default ``"PQ32"``, 32 B per descriptor).
+        faiss codec of very large catalogues (default ``"PQ32"``, 32 B per
+        descriptor; ``"PQ64x4fs"``, the 4-bit fast-scan quantiser, takes as
+        many bytes and scans about ten times faster, at a similar recall cost:
+        see ``bench/README.md``, issue 16).
+    encounter_max_descriptors:
+        :meth:`Catalogue.query_encounter` asks the index for at most this many
+        descriptors per encounter, each frame's strongest (an equal share per
+        frame); ``None`` (default) asks them all. Query time is proportional
+        to the descriptors asked.
     nprobe:
         IVF cells visited per search.
     ivf_retrain:
@@ -113,6 +121,7 @@ class MatchConfig:
     nprobe: int = 32
     compact_above: int | None = None
     compact_codec: str = "PQ32"
+    encounter_max_descriptors: int | None = None
     calibration: Calibration = field(default_factory=Calibration)
     decision: DecisionRule = field(default_factory=DecisionRule)
 
@@ -165,12 +174,44 @@ class QueryResult:
 @dataclass(slots=True)
 class _Entry:
     ann: Annotation
-    feats: Features
-    start: int  # first descriptor id (descriptor ids of one annotation are contiguous)
+    n: int  # keypoints
+    start: int  # first row of the annotation's keypoints in the keypoint columns
     name: str
 
 
+#: A faiss id is ``slot << LOCAL_BITS | keypoint``: the annotation and the keypoint
+#: are read off the id itself, so no per-descriptor lookup table is kept (4 B per
+#: descriptor, 0.26 GB at 100,000 annotations of 648 keypoints).
+LOCAL_BITS = 20
+_LOCAL_MASK = (1 << LOCAL_BITS) - 1
+
+
 _SIDE_CODE = {Side.UNKNOWN: 0, Side.LEFT: 1, Side.RIGHT: 2}
+
+
+def _strongest(frames: Sequence[Features], cap: int) -> list[Features]:
+    """Each frame's strongest descriptors, at most ``cap`` over all frames.
+
+    Every frame keeps the same share (``cap // frames``, its first rows:
+    :func:`~irbis.reid.features.extract` stores keypoints strongest first);
+    a frame with fewer keypoints leaves its unused share to the others.
+    """
+    sizes = np.array([len(f) for f in frames], np.int64)
+    if sizes.sum() <= cap:
+        return list(frames)
+    # Water-filling: the largest per-frame share t with sum(min(size, t)) <= cap.
+    lo, hi = 0, int(sizes.max())
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if int(np.minimum(sizes, mid).sum()) <= cap:
+            lo = mid
+        else:
+            hi = mid - 1
+    out = []
+    for f, m in zip(frames, np.minimum(sizes, lo), strict=True):
+        m = int(m)
+        out.append(Features(f.xy[:m], f.size[:m], f.angle[:m], f.desc[:m], f.xy_original[:m]))
+    return out
 
 
 def _grown(arr: np.ndarray, cap: int, fill: object) -> np.ndarray:
@@ -243,8 +284,15 @@ class Catalogue:
         self._slot_of: dict[str, int] = {}
         self._next_slot = 0
         self._next_id = 0
-        self._desc_slot = np.zeros(0, np.int32)  # descriptor id → slot (-1 = removed)
-        self._desc_xy = np.zeros((0, 2), np.float32)  # descriptor id → original xy
+        # Keypoint columns, one row per keypoint (an annotation's rows are
+        # contiguous from its ``start``): positions in the prepared crop as
+        # float16 (crops are at most a few hundred pixels, so the rounding is
+        # under 0.5 px against a 20 px RANSAC threshold) and in the original
+        # frame as float32 (the static-background filter works to 3 px on
+        # frames thousands of pixels wide). Size and angle are not kept:
+        # matching never reads them.
+        self._kp_xy = np.zeros((0, 2), np.float16)
+        self._kp_xyo = np.zeros((0, 2), np.float32)
         # Per-slot columns, so a query never loops over the catalogue in Python.
         self._slot_name = np.zeros(0, np.int64)  # code of the voting name
         self._slot_start = np.zeros(0, np.int64)
@@ -296,8 +344,9 @@ class Catalogue:
 
         ``index`` counts the descriptor codes and ids in faiss (4 B per
         dimension when exact, 1 B with SQ8, fewer with PQ) plus the coarse
-        centroids; ``keypoints`` the positions kept for verification;
-        ``lookup`` the per-descriptor and per-annotation columns.
+        centroids; ``keypoints`` the positions kept for verification (12 B
+        per keypoint, as allocated); ``lookup`` the per-annotation columns
+        (faiss ids carry the annotation, so there is no per-descriptor table).
         """
         n = int(self._index.ntotal)
         if self._ivf:
@@ -306,8 +355,8 @@ class Catalogue:
             coarse = ivf.nlist * self.dim * 4 * 2  # centroids (+ HNSW links, roughly)
         else:
             per, coarse = self.dim * 4 + 8, 0
-        kp = sum(len(e.feats) for e in self._entries.values()) * 24
-        lookup = self._desc_slot.nbytes + self._desc_xy.nbytes + 41 * self._slot_live.size
+        kp = self._kp_xy.nbytes + self._kp_xyo.nbytes
+        lookup = 41 * self._slot_live.size
         return {"index": n * per + coarse, "keypoints": kp, "lookup": lookup}
 
     def individuals(self) -> dict[str, list[str]]:
@@ -323,8 +372,19 @@ class Catalogue:
         return self._entries[self._slot(ann_id)].ann
 
     def features(self, ann_id: str) -> Features:
-        """The stored keypoints of ``ann_id`` (descriptors live in the index only)."""
-        return self._entries[self._slot(ann_id)].feats
+        """The stored keypoints of ``ann_id``.
+
+        Descriptors live in the index only; size and angle are not kept (zeros).
+        """
+        e = self._entries[self._slot(ann_id)]
+        rows = slice(e.start, e.start + e.n)
+        z = np.zeros(e.n, np.float32)
+        desc = np.zeros((0, self.dim), np.float32)
+        return Features(self._kp_xy[rows].astype(np.float32), z, z, desc, self._kp_xyo[rows].copy())
+
+    def _ids(self, slot: int, n: int) -> np.ndarray:
+        """faiss ids of the ``n`` keypoints of ``slot``."""
+        return (np.int64(slot) << LOCAL_BITS) | np.arange(n, dtype=np.int64)
 
     def _slot(self, ann_id: str) -> int:
         try:
@@ -345,16 +405,54 @@ class Catalogue:
         An annotation without keypoints is stored (so it can be listed and
         removed) but can never be matched.
         """
+        slot, desc = self._register(ann, feats)
+        if desc.shape[0]:
+            self._index_add([slot], desc)
+
+    def add_many(self, items: Iterable[tuple[Annotation, Features]], batch: int = 200_000) -> None:
+        """Add several annotations; the same catalogue as repeated :meth:`add`.
+
+        Descriptors reach faiss in batches of about ``batch`` (one call per
+        batch instead of one per annotation: on a busy 2-core machine a call
+        costs tens of milliseconds whatever its size). The IVF is retrained
+        when a batch crosses the growth threshold, so cell boundaries may fall
+        at slightly different sizes than with one-by-one adds.
+        """
+        slots: list[int] = []
+        descs: list[np.ndarray] = []
+        held = 0
+        try:
+            for ann, feats in items:
+                slot, desc = self._register(ann, feats)
+                if desc.shape[0]:
+                    slots.append(slot)
+                    descs.append(desc)
+                    held += desc.shape[0]
+                if held >= batch:
+                    self._index_add(slots, np.vstack(descs))
+                    slots, descs, held = [], [], 0
+        finally:
+            # Also on a bad item: what was registered is indexed, never half-added.
+            if descs:
+                self._index_add(slots, np.vstack(descs))
+
+    def _register(self, ann: Annotation, feats: Features) -> tuple[int, np.ndarray]:
+        """Record an annotation and its keypoints; returns its slot and descriptors."""
         if ann.id in self._slot_of:
             raise IrbisError(f"annotation {ann.id!r} is already in the catalogue")
         if feats.desc.shape[1:] != (self.dim,) or feats.desc.shape[0] != len(feats):
             raise IrbisError(f"descriptors of {ann.id!r} are not {self.dim}-dimensional")
+        n = len(feats)
+        if n > _LOCAL_MASK:
+            raise IrbisError(
+                f"annotation {ann.id!r} has {n} keypoints, more than {_LOCAL_MASK}: "
+                "extract fewer (features.extract(max_keypoints=...))"
+            )
         slot = self._next_slot
         self._next_slot += 1
-        n = len(feats)
         start = self._next_id
         self._next_id += n
-        entry = _Entry(ann, feats.without_descriptors(), start, _name_of(ann))
+        entry = _Entry(ann, n, start, _name_of(ann))
         self._entries[slot] = entry
         self._slot_of[ann.id] = slot
         if slot >= self._slot_live.size:
@@ -373,26 +471,26 @@ class Catalogue:
         self._slot_live[slot] = True
         if n:
             need = self._next_id
-            if need > self._desc_slot.size:
-                cap = max(need, 2 * self._desc_slot.size, 1024)
-                self._desc_slot = _grown(self._desc_slot, cap, -1)
-                self._desc_xy = _grown(self._desc_xy, cap, 0.0)
-            self._desc_slot[start : start + n] = slot
-            self._desc_xy[start : start + n] = feats.xy_original
-            ids = np.arange(start, start + n, dtype=np.int64)
-            desc = np.ascontiguousarray(feats.desc, dtype=np.float32)
-            total = self._index.ntotal + n
-            grow = self.config.ivf_retrain
-            if (not self._ivf and total > self.config.ivf_above) or (
-                self._ivf and grow > 1 and total > grow * self._trained_at
-            ):
-                self._to_ivf(extra=desc)
-            self._index.add_with_ids(desc, ids)
+            if need > self._kp_xy.shape[0]:
+                # Grow by a quarter, not double: at 65 million keypoints a doubled
+                # column would hold up to 0.8 GB of unused rows.
+                cap = max(need, int(1.25 * self._kp_xy.shape[0]), 1024)
+                self._kp_xy = _grown(self._kp_xy, cap, 0.0)
+                self._kp_xyo = _grown(self._kp_xyo, cap, 0.0)
+            self._kp_xy[start : start + n] = feats.xy
+            self._kp_xyo[start : start + n] = feats.xy_original
+        return slot, np.ascontiguousarray(feats.desc, dtype=np.float32)
 
-    def add_many(self, items: Iterable[tuple[Annotation, Features]]) -> None:
-        """Add several annotations (same as repeated :meth:`add`)."""
-        for ann, feats in items:
-            self.add(ann, feats)
+    def _index_add(self, slots: list[int], desc: np.ndarray) -> None:
+        """Put the descriptors of ``slots`` (stacked in ``desc``, in order) in faiss."""
+        ids = np.concatenate([self._ids(s, self._entries[s].n) for s in slots])
+        total = self._index.ntotal + desc.shape[0]
+        grow = self.config.ivf_retrain
+        if (not self._ivf and total > self.config.ivf_above) or (
+            self._ivf and grow > 1 and total > grow * self._trained_at
+        ):
+            self._to_ivf(extra=desc, adding=set(slots))
+        self._index.add_with_ids(desc, ids)
 
     def remove(self, ann_id: str) -> None:
         """Remove an annotation and its descriptors."""
@@ -400,10 +498,9 @@ class Catalogue:
         e = self._entries.pop(slot)
         del self._slot_of[ann_id]
         self._slot_live[slot] = False
-        n = len(e.feats)
-        if n:
-            self._index.remove_ids(faiss.IDSelectorRange(e.start, e.start + n))
-            self._desc_slot[e.start : e.start + n] = -1
+        if e.n:
+            lo = slot << LOCAL_BITS
+            self._index.remove_ids(faiss.IDSelectorRange(lo, lo + (1 << LOCAL_BITS)))
 
     def set_individual(self, ann_id: str, individual: str | None) -> None:
         """Confirm (or clear) the individual of an annotation; no index change needed."""
@@ -435,8 +532,9 @@ class Catalogue:
             moved += 1
         return moved
 
-    def _to_ivf(self, extra: np.ndarray) -> None:
-        """(Re)build the inverted-file index over every descriptor (``extra`` not added).
+    def _to_ivf(self, extra: np.ndarray, adding: set[int]) -> None:
+        """(Re)build the inverted-file index over every descriptor (``extra``, the
+        descriptors of the slots ``adding``, not added).
 
         Exact search costs O(catalogue) per query descriptor; IVF visits
         ``nprobe`` of ``nlist`` cells, so a query scans about
@@ -452,9 +550,10 @@ class Catalogue:
         have = self._index.ntotal
         chunk = 200_000
         if have and self._ivf:
-            # ``extra`` holds the newest ids, not in the index yet.
-            upto = self._next_id - extra.shape[0]
-            ids = np.flatnonzero(self._desc_slot[:upto] >= 0).astype(np.int64)
+            # ``extra`` holds the descriptors of ``adding``, not in the index yet.
+            live = [(s, e.n) for s, e in sorted(self._entries.items()) if e.n and s not in adding]
+            parts_id = [self._ids(s, n) for s, n in live]
+            ids = np.concatenate(parts_id) if parts_id else np.zeros(0, np.int64)
             ivf_old = faiss.extract_index_ivf(self._index)
             ivf_old.set_direct_map_type(faiss.DirectMap.Hashtable)
 
@@ -536,28 +635,108 @@ class Catalogue:
         camera:
             Query's camera key, for the static-background filter.
         """
-        cfg = self.config
-        empty = QueryResult("new", None, 0.0, [], [])
         if len(feats) == 0 or self._index.ntotal == 0:
-            return empty
+            return QueryResult("new", None, 0.0, [], [])
         banned = self._banned(set(exclude), Side.parse(side))
+        dist2, ids = self._search(feats.desc, self._k_for(banned))
+        return self._score(feats, dist2, ids, banned, camera)
+
+    def query_encounter(
+        self,
+        frames: Sequence[Features],
+        sides: Sequence[Side | str] | None = None,
+        exclude: Iterable[str] = (),
+        cameras: Sequence[str | None] | None = None,
+    ) -> list[QueryResult]:
+        """:meth:`query` every frame of one encounter with one index search.
+
+        The descriptors of all frames are searched in one batch, each frame is
+        then scored on its own rows exactly as :meth:`query` scores it (same
+        neighbours, votes, verification), so the results equal per-frame
+        queries and pool the same way (:func:`irbis.reid.encounter.pool_encounter`).
+        With ``MatchConfig.encounter_max_descriptors`` set, each frame keeps
+        only its strongest descriptors (features are stored strongest first)
+        so the encounter asks at most that many in all; this bounds the cost
+        of a long burst.
+
+        Parameters
+        ----------
+        frames:
+            Features of the encounter's frames.
+        sides:
+            Per frame, its flank (default unknown for all).
+        exclude:
+            Annotation ids no frame may be matched against (e.g. the encounter's own).
+        cameras:
+            Per frame, its camera key (default unknown for all).
+
+        Returns
+        -------
+        list
+            One :class:`QueryResult` per frame, in order.
+        """
+        n = len(frames)
+        sides = list(sides) if sides is not None else [Side.UNKNOWN] * n
+        cameras = list(cameras) if cameras is not None else [None] * n
+        if len(sides) != n or len(cameras) != n:
+            raise IrbisError(f"{n} frames but {len(sides)} sides and {len(cameras)} cameras")
+        cap = self.config.encounter_max_descriptors
+        if cap is not None:
+            frames = _strongest(frames, cap)
+        if self._index.ntotal == 0 or not any(len(f) for f in frames):
+            return [QueryResult("new", None, 0.0, [], []) for _ in frames]
+        excl = set(exclude)
+        banned = {s: self._banned(excl, s) for s in {Side.parse(x) for x in sides}}
+        ks = [self._k_for(banned[Side.parse(x)]) for x in sides]
+        dist2, ids = self._search(np.vstack([f.desc for f in frames]), max(ks))
+        out: list[QueryResult] = []
+        row = 0
+        for f, side, camera, k in zip(frames, sides, cameras, ks, strict=True):
+            m = len(f)
+            if m == 0:
+                out.append(QueryResult("new", None, 0.0, [], []))
+                continue
+            # The first k columns of a k'-neighbour search are the k-neighbour search.
+            d, i = dist2[row : row + m, :k], ids[row : row + m, :k]
+            out.append(self._score(f, d, i, banned[Side.parse(side)], camera))
+            row += m
+        return out
+
+    def _k_for(self, banned: np.ndarray) -> int:
         # Banned annotations are filtered after the search (faiss's id selectors
         # bypass BLAS on flat indexes and run ~50x slower); fetching a few more
         # neighbours per banned annotation keeps ``k`` usable ones in most rows.
-        k = int(min(cfg.k + min(2 * int(banned.sum()), cfg.k_extra_max), self._index.ntotal))
-        q = np.ascontiguousarray(feats.desc, dtype=np.float32)
+        cfg = self.config
+        return int(min(cfg.k + min(2 * int(banned.sum()), cfg.k_extra_max), self._index.ntotal))
+
+    def _search(self, desc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Squared distances and ids of the ``k`` nearest catalogue descriptors."""
+        q = np.ascontiguousarray(desc, dtype=np.float32)
         if self._ivf:
-            faiss.extract_index_ivf(self._index).nprobe = cfg.nprobe
-        dist2, ids = self._index.search(q, k)
+            faiss.extract_index_ivf(self._index).nprobe = self.config.nprobe
+        return self._index.search(q, k)
+
+    def _score(
+        self,
+        feats: Features,
+        dist2: np.ndarray,
+        ids: np.ndarray,
+        banned: np.ndarray,
+        camera: str | None,
+    ) -> QueryResult:
+        """LNBNN votes, shortlist and verification of one frame from its search rows."""
+        cfg = self.config
+        empty = QueryResult("new", None, 0.0, [], [])
+        k = ids.shape[1]
         valid = ids >= 0
-        slots = np.where(valid, self._desc_slot[np.where(valid, ids, 0)], -1)
+        slots = np.where(valid, ids >> LOCAL_BITS, -1)
         valid &= slots >= 0
-        valid &= ~banned[slots]
+        valid &= ~banned[slots]  # slot -1 reads the spare last entry, never banned
         if not valid.any():
             return empty
         dist = np.sqrt(np.maximum(dist2, 0.0))
         live = self._entries
-        nq = q.shape[0]
+        nq = ids.shape[0]
         rows = np.repeat(np.arange(nq), k).reshape(nq, k)
         cols = np.tile(np.arange(k), (nq, 1))
         vr, vc = rows[valid], cols[valid]
@@ -587,8 +766,8 @@ class Catalogue:
         if keep.size == 0:
             return QueryResult("new", None, 0.0, [], [])
         k_row, k_slot, k_vote = vr[keep], vslot[keep], vote[keep]
-        k_id = ids[k_row, vc[keep]]
-        k_db = k_id - self._slot_start[k_slot]
+        k_db = ids[k_row, vc[keep]] & _LOCAL_MASK  # keypoint within its annotation
+        k_id = self._slot_start[k_slot] + k_db  # its row in the keypoint columns
         if cfg.static_px > 0:
             # Static background: a fixed camera's rocks sit at the same pixel in
             # every frame, a moving animal's rosettes almost never do.
@@ -599,7 +778,7 @@ class Catalogue:
                 qcam = self._codes["cam"].get(camera, -2)
                 same_cam = (cams == -1) | (cams == qcam)
             qxy = feats.xy_original[k_row]
-            dxy = self._desc_xy[k_id]
+            dxy = self._kp_xyo[k_id]
             static = same_cam & (np.hypot(*(qxy - dxy).T) < cfg.static_px)
             k_row, k_slot, k_vote, k_db, k_id = (
                 x[~static] for x in (k_row, k_slot, k_vote, k_db, k_id)
@@ -628,7 +807,7 @@ class Catalogue:
             if cfg.shift_px > 0 and cfg.static_px > 0 and sel_.size >= 3:
                 cam = self._slot_cam[s]
                 if camera is None or cam == -1 or self._codes["cam"].get(camera, -2) == cam:
-                    d = self._desc_xy[k_id[sel_]] - feats.xy_original[k_row[sel_]]
+                    d = self._kp_xyo[k_id[sel_]] - feats.xy_original[k_row[sel_]]
                     sel_ = sel_[~_shifted_background(d, cfg.shift_tol_px, cfg.shift_px)]
             m = self._verify(feats, live[s], k_row[sel_], k_db[sel_], k_vote[sel_], raw[s])
             matches.append(m)
@@ -710,7 +889,8 @@ class Catalogue:
         if qi.size < max(4, cfg.min_inliers):
             return Match(entry.ann.id, entry.ann.individual, 0.0, 0.0, 0, float(raw), none, none)
         src = feats.xy[qi].astype(np.float32)
-        dst = entry.feats.xy[di].astype(np.float32)
+        rows = entry.start + di
+        dst = self._kp_xy[rows].astype(np.float32)
         h, inl = cv2.findHomography(src, dst, cv2.RANSAC, cfg.ransac_px, maxIters=500)
         if h is None or inl is None:
             return Match(entry.ann.id, entry.ann.individual, 0.0, 0.0, 0, float(raw), none, none)
@@ -729,5 +909,5 @@ class Catalogue:
             n,
             float(raw),
             feats.xy_original[qi[idx]],
-            entry.feats.xy_original[di[idx]],
+            self._kp_xyo[rows[idx]],
         )
