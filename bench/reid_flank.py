@@ -191,7 +191,7 @@ def choose_c(kind: str, x: np.ndarray, xm: np.ndarray, labels: list, groups: lis
     y = np.array([v in ("right", True) for v in labels], dtype=float)
     lab = np.array(labels, dtype=object)
     best, best_loss = 1.0, float("inf")
-    for c in (0.01, 0.1, 1.0, 10.0):
+    for c in (0.001, 0.01, 0.1, 1.0, 10.0):
         losses = []
         for k in range(5):
             te = np.array([fold_of[g] == k for g in groups])
