@@ -120,3 +120,17 @@ def test_add_many_in_batches_equals_one_by_one(cats: dict[str, list[Features]]) 
     with pytest.raises(IrbisError, match="already in the catalogue"):
         many.add_many([(Annotation("new", None, individual="N"), cats["C0"][2]), items[0]])
     assert "new" in many and many.n_descriptors == one.n_descriptors + len(cats["C0"][2])
+
+
+def test_fast_scan_codes_add_retrain_remove(cats: dict[str, list[Features]]) -> None:
+    cfg = MatchConfig(ivf_above=300, ivf_retrain=1.5, compact_above=300, nprobe=64)
+    assert cfg.compact_codec == "PQ64x4fs"
+    cat = _built(cats, cfg)
+    ivf = faiss.extract_index_ivf(cat._index)
+    assert ivf.code_size == 32 and "FastScan" in type(faiss.downcast_index(ivf)).__name__
+    assert cat.memory_bytes()["index"] == 40 * cat.n_descriptors + ivf.nlist * 128 * 8
+    for name, fs in cats.items():
+        assert cat.query(fs[2], camera="q").individual == name
+    cat.remove("C1")
+    cat.remove("C1b")
+    assert cat.query(cats["C1"][2], camera="q").individual != "C1"

@@ -61,14 +61,15 @@ class MatchConfig:
         100,000 annotations are 65 million descriptors: 8.8 GB of SQ8 codes,
         2.6 GB of PQ32. Off by default because PQ32 costs identification
         accuracy where SQ8 costs none measurable (``bench/reid_index.py`` on
-        the Tajik descriptors: neighbour recall@10 0.92 SQ8, 0.73 PQ32;
-        per-frame top-1 0.572 exact, 0.561 SQ8, 0.509 PQ32); for a catalogue
-        that must fit a small machine.
+        the Tajik descriptors: neighbour recall@10 0.92 SQ8, 0.73 PQ32, 0.67
+        PQ64x4fs; per-frame top-1 0.572 exact, 0.561 SQ8, 0.509 PQ32, 0.526
+        PQ64x4fs); for a catalogue that must fit a small machine or answer
+        fast (at 100,000 annotations of 648 keypoints: 3.4 GB with keypoints).
     compact_codec:
-        faiss codec of very large catalogues (default ``"PQ32"``, 32 B per
-        descriptor; ``"PQ64x4fs"``, the 4-bit fast-scan quantiser, takes as
-        many bytes and scans about ten times faster, at a similar recall cost:
-        see ``bench/README.md``, issue 16).
+        faiss codec of very large catalogues: default ``"PQ64x4fs"``, a
+        4-bit fast-scan product quantiser (32 B per descriptor, like
+        ``"PQ32"``, whose identification on the Tajik set it matches, and
+        scanned about ten times faster; ``bench/README.md``, issue 16).
     encounter_max_descriptors:
         :meth:`Catalogue.query_encounter` asks the index for at most this many
         descriptors per encounter, each frame's strongest (an equal share per
@@ -120,7 +121,7 @@ class MatchConfig:
     penalise_verified: bool = False
     nprobe: int = 32
     compact_above: int | None = None
-    compact_codec: str = "PQ32"
+    compact_codec: str = "PQ64x4fs"
     encounter_max_descriptors: int | None = None
     calibration: Calibration = field(default_factory=Calibration)
     decision: DecisionRule = field(default_factory=DecisionRule)
