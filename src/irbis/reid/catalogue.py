@@ -69,7 +69,8 @@ class MatchConfig:
         faiss codec of very large catalogues: default ``"PQ64x4fs"``, a
         4-bit fast-scan product quantiser (32 B per descriptor, like
         ``"PQ32"``, whose identification on the Tajik set it matches, and
-        scanned about ten times faster; ``bench/README.md``, issue 16).
+        scanned 3 times faster than PQ32, 8 times faster than SQ8;
+        ``bench/README.md``, issue 16).
     encounter_max_descriptors:
         :meth:`Catalogue.query_encounter` asks the index for at most this many
         descriptors per encounter, each frame's strongest (an equal share per
