@@ -62,9 +62,10 @@ class MatchConfig:
         2.6 GB of PQ32. Off by default because PQ32 costs identification
         accuracy where SQ8 costs none measurable (``bench/reid_index.py`` on
         the Tajik descriptors: neighbour recall@10 0.92 SQ8, 0.73 PQ32, 0.67
-        PQ64x4fs; per-frame top-1 0.572 exact, 0.561 SQ8, 0.509 PQ32, 0.526
-        PQ64x4fs); for a catalogue that must fit a small machine or answer
-        fast (at 100,000 annotations of 648 keypoints: 3.4 GB with keypoints).
+        PQ64x4fs; per-frame top-1 0.572 exact, 0.561 SQ8, 0.509 PQ32, and in
+        another run 0.566 SQ8, 0.526 PQ64x4fs); for a catalogue that must
+        fit a small machine or answer fast (100,000 annotations of 648
+        keypoints: 3.4 GB with the keypoints, against 9.6 GB with SQ8).
     compact_codec:
         faiss codec of very large catalogues: default ``"PQ64x4fs"``, a
         4-bit fast-scan product quantiser (32 B per descriptor, like
