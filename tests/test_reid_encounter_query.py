@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import faiss
 import numpy as np
 import pytest
@@ -124,6 +126,8 @@ def test_add_many_in_batches_equals_one_by_one(cats: dict[str, list[Features]]) 
 
 def test_fast_scan_codes_add_retrain_remove(cats: dict[str, list[Features]]) -> None:
     cfg = MatchConfig(ivf_above=300, ivf_retrain=1.5, compact_above=300, nprobe=64)
+    assert cfg.compact_nprobe == 16
+    cfg = replace(cfg, compact_nprobe=None)  # the tiny test index: search every cell asked
     assert cfg.compact_codec == "PQ64x4fs"
     cat = _built(cats, cfg)
     ivf = faiss.extract_index_ivf(cat._index)
@@ -131,6 +135,11 @@ def test_fast_scan_codes_add_retrain_remove(cats: dict[str, list[Features]]) -> 
     assert cat.memory_bytes()["index"] == 40 * cat.n_descriptors + ivf.nlist * 128 * 8
     for name, fs in cats.items():
         assert cat.query(fs[2], camera="q").individual == name
+    assert faiss.extract_index_ivf(cat._index).nprobe == 64
+    cat.config = replace(cfg, compact_nprobe=8)  # compact cells: their own nprobe
+    cat.query(cats["C0"][2], camera="q")
+    assert faiss.extract_index_ivf(cat._index).nprobe == 8
+    cat.config = cfg
     cat.remove("C1")
     cat.remove("C1b")
     assert cat.query(cats["C1"][2], camera="q").individual != "C1"

@@ -229,7 +229,12 @@ def test_ivf_retrains_as_it_grows(cats: dict[str, list[np.ndarray]]) -> None:
 
 def test_a_big_catalogue_switches_to_compact_codes(cats: dict[str, list[np.ndarray]]) -> None:
     cfg = MatchConfig(
-        ivf_above=300, ivf_codec="Flat", compact_above=600, compact_codec="SQ8", nprobe=256
+        ivf_above=300,
+        ivf_codec="Flat",
+        compact_above=600,
+        compact_codec="SQ8",
+        nprobe=256,
+        compact_nprobe=256,
     )
     cat = Catalogue(cfg)
     for name, frames in cats.items():
@@ -243,6 +248,8 @@ def test_a_big_catalogue_switches_to_compact_codes(cats: dict[str, list[np.ndarr
     for name, frames in cats.items():
         small.add(Annotation(name, frames[0], individual=name), feats_of(frames[0]))
     assert faiss.extract_index_ivf(small._index).code_size == 512  # never compact by default
+    small.query(feats_of(cats["C0"][1]))
+    assert faiss.extract_index_ivf(small._index).nprobe == 256  # compact_nprobe is not its
     assert cat.memory_bytes()["index"] < small.memory_bytes()["index"]
 
 
