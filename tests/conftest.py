@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -76,6 +77,24 @@ def project(tmp_path: Path, backend: str | None):
     p.close()
 
 
+@contextlib.contextmanager
+def local_ray(cpus: int = 2) -> Iterator[None]:
+    """A local Ray instance with ``cpus`` worker processes on 127.0.0.1, shut down after."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'irbis[ray]')")
+    # address="local": a new instance, whatever cluster `ray start` may have left running.
+    ray.init(
+        address="local",
+        num_cpus=cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
     """A local Ray cluster with 2 worker processes on 127.0.0.1, one per test module.
@@ -83,14 +102,5 @@ def ray_cluster() -> Iterator[None]:
     Shared by the ``--ray`` tests of detect, identify and training; skipped
     where Ray is not installed (``pip install 'irbis[ray]'``).
     """
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'irbis[ray]')")
-    # address="local": a new instance, whatever cluster `ray start` may have left running.
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    yield
-    ray.shutdown()
+    with local_ray(2):
+        yield

@@ -31,6 +31,7 @@ from irbis.store.schema import Media
 
 from . import test_ray_detect as rd
 from . import test_ray_identify as ri
+from .conftest import local_ray
 from .test_ray_detect import models  # noqa: F401  (a fixture: the installed detector)
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'irbis[ray]')")
@@ -81,15 +82,8 @@ def node_cache(tmp_path_factory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def ray_cluster(node_cache) -> Iterator[None]:
     """A local Ray cluster with 2 worker processes on 127.0.0.1 (started with the cache set)."""
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    yield
-    ray.shutdown()
+    with local_ray(2):
+        yield
 
 
 def _mirror(endpoint: str, prefix: str, cache: Path) -> Any:
