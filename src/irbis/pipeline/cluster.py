@@ -413,6 +413,18 @@ def batches(
     return [units[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a]
 
 
+def batch_record(i: int, res: Any, **fields: Any) -> dict[str, Any]:
+    """One batch's entry for a run's ``stats``: its index, the worker's pid, node and seconds.
+
+    ``fields`` add what the stage counts (``media``, ``crops``, ``phase``) and
+    its own clocks (seconds, rounded to 0.1 ms like the worker's).
+    """
+    rec: dict[str, Any] = {"batch": i, "pid": res.pid, "node": res.node}
+    rec["worker_s"] = round(res.seconds, 4)
+    rec.update({k: round(v, 4) if isinstance(v, float) else v for k, v in fields.items()})
+    return rec
+
+
 def _in_order(
     n: int, window: int, submit: Callable[[int], Any], ray: Any
 ) -> Iterator[tuple[int, Any]]:
@@ -576,14 +588,7 @@ def run_detect_ray(
                     progress(min(progressed, total), total, unit.items[-1].file_name)
             if stats is not None:
                 stats.append(
-                    {
-                        "batch": i,
-                        "media": sum(len(u.items) for u in work[i]),
-                        "pid": res.pid,
-                        "node": res.node,
-                        "worker_s": round(res.seconds, 4),
-                        "wall_s": round(wall, 4),
-                    }
+                    batch_record(i, res, media=sum(len(u.items) for u in work[i]), wall_s=wall)
                 )
     finally:
         if started:

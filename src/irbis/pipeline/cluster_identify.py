@@ -53,6 +53,7 @@ from irbis.pipeline.cluster import (
     BatchHook,
     _in_order,
     _ray,
+    batch_record,
     batches,
     connect,
 )
@@ -370,18 +371,16 @@ def run_identify_ray(
                     progress(done, run.total)
             if stats is not None:
                 stats.append(
-                    {
-                        "phase": "match",
-                        "batch": i,
-                        "crops": sum(len(b) for b in work[i]),
-                        "pid": res.pid,
-                        "node": res.node,
-                        "worker_s": round(res.seconds, 4),
-                        "wall_s": round(wall, 4),
+                    batch_record(
+                        i,
+                        res,
+                        phase="match",
+                        crops=sum(len(b) for b in work[i]),
+                        wall_s=wall,
                         # seconds since the first submission: when it left, when it was written
-                        "t_submit": round(submitted[i] - t_run, 4),
-                        "t_done": round(time.perf_counter() - t_run, 4),
-                    }
+                        t_submit=submitted[i] - t_run,
+                        t_done=time.perf_counter() - t_run,
+                    )
                 )
     finally:
         if started:
@@ -436,15 +435,13 @@ def warm_cache(
         _file_features(cache_dir, res.files)
         if stats is not None:
             stats.append(
-                {
-                    "phase": "catalogue",
-                    "batch": i,
-                    "crops": sum(len(b) for b in todo[i]),
-                    "pid": res.pid,
-                    "node": res.node,
-                    "worker_s": round(res.seconds, 4),
-                    "t_done": round(time.perf_counter() - t_warm, 4),
-                }
+                batch_record(
+                    i,
+                    res,
+                    phase="catalogue",
+                    crops=sum(len(b) for b in todo[i]),
+                    t_done=time.perf_counter() - t_warm,
+                )
             )
 
 

@@ -57,6 +57,7 @@ from irbis.pipeline.cluster import (
     BatchHook,
     _in_order,
     _ray,
+    batch_record,
     batches,
     connect,
 )
@@ -274,15 +275,9 @@ class ReidWorkers:
                 progress(len(out), len(queries))
             if self.stats is not None:
                 self.stats.append(
-                    {
-                        "phase": "match",
-                        "batch": i,
-                        "crops": len(work[i]),
-                        "pid": res.pid,
-                        "node": res.node,
-                        "worker_s": round(res.seconds, 4),
-                        "t_done": round(time.perf_counter() - t0, 4),
-                    }
+                    batch_record(
+                        i, res, phase="match", crops=len(work[i]), t_done=time.perf_counter() - t0
+                    )
                 )
         return out
 
@@ -461,15 +456,13 @@ class RayEmbedder:
             for i, res in _in_order(len(work), 2 * workers + 1, submit, ray):
                 if self.stats is not None:
                     self.stats.append(
-                        {
-                            "phase": "embed",
-                            "batch": i,
-                            "crops": sum(len(f) for f in work[i]),
-                            "pid": res.pid,
-                            "node": res.node,
-                            "worker_s": round(res.seconds, 4),
-                            "t_done": round(time.perf_counter() - t0, 4),
-                        }
+                        batch_record(
+                            i,
+                            res,
+                            phase="embed",
+                            crops=sum(len(f) for f in work[i]),
+                            t_done=time.perf_counter() - t0,
+                        )
                     )
                 yield from res.files
         finally:
