@@ -45,6 +45,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -137,8 +138,31 @@ def build_identify(root: Path, crops: int, per: int) -> tuple[Path, int]:
         named.append(encs[0])
         # At most two later encounters per cat, so the catalogue holds several cats.
         queries += encs[1:3][: max(1, (crops - len(queries) * per) // per)]
-    picked = {e: by_enc[e][:per] for e in named + queries}
-    stations = sorted({r["station"] for rs in picked.values() for r in rs})
+    picked = [r for e in named + queries for r in by_enc[e][:per]]
+    path, names = tajik_station_project(
+        root,
+        "fresh_identify",
+        picked,
+        lambda r: r["individual_id"] if r["encounter"] in named else "",
+    )
+    return path, sum(1 for n in names.values() if n)
+
+
+def tajik_station_project(
+    root: Path, name: str, picked: list[dict[str, str]], individual: Callable[[dict[str, str]], str]
+) -> tuple[Path, dict[str, str]]:
+    """A project of the given Tajik label rows, one card and deployment per station.
+
+    Each photo is copied under a name carrying its date and time (read back
+    by ingest), and gets a person's snow-leopard observation naming
+    ``individual(row)`` ("" for an unnamed cat).
+
+    Returns
+    -------
+    path, names
+        The project folder and each ingested file's individual.
+    """
+    stations = sorted({r["station"] for r in picked})
     reg = root / "registry.csv"
     reg.write_text(
         "station,deployment,start,end,timezone\n"
@@ -147,20 +171,18 @@ def build_identify(root: Path, crops: int, per: int) -> tuple[Path, int]:
             for s in stations
         )
     )
-    p = Project.init(root / "fresh_identify")
+    p = Project.init(root / name)
     import_registry(p, reg)
     names: dict[str, str] = {}
     for st in stations:
         card = root / "cards" / st
         card.mkdir(parents=True)
-        for enc, rs in picked.items():
-            for r in rs:
-                if r["station"] != st:
-                    continue
-                name = f"{r['date']} {r['time'].replace(':', '-')} {Path(r['path']).name}"
-                shutil.copyfile(DATA / r["path"], card / name)
-                if enc in named:
-                    names[name] = r["individual_id"]
+        for r in picked:
+            if r["station"] != st:
+                continue
+            file = f"{r['date']} {r['time'].replace(':', '-')} {Path(r['path']).name}"
+            shutil.copyfile(DATA / r["path"], card / file)
+            names[file] = individual(r)
         ingest(
             p,
             card,
@@ -174,7 +196,7 @@ def build_identify(root: Path, crops: int, per: int) -> tuple[Path, int]:
                 Observation(
                     media_id=m.id,
                     species="Panthera uncia",
-                    individual=names.get(m.file_name, ""),
+                    individual=names[m.file_name],
                     source="human",
                     by="bench",
                     created_utc=datetime(2026, 12, 6),
@@ -182,7 +204,7 @@ def build_identify(root: Path, crops: int, per: int) -> tuple[Path, int]:
             )
         s.commit()
     p.close()
-    return root / "fresh_identify", len(names)
+    return root / name, names
 
 
 def identify_rows(path: Path) -> list[Any]:

@@ -40,11 +40,10 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from ray_detect import tajik_station_project  # a sibling bench: run as bench/ray_train.py
 
 from irbis.ingest.registry import import_registry
 from irbis.ingest.runner import ingest
@@ -53,7 +52,6 @@ from irbis.pipeline.identify_stage import create_annotations
 from irbis.pipeline.species_stage import embed_refs, labelled_crops
 from irbis.pipeline.train_reid import confirmed_matches
 from irbis.store import Project
-from irbis.store.schema import Media, Observation
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TAJIK = SHARED / "reid" / "snowleopard-tajikistan"
@@ -81,49 +79,10 @@ def build_reid(root: Path, per: int) -> tuple[Path, int]:
     for r in rows:
         by_enc.setdefault(r["encounter"], []).append(r)
     picked = [r for rs in by_enc.values() for r in rs[:per]]
-    stations = sorted({r["station"] for r in picked})
-    reg = root / "registry.csv"
-    reg.write_text(
-        "station,deployment,start,end,timezone\n"
-        + "".join(
-            f"S{s},S{s}-2012,2012-01-01T00:00:00,2012-12-31T00:00:00,Asia/Dushanbe\n"
-            for s in stations
-        )
-    )
-    p = Project.init(root / "fresh_reid")
-    import_registry(p, reg)
-    cat: dict[str, str] = {}
-    for st in stations:
-        card = root / "cards" / st
-        card.mkdir(parents=True)
-        for r in picked:
-            if r["station"] == st:
-                name = f"{r['date']} {r['time'].replace(':', '-')} {Path(r['path']).name}"
-                shutil.copyfile(TAJIK / r["path"], card / name)
-                cat[name] = r["individual_id"]
-        ingest(
-            p,
-            card,
-            deployment=f"S{st}-2012",
-            time_from="filename",
-            time_patterns=["%Y-%m-%d %H-%M-%S"],
-        )
-    with p.session() as s:
-        for m in s.scalars(select(Media).order_by(Media.id)):
-            s.add(
-                Observation(
-                    media_id=m.id,
-                    species="Panthera uncia",
-                    individual=cat[m.file_name],
-                    source="human",
-                    by="bench",
-                    created_utc=datetime(2026, 12, 6),
-                )
-            )
-        s.commit()
-    create_annotations(p)  # one whole-frame annotation per photo, its cat confirmed
-    p.close()
-    return root / "fresh_reid", len(picked)
+    path, _ = tajik_station_project(root, "fresh_reid", picked, lambda r: r["individual_id"])
+    with Project.open(path) as p:
+        create_annotations(p)  # one whole-frame annotation per photo, its cat confirmed
+    return path, len(picked)
 
 
 def frames_json(sm: Any) -> str:
