@@ -158,7 +158,12 @@ def test_notes_parser_on_the_real_notes() -> None:
     assert all(stated[f] == sides[f] for f in checked)
 
 
-def test_review_page_proposes_the_flank_of_an_unknown_side(project, client_of) -> None:  # noqa: F811
+def walking_right(project) -> list[int]:
+    """The web test project with three unknown-side annotations of a cat walking right.
+
+    The boxes move 0.3 box widths per frame across a real three-photo sequence;
+    the third annotation's side is a person's ("left"). Returns their ids.
+    """
     from sqlalchemy import func, select
 
     from irbis.store.schema import Annotation, Media
@@ -196,6 +201,11 @@ def test_review_page_proposes_the_flank_of_an_unknown_side(project, client_of) -
             ids.append(a.id)
         s.get(Annotation, ids[2]).side = "left"  # a person's choice stays unquestioned
         s.commit()
+    return ids
+
+
+def test_review_page_proposes_the_flank_of_an_unknown_side(project, client_of) -> None:  # noqa: F811
+    ids = walking_right(project)
     c = client_of(project)
     detail = c.get(f"/api/annotations/{ids[1]}").json()
     assert detail["side"] == "unknown"
