@@ -87,6 +87,7 @@ def detect(
     worker_cpus: Annotated[
         int,
         typer.Option(
+            min=1,
             help="With --ray: cores per Ray task. 1 (default): one worker per core, each "
             "decoding between inferences; 2 or more: inference threads plus a decoding thread."
         ),
