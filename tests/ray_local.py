@@ -41,8 +41,12 @@ def _free_pair() -> int:
 
 
 @contextlib.contextmanager
-def ray_local(workers: int = 2) -> Iterator[LocalCluster]:
-    """``scripts/ray-local start`` on a free port pair; ``stop`` (checked) when done."""
+def ray_local(workers: int = 2, head_env: dict[str, str] | None = None) -> Iterator[LocalCluster]:
+    """``scripts/ray-local start`` on a free port pair; ``stop`` (checked) when done.
+
+    ``head_env`` is added to the environment of the head (and so of every
+    process Ray starts there), not to ``LocalCluster.env``.
+    """
     port = _free_pair()
     # Short: Ray's socket paths under it must fit in 107 bytes.
     state = Path(f"/tmp/irbis-ray-test-{os.getpid()}-{port}")
@@ -54,7 +58,10 @@ def ray_local(workers: int = 2) -> Iterator[LocalCluster]:
     env.pop("RAY_AUTH_MODE", None)  # as a user's shell: the script and irbis set it up
     args = ["--port", str(port)]
     start = subprocess.run(
-        [SCRIPT, "start", "--workers", str(workers), *args], env=env, capture_output=True, text=True
+        [SCRIPT, "start", "--workers", str(workers), *args],
+        env={**env, **(head_env or {})},
+        capture_output=True,
+        text=True,
     )
     try:
         assert start.returncode == 0, start.stdout + start.stderr

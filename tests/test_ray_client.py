@@ -4,6 +4,13 @@
 on the GCS port + 1; the CLI connects through ``ray://`` (Ray's client
 protocol, what a laptop uses to reach a team's cluster) and the rows equal
 the single-process run's.
+
+Ray's client proxy starts a server process for each client that connects, and
+now and then that process dies as it starts (the test suite met it once on a
+loaded 2-core machine: "Initialization failure from server"). Here the head is
+made to fail the first one for real: a ``sitecustomize`` on the head's
+PYTHONPATH ends the first client-server process before it serves; irbis must
+connect again and finish.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -19,8 +27,26 @@ from .test_ray_detect import _build, _rows, models  # noqa: F401 - the fixture
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'irbis[ray]')")
 
+#: Imported by every Python process Ray starts on the head: the first client
+#: server (Ray runs it with --mode=specific-server) exits before serving.
+_FAIL_FIRST_CLIENT_SERVER = """
+import os, sys
+if "--mode=specific-server" in sys.argv:
+    marker = os.environ["IRBIS_TEST_FAILED_ONCE"]
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)
+        os._exit(3)
+"""
 
-def test_detect_through_a_ray_client_address(models, tmp_path):  # noqa: F811 - the fixture
+
+def test_detect_through_a_ray_client_address_survives_a_failed_client_server(
+    models,  # noqa: F811 - the fixture
+    tmp_path,
+):
     from irbis.pipeline.cluster import DetectorSpec
     from irbis.pipeline.detect_stage import run_detect
     from irbis.store import Project
@@ -31,19 +57,28 @@ def test_detect_through_a_ray_client_address(models, tmp_path):  # noqa: F811 - 
         run_detect(p, DetectorSpec().load())
     expected = _rows(single)
     path = shutil.copytree(fresh, tmp_path / "p")
-    with ray_local(2) as cluster:
+
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(textwrap.dedent(_FAIL_FIRST_CLIENT_SERVER))
+    marker = tmp_path / "client-server-failed"
+    head_env = {"PYTHONPATH": str(inject), "IRBIS_TEST_FAILED_ONCE": str(marker)}
+    with ray_local(2, head_env=head_env) as cluster:
         res = subprocess.run(
             [sys.executable, "-m", "irbis", "detect", str(path), "--batch-size", "3", "--json"],
             env={
                 **cluster.env,
                 "IRBIS_RAY_ADDRESS": f"ray://127.0.0.1:{cluster.port + 1}",
-                # The client server starts a server process per client: on a loaded
-                # 2-core machine that took more than Ray's default 3 x (5-15 s) once.
-                "RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S": "20",
+                # How long the failed connection waits for the head before
+                # giving up (Ray's default 30 s; the head adds its own 30 s).
+                "RAY_CLIENT_RECONNECT_GRACE_PERIOD": "5",
             },
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=400,
         )
+    assert marker.exists(), "the head never started a client server"
     assert res.returncode == 0, res.stderr[-3000:]
+    assert "could not start a server for this client" in res.stderr
+    assert "connecting again (2 of 3)" in res.stderr
     assert _rows(path) == expected

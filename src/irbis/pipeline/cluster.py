@@ -38,6 +38,7 @@ Ray is an optional extra: ``pip install 'irbis[ray]'``.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -72,6 +73,8 @@ __all__ = [
     "connect",
     "run_detect_ray",
 ]
+
+_log = logging.getLogger(__name__)
 
 #: Environment variable naming the Ray address when ``--ray`` is not given.
 RAY_ENV = "IRBIS_RAY_ADDRESS"
@@ -162,7 +165,7 @@ def connect(address: str) -> bool:
             ray.init(address="local", num_cpus=n, include_dashboard=False, **kwargs)
         else:
             _use_token_if_any()
-            ray.init(address=address, **kwargs)
+            _init_retrying(ray, address, kwargs)
     except Exception as exc:
         if type(exc).__name__ == "AuthenticationError":
             raise RayUnavailableError(
@@ -172,7 +175,7 @@ def connect(address: str) -> bool:
             ) from exc
         if not isinstance(exc, ConnectionError | ValueError | RuntimeError):
             raise
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = _one_line(exc)
         token = (
             "; a cluster with token authentication also needs RAY_AUTH_MODE=token and "
             "its token in RAY_AUTH_TOKEN or ~/.ray/auth_token"
@@ -183,6 +186,54 @@ def connect(address: str) -> bool:
             f"cannot start or reach the Ray cluster at {address!r}: {first} ({_WHAT_TO_DO}{token})"
         ) from exc
     return True
+
+
+#: Connections a ``ray://`` address gets when the head fails to start this client's server.
+CLIENT_TRIES = 3
+
+
+def _init_retrying(ray: Any, address: str, kwargs: dict[str, Any]) -> None:
+    """:func:`ray.init`, tried again where a Ray client's head could not serve this client.
+
+    A ``ray://`` head (Ray's client proxy) starts a server process for every
+    client that connects. Now and then that process dies as it starts or
+    misses the proxy's deadline, on a busy head more often, and the client
+    gets "Initialization failure from server" although the cluster is fine; a
+    new connection gets a new server process, so it is tried again (after a
+    warning on the ``irbis.pipeline.cluster`` logger) before giving up. Other
+    failures are not retried.
+    """
+    for attempt in range(1, CLIENT_TRIES + 1):
+        try:
+            ray.init(address=address, **kwargs)
+            return
+        except ConnectionAbortedError as exc:
+            if not address.startswith("ray://") or attempt == CLIENT_TRIES:
+                raise
+            ray.shutdown()  # the half-made client connection
+            _log.warning(
+                "the Ray head at %s could not start a server for this client (%s); "
+                "connecting again (%d of %d)",
+                address,
+                _one_line(exc),
+                attempt + 1,
+                CLIENT_TRIES,
+            )
+            time.sleep(2.0)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The line of a Ray error that says what went wrong.
+
+    Ray's client wraps a head's failure as "Initialization failure from
+    server:" followed by the head's traceback, whose last line is the cause.
+    """
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[-1]}"
+    return lines[0]
 
 
 def _use_token_if_any() -> None:
