@@ -28,6 +28,7 @@ from irbis.core.errors import IrbisError
 from irbis.reid.annotations import Annotation, Side
 from irbis.reid.calibration import Calibration, DecisionRule
 from irbis.reid.features import Features, extract
+from irbis.reid.knn import exhaustive_knn
 from irbis.reid.preprocess import prepare
 
 
@@ -722,15 +723,33 @@ class Catalogue:
         return int(min(cfg.k + min(2 * int(banned.sum()), cfg.k_extra_max), self._index.ntotal))
 
     def _search(self, desc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Squared distances and ids of the ``k`` nearest catalogue descriptors."""
+        """Squared distances and ids of the ``k`` nearest catalogue descriptors.
+
+        Exhaustive distances (the flat index, and the IVF's choice of cells
+        under a flat coarse quantizer) come from :func:`exhaustive_knn`, so
+        they are the same bits whatever the number of threads: a one-core Ray
+        worker scores a query exactly as a laptop does.
+        """
         q = np.ascontiguousarray(desc, dtype=np.float32)
-        if self._ivf:
-            cfg = self.config
-            compact = getattr(self, "_compact", False) and cfg.compact_nprobe is not None
-            faiss.extract_index_ivf(self._index).nprobe = (
-                cfg.compact_nprobe if compact else cfg.nprobe
-            )
-        return self._index.search(q, k)
+        if not self._ivf:
+            flat = faiss.downcast_index(self._index.index)
+            n = flat.ntotal
+            if n == 0:
+                return self._index.search(q, k)  # nothing to compare: faiss's empty answer
+            xb = faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
+            dist2, rows = exhaustive_knn(q, xb, k)
+            id_map = faiss.rev_swig_ptr(self._index.id_map.data(), n)
+            return dist2, np.where(rows >= 0, id_map[np.maximum(rows, 0)], -1)
+        cfg = self.config
+        compact = getattr(self, "_compact", False) and cfg.compact_nprobe is not None
+        ivf = faiss.extract_index_ivf(self._index)
+        ivf.nprobe = cfg.compact_nprobe if compact else cfg.nprobe
+        quantizer = faiss.downcast_index(ivf.quantizer)
+        if not isinstance(quantizer, faiss.IndexFlat):
+            return self._index.search(q, k)  # HNSW: one query at a time, thread-free
+        cents = faiss.rev_swig_ptr(quantizer.get_xb(), ivf.nlist * self.dim)
+        near_d, near_cell = exhaustive_knn(q, cents.reshape(ivf.nlist, self.dim), ivf.nprobe)
+        return ivf.search_preassigned(q, k, near_cell, near_d)
 
     def _score(
         self,
