@@ -16,9 +16,6 @@ import faiss
 import numpy as np
 import pytest
 
-from irbis.reid import Annotation, Catalogue
-from irbis.reid.catalogue import MatchConfig
-from irbis.reid.features import Features
 from irbis.reid.knn import MIN_SHARD, exhaustive_knn, shards
 
 
