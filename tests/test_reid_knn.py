@@ -16,6 +16,8 @@ import faiss
 import numpy as np
 import pytest
 
+from irbis.reid import Annotation, Catalogue, MatchConfig
+from irbis.reid.features import Features
 from irbis.reid.knn import MIN_SHARD, exhaustive_knn, shards
 
 
@@ -98,3 +100,22 @@ print(repr([(c.individual, float(c.score)) for c in res.candidates]))
         assert res.returncode == 0, res.stderr[-2000:]
         out[threads] = res.stdout
     assert out["1"] == out["2"] and "cat" in out["1"]
+
+
+@pytest.mark.parametrize("nprobe", [4, 256])  # 256: more cells than the index has
+def test_ivf_search_equals_faiss_own(nprobe):
+    """The IVF path (cells chosen by exhaustive_knn, then scanned) returns faiss's answer."""
+    rng = np.random.default_rng(5)
+    cat = Catalogue(MatchConfig(ivf_above=2000, ivf_codec="Flat", nprobe=nprobe))
+    for i in range(12):
+        desc = rng.random((400, 128)).astype(np.float32)
+        xy = np.zeros((400, 2), np.float32)
+        ones = np.ones(400, np.float32)
+        feats = Features(xy, ones, ones, desc, xy)
+        cat.add(Annotation(f"a{i}", "x.jpg", individual=f"c{i % 3}"), feats)
+    q = rng.random((300, 128)).astype(np.float32)
+    got = cat._search(q, 20)
+    ivf = faiss.extract_index_ivf(cat._index)
+    assert ivf.nlist < 256
+    want = cat._index.search(q, 20)  # nprobe as _search left it (at most nlist)
+    assert np.array_equal(got[1], want[1]) and np.array_equal(got[0], want[0])

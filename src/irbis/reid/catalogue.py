@@ -743,7 +743,9 @@ class Catalogue:
         cfg = self.config
         compact = getattr(self, "_compact", False) and cfg.compact_nprobe is not None
         ivf = faiss.extract_index_ivf(self._index)
-        ivf.nprobe = cfg.compact_nprobe if compact else cfg.nprobe
+        # faiss's search probes at most every cell; search_preassigned would read
+        # the missing ones as empty cells, not as a smaller nprobe.
+        ivf.nprobe = min(ivf.nlist, cfg.compact_nprobe if compact else cfg.nprobe)
         quantizer = faiss.downcast_index(ivf.quantizer)
         if not isinstance(quantizer, faiss.IndexFlat):
             return self._index.search(q, k)  # HNSW: one query at a time, thread-free
