@@ -5,10 +5,11 @@ The object store is a real S3 protocol server that the test starts on a free
 irbis talks to it over HTTP with boto3, exactly as to MinIO, Ceph or Garage
 (path-style requests, signed with the AWS_* credentials); nothing in irbis is
 patched or mocked. The Ray runs use a local cluster of 2 worker processes on
-the real snow-leopard frames of ``test_ray_detect`` / ``test_ray_identify``,
-with the project's ``blobs/`` folder renamed away while they run, so the
-workers can only read the originals from the object store; the rows must
-equal those of a single-process run.
+the real snow-leopard frames of ``test_ray_detect`` / ``test_ray_identify``
+(and, for ``irbis models train reid|species --ray --blobs``, the projects of
+``test_ray_train``), with the project's ``blobs/`` folder renamed away while
+they run, so the workers can only read the originals from the object store;
+the rows (the matches, the embeddings) must equal those of a single-process run.
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ from . import test_ray_detect as rd
 from . import test_ray_identify as ri
 from .conftest import local_ray
 from .test_ray_detect import models  # noqa: F401  (a fixture: the installed detector)
+from .test_ray_train import (  # the reference fixtures: one process's training answers
+    _embeddings,
+    _frames,
+    _species,
+    reid_reference,  # noqa: F401
+    species_reference,  # noqa: F401
+)
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'irbis[ray]')")
 pytest.importorskip("boto3", reason="boto3 is not installed (pip install 'irbis[s3]')")
@@ -257,3 +265,60 @@ def test_identify_on_ray_reads_originals_from_s3(s3, ray_cluster, tmp_path_facto
     # The catalogue's features came from the workers (and back to the project's cache).
     assert sum(st["crops"] for st in stats if st["phase"] == "catalogue") > 0
     assert ri._rows(path) == expected
+
+
+# -- training (irbis models train reid|species --ray --blobs) ---------------------------------
+
+
+def test_reid_training_on_ray_reads_originals_from_s3(
+    reid_reference,  # noqa: F811
+    s3,
+    ray_cluster,
+    node_cache,
+    tmp_path,
+):
+    from irbis.ingest.blob_mirror import push
+    from irbis.pipeline.cluster_train import confirmed_matches_ray
+
+    fresh, frames, _ = reid_reference
+    path = shutil.copytree(fresh, tmp_path / "p")
+    shutil.rmtree(path / "tmp" / "reid")  # every feature is extracted by the workers
+    mirror = _mirror(s3, "train-reid", node_cache)
+    stats: list[dict[str, Any]] = []
+    with Project.open(path) as p:
+        push(p, mirror)
+        with _blobs_away(path):
+            sm, errors = confirmed_matches_ray(p, batch_size=3, blobs=mirror, stats=stats)
+    assert not errors
+    # The features came from the workers, back into the project's cache.
+    n = len(sm.frames)
+    assert sum(st["crops"] for st in stats if st["phase"] == "features") == n
+    assert len(list((path / "tmp" / "reid").iterdir())) >= n
+    assert _frames(sm) == frames
+
+
+def test_cli_species_training_on_ray_reads_originals_from_s3(
+    species_reference,  # noqa: F811
+    s3,
+    ray_cluster,
+    tmp_path,
+    monkeypatch,
+):
+    from irbis.cli.app import app
+    from irbis.ingest.blob_mirror import push
+
+    fresh, expected, vectors = species_reference
+    path = shutil.copytree(fresh, tmp_path / "p")
+    with Project.open(path) as p:
+        push(p, _mirror(s3, "train-species", tmp_path / "unused"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEYS["access_key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", KEYS["secret_key"])
+    argv = ["models", "train", "species", str(path), "--no-install", "--ray", "local:2"]
+    argv += ["--blobs", f"s3://{BUCKET}/train-species", "--s3-endpoint", s3, "--json"]
+    with _blobs_away(path):
+        res = CliRunner().invoke(app, argv)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["embedding"]["embedded"] == len(vectors)
+    assert _species(doc) == expected
+    assert _embeddings(path) == vectors

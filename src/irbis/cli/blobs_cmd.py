@@ -39,7 +39,7 @@ EndpointOpt = Annotated[
     ),
 ]
 
-#: ``--blobs`` of ``irbis detect/identify --ray``.
+#: ``--blobs`` of ``irbis detect|identify|models train reid|species --ray``.
 BlobsOpt = Annotated[
     str | None,
     typer.Option(
@@ -62,7 +62,7 @@ def _mirror(url: str, endpoint: str | None) -> BlobMirror:
 
 
 def blob_mirror(url: str | None, endpoint: str | None) -> BlobMirror | None:
-    """The mirror of ``--blobs URL`` (``None`` without one) for ``detect``/``identify --ray``."""
+    """The mirror of ``--blobs URL`` (``None`` without one) for the ``--ray`` commands."""
     return _mirror(url, endpoint) if url else None
 
 

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from irbis.cli.blobs_cmd import BlobsOpt, EndpointOpt, blob_mirror
 from irbis.cli.common import JsonOpt, RayOpt, emit_json, err, out, progress, ray_errors
 
 __all__ = ["boxes_app", "train_app"]
@@ -172,6 +173,8 @@ def train_species_cmd(
     batch_size: Annotated[
         int, typer.Option(min=1, help="With --ray: crops per Ray task (whole files).")
     ] = 16,
+    blobs: BlobsOpt = None,
+    s3_endpoint: EndpointOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Learn species from the project's reviewed labels (no PyTorch needed).
@@ -180,7 +183,8 @@ def train_species_cmd(
     held-out encounters, judged with whole encounters and whole stations held
     out; the training summary holds both confusion matrices. With --ray the
     crops not embedded yet are embedded on Ray workers (same embeddings, same
-    model).
+    model); with --blobs too, the workers read the originals from an
+    S3-compatible mirror instead of the project folder.
     """
     from irbis.pipeline.species_stage import train_species
     from irbis.store import Project
@@ -191,7 +195,8 @@ def train_species_cmd(
         if ray:
             from irbis.pipeline.cluster_train import RayEmbedder
 
-            embed_files = RayEmbedder(ray, batch_size)
+            mirror = blob_mirror(blobs, s3_endpoint)
+            embed_files = RayEmbedder(ray, batch_size, blobs=mirror, project=p)
         outcome = train_species(
             p,
             name=name,
@@ -258,6 +263,8 @@ def train_reid_cmd(
     batch_size: Annotated[
         int, typer.Option(min=1, help="With --ray: confirmed crops per Ray task.")
     ] = 16,
+    blobs: BlobsOpt = None,
+    s3_endpoint: EndpointOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Learn a reid ranking from the project's confirmed individuals (no PyTorch needed).
@@ -266,7 +273,8 @@ def train_reid_cmd(
     pair model on the match features is judged leave-one-individual-out and
     used by `irbis identify` only where it ranks held-out cats better. With
     --ray the features and the matching run on Ray workers (same matches, same
-    ranking).
+    ranking); with --blobs too, the workers read the originals from an
+    S3-compatible mirror instead of the project folder.
     """
     from irbis.pipeline.train_reid import train_reid_ranking
     from irbis.store import Project
@@ -278,7 +286,12 @@ def train_reid_cmd(
         if ray:
             from irbis.pipeline.cluster_train import confirmed_matches_ray
 
-            matches = partial(confirmed_matches_ray, address=ray, batch_size=batch_size)
+            matches = partial(
+                confirmed_matches_ray,
+                address=ray,
+                batch_size=batch_size,
+                blobs=blob_mirror(blobs, s3_endpoint),
+            )
         outcome = train_reid_ranking(p, install=install, progress=tick, matches=matches)
     if as_json:
         emit_json(outcome.as_dict())

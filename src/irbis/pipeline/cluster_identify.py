@@ -76,6 +76,7 @@ from irbis.store.schema import Media
 
 __all__ = [
     "DEFAULT_BATCH",
+    "batch_args",
     "extract_batch",
     "identify_batch",
     "run_identify_ray",
@@ -274,6 +275,29 @@ def _members(project: Project, bursts: list[list[_Query]]) -> Members:
     return out
 
 
+def batch_args(
+    project: Project, blobs: BlobMirror | None
+) -> Callable[[list[list[_Query]]], tuple[Members, str, dict[str, Any]]]:
+    """What a batch of bursts needs besides its crops: for :func:`warm_cache` and the matching.
+
+    The burst members (motion masks), the feature cache as the workers name it
+    (the project's; with ``blobs``, a name for each node's own cache, after
+    the driver's machine and path, which may repeat elsewhere) and the mirror's
+    keyword arguments (``{}`` without one: the workers read the project folder).
+    """
+    cache_dir = str((project.tmp_dir / "reid").resolve())
+    cache_name = f"{socket.gethostname()}:{cache_dir}"
+
+    def args(todo: list[list[_Query]]) -> tuple[Members, str, dict[str, Any]]:
+        members = _members(project, todo)
+        if blobs is None:
+            return members, cache_dir, {}
+        refs = blob_refs(project, _media_of(todo, members))
+        return members, cache_name, {"blobs": blobs, "refs": refs}
+
+    return args
+
+
 def run_identify_ray(
     project: Project,
     *,
@@ -328,15 +352,7 @@ def run_identify_ray(
     try:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         cache_dir = str((project.tmp_dir / "reid").resolve())
-        # Names the workers' own feature caches with a mirror (the driver's path may repeat).
-        cache_name = f"{socket.gethostname()}:{cache_dir}"
-
-        def args(todo: list[list[_Query]]) -> tuple[Members, str, dict[str, Any]]:
-            members = _members(project, todo)
-            if blobs is None:
-                return members, cache_dir, {}
-            refs = blob_refs(project, _media_of(todo, members))
-            return members, cache_name, {"blobs": blobs, "refs": refs}
+        args = batch_args(project, blobs)
 
         def warm(cold: list[list[_Query]]) -> None:
             # The catalogue's features not cached yet: extracted by the workers

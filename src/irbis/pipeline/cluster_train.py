@@ -27,7 +27,12 @@ Where training spends its time is per crop, and each crop is independent:
 
 Workers read the originals (and, for reid, the feature cache) from the project
 folder, which must be at the same path on every node, as for ``irbis identify
---ray``. A worker that dies mid-batch makes Ray run the batch again
+--ray`` — or, with ``blobs`` (``--blobs s3://BUCKET/PREFIX``), fetch the
+originals from an S3-compatible mirror into their node's cache (sha256
+checked, :mod:`irbis.ingest.blob_mirror`); the reid features they extract then
+travel back for the driver to file in the project's cache, and the matching
+gets each crop's features with its batch, so no shared filesystem is needed.
+A worker that dies mid-batch makes Ray run the batch again
 (``max_retries``); its result reaches the driver once and is used once, so
 nothing is doubled. The submit-and-collect loop is the detect stage's
 (:func:`irbis.pipeline.cluster._in_order`).
@@ -46,11 +51,12 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from irbis.core.errors import IrbisError
+from irbis.ingest.blob_mirror import BlobMirror, BlobRef, blob_refs
 from irbis.pipeline.cluster import (
     MAX_RETRIES,
     RAY_ENV,
@@ -61,24 +67,18 @@ from irbis.pipeline.cluster import (
     batches,
     connect,
 )
-from irbis.pipeline.cluster_identify import (
-    Members,
-    _catalogue_for,
-    _members,
-    _worker_side,
-    warm_cache,
-)
+from irbis.pipeline.cluster_identify import _catalogue_for, batch_args, warm_cache
 from irbis.pipeline.identify_stage import (
     _by_sequence,
     _Crop,
     _FeatureCache,
-    _features,
     _Photo,
     _Query,
     _variant,
 )
 from irbis.pipeline.species_stage import CropRef, FileEmbeddings, embed_file
 from irbis.pipeline.train_reid import confirmed_matches, evidence
+from irbis.reid import Annotation as ReidAnnotation
 from irbis.reid import Catalogue, Features
 from irbis.reid.ranking import FrameEvidence
 from irbis.reid.ranking_eval import SurveyMatches
@@ -122,9 +122,8 @@ def evidence_batch(
     catalogue_box: list[Any],
     key: str,
     maps: tuple[dict[str, str], dict[str, list[str]]],
-    queries: list[_Query],
-    members: Members,
-    cache_dir: str,
+    crops: list[tuple[ReidAnnotation, Features]],
+    hook_ids: list[int],
     hook: BatchHook | None = None,
 ) -> EvidenceBatchResult:
     """Match confirmed crops against the other confirmed encounters (a Ray worker; plain in tests).
@@ -137,30 +136,23 @@ def evidence_batch(
         Names the catalogue: a worker process keeps it while the key stays the same.
     maps
         Encounter of each annotation id; annotation ids of each encounter.
-    queries
-        The crops to match; their features are in the cache (the driver read them).
-    members
-        Per sequence, its photos in time order (motion masks, should a cache
-        file have gone missing since).
-    cache_dir
-        The project's feature cache.
-    hook
-        Called first with the batch's annotation ids (fault-injection tests).
+    crops
+        The crops to match with the features the driver read: they travel with
+        the batch (a few MB), so matching reads no file on the worker's node.
+    hook_ids, hook
+        The batch's annotation ids; ``hook(hook_ids)`` is called first
+        (fault-injection tests).
 
     Returns
     -------
     EvidenceBatchResult
     """
     if hook is not None:
-        hook([q.crop.id for q in queries])
+        hook(hook_ids)
     t0 = time.perf_counter()
     catalogue = _catalogue_for(key, catalogue_box)
     enc, groups = maps
-    cache, motion, _ = _worker_side([queries], members, cache_dir, None, None)
-    frames = [
-        evidence(catalogue, q.ra, _features(cache, q.ra, q.crop, q.photo, motion), enc, groups)
-        for q in queries
-    ]
+    frames = [evidence(catalogue, ra, feats, enc, groups) for ra, feats in crops]
     return EvidenceBatchResult(frames, os.getpid(), os.uname().nodename, time.perf_counter() - t0)
 
 
@@ -180,6 +172,10 @@ class ReidWorkers:
         When given, one dict per batch is appended: ``phase`` (``features`` or
         ``match``), crops, worker pid and node, seconds in the worker, and
         seconds since the phase's first submission when it came back.
+    blobs
+        Workers extracting features read the originals from this object-store
+        mirror (``irbis blobs push``) instead of the project folder, and send
+        the features back for the driver's cache: no shared filesystem.
     """
 
     project: Project
@@ -187,14 +183,12 @@ class ReidWorkers:
     batch_size: int = DEFAULT_BATCH
     hook: BatchHook | None = None
     stats: list[dict[str, Any]] | None = None
+    blobs: BlobMirror | None = None
     _queries: dict[str, _Query] = field(default_factory=dict)
 
     @property
     def _cache_dir(self) -> Path:
         return (self.project.tmp_dir / "reid").resolve()
-
-    def _args(self, todo: list[list[_Query]]) -> tuple[Members, str, dict[str, Any]]:
-        return _members(self.project, todo), str(self._cache_dir), {}
 
     def warm(self, known: Sequence[tuple[Any, Any, Any]]) -> None:
         """Extract the features of the confirmed crops not cached yet, on the workers.
@@ -213,7 +207,7 @@ class ReidWorkers:
         stats: list[dict[str, Any]] = []
         warm_cache(
             _by_sequence(cold),
-            self._args,
+            batch_args(self.project, self.blobs),
             self._cache_dir,
             workers=self.workers,
             batch_size=self.batch_size,
@@ -249,8 +243,8 @@ class ReidWorkers:
         list of FrameEvidence
         """
         ray = _ray()
-        queries = [self._queries[ra.id] for ra, _, _ in items]
-        work = batches(queries, max(1, self.batch_size), weight=lambda _: 1)
+        crops = [(ra, feats) for ra, feats, _ in items]
+        work = batches(crops, max(1, self.batch_size), weight=lambda _: 1)
         if not work:
             return []
         task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(evidence_batch)
@@ -262,17 +256,14 @@ class ReidWorkers:
         t0 = time.perf_counter()
 
         def submit(i: int) -> Any:
-            seq_members = _members(self.project, [work[i]])
-            return task.remote(
-                [catalogue_ref], key, maps_ref, work[i], seq_members, str(self._cache_dir),
-                self.hook,
-            )  # fmt: skip
+            ids = [self._queries[ra.id].crop.id for ra, _ in work[i]]
+            return task.remote([catalogue_ref], key, maps_ref, work[i], ids, self.hook)
 
         out: list[FrameEvidence] = []
         for i, res in _in_order(len(work), 2 * self.workers + 1, submit, ray):
             out.extend(res.frames)
             if progress:
-                progress(len(out), len(queries))
+                progress(len(out), len(crops))
             if self.stats is not None:
                 self.stats.append(
                     batch_record(
@@ -290,6 +281,7 @@ def confirmed_matches_ray(
     batch_size: int = DEFAULT_BATCH,
     hook: BatchHook | None = None,
     stats: list[dict[str, Any]] | None = None,
+    blobs: BlobMirror | None = None,
 ) -> tuple[SurveyMatches, list[dict[str, Any]]]:
     """:func:`irbis.pipeline.train_reid.confirmed_matches` with Ray workers extracting and matching.
 
@@ -299,14 +291,15 @@ def confirmed_matches_ray(
     Parameters
     ----------
     project
-        An open project; its folder must be at the same path on every node.
+        An open project; its folder must be at the same path on every node,
+        unless ``blobs`` is given.
     progress
         ``progress(done, total)`` confirmed crops matched.
     address
         Ray address (see :mod:`irbis.pipeline.cluster`); default
         ``$IRBIS_RAY_ADDRESS``, else ``local``. Ignored when Ray is already
         initialised in this process.
-    batch_size, hook, stats
+    batch_size, hook, stats, blobs
         As for :class:`ReidWorkers`.
 
     Returns
@@ -318,12 +311,14 @@ def confirmed_matches_ray(
     ------
     RayUnavailableError
         Ray missing or the address unreachable (before anything is read).
+    BlobFetchError
+        With ``blobs``: an original missing from the mirror or corrupt there.
     """
     ray = _ray()
     started = connect(address or os.environ.get(RAY_ENV) or "local")
     try:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        pool = ReidWorkers(project, workers, batch_size, hook, stats)
+        pool = ReidWorkers(project, workers, batch_size, hook, stats, blobs)
         return confirmed_matches(project, progress, pool)
     finally:
         if started:
@@ -382,7 +377,11 @@ class EmbedBatchResult:
 
 
 def embed_batch(
-    spec: EmbedderSpec, files: list[list[CropRef]], hook: BatchHook | None = None
+    spec: EmbedderSpec,
+    files: list[list[CropRef]],
+    hook: BatchHook | None = None,
+    blobs: BlobMirror | None = None,
+    refs: dict[int, BlobRef] | None = None,
 ) -> EmbedBatchResult:
     """Embed the crops of a batch of files (runs in a Ray worker; plain for tests).
 
@@ -394,6 +393,10 @@ def embed_batch(
         Per file, its crops not cached yet (all of one list name the same file).
     hook
         Called first with the batch's media ids (fault-injection tests).
+    blobs, refs
+        Read each file from this object-store mirror (into the node's cache,
+        sha256 checked) instead of its path on the driver; ``refs`` names each
+        media's object.
 
     Returns
     -------
@@ -403,6 +406,10 @@ def embed_batch(
         hook([f[0].media_id for f in files])
     t0 = time.perf_counter()
     embedder = _embedder_for(spec)
+    if blobs is not None:
+        got = refs or {}
+        local = blobs.fetch_many([got[f[0].media_id] for f in files])
+        files = [[replace(c, path=path) for c in f] for f, path in zip(files, local, strict=True)]
     out = [embed_file(embedder, f) for f in files]
     return EmbedBatchResult(out, os.getpid(), os.uname().nodename, time.perf_counter() - t0)
 
@@ -429,12 +436,22 @@ class RayEmbedder:
     stats
         When given, one dict per batch is appended (crops, worker pid and node,
         seconds in the worker, seconds since the first submission when it came back).
+    blobs, project
+        Workers read the originals from this object-store mirror (``irbis
+        blobs push``) instead of the driver's paths, so no shared filesystem
+        is needed; ``project`` (the open project) names each media's object.
     """
 
     address: str | None = None
     batch_size: int = DEFAULT_EMBED_BATCH
     hook: BatchHook | None = None
     stats: list[dict[str, Any]] | None = None
+    blobs: BlobMirror | None = None
+    project: Project | None = None
+
+    def __post_init__(self) -> None:
+        if self.blobs is not None and self.project is None:
+            raise ValueError("RayEmbedder: blobs needs the project (it names each media's object)")
 
     def __call__(self, embedder: Any, files: list[list[CropRef]]) -> Iterator[FileEmbeddings]:
         """One :data:`~irbis.pipeline.species_stage.FileEmbeddings` per file, in order."""
@@ -451,7 +468,10 @@ class RayEmbedder:
             t0 = time.perf_counter()
 
             def submit(i: int) -> Any:
-                return task.remote(spec_ref, work[i], self.hook)
+                if self.blobs is None or self.project is None:
+                    return task.remote(spec_ref, work[i], self.hook)
+                refs = blob_refs(self.project, (f[0].media_id for f in work[i]))
+                return task.remote(spec_ref, work[i], self.hook, self.blobs, refs)
 
             for i, res in _in_order(len(work), 2 * workers + 1, submit, ray):
                 if self.stats is not None:
