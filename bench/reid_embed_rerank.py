@@ -50,11 +50,11 @@ from PIL import Image
 from irbis.reid import EvalOptions, evaluate, read_labels
 from irbis.reid.annotations import attach_boxes, read_boxes
 from irbis.reid.evaluate import average_precision
+from irbis.reid.ranking_eval import rrf
 from irbis.vision.embed import CropEmbedder, crop_square
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared/data/reid/snowleopard-tajikistan"
 GREY = (124, 116, 104)  # ImageNet mean colour: the encoder's "nothing here"
-RRF_K = 60.0
 
 
 def embed_frames(anns: list, boxes: dict, emb: CropEmbedder, use_mask: bool) -> np.ndarray:
@@ -163,14 +163,6 @@ def figures(
             k: round(float(np.mean([a for a, _ in v])), 3) for k, v in sorted(per.items())
         },
     }
-
-
-def rrf(*rankings: list[str]) -> list[str]:
-    score: dict[str, float] = defaultdict(float)
-    for r in rankings:
-        for i, k in enumerate(r, 1):
-            score[k] += 1.0 / (RRF_K + i)
-    return sorted(score, key=lambda k: (-score[k], k))
 
 
 def main() -> None:

@@ -73,7 +73,6 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared/data/reid/snowleopar
 GREY = (124, 116, 104)  # ImageNet mean colour: the encoder's "nothing here"
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
-RRF_K = 60.0
 
 
 # --------------------------------------------------------------------------- the network
@@ -635,14 +634,6 @@ def by_similarity(sims: dict[str, float], ind_of: dict[str, str]) -> tuple[list[
     return list(seen), order
 
 
-def rrf(*rankings: Sequence[str]) -> list[str]:
-    score: dict[str, float] = defaultdict(float)
-    for r in rankings:
-        for i, k in enumerate(r, 1):
-            score[k] += 1.0 / (RRF_K + i)
-    return sorted(score, key=lambda k: (-score[k], k))
-
-
 def local_scores(
     query: Sequence[np.ndarray], gallery: dict[str, list[np.ndarray]]
 ) -> dict[str, float]:
@@ -686,6 +677,7 @@ def main() -> None:
         SurveyMatches,
         _figures,
         collect_matches,
+        rrf,
         training_pairs,
         unit_queries,
     )

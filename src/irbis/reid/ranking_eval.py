@@ -48,6 +48,7 @@ __all__ = [
     "SurveyMatches",
     "collect_matches",
     "evaluate_rankings",
+    "rrf",
     "unit_queries",
 ]
 
@@ -245,7 +246,8 @@ def unit_queries(sm: SurveyMatches, unit: str = "encounter") -> list[Query]:
     return out
 
 
-def _rrf(*rankings: Sequence[str]) -> list[str]:
+def rrf(*rankings: Sequence[str]) -> list[str]:
+    """Reciprocal-rank fusion: keys by the sum of ``1 / (RRF_K + rank)``, ties by key."""
     score: dict[str, float] = defaultdict(float)
     for r in rankings:
         for i, k in enumerate(r, 1):
@@ -352,8 +354,8 @@ def evaluate_rankings(
                 ranked["default"][q.key] = (q.default_individuals, q.default_encounters)
                 ranked["tuned"][q.key] = tuned
                 ranked["fusion"][q.key] = (
-                    _rrf(q.default_individuals, tuned[0]),
-                    _rrf(q.default_encounters, tuned[1]),
+                    rrf(q.default_individuals, tuned[0]),
+                    rrf(q.default_encounters, tuned[1]),
                 )
         out[unit] = {m: _figures(ranked[m], queries, ind_of) for m in METHODS}
         out[unit]["individuals"] = len(closed) - len(skipped)
