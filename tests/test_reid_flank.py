@@ -164,27 +164,13 @@ def walking_right(project) -> list[int]:
     The boxes move 0.3 box widths per frame across a real three-photo sequence;
     the third annotation's side is a person's ("left"). Returns their ids.
     """
-    from sqlalchemy import func, select
+    from irbis.store.schema import Annotation
 
-    from irbis.store.schema import Annotation, Media
-
-    from .test_web_api import _now, build_project
+    from .test_web_api import _now, build_project, unannotated_sequence
 
     build_project(project)
     with project.session() as s:
-        used = set(s.scalars(select(Annotation.media_id)).all())
-        seq = s.execute(
-            select(Media.sequence_id)
-            .where(Media.sequence_id.is_not(None), Media.id.not_in(used))
-            .group_by(Media.sequence_id)
-            .having(func.count() >= 3)
-            .order_by(Media.sequence_id)
-        ).first()[0]
-        media = s.scalars(
-            select(Media.id)
-            .where(Media.sequence_id == seq)
-            .order_by(Media.timestamp_local, Media.id)
-        ).all()[:3]
+        media = unannotated_sequence(s, 3)[:3]
         ids = []
         for k, mid in enumerate(media):  # the cat walks right, 0.3 box widths per frame
             a = Annotation(

@@ -34,6 +34,26 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def unannotated_sequence(s, n: int) -> list[int]:
+    """Media ids, in time order, of the first sequence with ``n`` or more photos
+    that no annotation is on yet (only those photos)."""
+    used = set(s.scalars(select(Annotation.media_id)).all())
+    seq = s.execute(
+        select(Media.sequence_id)
+        .where(Media.sequence_id.is_not(None), Media.id.not_in(used))
+        .group_by(Media.sequence_id)
+        .having(func.count() >= n)
+        .order_by(Media.sequence_id)
+    ).first()[0]
+    return list(
+        s.scalars(
+            select(Media.id)
+            .where(Media.sequence_id == seq, Media.id.not_in(used))
+            .order_by(Media.timestamp_local, Media.id)
+        )
+    )
+
+
 def build_project(project):
     """Ingest camtrapR's species_dir card and add what later stages would write.
 

@@ -4,28 +4,21 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from irbis.store.schema import Annotation, AuditEntry, Individual, MatchDecision, Media
+from irbis.store.schema import Annotation, AuditEntry, Individual, MatchDecision
 
-from .test_web_api import _now, build_project, client_of  # noqa: F401  (fixture)
+from .test_web_api import (
+    _now,
+    build_project,
+    client_of,  # noqa: F401  (fixture)
+    unannotated_sequence,
+)
 
 
 def _encounter(project, ids: dict, proposals: list[list[str]]) -> list[int]:
     """Unconfirmed annotations on the frames of one sequence, with the given proposals."""
     names = {"Khan": ids["khan"], "Bora": ids["bora"]}
     with project.session() as s:
-        used = set(s.scalars(select(Annotation.media_id)).all())
-        seq = s.execute(
-            select(Media.sequence_id)
-            .where(Media.sequence_id.is_not(None), Media.id.not_in(used))
-            .group_by(Media.sequence_id)
-            .having(func.count() >= len(proposals))
-            .order_by(Media.sequence_id)
-        ).first()[0]
-        media = s.scalars(
-            select(Media.id)
-            .where(Media.sequence_id == seq, Media.id.not_in(used))
-            .order_by(Media.id)
-        ).all()
+        media = unannotated_sequence(s, len(proposals))
         out = []
         for mid, cands in zip(media, proposals, strict=False):
             a = Annotation(
