@@ -51,7 +51,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +123,6 @@ def evidence_batch(
     key: str,
     maps: tuple[dict[str, str], dict[str, list[str]]],
     crops: list[tuple[ReidAnnotation, Features]],
-    hook_ids: list[int],
     hook: BatchHook | None = None,
 ) -> EvidenceBatchResult:
     """Match confirmed crops against the other confirmed encounters (a Ray worker; plain in tests).
@@ -139,16 +138,15 @@ def evidence_batch(
     crops
         The crops to match with the features the driver read: they travel with
         the batch (a few MB), so matching reads no file on the worker's node.
-    hook_ids, hook
-        The batch's annotation ids; ``hook(hook_ids)`` is called first
-        (fault-injection tests).
+    hook
+        Called first with the batch's annotation ids (fault-injection tests).
 
     Returns
     -------
     EvidenceBatchResult
     """
     if hook is not None:
-        hook(hook_ids)
+        hook([int(ra.id) for ra, _ in crops])  # a reid annotation's id is the row's
     t0 = time.perf_counter()
     catalogue = _catalogue_for(key, catalogue_box)
     enc, groups = maps
@@ -184,7 +182,6 @@ class ReidWorkers:
     hook: BatchHook | None = None
     stats: list[dict[str, Any]] | None = None
     blobs: BlobMirror | None = None
-    _queries: dict[str, _Query] = field(default_factory=dict)
 
     @property
     def _cache_dir(self) -> Path:
@@ -200,7 +197,6 @@ class ReidWorkers:
         """
         cache = _FeatureCache(self._cache_dir)
         queries = [_Query(_Crop.of(a), _Photo.of(m), ra) for a, m, ra in known]
-        self._queries = {q.ra.id: q for q in queries}
         cold = [q for q in queries if not cache.has(q.crop, _variant(q.crop))]
         if not cold:
             return
@@ -256,8 +252,7 @@ class ReidWorkers:
         t0 = time.perf_counter()
 
         def submit(i: int) -> Any:
-            ids = [self._queries[ra.id].crop.id for ra, _ in work[i]]
-            return task.remote([catalogue_ref], key, maps_ref, work[i], ids, self.hook)
+            return task.remote([catalogue_ref], key, maps_ref, work[i], self.hook)
 
         out: list[FrameEvidence] = []
         for i, res in _in_order(len(work), 2 * self.workers + 1, submit, ray):
